@@ -1,0 +1,70 @@
+"""recenv: learn and serve *who should get which marketing action*.
+
+``import rec_env`` registers ``rec_env/Recommendation-v0`` with Gymnasium. It imports numpy and
+gymnasium only; torch, Stable-Baselines3, shap and FastAPI load when their features are used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from gymnasium.envs.registration import register
+
+from rec_env.env import RecommendationEnv, build_model
+from rec_env.errors import ConfigError
+from rec_env.features import FEATURE_NAMES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rec_env.vec_env import RecommendationVecEnv
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENV_ID",
+    "FEATURE_NAMES",
+    "ConfigError",
+    "RecommendationEnv",
+    "__version__",
+    "build_model",
+    "list_populations",
+    "load_population",
+    "make_vec_env",
+]
+
+ENV_ID = "rec_env/Recommendation-v0"
+
+register(
+    id=ENV_ID,
+    entry_point="rec_env.env:RecommendationEnv",
+    max_episode_steps=52,
+    kwargs={"profile": "default", "reward_mode": "profit", "catalog": "strategy", "horizon": 52},
+)
+
+
+def make_vec_env(
+    n_envs: int = 64, seed: int | None = None, **env_kwargs: Any
+) -> RecommendationVecEnv:
+    """An SB3 ``VecEnv`` of ``n_envs`` customers stepped together on the batched core.
+
+    Args:
+        n_envs: Number of customers simulated in parallel.
+        seed: Seed of the single ``np.random.Generator`` behind all of them.
+        **env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+    """
+    from rec_env.vec_env import RecommendationVecEnv
+
+    return RecommendationVecEnv(n_envs=n_envs, seed=seed, **env_kwargs)
+
+
+def load_population(population: Any = "default") -> Any:
+    """Load a population by name or path (see :func:`rec_env.population.load_population`)."""
+    from rec_env.population import load_population as _load
+
+    return _load(population)
+
+
+def list_populations() -> list[str]:
+    """Names of the shipped populations."""
+    from rec_env.population import list_populations as _list
+
+    return _list()

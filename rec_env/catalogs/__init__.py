@@ -1,0 +1,1 @@
+"""Shipped action catalogs (``*.yaml``)."""

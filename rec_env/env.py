@@ -1,0 +1,283 @@
+"""``RecommendationEnv``: one customer at a time, as a Gymnasium environment."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any, ClassVar, SupportsFloat
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from rec_env.dynamics import CustomerModel, RewardMode
+from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
+
+__all__ = ["RecommendationEnv", "build_model"]
+
+
+def build_model(
+    profile: str | Path = "default",
+    reward_mode: RewardMode = "profit",
+    catalog: str | Path = "strategy",
+    cycle_days: float = 7.0,
+) -> CustomerModel:
+    """Load a population and a catalog and build the batched customer model.
+
+    Raises:
+        ConfigError: If the population or catalog file is missing or invalid.
+        ValueError: If ``reward_mode`` or ``cycle_days`` is invalid.
+    """
+    from rec_env.catalog import ActionTable, load_catalog
+    from rec_env.population import load_population
+
+    table = ActionTable.from_catalog(load_catalog(catalog))
+    return CustomerModel(table, load_population(profile), reward_mode, cycle_days)
+
+
+class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
+    """Weekly marketing decisions for one simulated customer.
+
+    ## Description
+
+    Every cycle (7 days by default) the retailer decides what to send one customer: nothing, a
+    10/15/20 % discount, free shipping, or a product recommendation, by e-mail, SMS or push. The
+    customer buys on their own now and then (*organic* purchases), so a message is worth only the
+    *incremental* purchases it causes, minus what it costs. Messages have consequences that last:
+    fatigue, unsubscribes, discount habits and churn. The right action depends on the customer,
+    and the best sequence of actions is not a sequence of myopically best actions.
+
+    The dynamics and the reward live in :class:`rec_env.dynamics.CustomerModel` (batched numpy);
+    this env is a batch of one. Every random draw comes from ``self.np_random``.
+
+    One cycle, for action ``a`` (offer ``o`` on channel ``c``):
+
+    1. **Organic purchases.** Without any message the customer buys with probability
+       ``1 - exp(-purchase_rate · (0.5 + engagement) · habit · days / 365)``.
+    2. **Consent and opens.** A message is delivered only with consent on ``c``. It is opened
+       (and clicked) with probability ``responsiveness_c · exp(-fatigue_sensitivity ·
+       contacts_last_30d)``.
+    3. **Offer relevance.** An opened message converts with probability ``click_conversion ·
+       (1 + discount_elasticity · rate / 0.15 + shipping_elasticity · [free shipping] +
+       recommendation_affinity · engagement · [recommendation])``; discount-sensitive customers
+       have high discount elasticity, free-shipping-preferring ones high shipping elasticity.
+    4. **Costs.** A delivered discount applies to every purchase of the cycle (coupon leakage),
+       free shipping costs its shipping value per purchase, and every delivered message costs
+       its channel cost.
+    5. **Fatigue and unsubscribes.** Recent messages lower open rates, and a message triggers an
+       unsubscribe from ``c`` with probability ``unsubscribe_rate · exp(2 · fatigue_sensitivity ·
+       contacts_last_30d)``. Consent never comes back.
+    6. **Discount habituation.** ``habit = exp(-discount_habituation · discounts_last_90d)``
+       lowers full-price purchases; a delivered discount lifts the penalty for its cycle.
+    7. **Churn.** The customer lapses for good with hazard ``churn_rate · (1 + last_purchase_days
+       / 365) · (1 + contact_churn_sensitivity · max(0, contacts_last_30d - tolerance))`` per year
+       (not in a cycle with a purchase). Churn terminates the episode.
+    8. **State update.** A purchase resets ``last_purchase_days``, adds one to ``frequency``,
+       moves ``monetary_value`` towards the order value and raises engagement.
+
+    ## Action Space
+
+    ``Discrete(n_actions)``: one entry per action of the catalog (``catalog="strategy"``: 16
+    actions: ``no_action`` plus {10 %, 15 %, 20 % discount, free shipping, recommendation} ×
+    {email, sms, push}). ``action_names`` lists them. ``action_masks()`` is False for actions on a
+    channel without consent (the sb3-contrib ``MaskablePPO`` convention). A masked action is
+    not delivered: it costs nothing and does nothing.
+
+    ## Observation Space
+
+    ``Box(low, high, (16,), float32)``, names in ``feature_names``:
+
+    | Num | Observation             | Unit           | Min | Max  |
+    |-----|-------------------------|----------------|-----|------|
+    | 0   | recency                 | days since last purchase, visit or open | 0 | 730 |
+    | 1   | frequency               | purchases / year (EW, 365 d) | 0 | 60 |
+    | 2   | monetary_value          | USD, average order (EW) | 0 | 2000 |
+    | 3   | engagement_score        | score          | 0   | 1    |
+    | 4   | discount_sensitive      | flag           | 0   | 1    |
+    | 5   | free_shipping_preferred | flag           | 0   | 1    |
+    | 6   | email_opens             | observed open rate | 0 | 1  |
+    | 7   | sms_response            | observed click rate | 0 | 1 |
+    | 8   | push_response           | observed open rate | 0 | 1  |
+    | 9   | last_purchase_days      | days           | 0   | 730  |
+    | 10  | days_since_contact      | days           | 0   | 365  |
+    | 11  | contacts_last_30d       | messages       | 0   | 31   |
+    | 12  | discounts_last_90d      | offers         | 0   | 91   |
+    | 13  | consent_email           | flag           | 0   | 1    |
+    | 14  | consent_sms             | flag           | 0   | 1    |
+    | 15  | consent_push            | flag           | 0   | 1    |
+
+    The customer's hidden parameters (purchase rate, order value, channel responsiveness,
+    elasticities, fatigue sensitivity, unsubscribe and churn hazards, habituation) are never
+    observed; ``rec_env.population.HIDDEN_PARAMETERS`` documents them.
+
+    ## Rewards
+
+    ``reward_mode="profit"`` (default): gross margin of the cycle's purchases (list price ×
+    ``gross_margin``) minus discount cost, minus shipping subsidy, minus message cost, in USD.
+    ``"conversion"``: 1 if the customer purchased in the cycle. ``"rule"``: the classic one-step
+    targeting rule, +0.5 for a discount to a discount-sensitive customer or free shipping to a
+    free-shipping-preferring one, +0.3 for using the channel with the best observed response,
+    clipped to [0, 1]. ``expected_rewards()`` gives the exact expected immediate reward of every
+    action (oracle access).
+
+    ## Starting State
+
+    A customer drawn from the population (``profile``): a segment by weight, then the segment's
+    feature and hidden-parameter distributions. ``reset(options={"customer": {...}})`` starts
+    from given observed features (a mapping of feature names, or a ``CustomerProfile``); the
+    hidden parameters are drawn from the given ``segment`` or the most likely one.
+
+    ## Episode End
+
+    * Termination: the customer churns (lapses for good).
+    * Truncation: ``horizon`` cycles have passed (52 by default, also the registration's
+      ``max_episode_steps``). Pass ``max_episode_steps`` to ``gym.make`` with a larger horizon.
+
+    ## Information
+
+    ``step`` returns ``info`` with floats ``profit``, ``revenue``, ``purchased``, ``delivered``,
+    ``opened``, ``unsubscribed`` and ``churned``. ``reset`` returns ``segment`` (its name).
+
+    ## Arguments
+
+    | Parameter     | Default      | Description |
+    |---------------|--------------|-------------|
+    | `profile`     | `"default"`  | population name (`recenv profiles list`) or YAML path |
+    | `reward_mode` | `"profit"`   | `"profit"`, `"conversion"` or `"rule"` |
+    | `catalog`     | `"strategy"` | action catalog name or YAML path |
+    | `horizon`     | `52`         | cycles before truncation |
+    | `cycle_days`  | `7`          | days per cycle |
+    | `render_mode` | `None`       | `None` or `"ansi"` |
+
+    ```python
+    import gymnasium as gym
+    env = gym.make("rec_env:rec_env/Recommendation-v0", reward_mode="conversion")
+    ```
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+
+    def __init__(
+        self,
+        profile: str | Path = "default",
+        reward_mode: RewardMode = "profit",
+        catalog: str | Path = "strategy",
+        horizon: int = 52,
+        cycle_days: float = 7.0,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if int(horizon) < 1:
+            raise ValueError(f"horizon must be at least 1, got {horizon}")
+        self.model = build_model(profile, reward_mode, catalog, cycle_days)
+        self.horizon = int(horizon)
+        self.render_mode = render_mode
+        self.feature_names: tuple[str, ...] = FEATURE_NAMES
+        self.action_names: tuple[str, ...] = self.model.actions.names
+        self.observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
+        self.action_space = spaces.Discrete(self.model.actions.n_actions)
+        self._batch = self.model.new_batch(1)
+        self._action = np.zeros(1, dtype=np.intp)
+        self._rows = np.zeros(1, dtype=np.intp)
+        self._t = 0
+        self._checked_time_limit = False
+
+    @property
+    def segment(self) -> str:
+        """Segment name of the current customer."""
+        return self.model.sampler.segment_names[int(self._batch.segment[0])]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start a new customer; see the class docstring's Starting State."""
+        super().reset(seed=seed)
+        self._check_time_limit()
+        customer = (options or {}).get("customer")
+        if customer is None:
+            self.model.draw_customers(self._batch, self._rows, self.np_random)
+        else:
+            self._set_customer(customer)
+        self._t = 0
+        return self._obs(), {"segment": self.segment}
+
+    def _set_customer(self, customer: Any) -> None:
+        from rec_env.customer import CustomerProfile
+
+        if not isinstance(customer, CustomerProfile):
+            if not isinstance(customer, dict):
+                raise TypeError("options['customer'] must be a dict or a CustomerProfile")
+            if "features" not in customer:
+                customer = {"features": customer}
+            customer = CustomerProfile.model_validate(customer)
+        sampler = self.model.sampler
+        if customer.segment is None:
+            segment = sampler.most_likely_segment(customer.features)
+        elif customer.segment in sampler.segment_names:
+            segment = sampler.segment_names.index(customer.segment)
+        else:
+            raise ValueError(
+                f"unknown segment {customer.segment!r}; "
+                f"this population has: {', '.join(sampler.segment_names)}"
+            )
+        observed, hidden, segments = sampler.sample(
+            self.np_random, 1, np.array([segment]), fixed=customer.features
+        )
+        self.model.set_customers(self._batch, self._rows, observed, hidden, segments)
+
+    def step(
+        self, action: int | np.integer
+    ) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict[str, Any]]:
+        """Run one campaign cycle; see the class docstring."""
+        if not 0 <= action < self.model.actions.n_actions:
+            raise ValueError(f"action {action!r} is outside Discrete({self.action_space.n})")
+        self._action[0] = action
+        out = self.model.step(self._batch, self._action, self.np_random)
+        self._t += 1
+        info = {
+            "profit": float(out.profit[0]),
+            "revenue": float(out.revenue[0]),
+            "purchased": float(out.purchased[0]),
+            "delivered": float(out.delivered[0]),
+            "opened": float(out.opened[0]),
+            "unsubscribed": float(out.unsubscribed[0]),
+            "churned": float(out.churned[0]),
+        }
+        terminated = bool(out.terminated[0])
+        return self._obs(), float(out.reward[0]), terminated, self._t >= self.horizon, info
+
+    def _obs(self) -> np.ndarray:
+        return self._batch.features[:, 0].astype(np.float32)
+
+    def action_masks(self) -> np.ndarray:
+        """``(n_actions,)`` bool, False for actions on channels without consent."""
+        return self.model.action_masks(self._batch)[0]
+
+    def expected_rewards(self) -> np.ndarray:
+        """True expected immediate reward of every action for the current customer."""
+        return self.model.expected_rewards(self._batch)[0]
+
+    def render(self) -> str | None:
+        """Render the current customer as text (``render_mode="ansi"``)."""
+        if self.render_mode != "ansi":
+            return None
+        values = self._batch.features[:, 0]
+        cells = [f"{name}={value:.4g}" for name, value in zip(FEATURE_NAMES, values, strict=True)]
+        return f"cycle {self._t} [{self.segment}] " + ", ".join(cells)
+
+    def _check_time_limit(self) -> None:
+        if self._checked_time_limit:
+            return
+        self._checked_time_limit = True
+        limit = self.spec.max_episode_steps if self.spec is not None else None
+        if limit is not None and limit < self.horizon:
+            warnings.warn(
+                f"horizon={self.horizon} but the registration's TimeLimit truncates at {limit}; "
+                f"pass max_episode_steps={self.horizon} to gym.make",
+                stacklevel=2,
+            )

@@ -1,0 +1,189 @@
+"""The observation vector: names, units, bounds and meaning of every feature.
+
+This table is the single source for the observation space bounds, the env docstring,
+the serving schema and the CLI's validation of example customers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = [
+    "CHANNELS",
+    "CONSENT_FEATURES",
+    "FEATURES",
+    "FEATURE_INDEX",
+    "FEATURE_NAMES",
+    "OBS_HIGH",
+    "OBS_LOW",
+    "PROFILE_FEATURES",
+    "Feature",
+]
+
+CHANNELS: tuple[str, ...] = ("email", "sms", "push")
+"""Contact channels, in the order used by every per-channel array."""
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One observed feature of a customer.
+
+    Attributes:
+        name: Column name, also the JSON key in example users and API requests.
+        unit: Unit of measurement.
+        low: Smallest possible value.
+        high: Largest possible value.
+        binary: Whether the feature only takes the values 0 and 1.
+        description: What the feature means.
+    """
+
+    name: str
+    unit: str
+    low: float
+    high: float
+    binary: bool
+    description: str
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature(
+        "recency",
+        "days",
+        0.0,
+        730.0,
+        False,
+        "Days since the customer last interacted: a purchase, a site visit or an opened message.",
+    ),
+    Feature(
+        "frequency",
+        "purchases/year",
+        0.0,
+        60.0,
+        False,
+        "Exponentially weighted purchase count with a 365-day time constant "
+        "(about the purchases of the last year).",
+    ),
+    Feature(
+        "monetary_value",
+        "USD",
+        0.0,
+        2000.0,
+        False,
+        "Average order value, exponentially weighted (weight 0.3 on each new order).",
+    ),
+    Feature(
+        "engagement_score",
+        "score",
+        0.0,
+        1.0,
+        False,
+        "Engagement with the brand: rises with opens, visits and purchases, decays otherwise.",
+    ),
+    Feature(
+        "discount_sensitive",
+        "flag",
+        0.0,
+        1.0,
+        True,
+        "1 if the CRM tags the customer as a discount / coupon user.",
+    ),
+    Feature(
+        "free_shipping_preferred",
+        "flag",
+        0.0,
+        1.0,
+        True,
+        "1 if the CRM tags the customer as preferring free shipping offers.",
+    ),
+    Feature(
+        "email_opens",
+        "rate",
+        0.0,
+        1.0,
+        False,
+        "Observed share of delivered e-mails the customer opened and clicked "
+        "(moving average, weight 0.1 per e-mail).",
+    ),
+    Feature(
+        "sms_response",
+        "rate",
+        0.0,
+        1.0,
+        False,
+        "Observed share of delivered SMS the customer clicked (moving average).",
+    ),
+    Feature(
+        "push_response",
+        "rate",
+        0.0,
+        1.0,
+        False,
+        "Observed share of delivered push notifications the customer opened (moving average).",
+    ),
+    Feature(
+        "last_purchase_days",
+        "days",
+        0.0,
+        730.0,
+        False,
+        "Days since the last purchase (RFM recency in the strict sense).",
+    ),
+    Feature(
+        "days_since_contact",
+        "days",
+        0.0,
+        365.0,
+        False,
+        "Days since a message was last delivered on any channel.",
+    ),
+    Feature(
+        "contacts_last_30d",
+        "messages",
+        0.0,
+        31.0,
+        False,
+        "Messages delivered in the last 30 days (the last round(30 / cycle_days) cycles).",
+    ),
+    Feature(
+        "discounts_last_90d",
+        "offers",
+        0.0,
+        91.0,
+        False,
+        "Discount offers delivered in the last 90 days (the last round(90 / cycle_days) cycles).",
+    ),
+    Feature(
+        "consent_email",
+        "flag",
+        0.0,
+        1.0,
+        True,
+        "1 while the customer accepts marketing e-mail; an unsubscribe sets it to 0 for good.",
+    ),
+    Feature(
+        "consent_sms",
+        "flag",
+        0.0,
+        1.0,
+        True,
+        "1 while the customer accepts marketing SMS.",
+    ),
+    Feature(
+        "consent_push",
+        "flag",
+        0.0,
+        1.0,
+        True,
+        "1 while the customer accepts push notifications.",
+    ),
+)
+
+FEATURE_NAMES: tuple[str, ...] = tuple(f.name for f in FEATURES)
+FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)}
+PROFILE_FEATURES: tuple[str, ...] = FEATURE_NAMES[:10]
+"""The classic marketing profile: the first ten features."""
+CONSENT_FEATURES: tuple[str, ...] = tuple(f"consent_{c}" for c in CHANNELS)
+OBS_LOW = np.array([f.low for f in FEATURES], dtype=np.float32)
+OBS_HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)
