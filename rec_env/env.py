@@ -10,10 +10,15 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rec_env.dynamics import CustomerModel, RewardMode
+from rec_env.dynamics import CustomerModel, CustomerPool, RewardMode, StepOutcome
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
 
 __all__ = ["RecommendationEnv", "build_model"]
+
+_INFO_KEYS = ("profit", "revenue", "purchased", "delivered", "opened", "unsubscribed", "churned")
+_INFO_ROWS = tuple(StepOutcome.FIELDS.index(key) for key in _INFO_KEYS)
+_REWARD_ROW = StepOutcome.FIELDS.index("reward")
+_TERMINATED_ROW = StepOutcome.FIELDS.index("terminated")
 
 
 def build_model(
@@ -184,6 +189,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._batch = self.model.new_batch(1)
         self._action = np.zeros(1, dtype=np.intp)
         self._rows = np.zeros(1, dtype=np.intp)
+        self._pool: CustomerPool | None = None
         self._t = 0
         self._checked_time_limit = False
 
@@ -200,7 +206,9 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._check_time_limit()
         customer = (options or {}).get("customer")
         if customer is None:
-            self.model.draw_customers(self._batch, self._rows, self.np_random)
+            if self._pool is None or self._pool.rng is not self.np_random:
+                self._pool = CustomerPool(self.model.sampler, self.np_random, chunk=64)
+            self.model.draw_customers(self._batch, self._rows, self._pool)
         else:
             self._set_customer(customer)
         self._t = 0
@@ -237,19 +245,11 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         if not 0 <= action < self.model.actions.n_actions:
             raise ValueError(f"action {action!r} is outside Discrete({self.action_space.n})")
         self._action[0] = action
-        out = self.model.step(self._batch, self._action, self.np_random)
+        values = self.model.step(self._batch, self._action, self.np_random).values[:, 0].tolist()
         self._t += 1
-        info = {
-            "profit": float(out.profit[0]),
-            "revenue": float(out.revenue[0]),
-            "purchased": float(out.purchased[0]),
-            "delivered": float(out.delivered[0]),
-            "opened": float(out.opened[0]),
-            "unsubscribed": float(out.unsubscribed[0]),
-            "churned": float(out.churned[0]),
-        }
-        terminated = bool(out.terminated[0])
-        return self._obs(), float(out.reward[0]), terminated, self._t >= self.horizon, info
+        info = {key: values[row] for key, row in zip(_INFO_KEYS, _INFO_ROWS, strict=True)}
+        terminated = values[_TERMINATED_ROW] > 0.5
+        return self._obs(), values[_REWARD_ROW], terminated, self._t >= self.horizon, info
 
     def _obs(self) -> np.ndarray:
         return self._batch.features[:, 0].astype(np.float32)

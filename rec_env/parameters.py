@@ -22,6 +22,7 @@ HIDDEN_PARAMETERS: dict[str, str] = {
     "contact_churn_sensitivity": "relative churn-hazard increase per message above the tolerance",
     "discount_habituation": "full-price purchase rate is multiplied by exp(-this x "
     "discounts_last_90d)",
+    "irritation": "share of engagement lost per delivered message that is ignored",
 }
 """Hidden parameters of a customer, in column order, with their meaning."""
 

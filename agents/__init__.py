@@ -1,0 +1,1 @@
+"""Agents behind one policy interface: SB3 models, bandits and baselines."""

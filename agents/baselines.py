@@ -1,0 +1,215 @@
+"""Baseline policies: random, a fixed action, the classic rule, the myopic oracle, and a
+non-myopic contact-cooldown rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+from rec_env.agents.base import Policy, masked_argmax, uniform_over_allowed
+
+from rec_env.catalog import ActionTable
+from rec_env.features import CHANNELS, FEATURE_INDEX
+
+__all__ = [
+    "ContactCooldown",
+    "FixedActionPolicy",
+    "MyopicOracle",
+    "RandomPolicy",
+    "RuleBasedPolicy",
+]
+
+
+class _OracleSource(Protocol):
+    def expected_rewards(self) -> np.ndarray: ...
+
+
+def _one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    probs = np.zeros((actions.shape[0], n_actions))
+    probs[np.arange(actions.shape[0]), actions] = 1.0
+    return probs
+
+
+class RandomPolicy(Policy):
+    """Uniformly random over the allowed actions."""
+
+    algorithm: ClassVar[str] = "random"
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Uniform over allowed actions."""
+        return uniform_over_allowed(np.atleast_2d(obs).shape[0], self.n_actions, action_masks)
+
+    def predict(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None, deterministic: bool = True
+    ) -> np.ndarray:
+        """A random allowed action (random even when ``deterministic``)."""
+        return super().predict(obs, action_masks, deterministic=False)
+
+
+class FixedActionPolicy(Policy):
+    """Always the same action; the do-nothing action where it is masked.
+
+    Args:
+        action: Index of the action.
+        fallback: Action used where ``action`` is masked.
+    """
+
+    algorithm: ClassVar[str] = "fixed"
+
+    def __init__(self, n_actions: int, action: int, fallback: int = 0, **kwargs: Any) -> None:
+        super().__init__(n_actions, **kwargs)
+        if not 0 <= action < n_actions:
+            raise ValueError(f"action must be in [0, {n_actions}), got {action}")
+        self.action = int(action)
+        self.fallback = int(fallback)
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One-hot on the action, or on the fallback where the action is masked."""
+        n = np.atleast_2d(obs).shape[0]
+        actions = np.full(n, self.action)
+        if action_masks is not None:
+            actions = np.where(action_masks[:, self.action], self.action, self.fallback)
+        return _one_hot(actions, self.n_actions)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {**super().get_config(), "action": self.action, "fallback": self.fallback}
+
+
+class MyopicOracle(Policy):
+    """Argmax of the true expected immediate reward (``expected_rewards()``).
+
+    It sees the customers' hidden parameters, so it is the best possible one-step policy: the
+    ceiling for contextual bandits. Attach it to an env, a vec env or a cohort with
+    :meth:`set_env` before predicting.
+    """
+
+    algorithm: ClassVar[str] = "oracle"
+
+    def __init__(self, n_actions: int, **kwargs: Any) -> None:
+        super().__init__(n_actions, **kwargs)
+        self.source: _OracleSource | None = None
+
+    def set_env(self, env: _OracleSource) -> None:
+        """Use ``env.expected_rewards()`` for the customers being decided."""
+        self.source = env
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One-hot on the action with the highest expected immediate reward."""
+        if self.source is None:
+            raise RuntimeError("MyopicOracle needs set_env(env) before it can decide")
+        expected = np.atleast_2d(self.source.expected_rewards())
+        if expected.shape[0] != np.atleast_2d(obs).shape[0]:
+            raise ValueError("the oracle's env and the observations hold different customers")
+        return _one_hot(masked_argmax(expected, action_masks), self.n_actions)
+
+
+class ContactCooldown(Policy):
+    """A non-myopic rule: follow ``base`` but rest between messages.
+
+    Sends nothing unless at least ``min_days_between_contacts`` days have passed since the last
+    delivered message and fewer than ``max_contacts_30d`` messages went out in the last 30 days.
+    Wrapped around :class:`MyopicOracle` it beats the oracle over a full horizon, because it
+    leaves room for fatigue to fade and does not push customers into unsubscribing or churning.
+
+    Args:
+        base: The policy that picks what to send when a message is allowed.
+        no_action: Index of the do-nothing action.
+        min_days_between_contacts: Cool-down after each delivered message.
+        max_contacts_30d: Cap on messages per 30 days.
+    """
+
+    algorithm: ClassVar[str] = "cooldown"
+
+    def __init__(
+        self,
+        base: Policy,
+        no_action: int = 0,
+        min_days_between_contacts: float = 21.0,
+        max_contacts_30d: float = 2.0,
+    ) -> None:
+        super().__init__(base.n_actions, base.action_names)
+        self.base = base
+        self.no_action = int(no_action)
+        self.min_days = float(min_days_between_contacts)
+        self.max_contacts = float(max_contacts_30d)
+
+    def set_env(self, env: Any) -> None:
+        """Forward the env to the base policy (for the oracle)."""
+        if hasattr(self.base, "set_env"):
+            self.base.set_env(env)
+
+    def _resting(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.atleast_2d(obs)
+        return (obs[:, FEATURE_INDEX["days_since_contact"]] < self.min_days) | (
+            obs[:, FEATURE_INDEX["contacts_last_30d"]] >= self.max_contacts
+        )
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The base policy's probabilities, or all mass on no action while resting."""
+        probs = self.base.action_probabilities(obs, action_masks)
+        resting = self._resting(obs)
+        probs[resting] = 0.0
+        probs[resting, self.no_action] = 1.0
+        return probs
+
+
+class RuleBasedPolicy(Policy):
+    """The classic CRM heuristic.
+
+    A discount to discount-sensitive customers, free shipping to free-shipping-preferring ones,
+    each on the consented channel with the best observed response; nothing to everyone else.
+
+    Args:
+        actions: The compiled catalog (to find offers by kind and channel).
+        discount_rate: Which discount to send.
+    """
+
+    algorithm: ClassVar[str] = "rule"
+
+    def __init__(self, actions: ActionTable, discount_rate: float = 0.15, **kwargs: Any) -> None:
+        super().__init__(actions.n_actions, actions.names, **kwargs)
+        self.no_action = actions.no_action
+        self.discount_by_channel = self._by_channel(
+            actions, lambda i: np.isclose(actions.discount[i], discount_rate)
+        )
+        self.shipping_by_channel = self._by_channel(actions, lambda i: actions.shipping[i] > 0)
+
+    @staticmethod
+    def _by_channel(actions: ActionTable, wanted: Any) -> np.ndarray:
+        table = np.full(len(CHANNELS), actions.no_action)
+        for i in range(actions.n_actions):
+            if actions.channel[i] < len(CHANNELS) and wanted(i):
+                table[actions.channel[i]] = i
+        return table
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One-hot on the rule's action."""
+        obs = np.atleast_2d(obs)
+        f = FEATURE_INDEX
+        rates = obs[:, [f["email_opens"], f["sms_response"], f["push_response"]]].astype(float)
+        consent = obs[:, [f["consent_email"], f["consent_sms"], f["consent_push"]]] > 0.5
+        rates = np.where(consent, rates, -1.0)
+        best = np.argmax(rates, axis=1)
+        any_consent = consent.any(axis=1)
+        actions = np.full(obs.shape[0], self.no_action)
+        shipping = (obs[:, f["free_shipping_preferred"]] > 0.5) & any_consent
+        discount = (obs[:, f["discount_sensitive"]] > 0.5) & any_consent
+        actions = np.where(shipping, self.shipping_by_channel[best], actions)
+        actions = np.where(discount, self.discount_by_channel[best], actions)
+        if action_masks is not None:
+            actions = np.where(
+                action_masks[np.arange(obs.shape[0]), actions], actions, self.no_action
+            )
+        return _one_hot(actions, self.n_actions)

@@ -1,0 +1,322 @@
+"""The customer dynamics and the reward, written once as batched kernels (numba).
+
+Every formula of the model is a small scalar function here, shared by :func:`step_kernel`
+(one action per customer, sampled) and :func:`expected_kernel` (every action for every customer,
+in closed form), so the oracle's expectations are exactly the expectations of what ``step``
+samples. Kernels loop over customers inside compiled code and take plain numpy arrays; all
+randomness is drawn by the caller from a seeded ``np.random.Generator`` and passed in.
+
+Importing this module imports numba; :mod:`rec_env.dynamics` imports it lazily.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from rec_env.features import CHANNELS, FEATURE_INDEX
+from rec_env.parameters import HIDDEN_PARAMETERS
+
+# Row indices (compile-time constants for numba).
+_F = FEATURE_INDEX
+RECENCY = _F["recency"]
+FREQUENCY = _F["frequency"]
+MONETARY = _F["monetary_value"]
+ENGAGEMENT = _F["engagement_score"]
+DISCOUNT_SENSITIVE = _F["discount_sensitive"]
+FREE_SHIPPING = _F["free_shipping_preferred"]
+RATE0 = _F["email_opens"]
+LAST_PURCHASE = _F["last_purchase_days"]
+DAYS_SINCE_CONTACT = _F["days_since_contact"]
+CONTACTS_30D = _F["contacts_last_30d"]
+DISCOUNTS_90D = _F["discounts_last_90d"]
+CONSENT0 = _F["consent_email"]
+N_CHANNELS = len(CHANNELS)
+
+_H = {name: j for j, name in enumerate(HIDDEN_PARAMETERS)}
+PURCHASE_RATE = _H["purchase_rate"]
+ORDER_VALUE = _H["order_value"]
+VISIT_RATE = _H["visit_rate"]
+RESP0 = _H["email_responsiveness"]
+CLICK_CONVERSION = _H["click_conversion"]
+DISCOUNT_ELASTICITY = _H["discount_elasticity"]
+SHIPPING_ELASTICITY = _H["shipping_elasticity"]
+RECOMMENDATION_AFFINITY = _H["recommendation_affinity"]
+FATIGUE_SENSITIVITY = _H["fatigue_sensitivity"]
+UNSUBSCRIBE_RATE = _H["unsubscribe_rate"]
+CHURN_RATE = _H["churn_rate"]
+CONTACT_CHURN = _H["contact_churn_sensitivity"]
+HABITUATION = _H["discount_habituation"]
+IRRITATION = _H["irritation"]
+
+# Rows of the compiled action table (see ActionParams in dynamics.py).
+A_CHANNEL, A_DISCOUNT, A_SHIPPING, A_RECOMMENDATION, A_COST = 0, 1, 2, 3, 4
+N_ACTION_ROWS = 5
+
+# Rows of the step output.
+(
+    OUT_REWARD,
+    OUT_TERMINATED,
+    OUT_DELIVERED,
+    OUT_OPENED,
+    OUT_PURCHASED,
+    OUT_REVENUE,
+    OUT_DISCOUNT_COST,
+    OUT_SHIPPING_COST,
+    OUT_CONTACT_COST,
+    OUT_UNSUBSCRIBED,
+    OUT_CHURNED,
+    OUT_PROFIT,
+) = range(12)
+N_OUT = 12
+
+REWARD_PROFIT, REWARD_CONVERSION, REWARD_RULE = 0, 1, 2
+REFERENCE_DISCOUNT = 0.15
+ENGAGEMENT_DECAY_DAYS = 90.0
+RATE_WEIGHT = 0.1
+MONETARY_WEIGHT = 0.3
+MAX_DAYS = 730.0
+MAX_CONTACT_DAYS = 365.0
+
+
+# ---------------------------------------------------------------------- formulas
+@njit(cache=True, inline="always")
+def fatigue(fatigue_sensitivity: float, contacts_30d: float) -> float:
+    """Multiplier on open probability: ``exp(-fatigue_sensitivity · contacts_last_30d)``."""
+    return math.exp(-fatigue_sensitivity * contacts_30d)
+
+
+@njit(cache=True, inline="always")
+def organic_probability(
+    purchase_rate: float,
+    engagement: float,
+    habituation: float,
+    discounts_90d: float,
+    discounted: float,
+    years: float,
+) -> float:
+    """P(purchase without engaging with a message) in one cycle.
+
+    Hazard ``purchase_rate · (0.5 + engagement)`` per year; at full price it is multiplied by
+    ``exp(-discount_habituation · discounts_last_90d)``, a penalty a delivered discount lifts.
+    """
+    habit = math.exp(-habituation * discounts_90d)
+    habit = habit + discounted * (1.0 - habit)
+    return 1.0 - math.exp(-purchase_rate * (0.5 + engagement) * years * habit)
+
+
+@njit(cache=True, inline="always")
+def click_conversion(
+    hid: np.ndarray, i: int, engagement: float, discount: float, shipping: float, rec: float
+) -> float:
+    """P(purchase | engaged with the message): plain conversion times the offer's lift."""
+    lift = (
+        1.0
+        + hid[DISCOUNT_ELASTICITY, i] * discount / REFERENCE_DISCOUNT
+        + hid[SHIPPING_ELASTICITY, i] * (1.0 if shipping > 0.0 else 0.0)
+        + hid[RECOMMENDATION_AFFINITY, i] * engagement * rec
+    )
+    return min(hid[CLICK_CONVERSION, i] * lift, 1.0)
+
+
+@njit(cache=True, inline="always")
+def purchase_probability(p_organic: float, engaged: float, p_click: float) -> float:
+    """P(purchase) given organic probability and (the probability of) engaging."""
+    return 1.0 - (1.0 - p_organic) * (1.0 - engaged * p_click)
+
+
+@njit(cache=True, inline="always")
+def rule_reward(obs: np.ndarray, i: int, channel: int, discount: float, shipping: float) -> float:
+    """The classic one-step targeting rule, clipped to [0, 1]."""
+    reward = 0.0
+    if discount > 0.0 and obs[DISCOUNT_SENSITIVE, i] > 0.5:
+        reward += 0.5
+    if shipping > 0.0 and obs[FREE_SHIPPING, i] > 0.5:
+        reward += 0.5
+    if channel < N_CHANNELS:
+        best = 0
+        for c in range(1, N_CHANNELS):
+            if obs[RATE0 + c, i] > obs[RATE0 + best, i]:
+                best = c
+        if channel == best:
+            reward += 0.3
+    return min(max(reward, 0.0), 1.0)
+
+
+@njit(cache=True, inline="always")
+def _delivery(obs: np.ndarray, i: int, channel: int) -> float:
+    if channel >= N_CHANNELS:
+        return 0.0
+    return 1.0 if obs[CONSENT0 + channel, i] > 0.5 else 0.0
+
+
+# ---------------------------------------------------------------------- kernels
+@njit(cache=True, error_model="numpy")
+def expected_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    act: np.ndarray,
+    gross_margin: float,
+    years: float,
+    reward_mode: int,
+    out: np.ndarray,
+) -> None:
+    """Write the expected immediate reward of every action into ``out`` ``(n, n_actions)``."""
+    n, n_actions = out.shape
+    for i in range(n):
+        engagement = obs[ENGAGEMENT, i]
+        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
+        for a in range(n_actions):
+            channel = int(act[A_CHANNEL, a])
+            delivered = _delivery(obs, i, channel)
+            discount = act[A_DISCOUNT, a] * delivered
+            shipping = act[A_SHIPPING, a] * delivered
+            if reward_mode == REWARD_RULE:
+                out[i, a] = rule_reward(obs, i, channel, act[A_DISCOUNT, a], act[A_SHIPPING, a])
+                continue
+            p_open = 0.0
+            if delivered > 0.0:
+                p_open = hid[RESP0 + channel, i] * fat
+            p_click = click_conversion(
+                hid, i, engagement, discount, shipping, act[A_RECOMMENDATION, a]
+            )
+            p_org = organic_probability(
+                hid[PURCHASE_RATE, i],
+                engagement,
+                hid[HABITUATION, i],
+                obs[DISCOUNTS_90D, i],
+                1.0 if discount > 0.0 else 0.0,
+                years,
+            )
+            p_buy = purchase_probability(p_org, p_open, p_click)
+            if reward_mode == REWARD_CONVERSION:
+                out[i, a] = p_buy
+            else:
+                value = hid[ORDER_VALUE, i] * (gross_margin - discount) - shipping
+                out[i, a] = p_buy * value - delivered * act[A_COST, a]
+
+
+@njit(cache=True, error_model="numpy")
+def step_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    contact_history: np.ndarray,
+    discount_history: np.ndarray,
+    cursor: int,
+    actions: np.ndarray,
+    act: np.ndarray,
+    gross_margin: float,
+    tolerance: float,
+    sigma: float,
+    days: float,
+    reward_mode: int,
+    uniforms: np.ndarray,
+    normals: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Advance every customer one cycle, updating ``obs`` and the histories in place.
+
+    ``uniforms`` is ``(5, n)`` (open, buy, visit, unsubscribe, churn) and ``normals`` ``(n,)``
+    (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``.
+    """
+    years = days / 365.0
+    slot_c = cursor % contact_history.shape[0]
+    slot_d = cursor % discount_history.shape[0]
+    decay_engagement = math.exp(-days / ENGAGEMENT_DECAY_DAYS)
+    decay_frequency = math.exp(-days / 365.0)
+    for i in range(obs.shape[1]):
+        a = actions[i]
+        channel = int(act[A_CHANNEL, a])
+        delivered = _delivery(obs, i, channel)
+        discounted = 1.0 if act[A_DISCOUNT, a] * delivered > 0.0 else 0.0
+        discount = act[A_DISCOUNT, a] * delivered
+        shipping = act[A_SHIPPING, a] * delivered
+        engagement = obs[ENGAGEMENT, i]
+        contacts = obs[CONTACTS_30D, i]
+        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], contacts)
+
+        # 1-3: opens, organic and message-driven purchases
+        p_open = hid[RESP0 + channel, i] * fat if delivered > 0.0 else 0.0
+        opened = 1.0 if uniforms[0, i] < p_open else 0.0
+        p_click = click_conversion(hid, i, engagement, discount, shipping, act[A_RECOMMENDATION, a])
+        p_org = organic_probability(
+            hid[PURCHASE_RATE, i],
+            engagement,
+            hid[HABITUATION, i],
+            obs[DISCOUNTS_90D, i],
+            discounted,
+            years,
+        )
+        purchased = 1.0 if uniforms[1, i] < purchase_probability(p_org, opened, p_click) else 0.0
+
+        # 4: money
+        value = hid[ORDER_VALUE, i] * math.exp(sigma * normals[i] - 0.5 * sigma * sigma)
+        list_value = purchased * value
+        discount_cost = list_value * discount
+        shipping_cost = purchased * shipping
+        contact_cost = delivered * act[A_COST, a]
+        profit = list_value * gross_margin - discount_cost - shipping_cost - contact_cost
+
+        # 5: unsubscribes; 7: churn (never in a cycle with a purchase)
+        unsubscribed = 0.0
+        if delivered > 0.0 and uniforms[3, i] < hid[UNSUBSCRIBE_RATE, i] / fat:
+            unsubscribed = 1.0
+            obs[CONSENT0 + channel, i] = 0.0
+        over = max(contacts + delivered - tolerance, 0.0)
+        hazard = (
+            hid[CHURN_RATE, i]
+            * years
+            * (1.0 + obs[LAST_PURCHASE, i] / 365.0)
+            * (1.0 + hid[CONTACT_CHURN, i] * over)
+        )
+        churned = 1.0 if purchased == 0.0 and uniforms[4, i] < 1.0 - math.exp(-hazard) else 0.0
+        visited = opened
+        if uniforms[2, i] < 1.0 - math.exp(-hid[VISIT_RATE, i] * years):
+            visited = 1.0
+
+        if reward_mode == REWARD_PROFIT:
+            reward = profit
+        elif reward_mode == REWARD_CONVERSION:
+            reward = purchased
+        else:
+            reward = rule_reward(obs, i, channel, act[A_DISCOUNT, a], act[A_SHIPPING, a])
+
+        # 8: state update
+        if purchased > 0.0:
+            obs[LAST_PURCHASE, i] = 0.0
+            obs[MONETARY, i] += MONETARY_WEIGHT * (min(value, 2000.0) - obs[MONETARY, i])
+        else:
+            obs[LAST_PURCHASE, i] = min(obs[LAST_PURCHASE, i] + days, MAX_DAYS)
+        obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + purchased, 60.0)
+        if visited > 0.0 or purchased > 0.0:
+            obs[RECENCY, i] = 0.0
+        else:
+            obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_DAYS)
+        e = engagement * decay_engagement
+        e *= 1.0 - hid[IRRITATION, i] * delivered * (1.0 - opened)
+        obs[ENGAGEMENT, i] = e + (0.05 * visited + 0.15 * opened + 0.3 * purchased) * (1.0 - e)
+        if delivered > 0.0:
+            rate = obs[RATE0 + channel, i]
+            obs[RATE0 + channel, i] = rate + RATE_WEIGHT * (opened - rate)
+            obs[DAYS_SINCE_CONTACT, i] = 0.0
+        else:
+            obs[DAYS_SINCE_CONTACT, i] = min(obs[DAYS_SINCE_CONTACT, i] + days, MAX_CONTACT_DAYS)
+        obs[CONTACTS_30D, i] += delivered - contact_history[slot_c, i]
+        obs[DISCOUNTS_90D, i] += discounted - discount_history[slot_d, i]
+        contact_history[slot_c, i] = delivered
+        discount_history[slot_d, i] = discounted
+
+        out[OUT_REWARD, i] = reward
+        out[OUT_TERMINATED, i] = churned
+        out[OUT_DELIVERED, i] = delivered
+        out[OUT_OPENED, i] = opened
+        out[OUT_PURCHASED, i] = purchased
+        out[OUT_REVENUE, i] = list_value - discount_cost
+        out[OUT_DISCOUNT_COST, i] = discount_cost
+        out[OUT_SHIPPING_COST, i] = shipping_cost
+        out[OUT_CONTACT_COST, i] = contact_cost
+        out[OUT_UNSUBSCRIBED, i] = unsubscribed
+        out[OUT_CHURNED, i] = churned
+        out[OUT_PROFIT, i] = profit

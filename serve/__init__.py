@@ -1,0 +1,1 @@
+"""recenv serve."""
