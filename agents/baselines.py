@@ -1,6 +1,4 @@
-"""Baseline policies: random, a fixed action, the classic rule, the myopic oracle, and a
-non-myopic contact-cooldown rule.
-"""
+"""Baseline policies: random, fixed action, classic rule, myopic oracle, contact cool-down."""
 
 from __future__ import annotations
 

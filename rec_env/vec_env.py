@@ -35,8 +35,8 @@ class RecommendationVecEnv(VecEnv):
     the returned observation is the new customer's, the last one is in
     ``infos[i]["terminal_observation"]``, and ``infos[i]["TimeLimit.truncated"]`` says whether it
     was a truncation. The ``infos`` of slots that did not end are one shared empty dict per
-    step: copy an entry before writing to it. ``env_method("action_masks")`` and ``env_method("expected_rewards")``
-    answer per slot, so sb3-contrib ``MaskablePPO`` works unchanged.
+    step: copy an entry before writing to it. ``env_method("action_masks")`` and
+    ``env_method("expected_rewards")`` answer per slot, so sb3-contrib ``MaskablePPO`` works.
 
     Args:
         n_envs: Number of customers simulated in parallel.
