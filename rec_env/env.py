@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -136,7 +135,9 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
 
     * Termination: the customer churns (lapses for good).
     * Truncation: ``horizon`` cycles have passed (52 by default, also the registration's
-      ``max_episode_steps``). Pass ``max_episode_steps`` to ``gym.make`` with a larger horizon.
+      ``max_episode_steps``). The registration's ``TimeLimit`` still truncates at 52, so for a
+      longer horizon through ``gym.make`` pass both: ``gym.make(ENV_ID, horizon=104,
+      max_episode_steps=104)``. ``make_vec_env`` and the evaluator use ``horizon`` alone.
 
     ## Information
 
@@ -191,7 +192,6 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._rows = np.zeros(1, dtype=np.intp)
         self._pool: CustomerPool | None = None
         self._t = 0
-        self._checked_time_limit = False
 
     @property
     def segment(self) -> str:
@@ -203,7 +203,6 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start a new customer; see the class docstring's Starting State."""
         super().reset(seed=seed)
-        self._check_time_limit()
         customer = (options or {}).get("customer")
         if customer is None:
             if self._pool is None or self._pool.rng is not self.np_random:
@@ -269,15 +268,3 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         values = self._batch.features[:, 0]
         cells = [f"{name}={value:.4g}" for name, value in zip(FEATURE_NAMES, values, strict=True)]
         return f"cycle {self._t} [{self.segment}] " + ", ".join(cells)
-
-    def _check_time_limit(self) -> None:
-        if self._checked_time_limit:
-            return
-        self._checked_time_limit = True
-        limit = self.spec.max_episode_steps if self.spec is not None else None
-        if limit is not None and limit < self.horizon:
-            warnings.warn(
-                f"horizon={self.horizon} but the registration's TimeLimit truncates at {limit}; "
-                f"pass max_episode_steps={self.horizon} to gym.make",
-                stacklevel=2,
-            )
