@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
-from rec_env.agents.base import Policy, masked_argmax, uniform_over_allowed
 
+from rec_env.agents.base import Policy, masked_argmax, uniform_over_allowed
 from rec_env.catalog import ActionTable
 from rec_env.features import CHANNELS, FEATURE_INDEX
 

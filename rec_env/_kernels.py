@@ -215,11 +215,13 @@ def step_kernel(
     uniforms: np.ndarray,
     normals: np.ndarray,
     out: np.ndarray,
+    observation: np.ndarray,
 ) -> None:
     """Advance every customer one cycle, updating ``obs`` and the histories in place.
 
     ``uniforms`` is ``(5, n)`` (open, buy, visit, unsubscribe, churn) and ``normals`` ``(n,)``
-    (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``.
+    (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``
+    and the new observed features, as float32, into the rows of ``observation`` ``(n, F)``.
     """
     years = days / 365.0
     slot_c = cursor % contact_history.shape[0]
@@ -294,7 +296,8 @@ def step_kernel(
             obs[RECENCY, i] = 0.0
         else:
             obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_DAYS)
-        e = engagement * decay_engagement
+        # engagement decays in cycles without interaction, and ignored messages erode it
+        e = engagement if visited > 0.0 or purchased > 0.0 else engagement * decay_engagement
         e *= 1.0 - hid[IRRITATION, i] * delivered * (1.0 - opened)
         obs[ENGAGEMENT, i] = e + (0.05 * visited + 0.15 * opened + 0.3 * purchased) * (1.0 - e)
         if delivered > 0.0:
@@ -308,6 +311,8 @@ def step_kernel(
         contact_history[slot_c, i] = delivered
         discount_history[slot_d, i] = discounted
 
+        for f in range(observation.shape[1]):
+            observation[i, f] = obs[f, i]
         out[OUT_REWARD, i] = reward
         out[OUT_TERMINATED, i] = churned
         out[OUT_DELIVERED, i] = delivered

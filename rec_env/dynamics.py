@@ -73,7 +73,12 @@ class CustomerBatch:
 
 
 class StepOutcome:
-    """What happened to each customer in one cycle: rows of one ``(12, n)`` array."""
+    """What happened to each customer in one cycle: rows of one ``(12, n)`` array.
+
+    Attributes:
+        values: ``(12, n)`` outcome per customer, rows named in :attr:`FIELDS`.
+        observation: ``(n, n_features)`` float32 observations after the cycle.
+    """
 
     FIELDS: tuple[str, ...] = (
         "reward",
@@ -90,8 +95,9 @@ class StepOutcome:
         "profit",
     )
 
-    def __init__(self, values: np.ndarray) -> None:
+    def __init__(self, values: np.ndarray, observation: np.ndarray) -> None:
         self.values = values
+        self.observation = observation
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
@@ -242,6 +248,7 @@ class CustomerModel:
         uniforms = rng.random((5, batch.n))
         normals = rng.standard_normal(batch.n)
         values = np.empty((self._kernels.N_OUT, batch.n))
+        observation = np.empty((batch.n, len(FEATURE_NAMES)), dtype=np.float32)
         self._kernels.step_kernel(
             batch.features,
             batch.hidden,
@@ -258,9 +265,10 @@ class CustomerModel:
             uniforms,
             normals,
             values,
+            observation,
         )
         batch.cursor += 1
-        return StepOutcome(values)
+        return StepOutcome(values, observation)
 
     def action_masks(self, batch: CustomerBatch) -> np.ndarray:
         """``(n, n_actions)`` bool: False where the action's channel has no consent."""

@@ -106,19 +106,21 @@ class RecommendationVecEnv(VecEnv):
             raise RuntimeError("call reset() before step()")
         out = self.model.step(self._batch, self._actions, self._rng)
         self._t += 1
+        terminated = out.terminated
         truncated = self._t >= self.horizon
-        dones = out.terminated | truncated
-        obs = self._batch.observation()
+        dones = terminated | truncated
+        obs = out.observation
         # Slots that did not end share one fresh empty dict (building n dicts per step would
         # cost more than the dynamics); slots that ended get their own.
         infos: list[dict[str, Any]] = [{}] * self.num_envs
         done_rows = np.flatnonzero(dones)
         if done_rows.size:
-            time_limit = truncated & ~out.terminated
-            for i in done_rows.tolist():
+            final_obs = obs[done_rows]
+            time_limit = (truncated & ~terminated)[done_rows].tolist()
+            for k, i in enumerate(done_rows.tolist()):
                 infos[i] = {
-                    "terminal_observation": obs[i].copy(),
-                    "TimeLimit.truncated": bool(time_limit[i]),
+                    "terminal_observation": final_obs[k],
+                    "TimeLimit.truncated": time_limit[k],
                 }
             self.model.draw_customers(self._batch, done_rows, self._pool)
             self._t[done_rows] = 0

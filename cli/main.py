@@ -1,0 +1,46 @@
+"""The ``recenv`` command line: the root Typer app and its command groups."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+import rec_env
+from rec_env.cli.profiles import profiles_app
+from rec_env.cli.simulate import simulate
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="recenv",
+    help=(
+        "Simulate customers who receive marketing actions (an offer on a channel) and measure "
+        "what each decision policy earns. Populations of customers are YAML data: list, show "
+        "and validate them with `recenv profiles`, then run a baseline policy over a cohort "
+        "with `recenv simulate` to see profit, conversion, contacts, unsubscribes and churn."
+    ),
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+)
+app.add_typer(profiles_app, name="profiles")
+app.command("simulate")(simulate)
+
+
+def _print_version(value: bool) -> None:
+    """Print ``recenv <version>`` and stop, for ``--version``."""
+    if value:
+        typer.echo(f"recenv {rec_env.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Simulate customers under marketing policies and measure what each policy earns."""
