@@ -13,6 +13,7 @@ from rec_env.features import CHANNELS, FEATURE_INDEX
 __all__ = [
     "ContactCooldown",
     "FixedActionPolicy",
+    "FlagTargetedPolicy",
     "MyopicOracle",
     "RandomPolicy",
     "RuleBasedPolicy",
@@ -211,3 +212,55 @@ class RuleBasedPolicy(Policy):
                 action_masks[np.arange(obs.shape[0]), actions], actions, self.no_action
             )
         return _one_hot(actions, self.n_actions)
+
+
+class FlagTargetedPolicy(Policy):
+    """One action for customers with a binary flag set, another for the rest.
+
+    ``FlagTargetedPolicy(n, "discount_sensitive", discount_15_email, no_action)`` sends targeted
+    discounts. Masked choices fall back to ``fallback``.
+
+    Args:
+        flag: Name of a binary observed feature.
+        if_flag: Action for customers with the flag.
+        otherwise: Action for the others.
+        fallback: Action where the chosen one is masked.
+    """
+
+    algorithm: ClassVar[str] = "flag_targeted"
+
+    def __init__(
+        self,
+        n_actions: int,
+        flag: str,
+        if_flag: int,
+        otherwise: int = 0,
+        fallback: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(n_actions, **kwargs)
+        if flag not in FEATURE_INDEX:
+            raise ValueError(f"unknown feature {flag!r}")
+        self.flag, self.if_flag, self.otherwise = flag, int(if_flag), int(otherwise)
+        self.fallback = int(fallback)
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One-hot on the flag's action."""
+        obs = np.atleast_2d(obs)
+        actions = np.where(obs[:, FEATURE_INDEX[self.flag]] > 0.5, self.if_flag, self.otherwise)
+        if action_masks is not None:
+            allowed = action_masks[np.arange(obs.shape[0]), actions]
+            actions = np.where(allowed, actions, self.fallback)
+        return _one_hot(actions, self.n_actions)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {
+            **super().get_config(),
+            "flag": self.flag,
+            "if_flag": self.if_flag,
+            "otherwise": self.otherwise,
+            "fallback": self.fallback,
+        }

@@ -215,13 +215,11 @@ def step_kernel(
     uniforms: np.ndarray,
     normals: np.ndarray,
     out: np.ndarray,
-    observation: np.ndarray,
 ) -> None:
     """Advance every customer one cycle, updating ``obs`` and the histories in place.
 
     ``uniforms`` is ``(5, n)`` (open, buy, visit, unsubscribe, churn) and ``normals`` ``(n,)``
-    (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``
-    and the new observed features, as float32, into the rows of ``observation`` ``(n, F)``.
+    (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``.
     """
     years = days / 365.0
     slot_c = cursor % contact_history.shape[0]
@@ -311,8 +309,6 @@ def step_kernel(
         contact_history[slot_c, i] = delivered
         discount_history[slot_d, i] = discounted
 
-        for f in range(observation.shape[1]):
-            observation[i, f] = obs[f, i]
         out[OUT_REWARD, i] = reward
         out[OUT_TERMINATED, i] = churned
         out[OUT_DELIVERED, i] = delivered
@@ -325,3 +321,43 @@ def step_kernel(
         out[OUT_UNSUBSCRIBED, i] = unsubscribed
         out[OUT_CHURNED, i] = churned
         out[OUT_PROFIT, i] = profit
+
+
+@njit(cache=True, error_model="numpy")
+def observe_kernel(obs: np.ndarray, observation: np.ndarray) -> None:
+    """Copy feature-major ``obs`` ``(F, n)`` into customer-major float32 ``observation``."""
+    n_features, n = obs.shape
+    for i in range(n):
+        for f in range(n_features):
+            observation[i, f] = obs[f, i]
+
+
+@njit(cache=True, error_model="numpy")
+def assign_kernel(
+    rows: np.ndarray,
+    observed: np.ndarray,
+    hidden: np.ndarray,
+    obs: np.ndarray,
+    hid: np.ndarray,
+    contact_history: np.ndarray,
+    discount_history: np.ndarray,
+    last_c: int,
+    last_d: int,
+) -> None:
+    """Write new customers (``observed`` ``(k, F)``, ``hidden`` ``(k, P)``) into ``rows``.
+
+    Their contact history is cleared; the given ``contacts_last_30d`` / ``discounts_last_90d``
+    are placed in the most recent past cycle so they expire after a full window.
+    """
+    for k in range(rows.shape[0]):
+        i = rows[k]
+        for f in range(obs.shape[0]):
+            obs[f, i] = observed[k, f]
+        for p in range(hid.shape[0]):
+            hid[p, i] = hidden[k, p]
+        for w in range(contact_history.shape[0]):
+            contact_history[w, i] = 0.0
+        for w in range(discount_history.shape[0]):
+            discount_history[w, i] = 0.0
+        contact_history[last_c, i] = observed[k, CONTACTS_30D]
+        discount_history[last_d, i] = observed[k, DISCOUNTS_90D]

@@ -12,7 +12,7 @@ import math
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 
 __all__ = [
     "Bernoulli",
@@ -199,4 +199,14 @@ class Conditional(BaseModel):
         return np.where(flag > 0.5, self.if_1.sample(rng, n), self.if_0.sample(rng, n))
 
 
-ParameterSpec = Distribution | Conditional
+def _parameter_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "conditional" if "given" in value else "distribution"
+    return "conditional" if isinstance(value, Conditional) else "distribution"
+
+
+ParameterSpec = Annotated[
+    Annotated[Distribution, Tag("distribution")] | Annotated[Conditional, Tag("conditional")],
+    Discriminator(_parameter_kind),
+]
+"""A hidden parameter: a distribution, or one per value of a flag (a mapping with ``given``)."""

@@ -67,10 +67,6 @@ class CustomerBatch:
         """The row of one hidden parameter (a view)."""
         return self.hidden[list(HIDDEN_PARAMETERS).index(name)]
 
-    def observation(self) -> np.ndarray:
-        """Observations as a C-contiguous ``(n, n_features)`` float32 array."""
-        return np.ascontiguousarray(self.features.T, dtype=np.float32)
-
 
 class StepOutcome:
     """What happened to each customer in one cycle: rows of one ``(12, n)`` array.
@@ -221,15 +217,18 @@ class CustomerModel:
             hidden: ``(k, n_hidden)`` hidden parameters in :data:`HIDDEN_PARAMETERS` order.
             segments: ``(k,)`` segment indices.
         """
-        batch.features[:, rows] = observed.T
-        batch.hidden[:, rows] = hidden.T
         batch.segment[rows] = segments
-        batch.contact_history[:, rows] = 0.0
-        batch.discount_history[:, rows] = 0.0
-        last_c = (batch.cursor - 1) % self.window_30d
-        last_d = (batch.cursor - 1) % self.window_90d
-        batch.contact_history[last_c, rows] = observed[:, FEATURE_INDEX["contacts_last_30d"]]
-        batch.discount_history[last_d, rows] = observed[:, FEATURE_INDEX["discounts_last_90d"]]
+        self._kernels.assign_kernel(
+            np.ascontiguousarray(rows, dtype=np.intp),
+            np.ascontiguousarray(observed, dtype=np.float64),
+            np.ascontiguousarray(hidden, dtype=np.float64),
+            batch.features,
+            batch.hidden,
+            batch.contact_history,
+            batch.discount_history,
+            (batch.cursor - 1) % self.window_30d,
+            (batch.cursor - 1) % self.window_90d,
+        )
 
     # ------------------------------------------------------------------ dynamics
     def step(
@@ -248,7 +247,6 @@ class CustomerModel:
         uniforms = rng.random((5, batch.n))
         normals = rng.standard_normal(batch.n)
         values = np.empty((self._kernels.N_OUT, batch.n))
-        observation = np.empty((batch.n, len(FEATURE_NAMES)), dtype=np.float32)
         self._kernels.step_kernel(
             batch.features,
             batch.hidden,
@@ -265,10 +263,15 @@ class CustomerModel:
             uniforms,
             normals,
             values,
-            observation,
         )
         batch.cursor += 1
-        return StepOutcome(values, observation)
+        return StepOutcome(values, self.observe(batch))
+
+    def observe(self, batch: CustomerBatch) -> np.ndarray:
+        """Observations of the batch as a new ``(n, n_features)`` float32 array."""
+        observation = np.empty((batch.n, len(FEATURE_NAMES)), dtype=np.float32)
+        self._kernels.observe_kernel(batch.features, observation)
+        return observation
 
     def action_masks(self, batch: CustomerBatch) -> np.ndarray:
         """``(n, n_actions)`` bool: False where the action's channel has no consent."""

@@ -74,8 +74,9 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     6. **Discount habituation.** ``habit = exp(-discount_habituation · discounts_last_90d)``
        lowers full-price purchases; a delivered discount lifts the penalty for its cycle.
     7. **Churn.** The customer lapses for good with hazard ``churn_rate · (1 + last_purchase_days
-       / 365) · (1 + contact_churn_sensitivity · max(0, contacts_last_30d - tolerance))`` per year
-       (not in a cycle with a purchase). Churn terminates the episode.
+       / 365) · (1 + contact_churn_sensitivity · max(0, contacts - tolerance))`` per year, where
+       ``contacts`` counts the last 30 days including this cycle's message (never in a cycle with a
+       purchase). Churn terminates the episode.
     8. **State update.** A purchase resets ``last_purchase_days``, adds one to ``frequency``,
        moves ``monetary_value`` towards the order value and raises engagement.
 
@@ -244,11 +245,13 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         if not 0 <= action < self.model.actions.n_actions:
             raise ValueError(f"action {action!r} is outside Discrete({self.action_space.n})")
         self._action[0] = action
-        values = self.model.step(self._batch, self._action, self.np_random).values[:, 0].tolist()
+        outcome = self.model.step(self._batch, self._action, self.np_random)
+        values = outcome.values[:, 0].tolist()
         self._t += 1
         info = {key: values[row] for key, row in zip(_INFO_KEYS, _INFO_ROWS, strict=True)}
         terminated = values[_TERMINATED_ROW] > 0.5
-        return self._obs(), values[_REWARD_ROW], terminated, self._t >= self.horizon, info
+        obs = outcome.observation[0]
+        return obs, values[_REWARD_ROW], terminated, self._t >= self.horizon, info
 
     def _obs(self) -> np.ndarray:
         return self._batch.features[:, 0].astype(np.float32)

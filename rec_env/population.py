@@ -38,6 +38,17 @@ __all__ = [
 ]
 
 _FLAG_FEATURES = ("discount_sensitive", "free_shipping_preferred")
+_PROBABILITIES = (
+    "email_responsiveness",
+    "sms_responsiveness",
+    "push_responsiveness",
+    "click_conversion",
+    "unsubscribe_rate",
+    "irritation",
+)
+_HIDDEN_LOW = np.zeros(len(HIDDEN_PARAMETERS))
+_HIDDEN_HIGH = np.array([1.0 if p in _PROBABILITIES else np.inf for p in HIDDEN_PARAMETERS])
+"""Hidden parameters are clipped after sampling: all are non-negative, probabilities <= 1."""
 
 
 class Segment(BaseModel):
@@ -64,12 +75,13 @@ class Segment(BaseModel):
 def _check_exact_keys(section: str, given: dict[str, Any], expected: tuple[str, ...]) -> None:
     missing = [k for k in expected if k not in given]
     unknown = [k for k in given if k not in expected]
+    problems = []
     if missing:
-        raise ValueError(f"{section} is missing {', '.join(missing)}")
+        problems.append(f"{section} is missing {', '.join(missing)}")
     if unknown:
-        raise ValueError(
-            f"{section} has unknown keys {', '.join(unknown)} (expected: {', '.join(expected)})"
-        )
+        problems.append(f"{section} has unknown keys {', '.join(unknown)}")
+    if problems:
+        raise ValueError("; ".join(problems) + f" (expected: {', '.join(expected)})")
 
 
 class Population(BaseModel):
@@ -103,7 +115,8 @@ def list_populations() -> list[str]:
     from importlib import resources
 
     root = resources.files("rec_env.profiles")
-    return sorted(p.name[: -len(".yaml")] for p in root.iterdir() if p.name.endswith(".yaml"))
+    names = (p.name.rsplit(".", 1)[0] for p in root.iterdir() if p.name.endswith((".yaml", ".yml")))
+    return sorted(names)
 
 
 def load_population(population: str | Path | Population = "default") -> Population:
@@ -181,6 +194,7 @@ class CustomerSampler:
                 hidden[:, j] = spec.sample_given(rng, obs[:, FEATURE_INDEX[spec.given]])
             else:
                 hidden[:, j] = spec.sample(rng, n)
+        np.clip(hidden, _HIDDEN_LOW, _HIDDEN_HIGH, out=hidden)
         self._derive_features(rng, obs, hidden)
         for name, value in fixed.items():
             obs[:, FEATURE_INDEX[name]] = value

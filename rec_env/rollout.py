@@ -58,7 +58,7 @@ class Cohort:
 
     def observation(self) -> np.ndarray:
         """``(n, n_features)`` float32 observations."""
-        return self.batch.observation()
+        return self.model.observe(self.batch)
 
     def action_masks(self) -> np.ndarray:
         """``(n, n_actions)`` bool consent masks."""

@@ -94,7 +94,7 @@ class RecommendationVecEnv(VecEnv):
         self.model.draw_customers(self._batch, self._all, self._pool)
         self._t[:] = 0
         self._started = True
-        return self._batch.observation()
+        return self.model.observe(self._batch)
 
     def step_async(self, actions: np.ndarray) -> None:
         """Store the actions of the next step."""
