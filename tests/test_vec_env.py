@@ -40,8 +40,9 @@ def test_autoreset_fills_terminal_observation_and_time_limit() -> None:
             assert "terminal_observation" not in infos[i]
         age += 1
         truncated = np.array([bool(infos[i].get("TimeLimit.truncated")) for i in range(256)])
-        assert np.array_equal(truncated, dones & (age == 5))
-        assert not (~dones & (age >= 5)).any()
+        # truncation only at the horizon (a churn on the last cycle counts as termination)
+        assert not (truncated & (age != 5)).any()
+        assert dones[age == 5].all()
         age[dones] = 0
     assert truncated_seen > 0 and terminated_seen > 0
 
