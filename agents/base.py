@@ -9,7 +9,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["Policy", "masked_argmax", "uniform_over_allowed"]
+__all__ = [
+    "POLICY_FILE",
+    "OnlinePolicy",
+    "Policy",
+    "masked_argmax",
+    "read_policy_file",
+    "uniform_over_allowed",
+]
 
 
 def masked_argmax(scores: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
@@ -83,17 +90,67 @@ class Policy(ABC):
             "random_state": self.random_state,
         }
 
-    def save(self, path: str | Path) -> None:
-        """Write the policy as JSON (no pickle)."""
+    def save(self, directory: str | Path) -> None:
+        """Write the policy into ``directory`` as ``policy.json`` (and state files; no pickle).
+
+        Subclasses with learned state add files next to ``policy.json`` by overriding
+        :meth:`_save_state` / :meth:`_load_state`.
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
         payload = {"algorithm": self.algorithm, "config": self.get_config()}
-        Path(path).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        (directory / POLICY_FILE).write_text(json.dumps(payload, indent=2), encoding="utf-8")
+        self._save_state(directory)
 
     @classmethod
-    def load(cls, path: str | Path) -> Policy:
-        """Read a policy written by :meth:`save`."""
-        payload = json.loads(Path(path).read_text(encoding="utf-8"))
-        if payload.get("algorithm") != cls.algorithm:
-            raise ValueError(
-                f"{path}: holds a {payload.get('algorithm')!r}, not a {cls.algorithm!r}"
-            )
-        return cls(**payload["config"])
+    def load(cls, directory: str | Path) -> Policy:
+        """Read a policy written by :meth:`save`.
+
+        Raises:
+            ValueError: If the directory holds another algorithm or no policy.
+        """
+        directory = Path(directory)
+        payload = read_policy_file(directory)
+        if payload["algorithm"] != cls.algorithm:
+            found = payload["algorithm"]
+            raise ValueError(f"{directory}: holds a {found!r} policy, not a {cls.algorithm!r}")
+        policy = cls(**payload["config"])
+        policy._load_state(directory)
+        return policy
+
+    def _save_state(self, directory: Path) -> None:
+        """Write learned state (nothing for stateless policies)."""
+        return None
+
+    def _load_state(self, directory: Path) -> None:
+        """Read learned state (nothing for stateless policies)."""
+        return None
+
+
+class OnlinePolicy(Policy):
+    """A policy that learns from every decision's reward (the bandits)."""
+
+    @abstractmethod
+    def update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
+        """Learn from a batch: observations ``(n, F)``, actions ``(n,)``, rewards ``(n,)``."""
+
+
+POLICY_FILE = "policy.json"
+
+
+def read_policy_file(directory: str | Path) -> dict[str, Any]:
+    """The parsed ``policy.json`` of a saved policy.
+
+    Raises:
+        ValueError: If it is missing or malformed.
+    """
+    path = Path(directory) / POLICY_FILE
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"{directory}: no {POLICY_FILE} (not a saved policy)") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(payload, dict) or "algorithm" not in payload or "config" not in payload:
+        raise ValueError(f"{path}: expected keys 'algorithm' and 'config'")
+    return payload

@@ -1,0 +1,192 @@
+"""Evaluate any policy over full customer lifetimes, with 95 % confidence intervals.
+
+Every policy, frozen (SB3 models, baselines) or learning online (bandits), is run by
+:func:`rec_env.rollout.run_cohort` on the same cohort: the same seed gives the same customers and
+the same random numbers, so policies are compared on equal terms. Confidence intervals are across
+customers (normal approximation; ratio estimator for the conversion rate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from rec_env.agents.baselines import MyopicOracle
+from rec_env.env import build_model
+from rec_env.rollout import CohortResult, PolicyLike, run_cohort
+
+__all__ = ["KPI", "Evaluation", "evaluate", "kpis_with_ci", "oracle_profit"]
+
+_Z95 = 1.96
+
+
+@dataclass(frozen=True)
+class KPI:
+    """A mean and the half-width of its 95 % confidence interval."""
+
+    mean: float
+    ci: float
+
+    @property
+    def low(self) -> float:
+        """Lower end of the interval."""
+        return self.mean - self.ci
+
+    @property
+    def high(self) -> float:
+        """Upper end of the interval."""
+        return self.mean + self.ci
+
+    def __str__(self) -> str:
+        return f"{self.mean:.4g} ± {self.ci:.2g}"
+
+
+@dataclass
+class Evaluation:
+    """What a policy achieved on a cohort.
+
+    Attributes:
+        policy: Name of the policy.
+        n_customers: Cohort size.
+        seed: Cohort seed.
+        env_kwargs: The environment's keyword arguments.
+        kpis: KPI name → mean and 95 % CI.
+        action_distribution: Action name → share of decisions (of alive customers).
+        action_entropy: Entropy of the action distribution in nats (diversity).
+        oracle_share: Profit per customer as a share of the myopic oracle's on the same cohort.
+        reward_per_cycle: Mean reward per customer in each cycle (a learning curve for
+            online learners).
+    """
+
+    policy: str
+    n_customers: int
+    seed: int
+    env_kwargs: dict[str, Any]
+    kpis: dict[str, KPI]
+    action_distribution: dict[str, float]
+    action_entropy: float
+    oracle_share: float | None
+    reward_per_cycle: list[float] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form."""
+        data = asdict(self)
+        data["kpis"] = {k: {"mean": v.mean, "ci95": v.ci} for k, v in self.kpis.items()}
+        return data
+
+    def row(self) -> dict[str, float | str]:
+        """One flat table row: each KPI's mean and CI, the oracle share and the entropy."""
+        row: dict[str, float | str] = {"policy": self.policy}
+        for name, kpi in self.kpis.items():
+            row[name] = kpi.mean
+            row[f"{name}_ci95"] = kpi.ci
+        row["oracle_share"] = float("nan") if self.oracle_share is None else self.oracle_share
+        row["action_entropy"] = self.action_entropy
+        return row
+
+
+def _mean_ci(values: np.ndarray) -> KPI:
+    n = values.size
+    sd = float(values.std(ddof=1)) if n > 1 else 0.0
+    return KPI(float(values.mean()), _Z95 * sd / np.sqrt(max(n, 1)))
+
+
+def _ratio_ci(numerator: np.ndarray, denominator: np.ndarray) -> KPI:
+    total = float(denominator.sum())
+    if total == 0.0:
+        return KPI(0.0, 0.0)
+    ratio = float(numerator.sum()) / total
+    residual = numerator - ratio * denominator
+    se = float(np.sqrt((residual**2).sum())) / total
+    return KPI(ratio, _Z95 * se)
+
+
+def kpis_with_ci(result: CohortResult) -> dict[str, KPI]:
+    """Per-customer KPIs of a cohort run with 95 % confidence intervals."""
+    return {
+        "profit_per_customer": _mean_ci(result.profit),
+        "reward_per_customer": _mean_ci(result.reward),
+        "revenue_per_customer": _mean_ci(result.revenue),
+        "discount_cost_per_customer": _mean_ci(result.discount_cost),
+        "conversion_rate": _ratio_ci(result.purchases, result.cycles),
+        "purchases_per_customer": _mean_ci(result.purchases),
+        "contacts_per_customer": _mean_ci(result.contacts),
+        "unsubscribe_rate": _mean_ci((result.unsubscribes > 0).astype(np.float64)),
+        "churn_rate": _mean_ci(result.churned.astype(np.float64)),
+    }
+
+
+def _model_key(env_kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted((k, str(v)) for k, v in env_kwargs.items()))
+
+
+@lru_cache(maxsize=32)
+def _oracle_profit_cached(key: tuple[tuple[str, Any], ...], n_customers: int, seed: int) -> float:
+    env_kwargs = dict(key)
+    horizon = int(env_kwargs.pop("horizon", 52))
+    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "reward_mode"})
+    oracle = MyopicOracle(model.actions.n_actions)
+    return float(run_cohort(model, oracle, n_customers, horizon, seed).profit.mean())
+
+
+def oracle_profit(env_kwargs: dict[str, Any], n_customers: int, seed: int) -> float:
+    """Mean profit per customer of the myopic (profit) oracle on the same cohort (cached)."""
+    return _oracle_profit_cached(_model_key(env_kwargs), n_customers, seed)
+
+
+def evaluate(
+    policy: PolicyLike,
+    env_kwargs: dict[str, Any] | None = None,
+    n_customers: int = 10_000,
+    seed: int = 0,
+    learn: bool = False,
+    name: str | None = None,
+    compare_to_oracle: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Run ``policy`` over full customer lifetimes (to churn or the horizon) and score it.
+
+    Args:
+        policy: Anything with ``predict(obs, action_masks, deterministic)``; policies with
+            ``set_env`` (the oracle) are attached to the cohort.
+        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        n_customers: Cohort size.
+        seed: Cohort seed: the same seed gives the same customers and random numbers.
+        learn: Let online learners ``update`` from every cycle (their learning curve); with
+            ``False`` they are evaluated frozen.
+        name: Label for reports (defaults to the policy's ``algorithm``).
+        compare_to_oracle: Also run the myopic oracle on the same cohort for ``oracle_share``.
+        progress: Called with the number of cycles completed.
+
+    Returns:
+        The evaluation.
+    """
+    env_kwargs = dict(env_kwargs or {})
+    horizon = int(env_kwargs.get("horizon", 52))
+    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    result = run_cohort(model, policy, n_customers, horizon, seed, learn=learn, progress=progress)
+    counts = result.action_counts.astype(np.float64)
+    shares = counts / max(counts.sum(), 1.0)
+    nonzero = shares[shares > 0]
+    kpis = kpis_with_ci(result)
+    share = None
+    if compare_to_oracle:
+        reference = oracle_profit(env_kwargs, n_customers, seed)
+        share = kpis["profit_per_customer"].mean / reference if reference else None
+    return Evaluation(
+        policy=name or getattr(policy, "algorithm", type(policy).__name__),
+        n_customers=n_customers,
+        seed=seed,
+        env_kwargs={k: str(v) for k, v in env_kwargs.items()},
+        kpis=kpis,
+        action_distribution={
+            a: float(s) for a, s in zip(result.action_names, shares, strict=True) if s > 0
+        },
+        action_entropy=float(-(nonzero * np.log(nonzero)).sum()),
+        oracle_share=share,
+        reward_per_cycle=result.reward_per_cycle,
+    )
