@@ -156,8 +156,9 @@ def evaluate(
         env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
         n_customers: Cohort size.
         seed: Cohort seed: the same seed gives the same customers and random numbers.
-        learn: Let online learners ``update`` from every cycle (their learning curve); with
-            ``False`` they are evaluated frozen.
+        learn: Let online learners ``update`` from every cycle and explore (``predict`` with
+            ``deterministic=False``): their online learning curve. With ``False`` every policy
+            acts greedily and frozen.
         name: Label for reports (defaults to the policy's ``algorithm``).
         compare_to_oracle: Also run the myopic oracle on the same cohort for ``oracle_share``.
         progress: Called with the number of cycles completed.
@@ -168,7 +169,10 @@ def evaluate(
     env_kwargs = dict(env_kwargs or {})
     horizon = int(env_kwargs.get("horizon", 52))
     model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
-    result = run_cohort(model, policy, n_customers, horizon, seed, learn=learn, progress=progress)
+    # online learners explore while they learn; frozen policies act greedily
+    result = run_cohort(
+        model, policy, n_customers, horizon, seed, learn, deterministic=not learn, progress=progress
+    )
     counts = result.action_counts.astype(np.float64)
     shares = counts / max(counts.sum(), 1.0)
     nonzero = shares[shares > 0]

@@ -7,8 +7,11 @@ from typing import Annotated
 import typer
 
 import rec_env
+from rec_env.cli.compare import compare_command
+from rec_env.cli.evaluate import eval_command
 from rec_env.cli.profiles import profiles_app
 from rec_env.cli.simulate import simulate
+from rec_env.cli.train import train_command
 
 __all__ = ["app"]
 
@@ -17,14 +20,18 @@ app = typer.Typer(
     help=(
         "Simulate customers who receive marketing actions (an offer on a channel) and measure "
         "what each decision policy earns. Populations of customers are YAML data: list, show "
-        "and validate them with `recenv profiles`, then run a baseline policy over a cohort "
-        "with `recenv simulate` to see profit, conversion, contacts, unsubscribes and churn."
+        "and validate them with `recenv profiles`, run a baseline policy over a cohort with "
+        "`recenv simulate`, train agents with `recenv train`, and compare them with "
+        "`recenv eval` and `recenv compare`."
     ),
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
 app.add_typer(profiles_app, name="profiles")
 app.command("simulate")(simulate)
+app.command("train")(train_command)
+app.command("eval")(eval_command)
+app.command("compare")(compare_command)
 
 
 def _print_version(value: bool) -> None:

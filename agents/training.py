@@ -1,0 +1,196 @@
+"""Train any trainable agent and write a run directory.
+
+SB3 algorithms train through :func:`rec_env.agents.sb3.train_sb3`; bandits learn online in the
+vectorised environment from every step's reward. Both evaluate periodically on a fixed cohort
+(the learning curve) and once at the end on a larger one (``final_metrics`` in ``run.json``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rec_env import ENV_ID, __version__
+from rec_env.agents.base import Policy
+from rec_env.agents.evaluation import evaluate
+from rec_env.agents.registry import BANDIT_ALGORITHMS, TRAINABLE, check_algorithm, make_bandit
+from rec_env.agents.runs import RunInfo, file_sha256, model_file, write_curve, write_run_info
+from rec_env.env import build_model
+from rec_env.features import FEATURE_NAMES
+
+__all__ = ["EVAL_SEED", "train", "train_bandit"]
+
+EVAL_SEED = 10_007
+"""Seed of the evaluation cohorts (disjoint from training seeds in practice)."""
+
+_BANDIT_DEFAULTS = {"n_envs": 256, "n_timesteps": 500_000}
+
+
+@contextmanager
+def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(label), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"))
+    with Progress(*columns, TimeRemainingColumn(), transient=True) as bar:
+        yield (bar, bar.add_task(label, total=total))
+
+
+def train_bandit(
+    algorithm: str,
+    env_kwargs: dict[str, Any],
+    total_timesteps: int,
+    seed: int,
+    hyperparams: dict[str, Any] | None = None,
+    n_envs: int = 256,
+    eval_every: int = 100_000,
+    eval_customers: int = 2_000,
+    progress: bool = False,
+) -> tuple[Policy, list[dict[str, float]]]:
+    """Let a bandit learn online in the vectorised env for ``total_timesteps`` customer-steps.
+
+    Each step every customer gets the bandit's (exploring) decision, and the bandit updates from
+    the whole batch of rewards. Every ``eval_every`` steps the greedy policy is evaluated frozen.
+
+    Returns:
+        The trained bandit and its learning curve rows.
+    """
+    from rec_env import make_vec_env
+
+    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    policy = make_bandit(algorithm, model, seed, **(hyperparams or {}))
+    venv = make_vec_env(n_envs, seed=seed, **env_kwargs)
+    obs = venv.reset()
+    curve: list[dict[str, float]] = []
+    done, next_eval, start, reward_sum = 0, eval_every, time.perf_counter(), 0.0
+    with _progress_bar(total_timesteps, progress, algorithm) as bar:
+        while done < total_timesteps:
+            actions = policy.predict(obs, venv.action_masks(), deterministic=False)
+            next_obs, rewards, _, _ = venv.step(actions)
+            policy.update(obs, actions, rewards.astype(float))
+            obs, done, reward_sum = next_obs, done + n_envs, reward_sum + float(rewards.sum())
+            if bar is not None:
+                bar[0].update(bar[1], completed=min(done, total_timesteps))
+            if done >= next_eval or done >= total_timesteps:
+                result = evaluate(
+                    policy, env_kwargs, eval_customers, EVAL_SEED, compare_to_oracle=False
+                )
+                kpi = result.kpis["profit_per_customer"]
+                curve.append(
+                    {
+                        "timesteps": float(done),
+                        "wall_time_s": time.perf_counter() - start,
+                        "profit_per_customer": kpi.mean,
+                        "profit_ci95": kpi.ci,
+                        "train_reward_per_step": reward_sum / done,
+                    }
+                )
+                next_eval += eval_every
+    return policy, curve
+
+
+def train(
+    algorithm: str,
+    env_kwargs: dict[str, Any] | None = None,
+    steps: int | None = None,
+    seed: int = 0,
+    out: str | Path | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    eval_every: int | None = None,
+    eval_customers: int = 2_000,
+    final_customers: int = 10_000,
+    progress: bool = False,
+    tensorboard_log: str | None = None,
+) -> Path:
+    """Train ``algorithm`` and write its run directory.
+
+    Args:
+        algorithm: One of :data:`rec_env.agents.registry.TRAINABLE`.
+        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        steps: Environment steps (customer-steps); the hyperparameter file's default if omitted.
+        seed: Seed of training.
+        out: Run directory (default ``runs/<algorithm>-seed<seed>``).
+        hyperparams: Overrides of the hyperparameter file (SB3) or bandit hyperparameters.
+        eval_every: Steps between learning-curve evaluations (default: ~10 per run).
+        eval_customers: Cohort size of the learning-curve evaluations.
+        final_customers: Cohort size of the final evaluation in ``run.json``.
+        progress: Show a progress bar.
+        tensorboard_log: TensorBoard directory (SB3 only).
+
+    Returns:
+        The run directory.
+    """
+    algorithm = check_algorithm(algorithm, TRAINABLE)
+    env_kwargs = dict(env_kwargs or {})
+    directory = Path(out) if out is not None else Path("runs") / f"{algorithm}-seed{seed}"
+    directory.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if algorithm in BANDIT_ALGORITHMS:
+        settings = {**_BANDIT_DEFAULTS, **(hyperparams or {})}
+        n_envs = int(settings.pop("n_envs"))
+        total = int(steps or settings.pop("n_timesteps"))
+        settings.pop("n_timesteps", None)
+        policy, curve = train_bandit(
+            algorithm,
+            env_kwargs,
+            total,
+            seed,
+            settings,
+            n_envs,
+            eval_every or max(total // 10, n_envs),
+            eval_customers,
+            progress,
+        )
+        used = {"n_envs": n_envs, "n_timesteps": total, **settings}
+    else:
+        from rec_env.agents.sb3 import load_hyperparams, train_sb3
+
+        overrides = dict(hyperparams or {})
+        if steps is not None:
+            overrides["n_timesteps"] = steps
+        used = load_hyperparams(algorithm, overrides=overrides)
+        total = int(used["n_timesteps"])
+        policy, curve = train_sb3(
+            algorithm,
+            env_kwargs,
+            total_timesteps=total,
+            seed=seed,
+            hyperparams=overrides,
+            eval_every=eval_every or max(total // 10, 1),
+            eval_customers=eval_customers,
+            progress=progress,
+            tensorboard_log=tensorboard_log,
+        )
+    wall = time.perf_counter() - start
+    policy.save(directory)
+    write_curve(directory, curve)
+    final = evaluate(policy, env_kwargs, final_customers, EVAL_SEED, name=algorithm)
+    artifact = model_file(directory)
+    population = str(env_kwargs.get("profile", "default"))
+    write_run_info(
+        directory,
+        RunInfo(
+            algorithm=algorithm,
+            env_id=ENV_ID,
+            env_kwargs={
+                k: v if isinstance(v, int | float) else str(v) for k, v in env_kwargs.items()
+            },
+            population=population,
+            feature_names=list(FEATURE_NAMES),
+            action_names=list(policy.action_names),
+            hyperparameters=used,
+            seed=seed,
+            recenv_version=__version__,
+            model_file=artifact.name,
+            model_sha256=file_sha256(artifact),
+            timesteps=total,
+            wall_time_s=round(wall, 2),
+            final_metrics=final.to_dict(),
+        ),
+    )
+    return directory

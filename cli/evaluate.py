@@ -1,0 +1,48 @@
+"""``recenv eval RUN_DIR``: evaluate a trained run on a fresh cohort."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from rec_env.agents.evaluation import evaluate
+from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli.reporting import evaluation_table
+
+__all__ = ["eval_command"]
+
+
+def eval_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory written by recenv train.")],
+    customers: Annotated[int, typer.Option(help="Customers in the cohort.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Cohort seed.")] = 0,
+    profile: Annotated[str | None, typer.Option(help="Population [default: the run's].")] = None,
+    learn: Annotated[
+        bool, typer.Option(help="Let online learners (bandits) keep learning during the run.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON.")] = False,
+) -> None:
+    """Evaluate a trained policy over full customer lifetimes, with 95% confidence intervals.
+
+    The model file's SHA-256 is checked against run.json before it is loaded.
+    """
+    from rec_env.agents.runs import load_run
+
+    if customers < 1:
+        fail(f"--customers must be at least 1, got {customers}")
+    with reporting_bad_input():
+        policy, info = load_run(run_dir)
+        env_kwargs = dict(info.env_kwargs)
+        if profile is not None:
+            env_kwargs["profile"] = profile
+        result = evaluate(policy, env_kwargs, customers, seed, learn=learn, name=info.algorithm)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    Console().print(
+        evaluation_table([result], f"{run_dir} on {customers:,} customers, seed {seed}")
+    )

@@ -1,0 +1,119 @@
+"""``recenv train ALGO``: train an agent and write its run directory."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rec_env.agents.evaluation import KPI, Evaluation
+from rec_env.agents.registry import TRAINABLE, check_algorithm
+from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli.reporting import evaluation_table
+from rec_env.dynamics import REWARD_MODES
+
+__all__ = ["parse_overrides", "train_command"]
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["learning_rate=1e-3", "n_envs=64"]`` → ``{"learning_rate": 0.001, "n_envs": 64}``.
+
+    Values are parsed as JSON when they can be (numbers, booleans, lists), else kept as strings.
+    """
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            fail(f"--set expects KEY=VALUE, got {pair!r}")
+        try:
+            overrides[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def train_command(
+    algorithm: Annotated[str, typer.Argument(help=f"One of: {', '.join(TRAINABLE)}.")],
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Environment steps (customer-cycles); default from the YAML."),
+    ] = None,
+    profile: Annotated[str, typer.Option(help="Population name or YAML path.")] = "default",
+    reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory [default: runs/ALGO-seedSEED].")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a hyperparameter, e.g. --set learning_rate=1e-3."),
+    ] = None,
+    eval_customers: Annotated[
+        int, typer.Option(help="Customers per learning-curve evaluation.")
+    ] = 2_000,
+    final_customers: Annotated[
+        int, typer.Option(help="Customers in the final evaluation.")
+    ] = 10_000,
+    tensorboard: Annotated[
+        Path | None, typer.Option(help="TensorBoard log directory (SB3 agents).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train an agent (SB3 or bandit) and save it with run.json and its learning curve.
+
+    Hyperparameters come from the algorithm's YAML (rec_env/agents/hyperparams); --steps and
+    --set override them. The run directory holds the model, run.json (with the model's
+    SHA-256 and the final metrics) and learning_curve.csv.
+    """
+    from rec_env.agents.training import train
+
+    with reporting_bad_input():
+        name = check_algorithm(algorithm, TRAINABLE)
+        if reward_mode not in REWARD_MODES:
+            raise ValueError(f"--reward-mode must be one of {', '.join(REWARD_MODES)}")
+        for option, value in (
+            ("--steps", steps or 1),
+            ("--eval-customers", eval_customers),
+            ("--final-customers", final_customers),
+        ):
+            if value < 1:
+                raise ValueError(f"{option} must be at least 1, got {value}")
+        overrides = parse_overrides(set_ or [])
+        from rec_env.env import build_model
+
+        build_model(profile, reward_mode)  # fail fast on a bad population
+    env_kwargs = {"profile": profile, "reward_mode": reward_mode}
+    with reporting_bad_input():
+        run_dir = train(
+            name,
+            env_kwargs,
+            steps=steps,
+            seed=seed,
+            out=out,
+            hyperparams=overrides,
+            eval_customers=eval_customers,
+            final_customers=final_customers,
+            progress=progress,
+            tensorboard_log=str(tensorboard) if tensorboard else None,
+        )
+    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    metrics = info["final_metrics"]
+    result = Evaluation(
+        policy=name,
+        n_customers=metrics["n_customers"],
+        seed=metrics["seed"],
+        env_kwargs=metrics["env_kwargs"],
+        kpis={k: KPI(v["mean"], v["ci95"]) for k, v in metrics["kpis"].items()},
+        action_distribution=metrics["action_distribution"],
+        action_entropy=metrics["action_entropy"],
+        oracle_share=metrics["oracle_share"],
+    )
+    console = Console()
+    console.print(f"trained {name} for {info['timesteps']:,} steps in {info['wall_time_s']:.0f} s")
+    console.print(
+        evaluation_table([result], f"final evaluation ({result.n_customers:,} customers)")
+    )
+    console.print(f"run directory: {run_dir}")
