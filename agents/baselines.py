@@ -167,29 +167,63 @@ class RuleBasedPolicy(Policy):
 
     A discount to discount-sensitive customers, free shipping to free-shipping-preferring ones,
     each on the consented channel with the best observed response; nothing to everyone else.
+    Build it from a catalog with :meth:`from_catalog`.
 
     Args:
-        actions: The compiled catalog (to find offers by kind and channel).
-        discount_rate: Which discount to send.
+        n_actions: Size of the action space.
+        discount_by_channel: Discount action per channel (email, sms, push).
+        shipping_by_channel: Free-shipping action per channel.
+        no_action: Index of the do-nothing action.
     """
 
     algorithm: ClassVar[str] = "rule"
 
-    def __init__(self, actions: ActionTable, discount_rate: float = 0.15, **kwargs: Any) -> None:
-        super().__init__(actions.n_actions, actions.names, **kwargs)
-        self.no_action = actions.no_action
-        self.discount_by_channel = self._by_channel(
-            actions, lambda i: np.isclose(actions.discount[i], discount_rate)
-        )
-        self.shipping_by_channel = self._by_channel(actions, lambda i: actions.shipping[i] > 0)
+    def __init__(
+        self,
+        n_actions: int,
+        discount_by_channel: list[int],
+        shipping_by_channel: list[int],
+        no_action: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(n_actions, **kwargs)
+        self.no_action = int(no_action)
+        self.discount_by_channel = np.asarray(discount_by_channel, dtype=np.intp)
+        self.shipping_by_channel = np.asarray(shipping_by_channel, dtype=np.intp)
+        for name, table in (
+            ("discount_by_channel", self.discount_by_channel),
+            ("shipping_by_channel", self.shipping_by_channel),
+        ):
+            if table.shape != (len(CHANNELS),) or not np.all((table >= 0) & (table < n_actions)):
+                raise ValueError(f"{name} needs one valid action per channel {CHANNELS}")
 
-    @staticmethod
-    def _by_channel(actions: ActionTable, wanted: Any) -> np.ndarray:
-        table = np.full(len(CHANNELS), actions.no_action)
-        for i in range(actions.n_actions):
-            if actions.channel[i] < len(CHANNELS) and wanted(i):
-                table[actions.channel[i]] = i
-        return table
+    @classmethod
+    def from_catalog(cls, actions: ActionTable, discount_rate: float = 0.15) -> RuleBasedPolicy:
+        """The rule for a compiled catalog, sending the given discount rate."""
+
+        def by_channel(wanted: Any) -> list[int]:
+            table = [actions.no_action] * len(CHANNELS)
+            for i in range(actions.n_actions):
+                if actions.channel[i] < len(CHANNELS) and wanted(i):
+                    table[int(actions.channel[i])] = i
+            return table
+
+        return cls(
+            actions.n_actions,
+            by_channel(lambda i: np.isclose(actions.discount[i], discount_rate)),
+            by_channel(lambda i: actions.shipping[i] > 0),
+            actions.no_action,
+            action_names=actions.names,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments."""
+        return {
+            **super().get_config(),
+            "discount_by_channel": self.discount_by_channel.tolist(),
+            "shipping_by_channel": self.shipping_by_channel.tolist(),
+            "no_action": self.no_action,
+        }
 
     def action_probabilities(
         self, obs: np.ndarray, action_masks: np.ndarray | None = None

@@ -70,7 +70,7 @@ def make_baseline(
     if key == "random":
         return RandomPolicy(n, table.names, random_state=seed)
     if key == "rule":
-        return RuleBasedPolicy(table)
+        return RuleBasedPolicy.from_catalog(table)
     if key == "oracle":
         return MyopicOracle(n, action_names=table.names)
     if key == "cooldown":

@@ -75,7 +75,7 @@ def build_policy(policy: str, model: CustomerModel, seed: int) -> Policy:
     if kind == "oracle":
         return MyopicOracle(actions.n_actions, action_names=actions.names)
     if kind == "rule":
-        return RuleBasedPolicy(actions)
+        return RuleBasedPolicy.from_catalog(actions)
     if kind == "cooldown":
         return ContactCooldown(
             MyopicOracle(actions.n_actions, action_names=actions.names),
