@@ -75,7 +75,7 @@ def train_command(
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"--reward-mode must be one of {', '.join(REWARD_MODES)}")
         for option, value in (
-            ("--steps", steps or 1),
+            ("--steps", 1 if steps is None else steps),
             ("--eval-customers", eval_customers),
             ("--final-customers", final_customers),
         ):

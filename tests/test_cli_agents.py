@@ -1,0 +1,77 @@
+"""``recenv train``, ``recenv eval`` and ``recenv compare`` through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rec_env.cli.main import app
+
+runner = CliRunner()
+
+
+def assert_bad_input(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.fixture(scope="module")
+def bandit_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "egreedy"
+    result = runner.invoke(
+        app,
+        [
+            "train", "egreedy", "--steps", "2048", "--seed", "1", "--out", str(out),
+            "--eval-customers", "200", "--final-customers", "500", "--no-progress",
+            "--set", "n_envs=256",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_train_writes_a_run_directory(bandit_run) -> None:
+    info = json.loads((bandit_run / "run.json").read_text())
+    for key in ("env_id", "env_kwargs", "feature_names", "action_names", "hyperparameters",
+                "seed", "recenv_version", "model_sha256", "final_metrics"):  # fmt: skip
+        assert key in info
+    assert info["algorithm"] == "egreedy" and info["seed"] == 1
+    assert (bandit_run / "learning_curve.csv").read_text().startswith("timesteps")
+
+
+def test_eval_run_directory(bandit_run) -> None:
+    result = runner.invoke(app, ["eval", str(bandit_run), "--customers", "300", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["policy"] == "egreedy" and "profit_per_customer" in data["kpis"]
+
+
+def test_compare_runs_and_names(bandit_run, tmp_path) -> None:
+    out = tmp_path / "cmp"
+    args = ["compare", str(bandit_run), "random", "oracle", "linucb", "--customers", "300"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "oracle" in result.stdout and "linucb (online)" in result.stdout
+    assert "learning on" in result.stdout  # the bandit run is also evaluated learning on
+    for name in ("comparison.csv", "comparison.json", "kpis.png", "learning_curves.png"):
+        assert (out / name).stat().st_size > 0
+
+
+def test_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
+    assert_bad_input(runner.invoke(app, ["train", "sarsa"]), "sarsa", "choose one of")
+    assert_bad_input(runner.invoke(app, ["train", "ppo", "--steps", "0"]), "--steps")
+    assert_bad_input(runner.invoke(app, ["train", "linucb", "--profile", "nope"]), "nope")
+    assert_bad_input(runner.invoke(app, ["train", "linucb", "--set", "alpha"]), "KEY=VALUE")
+    assert_bad_input(runner.invoke(app, ["eval", str(tmp_path / "missing")]), "no such run")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "run.json").write_text("{not json")
+    assert_bad_input(runner.invoke(app, ["eval", str(tmp_path / "junk")]), "malformed")
+    assert_bad_input(runner.invoke(app, ["compare", "random", "sarsa"]), "sarsa")
+    assert_bad_input(runner.invoke(app, ["compare", "runs/none"]), "no such run")
+    assert_bad_input(runner.invoke(app, ["compare", "ppo"]), "recenv train ppo")
