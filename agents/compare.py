@@ -1,9 +1,10 @@
 """Compare agents side by side on one cohort: a table, CSV/JSON and PNG plots.
 
-Entries are run directories (trained policies, evaluated frozen), baseline names (``random``,
-``best_fixed``, ``rule``, ``oracle``, ``cooldown``) or bandit names (``linucb`` …), which then
-learn online from scratch on the evaluation cohort: their online learning curve. A bandit run
-directory is evaluated both ways: frozen after training, and learning on from its trained state.
+Entries are run directories (trained policies, evaluated frozen and labelled by the directory's
+name), baseline names (``random``, ``best_fixed``, ``rule``, ``oracle``, ``cooldown``) or bandit
+names (``linucb`` …), which then learn online from scratch on the evaluation cohort, labelled
+``linucb (online)``: their online learning curve. A bandit run directory is evaluated both ways:
+frozen after training, and ``(online)``, learning on from its trained state.
 """
 
 from __future__ import annotations
@@ -53,12 +54,11 @@ def resolve_contenders(
         path = Path(entry)
         if path.is_dir():
             policy, info = load_run(path)
-            label = f"{info.algorithm} ({path.name})"
-            curve = read_curve(path)
-            contenders.append(Contender(f"{label}", policy, False, curve))
+            label = path.resolve().name
+            contenders.append(Contender(label, policy, False, read_curve(path)))
             if info.algorithm in BANDIT_ALGORITHMS:
                 online, _ = load_run(path)
-                contenders.append(Contender(f"{label}, learning on", online, True))
+                contenders.append(Contender(f"{label} (online)", online, True))
             continue
         if path.suffix or "/" in entry:
             raise ValueError(f"{entry}: no such run directory")

@@ -37,7 +37,7 @@ def compare_command(
     """Evaluate agents on the same customers and write comparison.csv/.json and PNG plots.
 
     Run directories are evaluated frozen; bandit names learn online from scratch on the cohort
-    (their learning curve); a bandit run directory is shown both frozen and learning on.
+    (their learning curve); a bandit run directory is shown both frozen and learning on (online).
     """
     from rec_env.agents.compare import compare, write_outputs
 

@@ -1,0 +1,48 @@
+"""Hand-written bandits behind the :class:`~rec_env.agents.base.OnlinePolicy` interface.
+
+Context-free (one value per action): :class:`EpsilonGreedy`, :class:`UCB1` and
+:class:`ThompsonSampling` (Gaussian, Normal–Inverse-Gamma). Linear contextual (one ridge
+regression per action on :func:`linear_contexts`): :class:`LinUCB` and
+:class:`LinearThompsonSampling`.
+
+Each is a dataclass of hyperparameters in the style of Open Bandit Pipeline, batch-first, seeded
+by ``random_state`` and saved as ``policy.json`` + ``state.npz``. :data:`BANDITS` maps each
+``algorithm`` name to its class, e.g. to rebuild a saved bandit::
+
+    policy = BANDITS[read_policy_file(path)["algorithm"]].load(path)
+"""
+
+from __future__ import annotations
+
+from rec_env.agents.bandits_contextfree import (
+    STATE_FILE,
+    UCB1,
+    BanditPolicy,
+    EpsilonGreedy,
+    ThompsonSampling,
+)
+from rec_env.agents.bandits_linear import (
+    N_CONTEXT_FEATURES,
+    LinearThompsonSampling,
+    LinUCB,
+    linear_contexts,
+)
+
+__all__ = [
+    "BANDITS",
+    "N_CONTEXT_FEATURES",
+    "STATE_FILE",
+    "UCB1",
+    "BanditPolicy",
+    "EpsilonGreedy",
+    "LinUCB",
+    "LinearThompsonSampling",
+    "ThompsonSampling",
+    "linear_contexts",
+]
+
+BANDITS: dict[str, type[BanditPolicy]] = {
+    cls.algorithm: cls
+    for cls in (EpsilonGreedy, UCB1, ThompsonSampling, LinUCB, LinearThompsonSampling)
+}
+"""``algorithm`` → class: ``egreedy``, ``ucb1``, ``thompson``, ``linucb``, ``lin_ts``."""
