@@ -1,0 +1,294 @@
+"""The shared base of the bandits: validation, masks, numba helpers and state files.
+
+Every bandit is an Open Bandit Pipeline style dataclass: its fields are its hyperparameters,
+validated on construction, and it owns its generator ``self.random_`` (seeded by
+``random_state``). The loop that drives it lives outside (:func:`rec_env.rollout.run_cohort`).
+All methods are batch-first: a whole batch of customers is decided with the current parameters,
+then :meth:`BanditPolicy.update` learns from the whole batch.
+"""
+
+from __future__ import annotations
+
+import numbers
+from abc import abstractmethod
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from numba import njit
+
+from rec_env.agents.base import OnlinePolicy, Policy
+
+__all__ = ["STATE_FILE", "BanditPolicy"]
+
+
+STATE_FILE = "state.npz"
+"""Learned arrays of a saved bandit, next to ``policy.json`` (read without pickle)."""
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_inclusive: bool = True,
+    integer: bool = False,
+) -> Any:
+    """``value`` as a float (or int) if it is a finite number within the bounds.
+
+    Raises:
+        ValueError: Naming the field ``name`` if the value is not a number or out of bounds.
+    """
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or not np.isfinite(value):
+        wanted = "an integer" if integer else "a finite number"
+        raise ValueError(f"{name} must be {wanted}, got {value!r}")
+    if low is not None and (value < low or (value == low and not low_inclusive)):
+        relation = ">=" if low_inclusive else ">"
+        raise ValueError(f"{name} must be {relation} {low}, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"{name} must be <= {high}, got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def _as_batch(obs: np.ndarray) -> np.ndarray:
+    """``obs`` as a 2-D array (one customer may be 1-D)."""
+    obs = np.asarray(obs)
+    return obs[None, :] if obs.ndim == 1 else obs
+
+
+def _as_masks(action_masks: np.ndarray | None, n: int, n_actions: int) -> np.ndarray | None:
+    """``(n, n_actions)`` bool masks, or ``None`` (everything allowed).
+
+    Rows that allow no action are rejected by the kernels that pick the actions.
+
+    Raises:
+        ValueError: If the shape is wrong.
+    """
+    if action_masks is None:
+        return None
+    masks = np.asarray(action_masks, dtype=bool)
+    if masks.ndim == 1:
+        masks = masks[None, :]
+    if masks.shape != (n, n_actions):
+        raise ValueError(f"action_masks must have shape {(n, n_actions)}, got {masks.shape}")
+    return masks
+
+
+def _full_masks(masks: np.ndarray | None, n: int, n_actions: int) -> np.ndarray:
+    """``masks``, or all-``True`` masks for ``None``."""
+    return np.ones((n, n_actions), dtype=bool) if masks is None else masks
+
+
+def _feedback_arrays(
+    n: int, actions: np.ndarray, rewards: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``actions`` (intp) and ``rewards`` (float64) of an update batch of ``n`` customers.
+
+    Raises:
+        ValueError: If their lengths are not ``n``.
+    """
+    actions = np.asarray(actions, dtype=np.intp)
+    rewards = np.asarray(rewards, dtype=np.float64)
+    if actions.shape != (n,) or rewards.shape != (n,):
+        raise ValueError("obs, actions and rewards must hold the same number of customers")
+    return actions, rewards
+
+
+# ---------------------------------------------------------------------------- kernels
+_NO_ALLOWED_ACTION = "a row of action_masks allows no action"
+_ACTIONS_OUT_OF_RANGE = "actions must be in [0, n_actions)"
+
+
+@njit(cache=True)
+def _masked_argmax(scores: np.ndarray, masks: np.ndarray | None, n: int) -> np.ndarray:
+    """Row-wise argmax over allowed actions, the lowest index on ties.
+
+    Args:
+        scores: ``(n, A)`` scores, or ``(1, A)`` shared by every row.
+        masks: ``(n, A)`` allowed actions, or ``None`` (all allowed).
+        n: Number of rows.
+
+    Raises:
+        ValueError: If a row allows no action.
+    """
+    n_actions = scores.shape[1]
+    shared = scores.shape[0] == 1
+    actions = np.empty(n, dtype=np.intp)
+    for i in range(n):
+        row = 0 if shared else i
+        best = -1
+        for a in range(n_actions):
+            if (masks is None or masks[i, a]) and (best < 0 or scores[row, a] > scores[row, best]):
+                best = a
+        if best < 0:
+            raise ValueError(_NO_ALLOWED_ACTION)
+        actions[i] = best
+    return actions
+
+
+@njit(cache=True)
+def _argmax_frequencies(
+    means: np.ndarray, scales: np.ndarray, draws: np.ndarray, masks: np.ndarray
+) -> np.ndarray:
+    """Share of Monte Carlo draws in which each allowed action scores highest.
+
+    Row ``i``, draw ``k`` scores action ``a`` as ``means[i, a] + scales[i, a] * draws[k, a]``.
+
+    Args:
+        means: ``(n, A)`` locations.
+        scales: ``(n, A)`` scales.
+        draws: ``(D, A)`` standardised draws, shared by every row.
+        masks: ``(n, A)`` allowed actions.
+
+    Returns:
+        ``(n, A)`` frequencies; rows sum to 1, masked entries are 0.
+
+    Raises:
+        ValueError: If a row allows no action.
+    """
+    n, n_actions = means.shape
+    counts = np.zeros((n, n_actions))
+    location, scale = np.empty(n_actions), np.empty(n_actions)
+    for i in range(n):
+        if not masks[i].any():
+            raise ValueError(_NO_ALLOWED_ACTION)
+        for a in range(n_actions):  # a masked action scores -inf in every draw
+            location[a] = means[i, a] if masks[i, a] else -np.inf
+            scale[a] = scales[i, a] if masks[i, a] else 0.0
+        for k in range(draws.shape[0]):
+            best, best_score = 0, location[0] + scale[0] * draws[k, 0]
+            for a in range(1, n_actions):
+                score = location[a] + scale[a] * draws[k, a]
+                better = score > best_score  # branch-free selects: the winner is unpredictable
+                best = a if better else best
+                best_score = score if better else best_score
+            counts[i, best] += 1.0
+    return counts / draws.shape[0]
+
+
+# ---------------------------------------------------------------------------- base class
+@dataclass(eq=False)
+class BanditPolicy(OnlinePolicy):
+    """Base of the hand-written bandits: a dataclass of hyperparameters with learned arrays.
+
+    Subclasses declare their hyperparameters as keyword-only fields (validated in
+    :meth:`_check_hyperparameters`), name their learned arrays in ``state_names`` (attributes
+    with a trailing underscore, saved to ``state.npz``) and implement :meth:`_select`,
+    :meth:`_probabilities` and :meth:`update`.
+
+    Args:
+        n_actions: Number of actions.
+        action_names: Names of the actions, for reports.
+        random_state: Seed of the policy's generator ``self.random_``.
+    """
+
+    n_actions: int
+    action_names: tuple[str, ...] | None = field(default=None, repr=False)
+    random_state: int | None = None
+
+    state_names: ClassVar[tuple[str, ...]] = ()
+
+    def __post_init__(self) -> None:
+        Policy.__init__(self, self.n_actions, self.action_names, self.random_state)
+        self._check_hyperparameters()
+        self._init_state()
+
+    def _check_hyperparameters(self) -> None:
+        """Validate (and normalise) the hyperparameter fields."""
+
+    @abstractmethod
+    def _init_state(self) -> None:
+        """Allocate the learned arrays named in ``state_names`` (the prior / no data)."""
+
+    @abstractmethod
+    def _select(self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool) -> np.ndarray:
+        """Actions ``(n,)`` for 2-D ``obs`` and ``(n, A)`` masks (``None``: all allowed)."""
+
+    @abstractmethod
+    def _probabilities(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """``(n, n_actions)`` probabilities for 2-D ``obs`` and ``(n, A)`` masks."""
+
+    def predict(
+        self,
+        obs: np.ndarray,
+        action_masks: np.ndarray | None = None,
+        deterministic: bool = True,
+    ) -> np.ndarray:
+        """Actions ``(n,)`` for a batch, all decided with the current parameters.
+
+        Args:
+            obs: ``(n, n_features)`` observations (one customer may be 1-D).
+            action_masks: ``(n, n_actions)`` allowed actions; masked actions are never chosen.
+            deterministic: Exploit only (greedy / posterior mean) where the algorithm is
+                randomised (ε-greedy, Thompson sampling); UCB algorithms are deterministic
+                either way.
+
+        Raises:
+            ValueError: If the masks have the wrong shape or a row allows no action.
+        """
+        obs = _as_batch(obs)
+        masks = _as_masks(action_masks, obs.shape[0], self.n_actions)
+        return self._select(obs, masks, deterministic)
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(n, n_actions)`` probability of each action under ``predict(deterministic=False)``.
+
+        Masked actions have probability 0; rows sum to 1.
+        """
+        obs = _as_batch(obs)
+        n = obs.shape[0]
+        masks = _full_masks(_as_masks(action_masks, n, self.n_actions), n, self.n_actions)
+        return self._probabilities(obs, masks)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments: the base ones and every hyperparameter field."""
+        hyperparameters = {f.name: getattr(self, f.name) for f in fields(self) if f.kw_only}
+        return {**super().get_config(), **hyperparameters}
+
+    def _save_state(self, directory: Path) -> None:
+        """Write the learned arrays to ``state.npz``."""
+        np.savez(directory / STATE_FILE, **{name: getattr(self, name) for name in self.state_names})
+
+    def _load_state(self, directory: Path) -> None:
+        """Read the learned arrays from ``state.npz`` (no pickle), checking their shapes.
+
+        Raises:
+            ValueError: If the file is missing, or an array is missing or has the wrong shape.
+        """
+        path = directory / STATE_FILE
+        if not path.exists():
+            raise ValueError(f"{directory}: no {STATE_FILE} (the bandit's learned state)")
+        with np.load(path, allow_pickle=False) as data:
+            for name in self.state_names:
+                current = getattr(self, name)
+                if name not in data.files:
+                    raise ValueError(f"{path}: missing array {name!r}")
+                if data[name].shape != current.shape:
+                    raise ValueError(
+                        f"{path}: {name} has shape {data[name].shape}, expected {current.shape}"
+                    )
+                setattr(self, name, data[name].astype(current.dtype))
+        self._state_loaded()
+
+    def _state_loaded(self) -> None:
+        """Recompute derived arrays after loading (nothing by default)."""
+
+
+def _one_hot(actions: np.ndarray, n_actions: int) -> np.ndarray:
+    """``(n, n_actions)`` one-hot rows."""
+    probs = np.zeros((actions.shape[0], n_actions))
+    probs[np.arange(actions.shape[0]), actions] = 1.0
+    return probs
+
+
+def _sample_allowed(masks: np.ndarray, random: np.random.Generator) -> np.ndarray:
+    """One action per row, uniformly among the allowed ones."""
+    allowed = masks.cumsum(axis=1)
+    picks = (random.random(masks.shape[0]) * allowed[:, -1]).astype(np.intp)
+    return np.argmax(allowed > picks[:, None], axis=1)
