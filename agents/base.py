@@ -98,7 +98,11 @@ class Policy(ABC):
         """
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        payload = {"algorithm": self.algorithm, "config": self.get_config()}
+        payload = {
+            "algorithm": self.algorithm,
+            "config": self.get_config(),
+            "generator_state": self.random_.bit_generator.state,
+        }
         (directory / POLICY_FILE).write_text(json.dumps(payload, indent=2), encoding="utf-8")
         self._save_state(directory)
 
@@ -115,6 +119,8 @@ class Policy(ABC):
             found = payload["algorithm"]
             raise ValueError(f"{directory}: holds a {found!r} policy, not a {cls.algorithm!r}")
         policy = cls(**payload["config"])
+        if "generator_state" in payload:  # continue the random stream where it stopped
+            policy.random_.bit_generator.state = payload["generator_state"]
         policy._load_state(directory)
         return policy
 

@@ -160,3 +160,12 @@ def test_compare_writes_table_csv_json_and_plots(tmp_path) -> None:
         compare(["runs/does-not-exist"], {}, 100)
     with pytest.raises(ValueError, match="trained first"):
         compare(["ppo"], {}, 100)
+
+
+def test_a_loaded_policy_continues_its_random_stream(tmp_path) -> None:
+    policy = RandomPolicy(16, random_state=5)
+    obs = np.zeros((50, 16), dtype=np.float32)
+    policy.predict(obs)
+    policy.save(tmp_path)
+    expected = policy.predict(obs)
+    assert np.array_equal(RandomPolicy.load(tmp_path).predict(obs), expected)
