@@ -1,0 +1,307 @@
+"""Trained Stable-Baselines3 models behind the :class:`~rec_env.agents.base.Policy` interface.
+
+The wrappers read the model's own distribution (PPO, A2C, MaskablePPO) or Q-network (DQN); they
+re-implement nothing of the algorithms. :class:`ScaledFeatures` scales raw observations to
+[0, 1] *inside* the policy network, so a saved ``model.zip`` needs no normalisation statistics
+at serving time.
+
+Importing this module imports torch, Stable-Baselines3 and sb3-contrib.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+
+from rec_env.agents.base import Policy, masked_argmax, read_policy_file, uniform_over_allowed
+from rec_env.features import FEATURES
+
+__all__ = [
+    "MODEL_FILE",
+    "POLICY_CLASSES",
+    "A2CPolicy",
+    "DQNPolicy",
+    "MaskablePPOPolicy",
+    "PPOPolicy",
+    "SB3Policy",
+    "ScaledFeatures",
+    "Scaling",
+]
+
+MODEL_FILE = "model.zip"
+"""Name of the SB3 archive next to ``policy.json``."""
+
+Scaling = Literal["linear", "log"]
+
+
+class ScaledFeatures(BaseFeaturesExtractor):
+    """Scale the raw observation to [0, 1], feature by feature, inside the network.
+
+    ``"linear"``: ``x / high``. ``"log"``: ``log1p(x) / log1p(high)`` for the non-binary features
+    whose upper bound exceeds 1 (days, counts, USD), ``x / high`` for the others. The log scale
+    keeps the differences that matter for contact timing (7 against 14 days since the last
+    message, 1 against 2 messages in 30 days) large after scaling, where ``x / 365`` would squeeze
+    them to a few hundredths. The bounds are registered buffers, so they travel in
+    ``model.zip``.
+
+    Args:
+        observation_space: The environment's ``Box`` of raw features.
+        scaling: ``"linear"`` or ``"log"``.
+    """
+
+    def __init__(self, observation_space: spaces.Box, scaling: Scaling = "log") -> None:
+        n_features = int(np.prod(observation_space.shape))
+        super().__init__(observation_space, features_dim=n_features)
+        if scaling not in ("linear", "log"):
+            raise ValueError(f"scaling must be 'linear' or 'log', got {scaling!r}")
+        high = np.asarray(observation_space.high, dtype=np.float32).reshape(-1)
+        binary = np.array([f.binary for f in FEATURES], dtype=bool)
+        if binary.size != n_features:
+            binary = np.zeros(n_features, dtype=bool)
+        use_log = (~binary) & (high > 1.0) if scaling == "log" else np.zeros(n_features, bool)
+        self.scaling = scaling
+        self.register_buffer("high", torch.as_tensor(high))
+        self.register_buffer("log_mask", torch.as_tensor(use_log))
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        """``(n, n_features)`` raw features → ``(n, n_features)`` values in [0, 1]."""
+        obs = observations.reshape(observations.shape[0], -1).clamp(min=0.0)
+        linear = obs / self.high
+        logarithmic = torch.log1p(obs) / torch.log1p(self.high)
+        return torch.where(self.log_mask, logarithmic, linear).clamp(max=1.0)
+
+
+def _renormalise(probs: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
+    """Zero the masked entries and rescale each row to sum to 1 (uniform if nothing is left)."""
+    probs = probs.astype(np.float64)
+    if action_masks is not None:
+        probs = np.where(action_masks, probs, 0.0)
+    totals = probs.sum(axis=1, keepdims=True)
+    empty = totals[:, 0] <= 0.0
+    if empty.any():
+        masks = None if action_masks is None else action_masks[empty]
+        probs[empty] = uniform_over_allowed(int(empty.sum()), probs.shape[1], masks)
+        totals[empty] = 1.0
+    return probs / totals
+
+
+class SB3Policy(Policy):
+    """A trained SB3 model as a batched :class:`~rec_env.agents.base.Policy`.
+
+    Use the subclass of the algorithm (:class:`PPOPolicy`, :class:`A2CPolicy`,
+    :class:`MaskablePPOPolicy`, :class:`DQNPolicy`), or :meth:`from_model` to pick it from the
+    model's type; :meth:`SB3Policy.load` reads any of them. A directory written by :meth:`save`
+    holds ``policy.json`` (algorithm name and constructor arguments) and ``model.zip`` (SB3's
+    archive; it unpickles code, so load only directories you trust).
+
+    Args:
+        model: The trained SB3 model (``None`` only while :meth:`load` fills it in).
+        n_actions: Size of the action space (default: the model's).
+        action_names: Names of the actions, for reports.
+        random_state: Seed of the generator used by stochastic :meth:`predict`.
+    """
+
+    algorithm: ClassVar[str] = "sb3"
+    model_class: ClassVar[type[BaseAlgorithm]] = BaseAlgorithm
+
+    def __init__(
+        self,
+        model: BaseAlgorithm | None = None,
+        n_actions: int | None = None,
+        action_names: tuple[str, ...] | list[str] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        if n_actions is None:
+            if model is None:
+                raise ValueError("give a trained model or n_actions")
+            n_actions = int(model.action_space.n)
+        names = tuple(action_names) if action_names is not None else None
+        super().__init__(n_actions, names, random_state)
+        self._model = model
+        if model is not None:
+            self._check_model(model)
+
+    @classmethod
+    def from_model(cls, model: BaseAlgorithm, **kwargs: Any) -> SB3Policy:
+        """Wrap ``model`` in the policy class of its algorithm."""
+        for policy_class in POLICY_CLASSES.values():
+            if type(model) is policy_class.model_class:
+                return policy_class(model, **kwargs)
+        raise TypeError(f"no SB3Policy for {type(model).__name__}")
+
+    @property
+    def model(self) -> BaseAlgorithm:
+        """The wrapped SB3 model."""
+        if self._model is None:
+            raise RuntimeError(f"{type(self).__name__} has no model: wrap one or load a policy")
+        return self._model
+
+    def _check_model(self, model: BaseAlgorithm) -> None:
+        if type(model) is not self.model_class:
+            expected = self.model_class.__name__
+            raise TypeError(f"{type(self).__name__} wraps {expected}, got {type(model).__name__}")
+        if int(model.action_space.n) != self.n_actions:
+            raise ValueError(f"the model has {model.action_space.n} actions, not {self.n_actions}")
+
+    def _obs_tensor(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.atleast_2d(obs), dtype=torch.float32, device=self.model.device)
+
+    # ------------------------------------------------------------------ persistence
+    @classmethod
+    def load(cls, directory: str | Path) -> SB3Policy:
+        """Read a policy written by :meth:`save`; on ``SB3Policy`` itself, of any algorithm.
+
+        Raises:
+            ValueError: If the directory holds no SB3 policy (or another algorithm's).
+        """
+        if cls is SB3Policy:
+            algorithm = read_policy_file(directory)["algorithm"]
+            if algorithm not in POLICY_CLASSES:
+                raise ValueError(f"{directory}: holds a {algorithm!r} policy, not an SB3 one")
+            return POLICY_CLASSES[algorithm].load(directory)
+        policy = super().load(directory)
+        assert isinstance(policy, SB3Policy)
+        return policy
+
+    def _save_state(self, directory: Path) -> None:
+        """Write the SB3 archive ``model.zip``."""
+        self.model.save(directory / MODEL_FILE)
+
+    def _load_state(self, directory: Path) -> None:
+        """Read ``model.zip`` on the CPU."""
+        path = directory / MODEL_FILE
+        if not path.is_file():
+            raise ValueError(f"{directory}: no {MODEL_FILE}")
+        model = self.model_class.load(path, device="cpu")
+        self._check_model(model)
+        self._model = model
+
+
+class _DistributionPolicy(SB3Policy):
+    """Actor-critic models: the probabilities are the policy network's categorical distribution.
+
+    Masks are applied by zeroing masked probabilities and renormalising each row.
+    """
+
+    def _distribution_probs(self, obs: torch.Tensor, action_masks: np.ndarray | None) -> Any:
+        return self.model.policy.get_distribution(obs).distribution.probs
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """``(n, n_actions)`` probabilities; masked entries 0, rows sum to 1."""
+        masks = None if action_masks is None else np.asarray(action_masks, dtype=bool)
+        with torch.no_grad():
+            probs = self._distribution_probs(self._obs_tensor(obs), masks)
+        return _renormalise(probs.cpu().numpy(), masks)
+
+
+class PPOPolicy(_DistributionPolicy):
+    """A trained SB3 :class:`~stable_baselines3.PPO` model."""
+
+    algorithm: ClassVar[str] = "ppo"
+    model_class: ClassVar[type[BaseAlgorithm]] = PPO
+
+
+class A2CPolicy(_DistributionPolicy):
+    """A trained SB3 :class:`~stable_baselines3.A2C` model."""
+
+    algorithm: ClassVar[str] = "a2c"
+    model_class: ClassVar[type[BaseAlgorithm]] = A2C
+
+
+class MaskablePPOPolicy(_DistributionPolicy):
+    """A trained sb3-contrib :class:`~sb3_contrib.MaskablePPO` model; masks go to the network."""
+
+    algorithm: ClassVar[str] = "maskable_ppo"
+    model_class: ClassVar[type[BaseAlgorithm]] = MaskablePPO
+
+    def _distribution_probs(self, obs: torch.Tensor, action_masks: np.ndarray | None) -> Any:
+        return self.model.policy.get_distribution(obs, action_masks=action_masks).distribution.probs
+
+
+class DQNPolicy(SB3Policy):
+    r"""A trained SB3 :class:`~stable_baselines3.DQN` model, ε-greedy over its Q-values.
+
+    .. math::
+
+        \pi(a \mid s) = (1 - \varepsilon)\,[a = \arg\max_{a' \in M(s)} Q(s, a')]
+            + \varepsilon / |M(s)|\,[a \in M(s)]
+
+    where ``M(s)`` is the set of allowed actions. Deterministic :meth:`predict` is the masked
+    argmax of Q.
+
+    Args:
+        model: The trained DQN model.
+        epsilon: Exploration rate of the probabilities and of stochastic :meth:`predict`
+            (default: the model's ``exploration_final_eps``).
+        n_actions: Size of the action space (default: the model's).
+        action_names: Names of the actions.
+        random_state: Seed of the generator used by stochastic :meth:`predict`.
+    """
+
+    algorithm: ClassVar[str] = "dqn"
+    model_class: ClassVar[type[BaseAlgorithm]] = DQN
+
+    def __init__(
+        self,
+        model: BaseAlgorithm | None = None,
+        epsilon: float | None = None,
+        n_actions: int | None = None,
+        action_names: tuple[str, ...] | list[str] | None = None,
+        random_state: int | None = None,
+    ) -> None:
+        super().__init__(model, n_actions, action_names, random_state)
+        if epsilon is not None and not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
+        self._epsilon = epsilon
+
+    @property
+    def epsilon(self) -> float:
+        """The exploration rate ε."""
+        if self._epsilon is not None:
+            return self._epsilon
+        return float(self.model.exploration_final_eps)
+
+    def get_config(self) -> dict[str, Any]:
+        """Constructor arguments, with ε fixed to its current value."""
+        return {**super().get_config(), "epsilon": self.epsilon}
+
+    def q_values(self, obs: np.ndarray) -> np.ndarray:
+        """``(n, n_actions)`` float32 Q-values of the online network."""
+        with torch.no_grad():
+            return self.model.q_net(self._obs_tensor(obs)).cpu().numpy()
+
+    def action_probabilities(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray:
+        """ε-greedy probabilities over the allowed actions (the class formula)."""
+        masks = None if action_masks is None else np.asarray(action_masks, dtype=bool)
+        greedy = masked_argmax(self.q_values(obs), masks)
+        n = greedy.shape[0]
+        probs = self.epsilon * uniform_over_allowed(n, self.n_actions, masks)
+        probs[np.arange(n), greedy] += 1.0 - self.epsilon
+        return probs
+
+    def predict(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None, deterministic: bool = True
+    ) -> np.ndarray:
+        """The masked argmax of Q, or an ε-greedy sample."""
+        if deterministic:
+            masks = None if action_masks is None else np.asarray(action_masks, dtype=bool)
+            return masked_argmax(self.q_values(obs), masks)
+        return super().predict(obs, action_masks, deterministic=False)
+
+
+POLICY_CLASSES: dict[str, type[SB3Policy]] = {
+    cls.algorithm: cls for cls in (PPOPolicy, A2CPolicy, DQNPolicy, MaskablePPOPolicy)
+}
+"""Algorithm name → policy class."""

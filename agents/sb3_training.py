@@ -1,0 +1,219 @@
+"""Train SB3 agents on the batched VecEnv with the hyperparameters of the YAML files.
+
+:func:`train_sb3` trains on :func:`rec_env.make_vec_env`, evaluates the policy every so often on
+a fixed cohort (the learning curve, :class:`LearningCurveCallback`) and returns it wrapped as an
+:class:`~rec_env.agents.sb3_policy.SB3Policy`. Rewards can be normalised, or replaced by their
+expectation (:class:`ExpectedRewards`), for training only: the saved model needs neither.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.utils import set_random_seed
+from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
+
+from rec_env import ENV_ID, make_vec_env
+from rec_env.agents.evaluation import evaluate
+from rec_env.agents.registry import SB3_ALGORITHMS, check_algorithm
+from rec_env.agents.sb3 import Hyperparams, resolve_hyperparams
+from rec_env.agents.sb3_policy import POLICY_CLASSES, SB3Policy
+from rec_env.agents.training import EVAL_SEED
+
+__all__ = ["ExpectedRewards", "LearningCurveCallback", "train_sb3"]
+
+
+class LearningCurveCallback(BaseCallback):
+    """Evaluate the policy every ``eval_every`` timesteps on a fixed cohort (EvalCallback-style).
+
+    Each evaluation runs the current policy, deterministic and frozen, over full customer
+    lifetimes with :func:`rec_env.agents.evaluation.evaluate` and appends a row ``{timesteps,
+    wall_time_s, profit_per_customer, profit_ci95}`` to :attr:`curve`; ``wall_time_s`` counts
+    training time only (evaluations excluded). The first row is the untrained policy, the last
+    the trained one. The parameters of the best evaluation are kept in :attr:`best_state`.
+
+    Args:
+        env_kwargs: The environment's keyword arguments.
+        eval_every: Timesteps between evaluations (``0``: only before and after training).
+        eval_customers: Cohort size.
+        eval_seed: Cohort seed (the same cohort every time).
+        action_names: Action names for the wrapped policy.
+        verbose: ``1`` prints every evaluation.
+    """
+
+    def __init__(
+        self,
+        env_kwargs: dict[str, Any],
+        eval_every: int,
+        eval_customers: int,
+        eval_seed: int = EVAL_SEED,
+        action_names: tuple[str, ...] | None = None,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__(verbose)
+        if eval_every < 0 or eval_customers < 1:
+            raise ValueError("eval_every must be >= 0 and eval_customers >= 1")
+        self.env_kwargs = dict(env_kwargs)
+        self.eval_every = int(eval_every)
+        self.eval_customers = int(eval_customers)
+        self.eval_seed = int(eval_seed)
+        self.action_names = action_names
+        self.curve: list[dict[str, float]] = []
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self._best = -float("inf")
+        self._next_eval = 0
+        self._start = 0.0
+        self._eval_seconds = 0.0
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self._next_eval = self.num_timesteps + self.eval_every
+        self._evaluate()
+
+    def _on_step(self) -> bool:
+        if self.eval_every and self.num_timesteps >= self._next_eval:
+            self._evaluate()
+            while self._next_eval <= self.num_timesteps:
+                self._next_eval += self.eval_every
+        return True
+
+    def _on_training_end(self) -> None:
+        if not self.curve or self.curve[-1]["timesteps"] < self.num_timesteps:
+            self._evaluate()
+
+    def _evaluate(self) -> None:
+        started = time.perf_counter()
+        policy = SB3Policy.from_model(self.model, action_names=self.action_names)
+        result = evaluate(
+            policy, self.env_kwargs, self.eval_customers, self.eval_seed, compare_to_oracle=False
+        )
+        profit = result.kpis["profit_per_customer"]
+        row = {
+            "timesteps": float(self.num_timesteps),
+            "wall_time_s": started - self._start - self._eval_seconds,
+            "profit_per_customer": profit.mean,
+            "profit_ci95": profit.ci,
+        }
+        self.curve.append(row)
+        if profit.mean > self._best:
+            self._best = profit.mean
+            self.best_state = {
+                k: v.detach().clone() for k, v in self.model.policy.state_dict().items()
+            }
+        self.logger.record("eval/profit_per_customer", profit.mean)
+        self.logger.record("eval/profit_ci95", profit.ci)
+        if self.verbose:
+            print(f"{self.num_timesteps:>12,} steps  profit/customer {profit}")
+        self._eval_seconds += time.perf_counter() - started
+
+
+class ExpectedRewards(VecEnvWrapper):
+    """Replace each sampled reward by its expectation ``E[r | s, a]`` under the simulator.
+
+    The expectation is read from ``expected_rewards()`` of the wrapped
+    :class:`~rec_env.vec_env.RecommendationVecEnv` before the step, for the actions taken.
+
+    Args:
+        venv: The batched recommendation VecEnv.
+    """
+
+    def __init__(self, venv: VecEnv) -> None:
+        super().__init__(venv)
+        self._expected = np.zeros(venv.num_envs, dtype=np.float32)
+
+    def reset(self) -> VecEnvObs:
+        """Reset the wrapped env."""
+        return self.venv.reset()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Note the expected rewards of ``actions``, then step."""
+        actions = np.asarray(actions).reshape(self.num_envs)
+        expected = self.venv.env_method("expected_rewards")
+        self._expected[:] = np.take_along_axis(np.stack(expected), actions[:, None], 1)[:, 0]
+        self.venv.step_async(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """The wrapped step with the expected rewards."""
+        obs, _, dones, infos = self.venv.step_wait()
+        return obs, self._expected.copy(), dones, infos
+
+
+def _training_env(params: Hyperparams, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
+    venv: VecEnv = make_vec_env(params.n_envs, seed=seed, **env_kwargs)
+    if params.training_reward == "expected":
+        venv = ExpectedRewards(venv)
+    if not params.normalize_reward:
+        return venv
+    return VecNormalize(venv, norm_obs=False, norm_reward=True, gamma=params.gamma)
+
+
+def train_sb3(
+    algorithm: str,
+    env_kwargs: dict[str, Any] | None = None,
+    total_timesteps: int | None = None,
+    seed: int = 0,
+    hyperparams: dict[str, Any] | None = None,
+    eval_every: int = 0,
+    eval_customers: int = 2_000,
+    eval_seed: int = EVAL_SEED,
+    progress: bool = False,
+    tensorboard_log: str | None = None,
+    keep_best: bool = False,
+    verbose: int = 0,
+) -> tuple[SB3Policy, list[dict[str, float]]]:
+    """Train an SB3 agent on :func:`rec_env.make_vec_env` with the YAML hyperparameters.
+
+    Rewards are normalised for training only (``normalize_reward``); observations are scaled
+    inside the network (:class:`~rec_env.agents.sb3_policy.ScaledFeatures`), so the returned
+    policy needs nothing else at inference. The same seed gives the same policy.
+
+    Args:
+        algorithm: ``"ppo"``, ``"a2c"``, ``"dqn"`` or ``"maskable_ppo"``.
+        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        total_timesteps: Customer-steps to train for (default: the file's ``n_timesteps``).
+        seed: Seed of the environment, the network initialisation and the sampling.
+        hyperparams: Overrides of the hyperparameter file
+            (see :func:`rec_env.agents.sb3.load_hyperparams`).
+        eval_every: Timesteps between learning-curve evaluations; ``0`` evaluates only before
+            and after training.
+        eval_customers: Cohort size of each evaluation.
+        eval_seed: Seed of the evaluation cohort.
+        progress: Show SB3's progress bar (tqdm + rich).
+        tensorboard_log: TensorBoard log directory (needs the ``tensorboard`` package).
+        keep_best: Return the parameters of the best evaluation instead of the last.
+        verbose: SB3 verbosity; ``1`` also prints every evaluation.
+
+    Returns:
+        The trained policy and its learning curve (rows of :class:`LearningCurveCallback`).
+
+    Raises:
+        ConfigError: If the hyperparameters are invalid.
+    """
+    algorithm = check_algorithm(algorithm, SB3_ALGORITHMS)
+    params = resolve_hyperparams(algorithm, ENV_ID, hyperparams)
+    env_kwargs = dict(env_kwargs or {})
+    budget = int(total_timesteps if total_timesteps is not None else params.n_timesteps)
+    set_random_seed(seed)
+    env = _training_env(params, seed, env_kwargs)
+    model = POLICY_CLASSES[algorithm].model_class(
+        "MlpPolicy",
+        env,
+        seed=seed,
+        device="cpu",
+        tensorboard_log=tensorboard_log,
+        verbose=verbose,
+        **params.sb3_kwargs(),
+    )
+    action_names = tuple(env.get_attr("action_names")[0])
+    callback = LearningCurveCallback(
+        env_kwargs, eval_every, eval_customers, eval_seed, action_names, verbose
+    )
+    model.learn(budget, callback=callback, progress_bar=progress)
+    if keep_best and callback.best_state is not None:
+        model.policy.load_state_dict(callback.best_state)
+    return SB3Policy.from_model(model, action_names=action_names, random_state=seed), callback.curve
