@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rec_env.config import load_model, resolve_data_file
 from rec_env.errors import ConfigError
-from rec_env.features import CHANNELS
+from rec_env.features import CHANNELS, FEATURE_INDEX
 
 __all__ = ["ActionSpec", "ActionTable", "Catalog", "ConfigError", "load_catalog"]
 
@@ -136,6 +136,22 @@ class ActionTable:
     def n_actions(self) -> int:
         """Number of actions."""
         return len(self.names)
+
+    def consent_masks(self, obs: np.ndarray) -> np.ndarray:
+        """``(n, n_actions)`` bool: False where an action's channel has no consent in ``obs``.
+
+        The mask depends only on the consent features (``consent_email``, ``consent_sms``,
+        ``consent_push``) of the observations; it is the env's ``action_masks()`` for a
+        customer seen from outside the simulator (a JSON file, an API request).
+
+        Args:
+            obs: ``(n, n_features)`` observations in :data:`rec_env.features.FEATURE_NAMES`
+                order (one customer may be 1-D).
+        """
+        obs = np.atleast_2d(np.asarray(obs))
+        consent = obs[:, [FEATURE_INDEX[f"consent_{c}"] for c in CHANNELS]] > 0.5
+        padded = np.concatenate([consent, np.ones((obs.shape[0], 1), dtype=bool)], axis=1)
+        return padded[:, self.channel]
 
     def index(self, name: str) -> int:
         """Index of the action called ``name``.
