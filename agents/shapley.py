@@ -11,55 +11,105 @@ For a model output ``f`` and a background sample ``B``, the interventional value
 (Lundberg & Lee 2017; Janzing et al. 2020 for the interventional form). Because ``v`` is an
 average over background rows, ``φ`` is the average of the Shapley values of the per-row games
 ``v_b(S) = f(x_S, b_{N∖S})``. In the game of row ``b`` every feature with ``x_i = b_i`` is a null
-player (it changes nothing), so only the ``k_b`` features where ``x`` and ``b`` differ need to be
-enumerated: ``2^{k_b}`` evaluations instead of ``2^{|N|}``. Binary and count features often agree
-with the background. All coalitions of all rows go through the model in one batch, and ``f(b)``
-(the empty coalitions) is computed once per background. The result is exact (up to float
-rounding): ``base + Σφ = f(x)`` holds to machine precision (local accuracy).
+player (it changes nothing), so only the ``k_b`` features where ``x`` and ``b`` differ are
+enumerated: ``2^{k_b}`` evaluations instead of ``2^{|N|}``. Binary flags and counts often agree
+with the background.
+
+The ``2^k`` coalitions of a row are laid out in binary order (bit ``j`` of the coalition index is
+player ``j``), which lets every per-coalition quantity be built by doubling:
+``values[2^j : 2^{j+1}] = values[:2^j] + delta_j``. The Shapley values of a row are then one
+matrix product ``f_row @ C_k`` with the cached ``(2^k, k)`` coefficients of
+:func:`shapley_matrix`.
+
+Efficiency (local accuracy) holds by construction: for every row the coefficients of player
+``j`` sum, over the players, to ``f(x) - f(b)``, so ``base + Σφ = f(x)`` up to float64
+rounding of the aggregation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from math import factorial
 
 import numpy as np
 
-__all__ = ["ExactShapley", "brute_force_shapley"]
+__all__ = [
+    "ExactShapley",
+    "brute_force_shapley",
+    "coalition_bits",
+    "differing_features",
+    "row_chunks",
+    "shapley_matrix",
+]
 
 ValueFunction = Callable[[np.ndarray], np.ndarray]
 
+MAX_COALITIONS_PER_CHUNK = 1 << 17
+"""Coalitions evaluated in one model call (bounds memory: ~32 MB per 64-wide float32 layer)."""
+
 
 @lru_cache(maxsize=32)
-def _game_tables(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Index tables of the ``k``-player game.
+def coalition_bits(k: int) -> np.ndarray:
+    """``(2^k, k)`` bool: bit ``j`` of each coalition index (coalition ``t`` holds player ``j``)."""
+    return ((np.arange(1 << k)[:, None] >> np.arange(k)) & 1).astype(bool)
 
-    For each player: the coalitions without it, the same coalitions with it, and the Shapley
-    weight of each pair.
+
+@lru_cache(maxsize=32)
+def shapley_matrix(k: int) -> np.ndarray:
+    """``(2^k, k)`` coefficients ``C`` with ``φ = f @ C`` for a ``k``-player game.
+
+    ``f`` holds the game's value of every coalition in binary order. Player ``j``'s Shapley
+    value is ``Σ_{S ∌ j} w(|S|) (f(S ∪ j) - f(S))`` with ``w(s) = s! (k - s - 1)! / k!``, so
+    ``C[t, j] = w(|t| - 1)`` if ``t`` holds ``j`` and ``-w(|t|)`` otherwise.
     """
-    masks = np.arange(1 << k)
-    sizes = np.array([bin(m).count("1") for m in masks])
+    bits = coalition_bits(k)
+    sizes = bits.sum(axis=1)
     weights = np.array([factorial(s) * factorial(k - s - 1) / factorial(k) for s in range(k)])
-    without = np.empty((k, 1 << max(k - 1, 0)), dtype=np.intp)
-    for j in range(k):
-        without[j] = masks[(masks >> j) & 1 == 0]
-    with_ = without | (1 << np.arange(k))[:, None]
-    return without, with_, weights[sizes[without]]
+    weights = np.append(weights, 0.0)  # w(k): the grand coalition has no player to add
+    with_j = weights[np.maximum(sizes - 1, 0)][:, None]
+    without_j = -weights[sizes][:, None]
+    matrix = np.where(bits, with_j, without_j)
+    matrix.setflags(write=False)
+    return matrix
 
 
-def _coalition_inputs(x: np.ndarray, row: np.ndarray, players: np.ndarray) -> np.ndarray:
-    """``2^k`` inputs: the background row with ``x`` on each coalition of ``players``."""
-    k = players.size
-    inputs = np.repeat(row[None, :], 1 << k, axis=0)
-    bits = ((np.arange(1 << k)[:, None] >> np.arange(k)) & 1).astype(bool)
-    values = np.broadcast_to(x[players], bits.shape)
-    inputs[:, players] = np.where(bits, values, inputs[:, players])
-    return inputs
+def differing_features(x: np.ndarray, background: np.ndarray) -> list[np.ndarray]:
+    """For each background row, the indices of the features where it differs from ``x``."""
+    return [np.flatnonzero(row) for row in x[None, :] != background]
+
+
+def row_chunks(players: list[np.ndarray]) -> Iterator[list[int]]:
+    """Group background rows into chunks of at most :data:`MAX_COALITIONS_PER_CHUNK` coalitions."""
+    chunk: list[int] = []
+    size = 0
+    for b, p in enumerate(players):
+        n = 1 << p.size
+        if chunk and size + n > MAX_COALITIONS_PER_CHUNK:
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(b)
+        size += n
+    if chunk:
+        yield chunk
+
+
+def _hybrid_inputs(x: np.ndarray, row: np.ndarray, players: np.ndarray, out: np.ndarray) -> None:
+    """Fill ``out`` ``(2^k, F)`` with the row, ``x`` on each coalition of ``players``."""
+    out[0] = row
+    for j, feature in enumerate(players):
+        half = 1 << j
+        out[half : 2 * half] = out[:half]
+        out[half : 2 * half, feature] = x[feature]
 
 
 class ExactShapley:
-    """Exact interventional Shapley values of ``f`` at ``x`` against a background sample.
+    """Exact interventional Shapley values of any batched model output, against a background.
+
+    The model-agnostic engine: it builds the hybrid inputs ``(x_S, b_{N∖S})`` of every
+    non-trivial coalition and calls ``value_fn`` on them in large batches. For a small MLP,
+    :class:`rec_env.agents.explain.PolicyExplainer` uses a faster path that never builds the
+    inputs.
 
     Args:
         value_fn: Batched model output, ``(m, F) -> (m,)``.
@@ -74,58 +124,70 @@ class ExactShapley:
         if self.background.ndim != 2 or self.background.shape[0] == 0:
             raise ValueError("background must be a non-empty (n, F) array")
         self.max_players = max_players
-        self.background_values = np.asarray(value_fn(self.background), dtype=np.float64)
-        self.base_value = float(self.background_values.mean())
 
-    def shap_values(self, x: np.ndarray) -> tuple[np.ndarray, float]:
-        """Shapley values ``(F,)`` of ``x`` and the model output ``f(x)``."""
+    def shap_values(self, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+        """Shapley values of ``x``.
+
+        Returns:
+            ``(phi, base_value, fx)``: ``(F,)`` contributions, the mean output over the
+            background and the output at ``x``, with ``base_value + phi.sum() == fx``.
+
+        Raises:
+            ValueError: If ``x`` differs from a background row in more than ``max_players``
+                features.
+        """
         x = np.asarray(x, dtype=np.float32).reshape(-1)
-        differing = [np.flatnonzero(x != row) for row in self.background]
-        widest = max(d.size for d in differing)
+        players = differing_features(x, self.background)
+        widest = max(p.size for p in players)
         if widest > self.max_players:
             raise ValueError(f"x differs from a background row in {widest} features")
-        # one batch: for every row, its coalitions except the empty one (cached f(b))
-        blocks = [
-            _coalition_inputs(x, row, d)[1:]
-            for row, d in zip(self.background, differing, strict=True)
-        ]
-        outputs = np.asarray(self.value_fn(np.concatenate(blocks)), dtype=np.float64)
         phi = np.zeros(x.size)
-        start = 0
-        for b, players in enumerate(differing):
-            size = (1 << players.size) - 1
-            values = np.concatenate(([self.background_values[b]], outputs[start : start + size]))
-            start += size
-            if players.size == 0:
-                continue
-            without, with_, weights = _game_tables(players.size)
-            phi[players] += (weights * (values[with_] - values[without])).sum(axis=1)
-        phi /= len(differing)
-        fx = float(np.asarray(self.value_fn(x[None, :]), dtype=np.float64)[0])
-        return phi, fx
+        base = fx = 0.0
+        for chunk in row_chunks(players):
+            sizes = [1 << players[b].size for b in chunk]
+            inputs = np.empty((sum(sizes), x.size), dtype=np.float32)
+            start = 0
+            for b, n in zip(chunk, sizes, strict=True):
+                _hybrid_inputs(x, self.background[b], players[b], inputs[start : start + n])
+                start += n
+            values = np.asarray(self.value_fn(inputs), dtype=np.float64)
+            start = 0
+            for b, n in zip(chunk, sizes, strict=True):
+                block = values[start : start + n]
+                base += block[0]
+                fx += block[-1]
+                if n > 1:
+                    phi[players[b]] += block @ shapley_matrix(players[b].size)
+                start += n
+        n_rows = len(players)
+        return phi / n_rows, base / n_rows, fx / n_rows
 
 
 def brute_force_shapley(
     value_fn: ValueFunction, x: np.ndarray, background: np.ndarray
 ) -> tuple[np.ndarray, float]:
-    """Reference implementation: every coalition of every feature, straight from the formula.
+    """Reference implementation, straight from the definition.
 
-    ``O(2^F · F · n_background)`` model evaluations; for tests on small feature sets only.
+    Computes the averaged game ``v(S) = mean_b f(x_S, b_{N∖S})`` on every one of the
+    ``2^F`` coalitions (no null-player shortcut, no per-row games), then
+    ``φ_i = Σ_{S ∌ i} |S|! (F - |S| - 1)! / F! · (v(S ∪ i) - v(S))``. It costs
+    ``2^F · n_background`` model evaluations: for tests (16 features and a few background rows
+    is about a second).
+
+    Returns:
+        ``(phi, base_value)`` with ``base_value = v(∅)``.
     """
-    x = np.asarray(x, dtype=np.float64)
-    background = np.asarray(background, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    background = np.asarray(background, dtype=np.float32)
     n = x.size
-
-    def v(coalition: tuple[int, ...]) -> float:
-        z = background.copy()
-        z[:, list(coalition)] = x[list(coalition)]
-        return float(np.mean(value_fn(z)))
-
+    bits = coalition_bits(n)
+    inputs = np.where(bits[:, None, :], x, background[None, :, :])
+    outputs = np.asarray(value_fn(inputs.reshape(-1, n)), dtype=np.float64)
+    v = outputs.reshape(1 << n, background.shape[0]).mean(axis=1)
+    sizes = bits.sum(axis=1)
+    weights = np.array([factorial(s) * factorial(n - s - 1) / factorial(n) for s in range(n)])
     phi = np.zeros(n)
     for i in range(n):
-        others = [j for j in range(n) if j != i]
-        for mask in range(1 << (n - 1)):
-            coalition = tuple(others[j] for j in range(n - 1) if (mask >> j) & 1)
-            weight = factorial(len(coalition)) * factorial(n - len(coalition) - 1) / factorial(n)
-            phi[i] += weight * (v((*coalition, i)) - v(coalition))
-    return phi, float(np.mean(value_fn(background)))
+        without = np.flatnonzero(~bits[:, i])
+        phi[i] = np.sum(weights[sizes[without]] * (v[without | (1 << i)] - v[without]))
+    return phi, float(v[0])

@@ -24,11 +24,11 @@ def test_matches_brute_force_and_local_accuracy(seed: int) -> None:
     x[5:] = 1.0
     x[2] = background[3, 2]  # equal to one row: a null player there
     explainer = ExactShapley(f, background)
-    phi, fx = explainer.shap_values(x)
+    phi, base_value, fx = explainer.shap_values(x)
     reference, base = brute_force_shapley(f, x, background)
     np.testing.assert_allclose(phi, reference, atol=1e-9)
-    assert explainer.base_value == pytest.approx(base, abs=1e-12)
-    assert abs(explainer.base_value + phi.sum() - fx) < 1e-6
+    assert base_value == pytest.approx(base, abs=1e-12)
+    assert abs(base_value + phi.sum() - fx) < 1e-12
     assert fx == pytest.approx(float(f(x[None])[0]), abs=1e-12)
 
 
@@ -39,13 +39,13 @@ def test_a_feature_the_model_ignores_gets_zero() -> None:
     def f(z):
         return np.sin(z[:, 0]) + z[:, 1] * z[:, 2]
 
-    phi, _ = ExactShapley(f, background).shap_values(rng.normal(size=4))
-    assert phi[3] == 0.0
+    phi, _, _ = ExactShapley(f, background).shap_values(rng.normal(size=4))
+    assert phi[3] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_input_equal_to_the_background_has_no_contributions() -> None:
     background = np.ones((1, 3), dtype=np.float32)
-    phi, fx = ExactShapley(lambda z: z.sum(axis=1), background).shap_values(np.ones(3))
+    phi, _, fx = ExactShapley(lambda z: z.sum(axis=1), background).shap_values(np.ones(3))
     assert np.all(phi == 0.0) and fx == 3.0
 
 
@@ -53,3 +53,28 @@ def test_refuses_too_many_players() -> None:
     explainer = ExactShapley(lambda z: z.sum(axis=1), np.zeros((1, 6)), max_players=4)
     with pytest.raises(ValueError, match="differs"):
         explainer.shap_values(np.ones(6))
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_shapley_matrix_rows_sum_to_the_grand_coalition(k: int) -> None:
+    from rec_env.agents.shapley import shapley_matrix
+
+    matrix = shapley_matrix(k)
+    totals = matrix.sum(axis=1)  # Σ_j C[t, j]: +1 on the grand coalition, -1 on the empty one
+    expected = np.zeros(1 << k)
+    expected[0], expected[-1] = -1.0, 1.0
+    np.testing.assert_allclose(totals, expected, atol=1e-12)
+
+
+def test_large_games_are_split_into_chunks(monkeypatch) -> None:
+    from rec_env.agents import shapley
+
+    monkeypatch.setattr(shapley, "MAX_COALITIONS_PER_CHUNK", 8)
+    rng = np.random.default_rng(3)
+    f = mlp(3, 5)
+    background = rng.normal(size=(4, 5)).astype(np.float32)
+    x = rng.normal(size=5).astype(np.float32)
+    phi, base, _ = ExactShapley(f, background).shap_values(x)
+    reference, ref_base = brute_force_shapley(f, x, background)
+    np.testing.assert_allclose(phi, reference, atol=1e-9)
+    assert base == pytest.approx(ref_base, abs=1e-12)
