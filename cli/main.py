@@ -9,6 +9,7 @@ import typer
 import rec_env
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
+from rec_env.cli.explain import explain_command
 from rec_env.cli.profiles import profiles_app
 from rec_env.cli.simulate import simulate
 from rec_env.cli.train import train_command
@@ -32,6 +33,7 @@ app.command("simulate")(simulate)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
+app.command("explain")(explain_command)
 
 
 def _print_version(value: bool) -> None:

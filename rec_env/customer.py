@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import csv
 import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from rec_env.config import load_model
 from rec_env.errors import ConfigError
 from rec_env.features import FEATURE_NAMES, FEATURES
 
-__all__ = ["CustomerProfile", "load_customer", "validate_features"]
+__all__ = [
+    "CustomerProfile",
+    "load_customer",
+    "load_customers_csv",
+    "observation_of",
+    "validate_features",
+]
 
 _BY_NAME = {f.name: f for f in FEATURES}
 
@@ -79,3 +87,69 @@ def load_customer(path: str | Path) -> CustomerProfile:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     return load_model(path, CustomerProfile)
+
+
+def observation_of(profile: CustomerProfile, source: str | Path = "customer") -> np.ndarray:
+    """The ``(16,)`` float32 observation of a customer that gives every feature.
+
+    Simulation fills in features a profile leaves out; a trained policy cannot, so explaining
+    or serving a decision needs all of them.
+
+    Raises:
+        ConfigError: Naming the source and the first missing feature.
+    """
+    missing = [name for name in FEATURE_NAMES if name not in profile.features]
+    if missing:
+        raise ConfigError(
+            f"{source}: features.{missing[0]}: missing (all {len(FEATURE_NAMES)} features are "
+            f"needed; also missing: {', '.join(missing[1:]) or 'none'})"
+        )
+    return np.array([profile.features[name] for name in FEATURE_NAMES], dtype=np.float32)
+
+
+def load_customers_csv(path: str | Path) -> tuple[list[str], np.ndarray]:
+    """Read customers from a CSV file with one column per feature (and optional ``customer_id``).
+
+    Returns:
+        The customer ids (row numbers if there is no ``customer_id`` column) and the
+        ``(n, 16)`` float32 observations.
+
+    Raises:
+        ConfigError: Naming the file, the row or column, and the problem.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            columns = list(reader.fieldnames or [])
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ConfigError(f"{path}: cannot read CSV ({exc})") from None
+    missing = [name for name in FEATURE_NAMES if name not in columns]
+    if missing:
+        raise ConfigError(f"{path}: column {missing[0]!r} is missing")
+    extra = [c for c in columns if c not in FEATURE_NAMES and c != "customer_id"]
+    if extra:
+        raise ConfigError(f"{path}: unknown column {extra[0]!r}")
+    if not rows:
+        raise ConfigError(f"{path}: no customers (the file has only a header)")
+    ids: list[str] = []
+    obs = np.empty((len(rows), len(FEATURE_NAMES)), dtype=np.float32)
+    for i, row in enumerate(rows):
+        line = i + 2  # the header is line 1
+        values: dict[str, Any] = {}
+        for name in FEATURE_NAMES:
+            raw = (row.get(name) or "").strip()
+            try:
+                values[name] = float(raw)
+            except ValueError:
+                raise ConfigError(f"{path}: line {line}: {name}: not a number ({raw!r})") from None
+        try:
+            clean = validate_features(values)
+        except ValueError as exc:
+            raise ConfigError(f"{path}: line {line}: {exc}") from None
+        obs[i] = [clean[name] for name in FEATURE_NAMES]
+        ids.append(row.get("customer_id") or str(i + 1))
+    return ids, obs
