@@ -10,7 +10,9 @@ import rec_env
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
 from rec_env.cli.explain import explain_command
+from rec_env.cli.log import log_app
 from rec_env.cli.profiles import profiles_app
+from rec_env.cli.serve import serve_command
 from rec_env.cli.simulate import simulate
 from rec_env.cli.train import train_command
 
@@ -33,6 +35,8 @@ app.command("simulate")(simulate)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
+app.command("serve")(serve_command)
+app.add_typer(log_app, name="log")
 app.command("explain")(explain_command)
 
 

@@ -1,1 +1,24 @@
-"""recenv serve."""
+"""The decision service: a FastAPI app that serves, logs, explains and learns.
+
+Build it with :func:`create_app` (``recenv serve`` runs it with uvicorn). Importing this package
+imports FastAPI, but not torch or shap: the model and the explainer load in the app's lifespan.
+"""
+
+from __future__ import annotations
+
+from rec_env.serve.app import create_app
+from rec_env.serve.decision_log import DecisionLog
+from rec_env.serve.exploration import Exploration
+from rec_env.serve.export import export_decisions
+from rec_env.serve.service import DecisionService
+from rec_env.serve.settings import MAX_BATCH, ServeSettings
+
+__all__ = [
+    "MAX_BATCH",
+    "DecisionLog",
+    "DecisionService",
+    "Exploration",
+    "ServeSettings",
+    "create_app",
+    "export_decisions",
+]

@@ -1,0 +1,48 @@
+"""``recenv log``: work with the decision log written by ``recenv serve``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from rec_env.cli._errors import fail, reporting_bad_input
+
+__all__ = ["export_command", "log_app"]
+
+log_app = typer.Typer(
+    help="Export the decision log of `recenv serve` (decisions joined with their rewards).",
+    no_args_is_help=True,
+)
+
+
+@log_app.command("export")
+def export_command(
+    out: Annotated[
+        Path, typer.Option(help="Output file: *.parquet or *.csv (the format follows it).")
+    ],
+    db: Annotated[Path, typer.Option(help="The SQLite decision log.")] = Path("decisions.db"),
+    chunk_rows: Annotated[int, typer.Option(help="Decisions read and written at a time.")] = (
+        100_000
+    ),
+) -> None:
+    """Write one row per decision: features, allowed actions, probabilities, reward.
+
+    Columns: event_id, created_at, model_version, policy_updates, customer_id, the 16 features,
+    action, action_index, propensity, allowed_<action> and prob_<action> for every action,
+    reward and rewarded_at (empty until the reward arrives).
+    """
+    from rec_env.serve.export import export_decisions, export_format
+
+    if chunk_rows < 1:
+        fail(f"--chunk-rows must be at least 1, got {chunk_rows}")
+    with reporting_bad_input():
+        export_format(out)
+        if not out.parent.is_dir():
+            raise ValueError(f"{out.parent}: no such directory")
+        try:
+            written = export_decisions(db, out, chunk_rows)
+        except OSError as exc:
+            raise ValueError(f"{out}: cannot write ({exc.strerror or exc})") from None
+    typer.echo(f"wrote {written:,} decisions to {out}")

@@ -1,0 +1,121 @@
+"""``recenv serve --model RUN_DIR``: run the decision service with uvicorn (one worker)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from rec_env.cli._errors import fail, reporting_bad_input
+
+__all__ = ["serve_command"]
+
+_OPTION_NAMES = {"model_dir": "--model", "db": "--db", "state_dir": "--state-dir"}
+
+
+def _settings_error(exc: Exception) -> str:
+    """A pydantic ``ValidationError`` of the settings as ``--option: problem`` text."""
+    problems = []
+    for error in exc.errors():  # type: ignore[attr-defined]
+        field = str(error["loc"][0]) if error["loc"] else "settings"
+        option = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
+        problems.append(f"{option}: {error['msg']}")
+    return "; ".join(problems)
+
+
+def serve_command(
+    model: Annotated[
+        Path, typer.Option("--model", help="Run directory written by `recenv train`.")
+    ],
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    db: Annotated[
+        Path | None, typer.Option(help="SQLite decision log [default: decisions.db].")
+    ] = None,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RECENV_API_KEY",
+            help="Require this X-API-Key header for rewards, /v1/model and /metrics.",
+            show_envvar=True,
+        ),
+    ] = None,
+    exploration: Annotated[
+        str | None, typer.Option(help="epsilon, temperature or none [default: epsilon].")
+    ] = None,
+    epsilon: Annotated[float | None, typer.Option(help="ε of ε-mixing [default: 0.05].")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Softmax temperature [default: 1].")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option(help="Seed of the action sampler [default: OS entropy].")
+    ] = None,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Keep an online learner's (bandit's) updated state here."),
+    ] = None,
+    explain: Annotated[
+        bool | None, typer.Option(help="Build the SHAP explainer at startup [default: on].")
+    ] = None,
+    n_background: Annotated[
+        int | None, typer.Option(help="Background customers of explanations [default: 16].")
+    ] = None,
+    torch_threads: Annotated[
+        int, typer.Option(help="Torch threads (1 is fastest for single decisions).")
+    ] = 1,
+    access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn).")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve a trained policy over HTTP: recommendations, rewards, explanations, metrics.
+
+    The model file's SHA-256 is checked against run.json before anything starts. Every decision
+    and reward is logged to the SQLite --db; export it with `recenv log export`. Options left
+    out fall back to RECENV_* environment variables, then to the defaults shown. One worker
+    process: the decision log and online learning live in it. OpenAPI docs: /docs.
+    """
+    if not 0 < port < 65536:
+        fail(f"--port must be between 1 and 65535, got {port}")
+    if torch_threads < 1:
+        fail(f"--torch-threads must be at least 1, got {torch_threads}")
+    from pydantic import ValidationError
+
+    from rec_env.serve import DecisionService, ServeSettings, create_app
+
+    given: dict[str, Any] = {
+        "model_dir": model,
+        "db": db,
+        "api_key": api_key,
+        "exploration": exploration,
+        "epsilon": epsilon,
+        "temperature": temperature,
+        "seed": seed,
+        "state_dir": state_dir,
+        "explain": explain,
+        "n_background": n_background,
+    }
+    try:
+        settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        fail(_settings_error(exc))
+    with reporting_bad_input():
+        service = DecisionService.from_settings(settings)
+    if "torch" in sys.modules:
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    import uvicorn
+
+    typer.echo(
+        f"serving {service.model_version} on http://{host}:{port} (decision log {settings.db})",
+        err=True,
+    )
+    uvicorn.run(
+        create_app(settings, service=service),
+        host=host,
+        port=port,
+        workers=1,
+        access_log=access_log,
+        log_level=log_level,
+    )

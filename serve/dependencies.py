@@ -1,0 +1,74 @@
+"""FastAPI dependencies: the service, the settings and the API key check.
+
+They read what the lifespan put on ``app.state``; tests replace any of them with
+``app.dependency_overrides[get_service] = ...``. They are coroutines so that FastAPI calls
+them on the event loop instead of a worker thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader
+
+from rec_env.serve.service import DecisionService
+from rec_env.serve.settings import ServeSettings
+
+__all__ = [
+    "API_KEY_HEADER",
+    "ServiceDep",
+    "SettingsDep",
+    "get_service",
+    "get_settings",
+    "require_api_key",
+]
+
+API_KEY_HEADER = "X-API-Key"
+
+_api_key_scheme = APIKeyHeader(
+    name=API_KEY_HEADER,
+    auto_error=False,
+    description="Required by rewards, /v1/model and /metrics when the server has an API key.",
+)
+
+
+async def get_settings(request: Request) -> ServeSettings:
+    """The settings the app was created with."""
+    return request.app.state.settings
+
+
+async def get_service(request: Request) -> DecisionService:
+    """The decision service loaded by the lifespan.
+
+    Raises:
+        HTTPException: 503 if the service is not loaded (outside the lifespan).
+    """
+    service = getattr(request.app.state, "service", None)
+    if service is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded")
+    return service
+
+
+SettingsDep = Annotated[ServeSettings, Depends(get_settings)]
+ServiceDep = Annotated[DecisionService, Depends(get_service)]
+
+
+async def require_api_key(
+    settings: SettingsDep, api_key: Annotated[str | None, Security(_api_key_scheme)] = None
+) -> None:
+    """Check the ``X-API-Key`` header if the server has an API key.
+
+    Raises:
+        HTTPException: 401 if the key is missing or wrong.
+    """
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    if api_key is None or not secrets.compare_digest(api_key.encode(), expected):
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            f"missing or invalid API key (header {API_KEY_HEADER})",
+            headers={"WWW-Authenticate": "APIKey"},
+        )
