@@ -26,7 +26,7 @@ import numpy as np
 from rec_env.agents.base import Policy
 from rec_env.catalog import ActionTable
 
-__all__ = ["TOLERANCE", "ProbabilityFunction", "numpy_probabilities"]
+__all__ = ["NUMPY_ALGORITHMS", "TOLERANCE", "ProbabilityFunction", "numpy_probabilities"]
 
 TOLERANCE = 1e-5
 """Largest difference from the policy's own probabilities accepted at startup."""
@@ -34,7 +34,8 @@ TOLERANCE = 1e-5
 ProbabilityFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(obs (n, 16), masks (n, A)) -> probabilities (n, A)``."""
 
-_DISTRIBUTION_ALGORITHMS = ("ppo", "a2c", "maskable_ppo")
+NUMPY_ALGORITHMS = ("ppo", "a2c", "maskable_ppo")
+"""Algorithms whose probabilities are a masked softmax of an MLP (the ones this applies to)."""
 
 
 def numpy_probabilities(
@@ -47,7 +48,7 @@ def numpy_probabilities(
         actions: Its action table (for the consent masks of the check).
         check_obs: ``(n, 16)`` customers on which the copy must match the policy.
     """
-    if policy.algorithm not in _DISTRIBUTION_ALGORITHMS:
+    if policy.algorithm not in NUMPY_ALGORITHMS:
         return None
     from rec_env.agents.explain import _numpy_network
 

@@ -27,7 +27,7 @@ from rec_env.serve.decision_log import (
     new_event_ids,
 )
 from rec_env.serve.exploration import Exploration, sample_actions
-from rec_env.serve.fast_policy import ProbabilityFunction, numpy_probabilities
+from rec_env.serve.fast_policy import NUMPY_ALGORITHMS, ProbabilityFunction, numpy_probabilities
 from rec_env.serve.metrics import Metrics
 from rec_env.serve.settings import ServeSettings
 from rec_env.serve.state import PolicyStateStore
@@ -156,19 +156,19 @@ class DecisionService:
             restored = state_store.load()
             if restored is not None:
                 policy, n_updates = restored
-        explainer = None
-        if settings.explain:
-            from rec_env.agents.explain import PolicyExplainer
-
-            explainer = PolicyExplainer(
-                policy,
-                n_background=settings.n_background,
-                population=info.population,
-                catalog=_catalog(info),
-                seed=settings.explain_seed,
-            )
         log = DecisionLog(settings.db)
         try:
+            explainer = None
+            if settings.explain:
+                from rec_env.agents.explain import PolicyExplainer
+
+                explainer = PolicyExplainer(
+                    policy,
+                    n_background=settings.n_background,
+                    population=info.population,
+                    catalog=_catalog(info),
+                    seed=settings.explain_seed,
+                )
             return cls(policy, info, settings, log, explainer, state_store, n_updates, metrics)
         except BaseException:
             log.close()
@@ -178,6 +178,8 @@ class DecisionService:
         """The policy's probabilities in numpy if it is an SB3 MLP that allows it (checked)."""
         from rec_env.agents.explain import population_background
 
+        if self.policy.algorithm not in NUMPY_ALGORITHMS:
+            return self.policy.action_probabilities
         cohort = population_background(
             _CHECK_CUSTOMERS, self.info.population, _catalog(self.info), seed=0
         ).astype(np.float64)

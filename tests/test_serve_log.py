@@ -1,0 +1,282 @@
+"""Building blocks of the service without HTTP: decision log, export, exploration, event ids,
+online state snapshots, and the ``recenv log export`` / ``recenv serve`` command lines."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from rec_env.agents.bandits import LinUCB
+from rec_env.agents.runs import RunInfo, file_sha256, write_run_info
+from rec_env.catalog import ActionTable, load_catalog
+from rec_env.cli.main import app
+from rec_env.features import FEATURE_NAMES
+from rec_env.serve.decision_log import (
+    DecisionLog,
+    RewardConflictError,
+    UnknownEventError,
+    new_event_ids,
+)
+from rec_env.serve.exploration import MIN_PROBABILITY, Exploration, sample_actions
+from rec_env.serve.state import CURRENT_FILE, PolicyStateStore
+
+runner = CliRunner()
+TABLE = ActionTable.from_catalog(load_catalog("strategy"))
+A = TABLE.n_actions
+
+
+def assert_bad_input(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def decisions(n: int, seed: int = 0) -> dict:
+    rng = np.random.default_rng(seed)
+    allowed = rng.random((n, A)) < 0.7
+    allowed[:, 0] = True
+    probabilities = np.where(allowed, rng.random((n, A)), 0.0)
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    return {
+        "event_ids": new_event_ids(n),
+        "features": rng.random((n, len(FEATURE_NAMES))) * 10,
+        "allowed": allowed,
+        "probabilities": probabilities,
+        "actions": sample_actions(probabilities, rng),
+    }
+
+
+@pytest.fixture
+def log(tmp_path) -> DecisionLog:
+    log = DecisionLog(tmp_path / "decisions.db")
+    log.register_model("linucb-abc", "linucb", "abc" * 21 + "a", TABLE.names)
+    yield log
+    log.close()
+
+
+def write(log: DecisionLog, batch: dict, customer_ids=None, updates: int = 0) -> None:
+    log.log_decisions(batch["event_ids"], "linucb-abc", updates, batch["features"],
+                      batch["allowed"], batch["probabilities"], batch["actions"],
+                      customer_ids)  # fmt: skip
+
+
+# ---------------------------------------------------------------------------- event ids
+def test_event_ids_are_unique_version_4_uuids() -> None:
+    ids = new_event_ids(5000) + new_event_ids(1)
+    assert len(set(ids)) == len(ids)
+    for text in ids[:50] + ids[-1:]:
+        parsed = uuid.UUID(text)
+        assert parsed.version == 4 and str(parsed) == text
+
+
+# ---------------------------------------------------------------------------- decision log
+def test_the_log_is_sqlite_in_wal_mode(log) -> None:
+    with sqlite3.connect(log.path) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_decisions_and_rewards_round_trip(log) -> None:
+    batch = decisions(20)
+    write(log, batch, customer_ids=[f"c{i}" for i in range(20)])
+    event = batch["event_ids"][7]
+    decision = log.decision(event)
+    np.testing.assert_array_equal(decision.features, batch["features"][7])
+    assert decision.action == batch["actions"][7]
+    assert decision.propensity == batch["probabilities"][7, batch["actions"][7]]
+    assert log.decision(str(uuid.uuid4())) is None
+    receipt = log.record_reward(event, 1.5)
+    assert not receipt.duplicate and receipt.decision.action == decision.action
+    assert log.record_reward(event, 1.5).duplicate
+    with pytest.raises(RewardConflictError) as conflict:
+        log.record_reward(event, 2.0)
+    assert conflict.value.recorded == 1.5
+    with pytest.raises(UnknownEventError):
+        log.record_reward(str(uuid.uuid4()), 1.0)
+    assert log.counts() == (20, 1)
+
+
+def test_concurrent_writers_lose_nothing(log) -> None:
+    batches = [decisions(n, seed) for seed, n in enumerate([1, 3, 50, 1, 7, 1, 200, 2] * 4)]
+
+    def work(batch):
+        write(log, batch)
+        for event in batch["event_ids"][::2]:
+            log.record_reward(event, 1.0)
+            log.record_reward(event, 1.0)  # a retry
+
+    threads = [threading.Thread(target=work, args=(b,)) for b in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    n_decisions = sum(len(b["event_ids"]) for b in batches)
+    n_rewards = sum(len(b["event_ids"][::2]) for b in batches)
+    assert log.counts() == (n_decisions, n_rewards)
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:
+    (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(ValueError, match=r"junk\.db"):
+        DecisionLog(tmp_path / "junk.db")
+
+
+# ---------------------------------------------------------------------------- export
+def test_export_joins_decisions_with_rewards(log, tmp_path) -> None:
+    first, second = decisions(30, seed=1), decisions(5, seed=2)
+    write(log, first, customer_ids=[f"c{i}" for i in range(30)])
+    write(log, second, updates=4)
+    log.record_reward(first["event_ids"][3], -2.5)
+    log.record_reward(second["event_ids"][4], 7.0)
+    for suffix in ("parquet", "csv"):
+        out = tmp_path / f"decisions.{suffix}"
+        result = runner.invoke(app, ["log", "export", "--db", str(log.path), "--out", str(out),
+                                     "--chunk-rows", "8"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "35 decisions" in result.stdout
+        if suffix == "parquet":
+            rows = pq.read_table(out).to_pylist()
+        else:
+            with out.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        assert [row["event_id"] for row in rows] == first["event_ids"] + second["event_ids"]
+        for row, batch, k, reward in ((rows[3], first, 3, -2.5), (rows[34], second, 4, 7.0)):
+            assert float(row["reward"]) == reward
+            assert int(row["action_index"]) == batch["actions"][k]
+            assert row["action"] == TABLE.names[batch["actions"][k]]
+            assert float(row["propensity"]) == batch["probabilities"][k, batch["actions"][k]]
+            for j, name in enumerate(TABLE.names):
+                assert float(row[f"prob_{name}"]) == batch["probabilities"][k, j]
+                assert str(row[f"allowed_{name}"]).lower() == str(batch["allowed"][k, j]).lower()
+            for j, name in enumerate(FEATURE_NAMES):
+                assert float(row[name]) == batch["features"][k, j]
+        assert rows[0]["reward"] in (None, "") and rows[0]["customer_id"] == "c0"
+        assert int(rows[34]["policy_updates"]) == 4 and rows[34]["customer_id"] in (None, "")
+
+
+def test_export_of_an_empty_log(log, tmp_path) -> None:
+    out = tmp_path / "empty.parquet"
+    result = runner.invoke(app, ["log", "export", "--db", str(log.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out)
+    assert table.num_rows == 0 and "prob_no_action" in table.schema.names
+
+
+def test_export_bad_input(log, tmp_path) -> None:
+    export = ["log", "export", "--db", str(log.path), "--out"]
+    assert_bad_input(runner.invoke(app, [*export, str(tmp_path / "x.xlsx")]), ".xlsx", ".parquet")
+    assert_bad_input(runner.invoke(app, [*export, str(tmp_path / "x")]), "no extension")
+    missing = ["log", "export", "--db", str(tmp_path / "none.db"), "--out", "x.csv"]
+    assert_bad_input(runner.invoke(app, missing), "none.db")
+    assert not (tmp_path / "none.db").exists()
+    (tmp_path / "other.db").write_bytes(b"")
+    other = ["log", "export", "--db", str(tmp_path / "other.db"), "--out", "x.csv"]
+    assert_bad_input(runner.invoke(app, other), "not a recenv decision log")
+    nowhere = [*export, str(tmp_path / "no" / "dir" / "x.csv")]
+    assert_bad_input(runner.invoke(app, nowhere), "no such directory")
+
+
+# ---------------------------------------------------------------------------- exploration
+def test_epsilon_mixing() -> None:
+    masks = np.array([[True, True, False, True], [True, False, False, False]])
+    one_hot = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    q = Exploration("epsilon", epsilon=0.1).apply(one_hot, masks)
+    np.testing.assert_allclose(q[0], [0.1 / 3, 0.9 + 0.1 / 3, 0.0, 0.1 / 3])
+    np.testing.assert_allclose(q[1], [1.0, 0.0, 0.0, 0.0])
+
+
+def test_temperature_explores_a_one_hot_policy() -> None:
+    masks = np.array([[True, True, False, True]])
+    one_hot = np.array([[0.0, 1.0, 0.0, 0.0]])
+    q = Exploration("temperature", temperature=2.0).apply(one_hot, masks)
+    floor = MIN_PROBABILITY**0.5
+    np.testing.assert_allclose(q[0], np.array([floor, 1.0, 0.0, floor]) / (1.0 + 2 * floor))
+    soft = np.array([[0.2, 0.5, 0.0, 0.3]])
+    np.testing.assert_allclose(Exploration("temperature", temperature=1.0).apply(soft, masks), soft)
+    flat = Exploration("temperature", temperature=1e3).apply(soft, masks)
+    assert np.ptp(flat[0, masks[0]]) < 1e-3
+    np.testing.assert_array_equal(Exploration("none").apply(one_hot, masks), one_hot)
+
+
+def test_invalid_exploration_settings() -> None:
+    for kwargs in ({"kind": "softmax"}, {"epsilon": 1.5}, {"temperature": 0.0}):
+        with pytest.raises(ValueError):
+            Exploration(**kwargs)
+
+
+def test_sampling_follows_the_probabilities_and_never_picks_a_zero() -> None:
+    probabilities = np.tile([0.0, 0.7, 0.0, 0.2, 0.1, 0.0], (200_000, 1))
+    actions = sample_actions(probabilities, np.random.default_rng(0))
+    frequencies = np.bincount(actions, minlength=6) / len(actions)
+    np.testing.assert_allclose(frequencies, probabilities[0], atol=0.005)
+    again = sample_actions(probabilities[:100], np.random.default_rng(0))
+    np.testing.assert_array_equal(again, actions[:100])
+    edge = np.array([[0.0, 1.0, 0.0, 0.0]])
+    assert (sample_actions(np.repeat(edge, 1000, axis=0), np.random.default_rng(1)) == 1).all()
+
+
+# ---------------------------------------------------------------------------- online state
+def test_state_snapshots_round_trip_and_replace_each_other(tmp_path) -> None:
+    policy = LinUCB(A, TABLE.names, random_state=0)
+    store = PolicyStateStore(tmp_path / "state", "linucb", "f" * 64)
+    assert store.load() is None
+    rng = np.random.default_rng(0)
+    obs = rng.random((40, len(FEATURE_NAMES)))
+    policy.update(obs, rng.integers(0, A, 40), rng.random(40))
+    first = store.save(policy, 40)
+    policy.update(obs[:5], np.zeros(5, dtype=int), np.ones(5))
+    second = store.save(policy, 45)
+    assert not first.exists() and second.is_dir()
+    assert (tmp_path / "state" / CURRENT_FILE).read_text() == second.name
+    restored, n_updates = store.load()
+    assert n_updates == 45
+    np.testing.assert_array_equal(restored.gram_inverse_, policy.gram_inverse_)
+    with pytest.raises(ValueError, match="another model"):
+        PolicyStateStore(tmp_path / "state", "linucb", "0" * 64).load()
+    with (second / "state.npz").open("ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ValueError, match="SHA-256"):
+        store.load()
+
+
+# ---------------------------------------------------------------------------- recenv serve
+@pytest.fixture
+def bandit_run(tmp_path) -> Path:
+    """A run directory of an untrained LinUCB (no training needed for argument checks)."""
+    directory = tmp_path / "run"
+    LinUCB(A, TABLE.names, random_state=0).save(directory)
+    info = RunInfo(
+        algorithm="linucb", env_id="rec_env/Recommendation-v0",
+        env_kwargs={"profile": "default", "reward_mode": "profit"}, population="default",
+        feature_names=list(FEATURE_NAMES), action_names=list(TABLE.names), hyperparameters={},
+        seed=0, recenv_version="0", model_file="state.npz",
+        model_sha256=file_sha256(directory / "state.npz"),
+    )  # fmt: skip
+    write_run_info(directory, info)
+    return directory
+
+
+def test_serve_bad_input_is_one_line_and_exit_2(bandit_run, tmp_path) -> None:
+    serve = ["serve", "--model"]
+    assert_bad_input(runner.invoke(app, [*serve, str(tmp_path / "nope")]), "no such run")
+    assert_bad_input(runner.invoke(app, [*serve, str(bandit_run), "--epsilon", "2"]), "--epsilon")
+    bad_kind = [*serve, str(bandit_run), "--exploration", "greedy"]
+    assert_bad_input(runner.invoke(app, bad_kind), "--exploration")
+    assert_bad_input(runner.invoke(app, [*serve, str(bandit_run), "--port", "0"]), "--port")
+    bad_db = [*serve, str(bandit_run), "--db", str(tmp_path / "no" / "dir" / "d.db")]
+    assert_bad_input(runner.invoke(app, bad_db), "decision log")
+    run = json.loads((bandit_run / "run.json").read_text())
+    run["model_sha256"] = "0" * 64
+    (bandit_run / "run.json").write_text(json.dumps(run))
+    assert_bad_input(runner.invoke(app, [*serve, str(bandit_run)]), "SHA-256")

@@ -1,0 +1,128 @@
+"""``recenv serve`` as a real uvicorn process on a loopback port, under concurrent load."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rec_env.agents.training import train
+from rec_env.serve.schemas import EXAMPLE_FEATURES
+from rec_env.serve.state import CURRENT_FILE, MANIFEST_FILE
+
+KEY = {"X-API-Key": "test-key"}
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    db: Path
+    state_dir: Path
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("server")
+    run = train("linucb", steps=1024, out=directory / "linucb", eval_customers=50,
+                final_customers=50, hyperparams={"n_envs": 128})  # fmt: skip
+    port = free_port()
+    command = [
+        sys.executable, "-c", "from rec_env.cli.main import app; app()", "serve",
+        "--model", str(run), "--port", str(port), "--db", str(directory / "decisions.db"),
+        "--state-dir", str(directory / "state"), "--api-key", "test-key", "--no-explain",
+        "--seed", "0", "--log-level", "warning",
+    ]  # fmt: skip
+    with (directory / "server.log").open("w") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        assert process.poll() is None, (directory / "server.log").read_text()
+        try:
+            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.2)
+    yield Server(url, process, directory / "decisions.db", directory / "state")
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+
+
+def test_the_real_server_answers_over_http(server) -> None:
+    with httpx.Client(base_url=server.url) as client:
+        assert client.get("/health").json()["status"] == "ok"
+        decision = client.post("/v1/recommend", json={"features": EXAMPLE_FEATURES}).json()
+        assert decision["model_version"].startswith("linucb-")
+        reward = f"/v1/events/{decision['event_id']}/reward"
+        assert client.post(reward, json={"reward": 1.0}).status_code == 401
+        assert client.post(reward, json={"reward": 1.0}, headers=KEY).json()["learned"] is True
+        assert client.get("/v1/model", headers=KEY).json()["n_updates"] == 1
+        assert client.get("/openapi.json").status_code == 200
+
+
+def test_concurrent_decisions_and_rewards_are_logged_exactly_once(server) -> None:
+    def session(worker: int) -> dict[str, float]:
+        rewards: dict[str, float] = {}
+        with httpx.Client(base_url=server.url, headers=KEY, timeout=30.0) as client:
+            for i in range(12):
+                if i % 4 == 0:
+                    body = {"customers": [EXAMPLE_FEATURES] * 5}
+                    events = client.post("/v1/recommend/batch", json=body).json()["event_ids"]
+                else:
+                    features = {**EXAMPLE_FEATURES, "recency": float(worker * 12 + i)}
+                    events = [client.post("/v1/recommend", json={"features": features}).json()[
+                        "event_id"]]  # fmt: skip
+                for event in events:
+                    value = float(worker + i)
+                    for _ in range(2):  # the second post is a retry: not counted again
+                        reply = client.post(f"/v1/events/{event}/reward", json={"reward": value})
+                        assert reply.status_code == 200, reply.text
+                    rewards[event] = value
+        return rewards
+
+    before = httpx.get(f"{server.url}/v1/model", headers=KEY).json()["n_updates"]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(session, range(8)))
+    rewards = {event: value for result in results for event, value in result.items()}
+    assert len(rewards) == 8 * (3 * 5 + 9)
+    after = httpx.get(f"{server.url}/v1/model", headers=KEY).json()["n_updates"]
+    assert after - before == len(rewards)
+    with sqlite3.connect(f"file:{server.db}?mode=ro", uri=True) as connection:
+        logged = connection.execute(
+            "SELECT d.event_id, COUNT(*), MAX(w.reward) FROM decisions AS d "
+            "LEFT JOIN rewards AS w USING (event_id) GROUP BY d.event_id"
+        ).fetchall()
+        n_rewards = connection.execute("SELECT COUNT(*) FROM rewards").fetchone()[0]
+    by_event = {event: (count, reward) for event, count, reward in logged}
+    for event, value in rewards.items():
+        assert by_event[event] == (1, value)
+    assert n_rewards == before + len(rewards)
+
+
+def test_stopping_the_server_saves_the_online_state(server) -> None:
+    n_updates = httpx.get(f"{server.url}/v1/model", headers=KEY).json()["n_updates"]
+    server.process.terminate()  # uvicorn shuts down gracefully, then re-raises SIGTERM
+    assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    snapshot = server.state_dir / (server.state_dir / CURRENT_FILE).read_text()
+    assert json.loads((snapshot / MANIFEST_FILE).read_text())["n_updates"] == n_updates > 0
