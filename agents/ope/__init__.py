@@ -1,0 +1,62 @@
+"""Off-policy evaluation: the value of a policy from decisions another policy logged.
+
+* Estimators (:mod:`~rec_env.agents.ope.estimators`): :class:`InverseProbabilityWeighting`
+  (IPS, optional clipping), :class:`SelfNormalizedIPS` (SNIPS), :class:`DirectMethod` (DM) and
+  :class:`DoublyRobust` (DR). Each returns an :class:`OPEResult`: the estimate, a seeded
+  bootstrap 95 % confidence interval, the effective sample size and the largest and mean
+  importance weights.
+* Reward models (:mod:`~rec_env.agents.ope.reward_models`): any scikit-learn style regressor or
+  classifier, one per action, cross-fitted.
+* Input: :class:`~rec_env.datasets.LoggedBanditData` and the target policy's
+  ``action_probabilities`` in the logged contexts. :mod:`~rec_env.agents.ope.simulation` logs
+  exploring decisions on the simulator, where the true value is known;
+  :mod:`~rec_env.agents.ope.decision_log` reads the log of ``recenv serve``.
+
+Example::
+
+    from rec_env.agents.ope import evaluate_policy
+    from rec_env.datasets import load_hillstrom
+
+    data = load_hillstrom("visit")
+    always_mens = np.zeros((data.n, 3)); always_mens[:, 0] = 1.0
+    for result in evaluate_policy(data, always_mens):
+        print(result.estimator, result.value, result.ci_low, result.ci_high)
+"""
+
+from __future__ import annotations
+
+from rec_env.agents.ope.estimators import (
+    ESTIMATORS,
+    DirectMethod,
+    DoublyRobust,
+    InverseProbabilityWeighting,
+    OffPolicyEstimator,
+    OPEResult,
+    SelfNormalizedIPS,
+    check_target_probabilities,
+    evaluate_policy,
+    importance_weights,
+)
+from rec_env.agents.ope.reward_models import (
+    PerActionRewardModel,
+    cross_fitted_rewards,
+    default_estimator,
+)
+from rec_env.datasets.logged import LoggedBanditData
+
+__all__ = [
+    "ESTIMATORS",
+    "DirectMethod",
+    "DoublyRobust",
+    "InverseProbabilityWeighting",
+    "LoggedBanditData",
+    "OPEResult",
+    "OffPolicyEstimator",
+    "PerActionRewardModel",
+    "SelfNormalizedIPS",
+    "check_target_probabilities",
+    "cross_fitted_rewards",
+    "default_estimator",
+    "evaluate_policy",
+    "importance_weights",
+]

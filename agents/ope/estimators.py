@@ -1,0 +1,529 @@
+r"""Off-policy estimators: the value of a target policy from decisions another policy logged.
+
+Notation: the log holds :math:`n` rows :math:`(x_i, a_i, \mu_i, r_i)` where
+:math:`\mu_i = \mu(a_i \mid x_i)` is the logging propensity. The target policy :math:`\pi` gives
+probabilities :math:`\pi(a \mid x_i)` for every action; its importance weights are
+:math:`w_i = \pi(a_i \mid x_i) / \mu_i`. Its value is
+:math:`V(\pi) = \mathbb E_x \sum_a \pi(a \mid x)\, q(x, a)` with :math:`q(x, a)` the expected
+reward of action :math:`a` in context :math:`x`.
+
+Every estimator writes its value as a ratio of sums of per-row terms,
+:math:`\hat V = \sum_i u_i / \sum_i v_i`, so that one percentile bootstrap over rows (seeded)
+gives the 95 % confidence interval of all of them, and paired differences between two policies
+resample the same rows. Every result also reports the importance-weight diagnostics: the
+effective sample size :math:`(\sum_i w_i)^2 / \sum_i w_i^2` (Kong 1992), and the largest and the
+mean weight (the mean should be close to 1 when :math:`\pi` is supported by :math:`\mu`).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, ClassVar
+
+import numpy as np
+
+from rec_env.agents.ope.reward_models import RewardEstimator, cross_fitted_rewards
+from rec_env.datasets.logged import LoggedBanditData
+
+__all__ = [
+    "ESTIMATORS",
+    "DirectMethod",
+    "DoublyRobust",
+    "InverseProbabilityWeighting",
+    "OPEResult",
+    "OffPolicyEstimator",
+    "SelfNormalizedIPS",
+    "check_target_probabilities",
+    "evaluate_policy",
+    "importance_weights",
+]
+
+_CHUNK_CELLS = 2_000_000
+"""Resampled row indices drawn at a time by the bootstrap."""
+
+_CACHE_CELLS = 40_000_000
+"""Largest ``n_bootstrap x n`` count matrix kept for reuse (uint16: 80 MB)."""
+
+
+@dataclass(frozen=True)
+class OPEResult:
+    r"""An off-policy estimate with its confidence interval and weight diagnostics.
+
+    Attributes:
+        estimator: Label of the estimator (``ips``, ``ips_clip<M>``, ``snips``, ``dm``, ``dr``).
+        value: The estimated policy value (mean reward per decision).
+        ci_low: Lower end of the bootstrap confidence interval.
+        ci_high: Upper end of the bootstrap confidence interval.
+        n: Number of logged decisions used.
+        effective_sample_size: :math:`(\sum w)^2 / \sum w^2` of the raw importance weights.
+        max_weight: Largest raw importance weight.
+        mean_weight: Mean raw importance weight.
+    """
+
+    estimator: str
+    value: float
+    ci_low: float
+    ci_high: float
+    n: int
+    effective_sample_size: float
+    max_weight: float
+    mean_weight: float
+
+    def as_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (for CSV and JSON)."""
+        return asdict(self)
+
+
+def check_target_probabilities(
+    data: LoggedBanditData, target_probabilities: np.ndarray
+) -> np.ndarray:
+    """The target policy's ``(n, n_actions)`` probabilities, validated against the log.
+
+    Raises:
+        ValueError: If the shape does not match the log, a probability is not finite or
+            negative, a row does not sum to 1, or a masked action has positive probability.
+    """
+    target = np.asarray(target_probabilities, dtype=np.float64)
+    if target.shape != (data.n, data.n_actions):
+        raise ValueError(
+            f"shape mismatch: target probabilities must have shape (n, n_actions) = "
+            f"({data.n}, {data.n_actions}), got {target.shape}"
+        )
+    if not np.all(np.isfinite(target)) or (target < 0).any():
+        raise ValueError("target probabilities must be finite and non-negative")
+    sums = target.sum(axis=1)
+    if not np.allclose(sums, 1.0, atol=1e-6):
+        row = int(np.flatnonzero(~np.isclose(sums, 1.0, atol=1e-6))[0])
+        raise ValueError(
+            f"target probabilities must sum to 1 per row; row {row} sums to {sums[row]}"
+        )
+    if data.action_masks is not None and (target[~data.action_masks] > 1e-12).any():
+        raise ValueError("the target policy gives positive probability to masked actions")
+    return target
+
+
+def importance_weights(data: LoggedBanditData, target: np.ndarray) -> np.ndarray:
+    r"""``(n,)`` weights :math:`w_i = \pi(a_i \mid x_i) / \mu(a_i \mid x_i)`."""
+    return target[np.arange(data.n), data.actions] / data.propensities
+
+
+def _weight_diagnostics(weights: np.ndarray) -> tuple[float, float, float]:
+    """Effective sample size, maximum and mean of the weights."""
+    squares = float(np.sum(weights**2))
+    ess = float(np.sum(weights)) ** 2 / squares if squares > 0 else 0.0
+    return ess, float(weights.max()), float(weights.mean())
+
+
+def _count_chunks(n: int, n_bootstrap: int, random_state: int | None) -> Iterator[np.ndarray]:
+    """Bootstrap replicates as ``(chunk, n)`` counts of how often each row was drawn.
+
+    Each replicate draws ``n`` rows with replacement from one generator seeded by
+    ``random_state``; the chunk size depends on ``n`` only, so the replicates do too.
+    """
+    rng = np.random.default_rng(random_state)
+    chunk = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_bootstrap, chunk):
+        size = min(chunk, n_bootstrap - start)
+        rows = rng.integers(0, n, size=(size, n)) + (np.arange(size) * n)[:, None]
+        yield np.bincount(rows.ravel(), minlength=size * n).reshape(size, n)
+
+
+@lru_cache(maxsize=1)
+def _cached_counts(n: int, n_bootstrap: int, random_state: int) -> np.ndarray:
+    """All the replicates' counts, kept for the next estimate on a log of the same size."""
+    counts = np.concatenate(list(_count_chunks(n, n_bootstrap, random_state)))
+    counts = counts.astype(np.uint16)
+    counts.setflags(write=False)
+    return counts
+
+
+def _bootstrap_sums(columns: np.ndarray, n_bootstrap: int, random_state: int | None) -> np.ndarray:
+    """``(n_bootstrap, k)`` column sums of ``columns`` ``(n, k)`` over resampled rows.
+
+    The same seed and ``n`` give the same replicates whatever the columns are, so estimates of
+    different policies on one log are paired. The counts of a seeded bootstrap are cached (the
+    last ``n x n_bootstrap`` matrix up to 40 million cells), so each further estimate costs one
+    matrix product.
+    """
+    n = columns.shape[0]
+    if random_state is not None and n * n_bootstrap <= _CACHE_CELLS:
+        counts = _cached_counts(n, n_bootstrap, random_state)
+        step = max(1, _CHUNK_CELLS // n)
+        chunks: Iterator[np.ndarray] = (counts[i : i + step] for i in range(0, n_bootstrap, step))
+    else:
+        chunks = _count_chunks(n, n_bootstrap, random_state)
+    return np.concatenate([chunk.astype(np.float64) @ columns for chunk in chunks])
+
+
+def _ratios(sums: np.ndarray, column: int) -> np.ndarray:
+    """Bootstrap replicates ``sums[:, column] / sums[:, column + 1]`` (NaN where 0 / 0)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return sums[:, column] / sums[:, column + 1]
+
+
+@dataclass(kw_only=True)
+class OffPolicyEstimator(ABC):
+    """Base of the estimators: validation, weights, bootstrap and diagnostics.
+
+    Subclasses implement :meth:`_terms`, the per-row numerator and denominator of the
+    estimate. Estimators that need a reward model set ``needs_reward_model``.
+
+    Args:
+        n_bootstrap: Bootstrap replicates for the confidence interval.
+        confidence: Level of the confidence interval, in (0, 1).
+        random_state: Seed of the bootstrap's resampling.
+    """
+
+    n_bootstrap: int = 1000
+    confidence: float = 0.95
+    random_state: int | None = 0
+
+    name: ClassVar[str] = "estimator"
+    needs_reward_model: ClassVar[bool] = False
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, int):
+            raise ValueError(f"n_bootstrap must be an integer, got {self.n_bootstrap!r}")
+        if self.n_bootstrap < 2:
+            raise ValueError(f"n_bootstrap must be at least 2, got {self.n_bootstrap}")
+        if not 0.0 < self.confidence < 1.0:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+    @abstractmethod
+    def _terms(
+        self,
+        data: LoggedBanditData,
+        target: np.ndarray,
+        weights: np.ndarray,
+        estimated_rewards: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per-row ``(numerators, denominators)``: the estimate is their ratio of sums."""
+
+    @property
+    def label(self) -> str:
+        """Name of the estimator in results: :attr:`name` and any setting that changes it."""
+        return self.name
+
+    def fit_rewards(self, data: LoggedBanditData) -> np.ndarray | None:
+        r"""``(n, n_actions)`` :math:`\hat q(x_i, a)` if this estimator needs them, else None."""
+        return None
+
+    def estimate(
+        self,
+        data: LoggedBanditData,
+        target_probabilities: np.ndarray,
+        *,
+        estimated_rewards: np.ndarray | None = None,
+    ) -> OPEResult:
+        r"""Estimate the value of the target policy on the log.
+
+        Args:
+            data: The logged decisions.
+            target_probabilities: ``(n, n_actions)`` :math:`\pi(a \mid x_i)` of the target
+                policy in each logged context.
+            estimated_rewards: ``(n, n_actions)`` :math:`\hat q(x_i, a)` for the estimators
+                with a reward model (fitted with :meth:`fit_rewards` if omitted).
+
+        Returns:
+            The estimate, its bootstrap confidence interval and the weight diagnostics.
+
+        Raises:
+            ValueError: If the target probabilities or the estimated rewards do not match the
+                log, or the estimate is undefined.
+        """
+        target = check_target_probabilities(data, target_probabilities)
+        weights = importance_weights(data, target)
+        rewards = self._reward_estimates(data, estimated_rewards)
+        columns = np.column_stack(self._terms(data, target, weights, rewards))
+        value = self._ratio(*columns.sum(axis=0))
+        sums = _bootstrap_sums(columns, self.n_bootstrap, self.random_state)
+        return self._result(data, weights, value, _ratios(sums, 0))
+
+    def estimate_difference(
+        self,
+        data: LoggedBanditData,
+        target_probabilities: np.ndarray,
+        baseline_probabilities: np.ndarray,
+        *,
+        estimated_rewards: np.ndarray | None = None,
+    ) -> OPEResult:
+        """Estimate ``V(target) - V(baseline)``, with a paired bootstrap interval.
+
+        Both values are computed on the same resampled rows, so the interval of the difference
+        is much narrower than the two separate intervals suggest. The diagnostics are those of
+        the target policy's weights.
+
+        Raises:
+            ValueError: As :meth:`estimate`.
+        """
+        rewards = self._reward_estimates(data, estimated_rewards)
+        target = check_target_probabilities(data, target_probabilities)
+        baseline = check_target_probabilities(data, baseline_probabilities)
+        weights = importance_weights(data, target)
+        columns = np.column_stack(
+            [
+                *self._terms(data, target, weights, rewards),
+                *self._terms(data, baseline, importance_weights(data, baseline), rewards),
+            ]
+        )
+        totals = columns.sum(axis=0)
+        value = self._ratio(totals[0], totals[1]) - self._ratio(totals[2], totals[3])
+        sums = _bootstrap_sums(columns, self.n_bootstrap, self.random_state)
+        replicates = _ratios(sums, 0) - _ratios(sums, 2)
+        return self._result(data, weights, value, replicates)
+
+    def _reward_estimates(
+        self, data: LoggedBanditData, estimated_rewards: np.ndarray | None
+    ) -> np.ndarray | None:
+        if not self.needs_reward_model:
+            return None
+        if estimated_rewards is None:
+            return self.fit_rewards(data)
+        rewards = np.asarray(estimated_rewards, dtype=np.float64)
+        if rewards.shape != (data.n, data.n_actions):
+            raise ValueError(
+                f"shape mismatch: estimated rewards must have shape ({data.n}, "
+                f"{data.n_actions}), got {rewards.shape}"
+            )
+        if not np.all(np.isfinite(rewards)):
+            raise ValueError("estimated rewards must be finite")
+        return rewards
+
+    def _ratio(self, numerator: float, denominator: float) -> float:
+        """``numerator / denominator``: the estimate from its sums of per-row terms.
+
+        Raises:
+            ValueError: If the denominator is not positive (SNIPS with no weight at all).
+        """
+        if denominator <= 0:
+            raise ValueError(
+                f"{self.name} is undefined: the target policy gives probability 0 to every "
+                "logged action"
+            )
+        return float(numerator / denominator)
+
+    def _result(
+        self, data: LoggedBanditData, weights: np.ndarray, value: float, replicates: np.ndarray
+    ) -> OPEResult:
+        """The result: ``value``, the percentile interval of ``replicates``, diagnostics."""
+        tail = (1.0 - self.confidence) / 2.0
+        with np.errstate(all="ignore"):
+            low, high = np.nanquantile(replicates, [tail, 1.0 - tail])
+        return OPEResult(
+            self.label, value, float(low), float(high), data.n, *_weight_diagnostics(weights)
+        )
+
+
+@dataclass(kw_only=True)
+class InverseProbabilityWeighting(OffPolicyEstimator):
+    r"""Inverse probability weighting (IPS), with optional weight clipping.
+
+    .. math::
+
+        \hat V_{\mathrm{IPS}} = \frac{1}{n} \sum_{i=1}^n \min(w_i, M)\, r_i,
+        \qquad w_i = \frac{\pi(a_i \mid x_i)}{\mu(a_i \mid x_i)}.
+
+    Unbiased without clipping (:math:`M = \infty`) when :math:`\mu(a \mid x) > 0` wherever
+    :math:`\pi(a \mid x) > 0`; clipping trades a downward bias (for non-negative rewards) for
+    less variance.
+
+    Args:
+        max_weight: Clipping threshold :math:`M > 0`, or None for no clipping.
+        n_bootstrap: Bootstrap replicates.
+        confidence: Level of the confidence interval.
+        random_state: Seed of the bootstrap.
+
+    References:
+        D. G. Horvitz and D. J. Thompson. A generalization of sampling without replacement from
+        a finite universe. JASA 47(260), 1952. Clipping: L. Bottou et al. Counterfactual
+        reasoning and learning systems. JMLR 14, 2013.
+    """
+
+    max_weight: float | None = None
+
+    name: ClassVar[str] = "ips"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.max_weight is not None and not (
+            isinstance(self.max_weight, int | float) and self.max_weight > 0
+        ):
+            raise ValueError(
+                f"max_weight must be a positive number or None, got {self.max_weight!r}"
+            )
+
+    @property
+    def label(self) -> str:
+        """``ips``, or ``ips_clip<M>`` with clipping at ``M``."""
+        return self.name if self.max_weight is None else f"ips_clip{self.max_weight:g}"
+
+    def _terms(
+        self,
+        data: LoggedBanditData,
+        target: np.ndarray,
+        weights: np.ndarray,
+        estimated_rewards: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        if self.max_weight is not None:
+            weights = np.minimum(weights, self.max_weight)
+        return weights * data.rewards, np.ones(data.n)
+
+
+@dataclass(kw_only=True)
+class SelfNormalizedIPS(OffPolicyEstimator):
+    r"""Self-normalised inverse probability weighting (SNIPS).
+
+    .. math::
+
+        \hat V_{\mathrm{SNIPS}} = \frac{\sum_{i=1}^n w_i\, r_i}{\sum_{i=1}^n w_i}.
+
+    Slightly biased (it is a ratio) but consistent, invariant to adding a constant to the
+    rewards, and bounded by the range of the rewards; usually much less variable than IPS.
+
+    References:
+        A. Swaminathan and T. Joachims. The self-normalized estimator for counterfactual
+        learning. NeurIPS 2015.
+    """
+
+    name: ClassVar[str] = "snips"
+
+    def _terms(
+        self,
+        data: LoggedBanditData,
+        target: np.ndarray,
+        weights: np.ndarray,
+        estimated_rewards: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        return weights * data.rewards, weights
+
+
+@dataclass(kw_only=True)
+class _RewardModelEstimator(OffPolicyEstimator):
+    """An estimator with a pluggable per-action reward model, cross-fitted on the log.
+
+    Args:
+        reward_model: Scikit-learn style regressor or classifier, copied per action (default
+            :class:`~rec_env.agents.ope.reward_models.RidgeRewardEstimator`).
+        n_folds: Cross-fitting folds (1: fit and predict on all rows).
+    """
+
+    reward_model: RewardEstimator | None = None
+    n_folds: int = 2
+
+    needs_reward_model: ClassVar[bool] = True
+
+    def fit_rewards(self, data: LoggedBanditData) -> np.ndarray:
+        r"""``(n, n_actions)`` cross-fitted :math:`\hat q(x_i, a)` (folds seeded by the seed)."""
+        return cross_fitted_rewards(data, self.reward_model, self.n_folds, self.random_state)
+
+
+@dataclass(kw_only=True)
+class DirectMethod(_RewardModelEstimator):
+    r"""The direct method (DM): the reward model's prediction of the target policy's value.
+
+    .. math::
+
+        \hat V_{\mathrm{DM}} = \frac{1}{n} \sum_{i=1}^n \sum_a \pi(a \mid x_i)\, \hat q(x_i, a).
+
+    Low variance, but biased as much as the reward model is wrong; its bootstrap interval
+    reflects the variance only. The importance weights are not used (diagnostics still report
+    them).
+
+    Args:
+        reward_model: Scikit-learn style regressor or classifier, one copy per action.
+        n_folds: Cross-fitting folds for :math:`\hat q`.
+
+    References:
+        A. Beygelzimer and J. Langford. The offset tree for learning with partial labels. KDD
+        2009; M. Dudík, J. Langford and L. Li. Doubly robust policy evaluation and learning.
+        ICML 2011.
+    """
+
+    name: ClassVar[str] = "dm"
+
+    def _terms(
+        self,
+        data: LoggedBanditData,
+        target: np.ndarray,
+        weights: np.ndarray,
+        estimated_rewards: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert estimated_rewards is not None
+        return np.sum(target * estimated_rewards, axis=1), np.ones(data.n)
+
+
+@dataclass(kw_only=True)
+class DoublyRobust(_RewardModelEstimator):
+    r"""The doubly robust estimator (DR): the direct method plus an IPS correction of its error.
+
+    .. math::
+
+        \hat V_{\mathrm{DR}} = \frac{1}{n} \sum_{i=1}^n \Big[\sum_a \pi(a \mid x_i)\,
+        \hat q(x_i, a) + w_i \big(r_i - \hat q(x_i, a_i)\big)\Big].
+
+    Unbiased when the propensities are right, whatever the reward model; its variance shrinks
+    as :math:`\hat q` gets closer to :math:`q`.
+
+    Args:
+        reward_model: Scikit-learn style regressor or classifier, one copy per action.
+        n_folds: Cross-fitting folds for :math:`\hat q`.
+
+    References:
+        M. Dudík, J. Langford and L. Li. Doubly robust policy evaluation and learning. ICML
+        2011.
+    """
+
+    name: ClassVar[str] = "dr"
+
+    def _terms(
+        self,
+        data: LoggedBanditData,
+        target: np.ndarray,
+        weights: np.ndarray,
+        estimated_rewards: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        assert estimated_rewards is not None
+        logged = estimated_rewards[np.arange(data.n), data.actions]
+        direct = np.sum(target * estimated_rewards, axis=1)
+        return direct + weights * (data.rewards - logged), np.ones(data.n)
+
+
+ESTIMATORS: dict[str, type[OffPolicyEstimator]] = {
+    cls.name: cls
+    for cls in (InverseProbabilityWeighting, SelfNormalizedIPS, DirectMethod, DoublyRobust)
+}
+"""Short name → estimator class: ``ips``, ``snips``, ``dm``, ``dr``."""
+
+
+def evaluate_policy(
+    data: LoggedBanditData,
+    target_probabilities: np.ndarray,
+    estimators: list[OffPolicyEstimator] | None = None,
+    *,
+    estimated_rewards: np.ndarray | None = None,
+) -> list[OPEResult]:
+    r"""Every estimator's estimate of the target policy's value.
+
+    Args:
+        data: The logged decisions.
+        target_probabilities: ``(n, n_actions)`` :math:`\pi(a \mid x_i)`.
+        estimators: Estimators to run (default: IPS, SNIPS, DM and DR with default settings).
+        estimated_rewards: ``(n, n_actions)`` :math:`\hat q` shared by the estimators with a
+            reward model; if omitted, it is cross-fitted once with the first such estimator's
+            settings.
+
+    Returns:
+        One result per estimator, in order.
+    """
+    if estimators is None:
+        estimators = [cls() for cls in ESTIMATORS.values()]
+    if estimated_rewards is None:
+        fitting = [e for e in estimators if e.needs_reward_model]
+        estimated_rewards = fitting[0].fit_rewards(data) if fitting else None
+    return [
+        e.estimate(data, target_probabilities, estimated_rewards=estimated_rewards)
+        for e in estimators
+    ]

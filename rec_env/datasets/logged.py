@@ -1,0 +1,202 @@
+r"""Logged bandit data: the decisions a logging policy took, their propensities and rewards.
+
+Row :math:`i` holds a context :math:`x_i`, the action :math:`a_i` the logging policy
+:math:`\mu` took, its propensity :math:`\mu(a_i \mid x_i)` and the reward :math:`r_i` observed
+for it, optionally with the mask of the actions that were allowed. This is what off-policy
+estimators (:mod:`rec_env.agents.ope`) need to value another policy without running it.
+
+Every array is validated on construction, so a data set that exists is a usable one: errors name
+the problem (missing or zero propensities, mismatched shapes, actions outside the catalog,
+rewards that are not finite) and the first offending row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["LoggedBanditData"]
+
+
+def _first_rows(bad: np.ndarray) -> str:
+    """``"3 rows (first: row 7)"`` for a boolean array of offending rows."""
+    rows = np.flatnonzero(bad)
+    noun = "row" if rows.size == 1 else "rows"
+    return f"{rows.size} {noun} (first: row {rows[0]})"
+
+
+def _as_vector(name: str, values: Any, n: int, dtype: type) -> np.ndarray:
+    """``values`` as a ``(n,)`` array of ``dtype``.
+
+    Raises:
+        ValueError: If it is missing or does not hold exactly one value per row.
+    """
+    if values is None:
+        raise ValueError(f"{name} are missing: give one value per logged decision")
+    array = np.asarray(values)
+    if array.shape != (n,):
+        raise ValueError(
+            f"shape mismatch: {name} must have shape ({n},) like the contexts' rows, "
+            f"got {array.shape}"
+        )
+    return array.astype(dtype, copy=False)
+
+
+@dataclass(eq=False)
+class LoggedBanditData:
+    """A validated log of one-step decisions (a contextual bandit's feedback).
+
+    Args:
+        contexts: ``(n, d)`` features of each decision.
+        actions: ``(n,)`` integer index of the logged action, in ``[0, n_actions)``.
+        propensities: ``(n,)`` probability with which the logging policy took that action, in
+            ``(0, 1]``.
+        rewards: ``(n,)`` finite reward observed for the logged action.
+        n_actions: Size of the action catalog.
+        action_masks: Optional ``(n, n_actions)`` bool, True where an action was allowed; the
+            logged action must be allowed.
+        action_names: Optional names of the actions (default ``action_0`` …).
+        feature_names: Optional names of the context columns (default ``x0`` …).
+
+    Raises:
+        ValueError: Naming the field and the first offending row, if an array is missing, has
+            the wrong shape, holds a propensity that is missing (NaN), not positive or above 1,
+            an action outside the catalog or masked, or a reward that is not finite.
+    """
+
+    contexts: np.ndarray
+    actions: np.ndarray
+    propensities: np.ndarray
+    rewards: np.ndarray
+    n_actions: int
+    action_masks: np.ndarray | None = None
+    action_names: tuple[str, ...] | None = None
+    feature_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.n_actions, bool) or int(self.n_actions) != self.n_actions:
+            raise ValueError(f"n_actions must be an integer, got {self.n_actions!r}")
+        self.n_actions = int(self.n_actions)
+        if self.n_actions < 1:
+            raise ValueError(f"n_actions must be at least 1, got {self.n_actions}")
+        self.contexts = self._check_contexts(self.contexts)
+        n = self.contexts.shape[0]
+        self.actions = self._check_actions(self.actions, n)
+        self.propensities = self._check_propensities(self.propensities, n)
+        self.rewards = _as_vector("rewards", self.rewards, n, np.float64)
+        if not np.all(np.isfinite(self.rewards)):
+            raise ValueError(
+                f"rewards must be finite: {_first_rows(~np.isfinite(self.rewards))} "
+                "are NaN or infinite"
+            )
+        self.action_masks = self._check_masks(self.action_masks, n)
+        self.action_names = self._check_names(
+            "action_names", self.action_names, self.n_actions, "action_"
+        )
+        self.feature_names = self._check_names(
+            "feature_names", self.feature_names, self.contexts.shape[1], "x"
+        )
+
+    @staticmethod
+    def _check_contexts(contexts: Any) -> np.ndarray:
+        if contexts is None:
+            raise ValueError("contexts are missing: give an (n, d) array")
+        array = np.asarray(contexts, dtype=np.float64)
+        if array.ndim != 2:
+            raise ValueError(f"contexts must have shape (n, d), got {array.shape}")
+        if array.shape[0] == 0:
+            raise ValueError("the log is empty: contexts have no rows")
+        if not np.all(np.isfinite(array)):
+            raise ValueError(
+                f"contexts must be finite: {_first_rows(~np.isfinite(array).all(axis=1))} "
+                "hold NaN or infinite values"
+            )
+        return array
+
+    def _check_actions(self, actions: Any, n: int) -> np.ndarray:
+        raw = _as_vector("actions", actions, n, np.float64)
+        outside = ~np.isfinite(raw) | (raw != np.round(raw)) | (raw < 0) | (raw >= self.n_actions)
+        if outside.any():
+            first = np.flatnonzero(outside)[0]
+            raise ValueError(
+                f"actions outside the catalog of {self.n_actions} actions (valid: 0 to "
+                f"{self.n_actions - 1}): {_first_rows(outside)} holds {raw[first]!r}"
+            )
+        return raw.astype(np.intp)
+
+    @staticmethod
+    def _check_propensities(propensities: Any, n: int) -> np.ndarray:
+        array = _as_vector("propensities", propensities, n, np.float64)
+        if np.isnan(array).any():
+            raise ValueError(
+                f"propensities are missing (NaN) in {_first_rows(np.isnan(array))}: "
+                "off-policy estimates need the logging probability of every logged action"
+            )
+        if (array <= 0).any():
+            raise ValueError(
+                f"propensities must be > 0, but {_first_rows(array <= 0)} "
+                "are zero or negative: the importance weight 1/propensity is undefined"
+            )
+        if (array > 1.0 + 1e-9).any():
+            raise ValueError(f"propensities must be <= 1, but {_first_rows(array > 1.0 + 1e-9)}")
+        return array
+
+    def _check_masks(self, masks: Any, n: int) -> np.ndarray | None:
+        if masks is None:
+            return None
+        array = np.asarray(masks)
+        if array.shape != (n, self.n_actions):
+            raise ValueError(
+                f"shape mismatch: action_masks must have shape ({n}, {self.n_actions}), "
+                f"got {array.shape}"
+            )
+        array = array.astype(bool)
+        masked = ~array[np.arange(n), self.actions]
+        if masked.any():
+            raise ValueError(f"the logged action is masked (not allowed) in {_first_rows(masked)}")
+        return array
+
+    @staticmethod
+    def _check_names(field: str, names: Any, size: int, prefix: str) -> tuple[str, ...]:
+        if names is None:
+            return tuple(f"{prefix}{i}" for i in range(size))
+        names = tuple(str(name) for name in names)
+        if len(names) != size:
+            raise ValueError(f"{field} must hold {size} names, got {len(names)}")
+        return names
+
+    def __len__(self) -> int:
+        return int(self.contexts.shape[0])
+
+    @property
+    def n(self) -> int:
+        """Number of logged decisions."""
+        return len(self)
+
+    def subset(self, rows: np.ndarray) -> LoggedBanditData:
+        """The decisions at ``rows`` (indices or a boolean mask), as a new data set."""
+        return LoggedBanditData(
+            contexts=self.contexts[rows],
+            actions=self.actions[rows],
+            propensities=self.propensities[rows],
+            rewards=self.rewards[rows],
+            n_actions=self.n_actions,
+            action_masks=None if self.action_masks is None else self.action_masks[rows],
+            action_names=self.action_names,
+            feature_names=self.feature_names,
+        )
+
+    def with_rewards(self, rewards: np.ndarray) -> LoggedBanditData:
+        """The same decisions with other rewards (e.g. another outcome of the same log)."""
+        return LoggedBanditData(
+            contexts=self.contexts,
+            actions=self.actions,
+            propensities=self.propensities,
+            rewards=rewards,
+            n_actions=self.n_actions,
+            action_masks=self.action_masks,
+            action_names=self.action_names,
+            feature_names=self.feature_names,
+        )
