@@ -106,6 +106,8 @@ class HillstromBenchmark:
         replays: Replay of the training half for each learned bandit and reference policy.
         best_constant: Name of the constant policy with the highest held-out DR value.
         gains: Learned policy name → paired ``V(policy) - V(best constant)`` per estimator.
+        action_shares: Policy name → ``(n_actions,)`` mean probability of each action on the
+            held-out customers.
     """
 
     reward: str
@@ -116,11 +118,21 @@ class HillstromBenchmark:
     replays: list[ReplayResult] = field(default_factory=list)
     best_constant: str = ""
     gains: dict[str, list[OPEResult]] = field(default_factory=dict)
+    action_shares: dict[str, np.ndarray] = field(default_factory=dict)
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per policy and estimator: value, CI and weight diagnostics."""
+        """One row per policy and estimator: value, CI, weight diagnostics, action shares."""
         return [
-            {"policy": policy, **result.as_dict()}
+            {
+                "policy": policy,
+                **result.as_dict(),
+                **{
+                    f"share_{name}": float(share)
+                    for name, share in zip(
+                        HILLSTROM_ACTIONS, self.action_shares[policy], strict=True
+                    )
+                },
+            }
             for policy, results in self.estimates.items()
             for result in results
         ]
@@ -242,6 +254,7 @@ def run_hillstrom(
         for name, policy in {**learned, **references}.items()
     }
     for name, target in probabilities.items():
+        bench.action_shares[name] = target.mean(axis=0)
         bench.estimates[name] = [
             e.estimate(test_data, target, estimated_rewards=rewards) for e in estimators
         ]

@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 import rec_env
+from rec_env.cli.bench import bench_app
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
 from rec_env.cli.explain import explain_command
 from rec_env.cli.log import log_app
+from rec_env.cli.ope import ope_command
 from rec_env.cli.profiles import profiles_app
 from rec_env.cli.serve import serve_command
 from rec_env.cli.simulate import simulate
@@ -38,6 +40,8 @@ app.command("compare")(compare_command)
 app.command("serve")(serve_command)
 app.add_typer(log_app, name="log")
 app.command("explain")(explain_command)
+app.command("ope")(ope_command)
+app.add_typer(bench_app, name="bench")
 
 
 def _print_version(value: bool) -> None:
