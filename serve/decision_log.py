@@ -1,32 +1,42 @@
 """The decision log: every decision and every reward, in SQLite (WAL mode).
 
 Each call to the service is one row of ``requests`` holding its arrays, and each customer of the
-call is one row of ``decisions`` pointing into them; this keeps a 10,000-customer batch to one
-wide insert plus 10,000 narrow ones. ``recenv log export`` flattens the log into one row per
-decision (see :mod:`rec_env.serve.export`).
+call is one row of ``decisions``. A 10,000-customer batch is one wide insert plus one
+``executemany`` of narrow rows appended in key order; ``recenv log export`` flattens the log into
+one row per decision (see :mod:`rec_env.serve.export`).
 
-Tables:
+Event ids are version-4 UUIDs whose first 28 characters are the request's random key and whose
+last 8 hex digits are ``(offset + position) mod 2^32``, with a random ``offset`` per request.
+They look random, the ids of one batch share their prefix, and a reward finds its decision by
+two primary-key lookups instead of through an index of random ids that every batch would have to
+update at 10,000 random places.
+
+Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
 
 * ``models``: ``model_version`` (key), ``algorithm``, ``sha256`` of the model file,
   ``action_names`` (JSON list), ``registered_at``.
-* ``requests``: ``request_id`` (key), ``created_at`` (Unix seconds), ``model_version``,
-  ``policy_updates`` (rewards an online policy had learned from), ``n`` (customers),
-  ``features`` (``(n, 16)`` little-endian float64 in :data:`~rec_env.features.FEATURE_NAMES`
-  order), ``allowed`` (``(n, A)`` uint8, 1 where the action was allowed: consent and not
-  excluded) and ``probabilities`` (``(n, A)`` little-endian float64, the probabilities the served
-  action was drawn from).
-* ``decisions``: ``event_id`` (key, a UUID), ``request_id``, ``position`` (row in the request),
-  ``customer_id``, ``action`` (index), ``propensity`` (its probability).
+* ``requests``: ``request_id`` (key), ``request_key`` (unique), ``position_offset``,
+  ``created_at`` (Unix seconds), ``model_version``, ``policy_updates`` (rewards an online
+  policy had learned from), ``n`` (customers), ``features`` (``(n, 16)`` little-endian float64
+  in :data:`~rec_env.features.FEATURE_NAMES` order), ``allowed`` (``(n, A)`` uint8, 1 where
+  the action was allowed: consent and not excluded) and ``probabilities`` (``(n, A)``
+  little-endian float64, the probabilities the served action was drawn from).
+* ``decisions``: ``request_id`` and ``position`` (key), ``event_id``, ``customer_id``,
+  ``action`` (index), ``propensity`` (its probability).
 * ``rewards``: ``event_id`` (key), ``reward``, ``received_at``.
 
 One connection serves every thread, guarded by a lock; each request or batch is one transaction,
 so a decision or a reward is either fully logged or not at all. ``synchronous=NORMAL`` in WAL
 mode keeps every committed transaction across a crash of the process; only a power loss can
-lose the last commits.
+lose the last commits. Checkpoints (copying the write-ahead log into the database file) run in
+a background thread every :data:`CHECKPOINT_INTERVAL` seconds instead of inside the commit
+that crosses SQLite's threshold, so no request pays for them; closing the log checkpoints the
+rest and truncates the write-ahead log.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -42,18 +52,27 @@ import numpy as np
 from rec_env.features import FEATURE_NAMES
 
 __all__ = [
+    "SCHEMA_VERSION",
     "DecisionLog",
     "LoggedDecision",
     "RewardConflictError",
     "RewardReceipt",
     "UnknownEventError",
-    "new_event_ids",
+    "event_ids",
 ]
+
+SCHEMA_VERSION = 1
+"""Version of the tables, kept in ``PRAGMA user_version``."""
+
+CHECKPOINT_INTERVAL = 1.0
+"""Seconds between background checkpoints."""
 
 _N_FEATURES = len(FEATURE_NAMES)
 _FLOAT = np.dtype("<f8")
+_KEY_LENGTH = 28
+_POSITIONS = 1 << 32
 
-_SCHEMA = """
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS models (
     model_version TEXT PRIMARY KEY,
     algorithm TEXT NOT NULL,
@@ -63,6 +82,8 @@ CREATE TABLE IF NOT EXISTS models (
 );
 CREATE TABLE IF NOT EXISTS requests (
     request_id INTEGER PRIMARY KEY,
+    request_key TEXT NOT NULL UNIQUE,
+    position_offset INTEGER NOT NULL,
     created_at REAL NOT NULL,
     model_version TEXT NOT NULL REFERENCES models (model_version),
     policy_updates INTEGER NOT NULL,
@@ -72,41 +93,74 @@ CREATE TABLE IF NOT EXISTS requests (
     probabilities BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS decisions (
-    event_id TEXT PRIMARY KEY,
     request_id INTEGER NOT NULL REFERENCES requests (request_id),
     position INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
     customer_id TEXT,
     action INTEGER NOT NULL,
-    propensity REAL NOT NULL
-);
+    propensity REAL NOT NULL,
+    PRIMARY KEY (request_id, position)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rewards (
-    event_id TEXT PRIMARY KEY REFERENCES decisions (event_id),
+    event_id TEXT PRIMARY KEY,
     reward REAL NOT NULL,
     received_at REAL NOT NULL
 );
+PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_UUID_DIGIT_COLUMNS = np.array([i for i in range(36) if i not in (8, 13, 18, 23)])
 
 
-def new_event_ids(n: int) -> list[str]:
-    """``n`` random (version 4) UUIDs as canonical strings, formatted in one numpy pass.
+def _new_request_key() -> tuple[str, int]:
+    """A random request key (the first 28 characters of a UUID4) and position offset."""
+    raw = os.urandom(4)
+    return str(uuid.uuid4())[:_KEY_LENGTH], int.from_bytes(raw, "little")
 
-    Event ids come from the operating system's entropy, not from the seeded generator of the
-    decisions: they must never repeat across restarts, and they do not influence any decision.
-    """
-    if n == 1:
-        return [str(uuid.uuid4())]
-    raw = np.frombuffer(os.urandom(16 * n), dtype=np.uint8).reshape(n, 16).copy()
-    raw[:, 6] = (raw[:, 6] & 0x0F) | 0x40  # version 4
-    raw[:, 8] = (raw[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    digits = np.empty((n, 32), dtype=np.uint8)
-    digits[:, 0::2] = _HEX_DIGITS[raw >> 4]
-    digits[:, 1::2] = _HEX_DIGITS[raw & 0x0F]
-    text = np.full((n, 36), ord("-"), dtype=np.uint8)
-    text[:, _UUID_DIGIT_COLUMNS] = digits
-    return text.view("S36").ravel().astype("U36").tolist()
+
+def event_ids(request_key: str, offset: int, n: int) -> list[str]:
+    """The event ids of the ``n`` decisions of a request, formatted in one numpy pass."""
+    codes = (offset + np.arange(n, dtype=np.uint64)) % _POSITIONS
+    text = np.empty((n, _KEY_LENGTH + 8), dtype=np.uint8)
+    text[:, :_KEY_LENGTH] = np.frombuffer(request_key.encode(), dtype=np.uint8)
+    shifts = np.arange(28, -1, -4, dtype=np.uint64)
+    text[:, _KEY_LENGTH:] = _HEX_DIGITS[(codes[:, None] >> shifts) & np.uint64(0xF)]
+    return text.view(f"S{_KEY_LENGTH + 8}").ravel().astype(f"U{_KEY_LENGTH + 8}").tolist()
+
+
+def _parse_event_id(event_id: str) -> tuple[str, int] | None:
+    """``(request_key, code)`` of a canonical event id, or None if it cannot be one."""
+    if len(event_id) != _KEY_LENGTH + 8:
+        return None
+    try:
+        return event_id[:_KEY_LENGTH], int(event_id[_KEY_LENGTH:], 16)
+    except ValueError:
+        return None
+
+
+class _Checkpointer(threading.Thread):
+    """Copy the write-ahead log into the database file periodically, on its own connection."""
+
+    def __init__(self, path: Path, interval: float) -> None:
+        super().__init__(name="decision-log-checkpointer", daemon=True)
+        self.path = path
+        self.interval = interval
+        self._stop_requested = threading.Event()
+
+    def run(self) -> None:
+        """Checkpoint (PASSIVE: never blocks writers) until :meth:`stop`."""
+        connection = sqlite3.connect(self.path, timeout=5.0)
+        try:
+            while not self._stop_requested.wait(self.interval):
+                with contextlib.suppress(sqlite3.OperationalError):  # busy: next round
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        """Stop after the current checkpoint."""
+        self._stop_requested.set()
+        self.join()
 
 
 class UnknownEventError(KeyError):
@@ -165,12 +219,18 @@ class DecisionLog:
     Args:
         path: Database file; created with its tables if missing.
         timeout: Seconds to wait for a lock held by another process.
+        checkpoint_interval: Seconds between background checkpoints.
 
     Raises:
-        ValueError: If the file cannot be opened as a SQLite database.
+        ValueError: If the file cannot be opened as a decision log of this version.
     """
 
-    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        timeout: float = 30.0,
+        checkpoint_interval: float = CHECKPOINT_INTERVAL,
+    ) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         try:
@@ -179,13 +239,28 @@ class DecisionLog:
             )
             self._connection.execute("PRAGMA journal_mode=WAL")
             self._connection.execute("PRAGMA synchronous=NORMAL")
+            version = self._connection.execute("PRAGMA user_version").fetchone()[0]
+            tables = self._connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+            if tables and version != SCHEMA_VERSION:
+                self._connection.close()
+                raise ValueError(
+                    f"{self.path}: not a decision log of this recenv version "
+                    f"(schema {version}, expected {SCHEMA_VERSION}); use another --db"
+                )
             self._connection.executescript(_SCHEMA)
+            self._connection.execute("PRAGMA wal_autocheckpoint=0")
         except sqlite3.Error as exc:
             raise ValueError(f"{self.path}: cannot open the decision log ({exc})") from None
+        self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
+        self._checkpointer.start()
 
     def close(self) -> None:
-        """Close the connection (pending transactions are already committed)."""
+        """Checkpoint everything, truncate the write-ahead log and close the connection."""
+        self._checkpointer.stop()
         with self._lock:
+            # with a reader elsewhere SQLite cannot truncate now; it checkpoints on a later open
+            with contextlib.suppress(sqlite3.OperationalError):
+                self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._connection.close()
 
     def register_model(
@@ -200,7 +275,6 @@ class DecisionLog:
 
     def log_decisions(
         self,
-        event_ids: Sequence[str],
         model_version: str,
         policy_updates: int,
         features: np.ndarray,
@@ -208,11 +282,10 @@ class DecisionLog:
         probabilities: np.ndarray,
         actions: np.ndarray,
         customer_ids: Sequence[str | None] | None = None,
-    ) -> None:
+    ) -> list[str]:
         """Log the decisions of one request in one transaction.
 
         Args:
-            event_ids: ``n`` new event ids.
             model_version: Version of the model that decided.
             policy_updates: Rewards the policy had learned from when it decided.
             features: ``(n, 16)`` features.
@@ -220,40 +293,49 @@ class DecisionLog:
             probabilities: ``(n, A)`` probabilities the actions were drawn from.
             actions: ``(n,)`` served actions.
             customer_ids: Optional caller ids of the customers.
+
+        Returns:
+            The ``n`` new event ids.
         """
-        n = len(event_ids)
+        n = features.shape[0]
+        request_key, offset = _new_request_key()
+        ids = event_ids(request_key, offset, n)
         propensities = probabilities[np.arange(n), actions].tolist()
-        blobs = (
+        request = (
+            request_key,
+            offset,
+            time.time(),
+            model_version,
+            policy_updates,
+            n,
             np.ascontiguousarray(features, dtype=_FLOAT).tobytes(),
             np.ascontiguousarray(allowed, dtype=np.uint8).tobytes(),
             np.ascontiguousarray(probabilities, dtype=_FLOAT).tobytes(),
         )
-        ids = customer_ids if customer_ids is not None else (None,) * n
+        customers = customer_ids if customer_ids is not None else (None,) * n
         with self._lock:
             connection = self._connection
             connection.execute("BEGIN")
             try:
                 cursor = connection.execute(
-                    "INSERT INTO requests VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
-                    (time.time(), model_version, policy_updates, n, *blobs),
+                    "INSERT INTO requests VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)", request
                 )
                 request_id = cursor.lastrowid
-                connection.executemany(
-                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)",
-                    zip(
-                        event_ids,
-                        (request_id,) * n,
-                        range(n),
-                        ids,
-                        actions.tolist(),
-                        propensities,
-                        strict=True,
-                    ),
+                rows = zip(
+                    (request_id,) * n,
+                    range(n),
+                    ids,
+                    customers,
+                    actions.tolist(),
+                    propensities,
+                    strict=True,
                 )
+                connection.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", rows)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
+        return ids
 
     def decision(self, event_id: str) -> LoggedDecision | None:
         """The logged decision ``event_id``, or None if there is none."""
@@ -299,16 +381,27 @@ class DecisionLog:
 
     def _decision(self, event_id: str) -> LoggedDecision | None:
         """Read a decision (the caller holds the lock)."""
-        row = self._connection.execute(
-            "SELECT d.request_id, d.position, d.action, d.propensity, r.model_version "
-            "FROM decisions AS d JOIN requests AS r USING (request_id) WHERE d.event_id = ?",
-            (event_id,),
-        ).fetchone()
-        if row is None:
+        parsed = _parse_event_id(event_id)
+        if parsed is None:
             return None
-        request_id, position, action, propensity, model_version = row
+        request_key, code = parsed
+        request = self._connection.execute(
+            "SELECT request_id, position_offset, model_version FROM requests WHERE request_key = ?",
+            (request_key,),
+        ).fetchone()
+        if request is None:
+            return None
+        request_id, offset, model_version = request
+        position = (code - offset) % _POSITIONS
+        row = self._connection.execute(
+            "SELECT event_id, action, propensity FROM decisions "
+            "WHERE request_id = ? AND position = ?",
+            (request_id, position),
+        ).fetchone()
+        if row is None or row[0] != event_id:
+            return None
         size = _N_FEATURES * _FLOAT.itemsize
         with self._connection.blobopen("requests", "features", request_id, readonly=True) as blob:
             blob.seek(position * size)
             features = np.frombuffer(blob.read(size), dtype=_FLOAT)
-        return LoggedDecision(event_id, model_version, features, int(action), float(propensity))
+        return LoggedDecision(event_id, model_version, features, int(row[1]), float(row[2]))

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from rec_env.features import FEATURE_NAMES
+from rec_env.serve.decision_log import SCHEMA_VERSION
 
 __all__ = ["EXPORT_FORMATS", "export_decisions", "iter_decision_tables"]
 
@@ -60,9 +61,13 @@ def _open_read_only(db: str | Path) -> sqlite3.Connection:
     except sqlite3.DatabaseError as exc:
         connection.close()
         raise ValueError(f"{path}: not a SQLite database ({exc})") from None
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
     if not {"models", "requests", "decisions", "rewards"} <= tables:
         connection.close()
         raise ValueError(f"{path}: not a recenv decision log (tables are missing)")
+    if version != SCHEMA_VERSION:
+        connection.close()
+        raise ValueError(f"{path}: decision log schema {version}, expected {SCHEMA_VERSION}")
     return connection
 
 

@@ -60,6 +60,19 @@ EXAMPLE_FEATURES: dict[str, float] = {
 
 _MAX_EXCLUDED = 256
 _MAX_ID_LENGTH = 256
+_EXAMPLE_ACTION = {"index": 5, "name": "discount_15_sms", "offer": "discount", "channel": "sms"}
+_EXAMPLE_EXPLANATION = {
+    "kind": "probability",
+    "explained_output": "P(discount_15_sms)",
+    "action": _EXAMPLE_ACTION,
+    "base_value": 0.061,
+    "model_output": 0.412,
+    "contributions": [
+        {"feature": "discount_sensitive", "value": 1.0, "contribution": 0.201},
+        {"feature": "sms_response", "value": 0.18, "contribution": 0.097},
+        {"feature": "discounts_last_90d", "value": 5.0, "contribution": 0.053},
+    ],
+}
 
 
 def _value_type(feature: Feature) -> Any:
@@ -229,6 +242,8 @@ class Explanation(BaseModel):
     ``base_value`` plus the sum of the contributions equals ``model_output``.
     """
 
+    model_config = ConfigDict(json_schema_extra={"examples": [_EXAMPLE_EXPLANATION]})
+
     kind: Literal["probability", "q_value", "estimated_reward"] = Field(
         description="What the explained output is."
     )
@@ -244,6 +259,21 @@ class Explanation(BaseModel):
 class RecommendResponse(BaseModel):
     """The served action, its propensity and the probabilities it was drawn from."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "6f1c2d4e-9a7b-4c3d-8e5f-0a1b2c3d4e5f",
+                    "model_version": "ppo-5cfe9e7f1c19",
+                    "action": _EXAMPLE_ACTION,
+                    "propensity": 0.397,
+                    "probabilities": {"no_action": 0.112, "discount_15_sms": 0.397},
+                    "explanation": None,
+                }
+            ]
+        }
+    )
+
     event_id: str = Field(description="Id of the decision; post its reward with it.")
     model_version: str
     action: Action
@@ -256,6 +286,26 @@ class RecommendResponse(BaseModel):
 
 class BatchRecommendResponse(BaseModel):
     """Decisions of a batch, column by column in the order of the request."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model_version": "ppo-5cfe9e7f1c19",
+                    "n": 2,
+                    "event_ids": [
+                        "6f1c2d4e-9a7b-4c3d-8e5f-0a1b2c3d4e5f",
+                        "0b91738a-960c-4d44-b9fb-20b265ab90dd",
+                    ],
+                    "actions": ["discount_15_sms", "no_action"],
+                    "action_indices": [5, 0],
+                    "propensities": [0.397, 0.112],
+                    "action_names": ["no_action", "...", "recommendation_push"],
+                    "probabilities": None,
+                }
+            ]
+        }
+    )
 
     model_version: str
     n: int = Field(description="Number of decisions.")
@@ -285,6 +335,12 @@ class ExplainRequest(_CustomerMetadata):
 class ExplainResponse(Explanation):
     """A SHAP explanation and the model version that produced it."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**_EXAMPLE_EXPLANATION, "model_version": "ppo-5cfe9e7f1c19"}]
+        }
+    )
+
     model_version: str
 
 
@@ -298,6 +354,20 @@ class RewardRequest(_Model):
 
 class RewardResponse(BaseModel):
     """The recorded reward."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "event_id": "6f1c2d4e-9a7b-4c3d-8e5f-0a1b2c3d4e5f",
+                    "reward": 12.5,
+                    "duplicate": False,
+                    "learned": True,
+                    "n_updates": 1042,
+                }
+            ]
+        }
+    )
 
     event_id: str
     reward: float
@@ -344,6 +414,10 @@ class ModelInfo(BaseModel):
 
 class Health(BaseModel):
     """Liveness."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"status": "ok", "model_version": "ppo-5cfe9e7f1c19"}]}
+    )
 
     status: Literal["ok"] = "ok"
     model_version: str

@@ -24,7 +24,6 @@ from rec_env.serve.decision_log import (
     RewardConflictError,
     RewardReceipt,
     UnknownEventError,
-    new_event_ids,
 )
 from rec_env.serve.exploration import Exploration, sample_actions
 from rec_env.serve.fast_policy import NUMPY_ALGORITHMS, ProbabilityFunction, numpy_probabilities
@@ -278,9 +277,7 @@ class DecisionService:
             probabilities = self.exploration.apply(policy_probabilities, allowed)
             actions = sample_actions(probabilities, self.random)
             n_updates = self.n_updates
-        event_ids = new_event_ids(obs.shape[0])
-        self.log.log_decisions(
-            event_ids,
+        event_ids = self.log.log_decisions(
             self.model_version,
             n_updates,
             obs,

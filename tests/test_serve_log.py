@@ -24,7 +24,7 @@ from rec_env.serve.decision_log import (
     DecisionLog,
     RewardConflictError,
     UnknownEventError,
-    new_event_ids,
+    event_ids,
 )
 from rec_env.serve.exploration import MIN_PROBABILITY, Exploration, sample_actions
 from rec_env.serve.state import CURRENT_FILE, PolicyStateStore
@@ -50,7 +50,6 @@ def decisions(n: int, seed: int = 0) -> dict:
     probabilities = np.where(allowed, rng.random((n, A)), 0.0)
     probabilities /= probabilities.sum(axis=1, keepdims=True)
     return {
-        "event_ids": new_event_ids(n),
         "features": rng.random((n, len(FEATURE_NAMES))) * 10,
         "allowed": allowed,
         "probabilities": probabilities,
@@ -66,19 +65,34 @@ def log(tmp_path) -> DecisionLog:
     log.close()
 
 
-def write(log: DecisionLog, batch: dict, customer_ids=None, updates: int = 0) -> None:
-    log.log_decisions(batch["event_ids"], "linucb-abc", updates, batch["features"],
-                      batch["allowed"], batch["probabilities"], batch["actions"],
-                      customer_ids)  # fmt: skip
+def write(log: DecisionLog, batch: dict, customer_ids=None, updates: int = 0) -> list[str]:
+    batch["event_ids"] = log.log_decisions(
+        "linucb-abc", updates, batch["features"], batch["allowed"], batch["probabilities"],
+        batch["actions"], customer_ids,
+    )  # fmt: skip
+    return batch["event_ids"]
 
 
 # ---------------------------------------------------------------------------- event ids
-def test_event_ids_are_unique_version_4_uuids() -> None:
-    ids = new_event_ids(5000) + new_event_ids(1)
+def test_event_ids_are_version_4_uuids_that_share_their_request_prefix() -> None:
+    key = str(uuid.uuid4())[:28]
+    ids = event_ids(key, (1 << 32) - 3, 5000)  # the position code wraps around
     assert len(set(ids)) == len(ids)
+    assert ids[2].endswith("ffffffff") and ids[3].endswith("00000000")
     for text in ids[:50] + ids[-1:]:
         parsed = uuid.UUID(text)
-        assert parsed.version == 4 and str(parsed) == text
+        assert parsed.version == 4 and str(parsed) == text and text.startswith(key)
+
+
+def test_each_request_gets_its_own_random_ids(log) -> None:
+    ids = [event for _ in range(200) for event in write(log, decisions(1))]
+    ids += write(log, decisions(300))
+    assert len(set(ids)) == len(ids) == 500
+    assert len({event[-8:] for event in ids[:200]}) == 200  # suffixes look random too
+    for event in (ids[0], ids[250], ids[-1]):
+        assert log.decision(event).event_id == event
+    for wrong in (ids[0][:-1] + "x", ids[0].upper(), ids[0][:30], ids[-1][:28] + "0" * 8):
+        assert log.decision(wrong) is None
 
 
 # ---------------------------------------------------------------------------- decision log
@@ -126,10 +140,14 @@ def test_concurrent_writers_lose_nothing(log) -> None:
     assert log.counts() == (n_decisions, n_rewards)
 
 
-def test_a_file_that_is_not_a_database_is_refused(tmp_path) -> None:
+def test_files_that_are_not_decision_logs_are_refused(tmp_path) -> None:
     (tmp_path / "junk.db").write_bytes(b"not sqlite at all" * 100)
     with pytest.raises(ValueError, match=r"junk\.db"):
         DecisionLog(tmp_path / "junk.db")
+    with sqlite3.connect(tmp_path / "other.db") as connection:
+        connection.execute("CREATE TABLE decisions (event_id TEXT)")
+    with pytest.raises(ValueError, match="another --db"):
+        DecisionLog(tmp_path / "other.db")
 
 
 # ---------------------------------------------------------------------------- export
