@@ -30,7 +30,7 @@ def export_command(
     """Write one row per decision: features, allowed actions, probabilities, reward.
 
     Columns: event_id, created_at, model_version, policy_updates, customer_id, the 16 features,
-    action, action_index, propensity, allowed_<action> and prob_<action> for every action,
+    action, action_index, propensity, allowed_ACTION and prob_ACTION for every action,
     reward and rewarded_at (empty until the reward arrives).
     """
     from rec_env.serve.export import export_decisions, export_format

@@ -11,7 +11,7 @@ import secrets
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -30,6 +30,9 @@ from rec_env.serve.fast_policy import NUMPY_ALGORITHMS, ProbabilityFunction, num
 from rec_env.serve.metrics import Metrics
 from rec_env.serve.settings import ServeSettings
 from rec_env.serve.state import PolicyStateStore
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rec_env.agents.explain import PolicyExplainer
 
 __all__ = ["ActionNotAllowedError", "DecisionService", "Decisions", "RewardOutcome"]
 
@@ -55,14 +58,12 @@ class Decisions:
         actions: ``(n,)`` served action indices.
         propensities: ``(n,)`` probability of each served action.
         probabilities: ``(n, A)`` probabilities the actions were drawn from.
-        allowed: ``(n, A)`` allowed actions (consent and not excluded).
     """
 
     event_ids: list[str]
     actions: np.ndarray
     propensities: np.ndarray
     probabilities: np.ndarray
-    allowed: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,7 @@ class DecisionService:
         info: Its ``run.json``.
         settings: The service settings.
         log: The decision log.
-        explainer: A ``PolicyExplainer`` (or anything with its ``explain`` / ``as_dict``), or
-            None to disable explanations.
+        explainer: The explainer of ``policy``, or None to disable explanations.
         state_store: Where an online policy's updates are persisted, if anywhere.
         n_updates: Rewards the policy had already learned from (restored state).
         metrics: Where decisions, explanations and rewards are counted (default: new).
@@ -101,7 +101,7 @@ class DecisionService:
         info: RunInfo,
         settings: ServeSettings,
         log: DecisionLog,
-        explainer: Any = None,
+        explainer: PolicyExplainer | None = None,
         state_store: PolicyStateStore | None = None,
         n_updates: int = 0,
         metrics: Metrics | None = None,
@@ -116,9 +116,8 @@ class DecisionService:
         self.metrics = metrics if metrics is not None else Metrics()
         self._saved_updates = n_updates
         self.actions = ActionTable.from_catalog(load_catalog(_catalog(info)))
-        if list(self.actions.names) != list(info.action_names) or tuple(
-            policy.action_names
-        ) != tuple(info.action_names):
+        names = tuple(info.action_names)
+        if self.actions.names != names or tuple(policy.action_names) != names:
             raise ValueError(
                 f"{settings.model_dir}: the policy's actions do not match its catalog "
                 f"({', '.join(self.actions.names)})"
@@ -288,7 +287,7 @@ class DecisionService:
         )
         self.metrics.add_decisions(obs.shape[0])
         propensities = probabilities[np.arange(obs.shape[0]), actions]
-        return Decisions(event_ids, actions, propensities, probabilities, allowed)
+        return Decisions(event_ids, actions, propensities, probabilities)
 
     def explain(
         self, obs: np.ndarray, action: int | None, excluded: np.ndarray, top: int | None = None
@@ -334,26 +333,26 @@ class DecisionService:
             self.metrics.add_reward("conflict")
             raise
         self.metrics.add_reward("duplicate" if receipt.duplicate else "recorded", reward)
-        decision = receipt.decision
-        learn = (
-            not receipt.duplicate
-            and isinstance(self.policy, OnlinePolicy)
-            and decision.model_version == self.model_version
-        )
+        decision, policy = receipt.decision, self.policy
+        if (
+            receipt.duplicate
+            or not isinstance(policy, OnlinePolicy)
+            or decision.model_version != self.model_version
+        ):
+            return RewardOutcome(receipt, False, self.n_updates)
         with self._lock:
-            if learn:
-                self.policy.update(  # type: ignore[union-attr]
-                    decision.features[None, :],
-                    np.array([decision.action]),
-                    np.array([reward], dtype=np.float64),
-                )
-                self.n_updates += 1
-                if (
-                    self.state_store is not None
-                    and self.n_updates - self._saved_updates >= self.settings.state_save_every
-                ):
-                    self._save_state()
-            return RewardOutcome(receipt, learn, self.n_updates)
+            policy.update(
+                decision.features[None, :],
+                np.array([decision.action]),
+                np.array([reward], dtype=np.float64),
+            )
+            self.n_updates += 1
+            if (
+                self.state_store is not None
+                and self.n_updates - self._saved_updates >= self.settings.state_save_every
+            ):
+                self._save_state()
+            return RewardOutcome(receipt, True, self.n_updates)
 
     def _save_state(self) -> None:
         """Snapshot the online policy (the caller holds the lock)."""

@@ -349,6 +349,7 @@ def test_a_model_file_that_does_not_match_its_sha256_is_refused(ppo_run, tmp_pat
 
 # ---------------------------------------------------------------------------- explanations
 def test_explain_endpoint(ppo) -> None:
+    logged_before = ppo.app.state.service.log.counts()
     response = ppo.post("/v1/explain", json={"features": customer(), "action": "no_action"})
     assert response.status_code == 200, response.text
     body = response.json()
@@ -365,6 +366,7 @@ def test_explain_endpoint(ppo) -> None:
     assert ppo.post("/v1/explain", json={"features": customer(), "action": "x"}).status_code == 422
     push = ppo.post("/v1/explain", json={"features": customer(), "action": "discount_10_push"})
     assert push.status_code == 422 and "not allowed" in push.text
+    assert ppo.app.state.service.log.counts() == logged_before  # explanations decide nothing
 
 
 def test_recommend_with_explain_explains_the_served_action(ppo) -> None:
@@ -455,8 +457,10 @@ def test_openapi_schema_is_complete(lin) -> None:
     assert features["properties"]["recency"]["maximum"] == 730
     assert features["properties"]["consent_sms"]["enum"] == [0, 1]
     assert all(p["description"] for p in features["properties"].values())
-    assert components["BatchRecommendRequest"]["examples"]
-    assert components["RecommendRequest"]["examples"]
+    for name in ("RecommendRequest", "BatchRecommendRequest", "ExplainRequest", "RewardRequest",
+                 "RecommendResponse", "BatchRecommendResponse", "ExplainResponse",
+                 "RewardResponse"):  # fmt: skip
+        assert components[name]["examples"], name
     assert "APIKeyHeader" in schema["components"]["securitySchemes"]
     reward = schema["paths"]["/v1/events/{event_id}/reward"]["post"]
     assert {"401", "404", "409", "422"} <= set(reward["responses"])
