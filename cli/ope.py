@@ -48,8 +48,8 @@ def ope_command(
     log: Annotated[
         Path,
         typer.Option(
-            help="The decision log of recenv serve (*.sqlite, *.sqlite3, *.db) or its "
-            "export by recenv log export (*.parquet, *.csv)."
+            help="The decision log of recenv serve (.sqlite, .sqlite3 or .db file) or its "
+            "export by recenv log export (.parquet or .csv file)."
         ),
     ],
     policy: Annotated[

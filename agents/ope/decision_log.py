@@ -113,7 +113,8 @@ def read_decision_log(path: str | Path, action_names: Sequence[str]) -> LoadedDe
     Raises:
         ValueError: If the file is missing or unreadable, a column is missing, a served action
             is not in ``action_names``, no decision has a reward, or the data are invalid
-            (e.g. zero or missing propensities).
+            (e.g. zero or missing propensities; rows are then counted among the decisions
+            that have a reward).
     """
     path = Path(path)
     table = _read_table(path)

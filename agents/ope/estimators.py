@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
+from numbers import Integral
 from typing import Any, ClassVar
 
 import numpy as np
@@ -100,8 +101,13 @@ def check_target_probabilities(
         raise ValueError(
             f"target probabilities must sum to 1 per row; row {row} sums to {sums[row]}"
         )
-    if data.action_masks is not None and (target[~data.action_masks] > 1e-12).any():
-        raise ValueError("the target policy gives positive probability to masked actions")
+    if data.action_masks is not None:
+        leaking = ((target > 1e-12) & ~data.action_masks).any(axis=1)
+        if leaking.any():
+            raise ValueError(
+                "the target policy gives positive probability to masked actions in "
+                f"{int(leaking.sum())} rows (first: row {int(np.flatnonzero(leaking)[0])})"
+            )
     return target
 
 
@@ -185,10 +191,11 @@ class OffPolicyEstimator(ABC):
     needs_reward_model: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
-        if isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, int):
+        if isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, Integral):
             raise ValueError(f"n_bootstrap must be an integer, got {self.n_bootstrap!r}")
         if self.n_bootstrap < 2:
             raise ValueError(f"n_bootstrap must be at least 2, got {self.n_bootstrap}")
+        self.n_bootstrap = int(self.n_bootstrap)
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
 
