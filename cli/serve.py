@@ -56,6 +56,10 @@ def serve_command(
         Path | None,
         typer.Option(help="Keep an online learner's (bandit's) updated state here."),
     ] = None,
+    state_save_every: Annotated[
+        int | None,
+        typer.Option(help="Save the online state every this many rewards [default: 1]."),
+    ] = None,
     explain: Annotated[
         bool | None, typer.Option(help="Build the SHAP explainer at startup [default: on].")
     ] = None,
@@ -92,6 +96,7 @@ def serve_command(
         "temperature": temperature,
         "seed": seed,
         "state_dir": state_dir,
+        "state_save_every": state_save_every,
         "explain": explain,
         "n_background": n_background,
     }
