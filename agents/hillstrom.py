@@ -35,7 +35,7 @@ import numpy as np
 from rec_env.agents.base import Policy, masked_argmax
 from rec_env.agents.baselines import FixedActionPolicy, RandomPolicy
 from rec_env.agents.context_adapter import PaddedContextBandit
-from rec_env.agents.ope.estimators import (
+from rec_env.agents.ope import (
     DoublyRobust,
     InverseProbabilityWeighting,
     OffPolicyEstimator,

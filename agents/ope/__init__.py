@@ -2,8 +2,9 @@
 
 * Estimators (:mod:`~rec_env.agents.ope.estimators`): :class:`InverseProbabilityWeighting`
   (IPS, optional clipping), :class:`SelfNormalizedIPS` (SNIPS), :class:`DirectMethod` (DM) and
-  :class:`DoublyRobust` (DR). Each returns an :class:`OPEResult`: the estimate, a seeded
-  bootstrap 95 % confidence interval, the effective sample size and the largest and mean
+  :class:`DoublyRobust` (DR), on one base class (:mod:`~rec_env.agents.ope.base`) and one
+  seeded bootstrap (:mod:`~rec_env.agents.ope.bootstrap`). Each returns an :class:`OPEResult`:
+  the estimate, a 95 % confidence interval, the effective sample size and the largest and mean
   importance weights.
 * Reward models (:mod:`~rec_env.agents.ope.reward_models`): any scikit-learn style regressor or
   classifier, one per action, cross-fitted.
@@ -13,6 +14,8 @@
   :mod:`~rec_env.agents.ope.decision_log` reads the log of ``recenv serve``.
 
 Example::
+
+    import numpy as np
 
     from rec_env.agents.ope import evaluate_policy
     from rec_env.datasets import load_hillstrom
@@ -25,17 +28,19 @@ Example::
 
 from __future__ import annotations
 
+from rec_env.agents.ope.base import (
+    OffPolicyEstimator,
+    OPEResult,
+    check_target_probabilities,
+    importance_weights,
+)
 from rec_env.agents.ope.estimators import (
     ESTIMATORS,
     DirectMethod,
     DoublyRobust,
     InverseProbabilityWeighting,
-    OffPolicyEstimator,
-    OPEResult,
     SelfNormalizedIPS,
-    check_target_probabilities,
     evaluate_policy,
-    importance_weights,
 )
 from rec_env.agents.ope.reward_models import (
     PerActionRewardModel,
