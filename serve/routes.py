@@ -63,6 +63,19 @@ _VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
 }
 
 
+_EXPLANATIONS_DISABLED: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorResponse, "description": "Explanations are disabled (--no-explain)."}
+}
+
+
+def _require_explainer(service: DecisionService) -> None:
+    """503 if the service runs without an explainer."""
+    if service.explainer is None:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "explanations are disabled (--no-explain)"
+        )
+
+
 def _invalid(loc: Sequence[str | int], message: str) -> RequestValidationError:
     """A 422 error at ``loc``."""
     return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message}])
@@ -89,6 +102,7 @@ def _excluded(service: DecisionService, names: Sequence[str], loc: tuple[str, ..
     response_model=RecommendResponse,
     tags=["decisions"],
     summary="Decide the action for one customer",
+    responses=_EXPLANATIONS_DISABLED,
 )
 async def recommend(body: RecommendRequest, service: ServiceDep) -> dict[str, Any]:
     """Sample the action for one customer from the policy's probabilities with exploration.
@@ -97,6 +111,8 @@ async def recommend(body: RecommendRequest, service: ServiceDep) -> dict[str, An
     served. The decision is logged under ``event_id`` with its propensity and every action's
     probability; post the observed reward to ``/v1/events/{event_id}/reward``.
     """
+    if body.explain:
+        _require_explainer(service)
     obs = _features([body.features])
     excluded = _excluded(service, body.excluded_actions, ("body", "excluded_actions"))
     decisions = service.decide(obs, service.allowed_actions(obs, excluded), [body.customer_id])
@@ -180,10 +196,7 @@ def _explanation(
     top: int | None,
 ) -> dict[str, Any]:
     """The explanation dict of the API (runs in a worker thread)."""
-    try:
-        explanation = service.explain(obs, action, excluded, top)
-    except RuntimeError as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    explanation = service.explain(obs, action, excluded, top)
     return {**explanation, "action": service.describe_action(int(explanation["action"]))}
 
 
@@ -192,7 +205,7 @@ def _explanation(
     response_model=ExplainResponse,
     tags=["explanations"],
     summary="Explain the model's output for a customer",
-    responses={503: {"model": ErrorResponse, "description": "Explanations are disabled."}},
+    responses=_EXPLANATIONS_DISABLED,
 )
 async def explain(body: ExplainRequest, service: ServiceDep) -> dict[str, Any]:
     """SHAP contributions of every feature to the model's output for one action.
@@ -201,6 +214,7 @@ async def explain(body: ExplainRequest, service: ServiceDep) -> dict[str, Any]:
     (linear bandits). Without ``action``, the model's most likely allowed action is explained.
     Nothing is decided or logged.
     """
+    _require_explainer(service)
     obs = _features([body.features])
     excluded = _excluded(service, body.excluded_actions, ("body", "excluded_actions"))
     action = None

@@ -377,8 +377,13 @@ def test_recommend_with_explain_explains_the_served_action(ppo) -> None:
 
 
 def test_explanations_can_be_disabled(lin) -> None:
-    response = lin.post("/v1/explain", json={"features": customer()})
-    assert response.status_code == 503 and "disabled" in response.text
+    before = lin.app.state.service.log.counts()
+    requests = [("/v1/explain", {"features": customer()}),
+                ("/v1/recommend", {"features": customer(), "explain": True})]  # fmt: skip
+    for path, payload in requests:
+        response = lin.post(path, json=payload)
+        assert response.status_code == 503 and "disabled" in response.text
+    assert lin.app.state.service.log.counts() == before  # no decision without its explanation
 
 
 # ---------------------------------------------------------------------------- auth and admin
