@@ -39,9 +39,9 @@ def lin_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def ppo_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("runs") / "ppo"
-    hyperparams = {"n_envs": 64, "n_steps": 16, "batch_size": 256}
-    return train("ppo", steps=2048, out=out, hyperparams=hyperparams, eval_customers=50,
-                 final_customers=50)  # fmt: skip
+    hyperparams = {"n_envs": 64, "n_steps": 16, "batch_size": 256, "n_epochs": 1}
+    return train("ppo", steps=1024, out=out, hyperparams=hyperparams, eval_every=1024,
+                 eval_customers=20, final_customers=20)  # fmt: skip
 
 
 @contextmanager
