@@ -1,16 +1,19 @@
-"""``recenv profiles``: list, show and validate customer populations."""
+"""``recenv profiles``: list, show, validate and fit customer populations."""
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from typing import Annotated
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rec_env.cli._errors import reporting_bad_input
+from rec_env.cli._errors import fail, reporting_bad_input
 from rec_env.distributions import (
     Bernoulli,
     Beta,
@@ -26,10 +29,13 @@ from rec_env.distributions import (
 from rec_env.errors import ConfigError
 from rec_env.population import Population, Segment, list_populations, load_population
 
+if TYPE_CHECKING:  # pragma: no cover
+    from rec_env.fitting import PopulationFit
+
 __all__ = ["profiles_app"]
 
 profiles_app = typer.Typer(
-    help="Inspect and validate customer populations (segments and their distributions).",
+    help="Inspect, validate and fit customer populations (segments and their distributions).",
     no_args_is_help=True,
     rich_markup_mode="markdown",
 )
@@ -150,3 +156,163 @@ def validate_command(
     with reporting_bad_input():
         population = load_population(file)
     typer.echo(f"OK: {file} ({len(population.segments)} segments)")
+
+
+_SHIPPED_LOGS = ("cdnow",)
+"""Purchase logs shipped with the package, usable by name as ``recenv profiles fit FILE``."""
+
+
+def _parse_segments(segments: str) -> int | Literal["auto"]:
+    """``"auto"`` or a positive integer, else a one-line error."""
+    if segments.strip().lower() == "auto":
+        return "auto"
+    try:
+        k = int(segments)
+    except ValueError:
+        fail(f"--segments must be 'auto' or a positive integer, got {segments!r}")
+    if k < 1:
+        fail(f"--segments must be 'auto' or a positive integer, got {segments!r}")
+    return k
+
+
+def _parse_end_date(end_date: str | None) -> int | None:
+    """An ISO date as days since 1970-01-01, or ``None``."""
+    if end_date is None:
+        return None
+    try:
+        return (dt.date.fromisoformat(end_date) - dt.date(1970, 1, 1)).days
+    except ValueError:
+        fail(f"--end-date must be a date like 1998-06-30, got {end_date!r}")
+
+
+def _fit_table(fit: PopulationFit) -> Table:
+    """One row per fitted segment: its customers' RFM and its fitted means."""
+    unit = "weeks" if fit.cycle_days == 7.0 else "cycles"
+    table = Table(
+        title=f"{fit.population.name}: {len(fit.segments)} segments",
+        caption=f"F: repeat purchases; R: {unit} since the last one; $/buy: mean purchase; "
+        "buys/yr, churn/yr: fitted means",
+        title_justify="left",
+        caption_justify="left",
+        box=box.SIMPLE,
+        pad_edge=False,
+    )
+    table.add_column("segment", no_wrap=True)
+    for header in ("share", "F", "R", "$/buy", "buys/yr", "churn/yr"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for s in fit.segments:
+        table.add_row(
+            s.name,
+            f"{s.share:.1%}",
+            f"{s.mean_frequency:.2f}",
+            f"{s.mean_recency:.1f}",
+            f"{s.mean_value:.2f}",
+            f"{s.purchase_rate[0]:.3g}",
+            f"{s.churn_rate[0]:.3g}",
+        )
+    return table
+
+
+@profiles_app.command("fit")
+def fit_command(
+    file: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE",
+            help="Purchase log (CSV, or gzip of it), or `cdnow` for the shipped CDNOW log.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Population YAML file to write.")],
+    preset: Annotated[
+        str | None,
+        typer.Option(help="Log format: `csv` (header customer_id,date,amount) or `cdnow`."),
+    ] = None,
+    customer_column: Annotated[
+        str | None, typer.Option(help="Column with the customer id (overrides the preset).")
+    ] = None,
+    date_column: Annotated[
+        str | None, typer.Option(help="Column with the transaction date (overrides the preset).")
+    ] = None,
+    amount_column: Annotated[
+        str | None, typer.Option(help="Column with the amount paid (overrides the preset).")
+    ] = None,
+    date_format: Annotated[
+        str | None,
+        typer.Option(help="strftime format of the dates, e.g. %Y%m%d (default: ISO 8601)."),
+    ] = None,
+    separator: Annotated[
+        str | None, typer.Option(help="Field separator, or `whitespace` (overrides the preset).")
+    ] = None,
+    segments: Annotated[
+        str, typer.Option(help="Number of segments, or `auto` for the smallest BIC over 2-8.")
+    ] = "4",
+    seed: Annotated[int, typer.Option(help="Seed of k-means, calibration and check.")] = 0,
+    cycle_days: Annotated[float, typer.Option(help="Cycle length in days (the env's).")] = 7.0,
+    end_date: Annotated[
+        str | None,
+        typer.Option(help="Last day observed, e.g. 1998-06-30 (default: the log's last date)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option(help="Population name (default: the file name).")
+    ] = None,
+    defaults: Annotated[
+        Path | None,
+        typer.Option(help="YAML of the parameters a log cannot identify (default: shipped)."),
+    ] = None,
+) -> None:
+    """Fit a population to a purchase log and write it as a population YAML file.
+
+    Computes recency, frequency and monetary value per customer, starts segments with k-means on
+    scaled RFM, fits each segment's purchase rate, churn rate and order value by EM of a
+    latent-class model, gives every parameter the log cannot identify its documented default,
+    and checks the result: simulated vs observed R, F and M (Kolmogorov-Smirnov distance).
+    """
+    from rec_env.fitting import fit_population, load_fit_defaults
+    from rec_env.purchase_log import LOG_PRESETS, read_purchase_log
+
+    k = _parse_segments(segments)
+    end_day = _parse_end_date(end_date)
+    if seed < 0:
+        fail(f"--seed must be 0 or more, got {seed}")
+    if not 1.0 <= cycle_days <= 90.0:
+        fail(f"--cycle-days must be between 1 and 90, got {cycle_days:g}")
+    if not out.parent.is_dir():
+        fail(f"--out: directory {out.parent} does not exist")
+    shipped = file in _SHIPPED_LOGS and not Path(file).exists()
+    preset_name = preset or ("cdnow" if shipped else "csv")
+    if preset_name not in LOG_PRESETS:
+        fail(f"unknown --preset {preset_name!r}; choose one of {', '.join(LOG_PRESETS)}")
+    log_format = LOG_PRESETS[preset_name].with_overrides(
+        customer_column=customer_column,
+        date_column=date_column,
+        amount_column=amount_column,
+        date_format=date_format,
+        separator=separator,
+    )
+    console = Console(stderr=True)
+    with reporting_bad_input():
+        fit_defaults = load_fit_defaults(defaults)
+        if shipped:
+            from rec_env.datasets.cdnow import cdnow_path
+
+            path = cdnow_path()
+        else:
+            path = Path(file)
+        log = read_purchase_log(path, log_format)
+        console.print(
+            f"fitting {log.n_customers:,} customers ({log.n_transactions:,} transactions) …"
+        )
+        fit = fit_population(
+            log,
+            name=name or (file if shipped else None),
+            segments=k,
+            seed=seed,
+            cycle_days=cycle_days,
+            end_day=end_day,
+            defaults=fit_defaults,
+        )
+    fit.write(out)
+    Console().print(_fit_table(fit))
+    ks = ", ".join(f"{metric} {value:.3f}" for metric, value in fit.ks.items())
+    typer.echo(f"simulated vs observed RFM, Kolmogorov-Smirnov distance: {ks}")
+    typer.echo(f"wrote {out}")
