@@ -110,6 +110,8 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 _HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NUMPY_IDS = 64
+"""From this many ids on, formatting them with numpy beats a Python loop."""
 
 
 def _new_request_key() -> tuple[str, int]:
@@ -119,7 +121,9 @@ def _new_request_key() -> tuple[str, int]:
 
 
 def event_ids(request_key: str, offset: int, n: int) -> list[str]:
-    """The event ids of the ``n`` decisions of a request, formatted in one numpy pass."""
+    """The event ids of the ``n`` decisions of a request (large batches in one numpy pass)."""
+    if n < _NUMPY_IDS:
+        return [f"{request_key}{(offset + i) % _POSITIONS:08x}" for i in range(n)]
     codes = (offset + np.arange(n, dtype=np.uint64)) % _POSITIONS
     text = np.empty((n, _KEY_LENGTH + 8), dtype=np.uint8)
     text[:, :_KEY_LENGTH] = np.frombuffer(request_key.encode(), dtype=np.uint8)

@@ -18,7 +18,7 @@ import numpy as np
 from rec_env.agents.base import OnlinePolicy, Policy
 from rec_env.agents.runs import RunInfo, load_run
 from rec_env.catalog import ActionTable, load_catalog
-from rec_env.features import FEATURE_NAMES
+from rec_env.features import CONSENT_FEATURES, FEATURE_INDEX, FEATURE_NAMES
 from rec_env.serve.decision_log import (
     DecisionLog,
     RewardConflictError,
@@ -116,6 +116,9 @@ class DecisionService:
         self.metrics = metrics if metrics is not None else Metrics()
         self._saved_updates = n_updates
         self.actions = ActionTable.from_catalog(load_catalog(_catalog(info)))
+        self._consent_columns = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
+        self._consent_bits = 1 << np.arange(len(CONSENT_FEATURES))
+        self._consent_masks = self._masks_by_consent()
         names = tuple(info.action_names)
         if self.actions.names != names or tuple(policy.action_names) != names:
             raise ValueError(
@@ -171,6 +174,17 @@ class DecisionService:
         except BaseException:
             log.close()
             raise
+
+    def _masks_by_consent(self) -> np.ndarray:
+        """``(2^3, A)`` consent masks of every combination of consents (bit c: channel c).
+
+        Computed once with :meth:`ActionTable.consent_masks`, then looked up per customer.
+        """
+        n = 1 << len(CONSENT_FEATURES)
+        prototypes = np.zeros((n, len(FEATURE_NAMES)))
+        bits = np.arange(len(CONSENT_FEATURES))
+        prototypes[:, self._consent_columns] = (np.arange(n)[:, None] >> bits) & 1
+        return self.actions.consent_masks(prototypes)
 
     def _fast_probabilities(self) -> ProbabilityFunction:
         """The policy's probabilities in numpy if it is an SB3 MLP that allows it (checked)."""
@@ -244,7 +258,8 @@ class DecisionService:
                 do-nothing action needs no consent and cannot be excluded, so every row keeps
                 at least one allowed action.
         """
-        allowed = self.actions.consent_masks(obs)
+        consent = obs[:, self._consent_columns] > 0.5
+        allowed = self._consent_masks[consent.astype(np.intp) @ self._consent_bits]
         if excluded is not None:
             allowed &= ~excluded
         return allowed
