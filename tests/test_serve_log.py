@@ -27,6 +27,7 @@ from rec_env.serve.decision_log import (
     event_ids,
 )
 from rec_env.serve.exploration import MIN_PROBABILITY, Exploration, sample_actions
+from rec_env.serve.settings import ServeSettings
 from rec_env.serve.state import CURRENT_FILE, PolicyStateStore
 
 runner = CliRunner()
@@ -266,6 +267,26 @@ def test_state_snapshots_round_trip_and_replace_each_other(tmp_path) -> None:
         handle.write(b"\0")
     with pytest.raises(ValueError, match="SHA-256"):
         store.load()
+
+
+# ---------------------------------------------------------------------------- settings
+def test_settings_come_from_recenv_environment_variables(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("RECENV_MODEL_DIR", str(tmp_path))
+    monkeypatch.setenv("RECENV_API_KEY", "from-env")
+    monkeypatch.setenv("RECENV_EXPLORATION", "temperature")
+    monkeypatch.setenv("RECENV_TEMPERATURE", "2.5")
+    settings = ServeSettings()
+    assert settings.model_dir == tmp_path and settings.api_key.get_secret_value() == "from-env"
+    assert (settings.exploration, settings.temperature, settings.epsilon) == (
+        "temperature",
+        2.5,
+        0.05,
+    )
+    assert "from-env" not in repr(settings)
+    assert ServeSettings(model_dir=tmp_path, epsilon=0.2).epsilon == 0.2  # arguments win
+    monkeypatch.setenv("RECENV_MAX_BATCH", "20000")
+    with pytest.raises(ValueError, match="max_batch"):
+        ServeSettings()
 
 
 # ---------------------------------------------------------------------------- recenv serve
