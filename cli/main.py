@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 import rec_env
+from rec_env.cli.ab import ab_command
 from rec_env.cli.bench import bench_app
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
@@ -40,6 +41,7 @@ app.command("compare")(compare_command)
 app.command("serve")(serve_command)
 app.add_typer(log_app, name="log")
 app.command("explain")(explain_command)
+app.command("ab")(ab_command)
 app.command("ope")(ope_command)
 app.add_typer(bench_app, name="bench")
 
