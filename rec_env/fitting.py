@@ -6,27 +6,26 @@ shows they did next. The steps:
 1. **Occasions.** Transactions are grouped into purchase occasions per customer and cycle
    (:func:`rec_env.rfm.history_from_log`); customers observed for less than one whole cycle after
    their first purchase are left out.
-2. **Segments.** k-means on scaled RFM (:mod:`rec_env.segmentation`): ``k = 4`` by default, or the
-   k with the best silhouette with ``segments="auto"``. A segment's weight is its share of
-   customers.
-3. **Purchase and churn rates.** Every customer's likelihood under the env's no-action dynamics
-   on a grid of (purchase rate, churn rate), and the nonparametric maximum-likelihood mixture
-   over all customers (:mod:`rec_env.latent_rates`). Each segment gets a gamma purchase rate and
-   a gamma churn rate fitted to its customers' average posterior. Because they are fitted to
-   posteriors and not to the segment's observed counts, segments chosen on outcomes do not bias
-   them, and together they give back the population's heterogeneity.
+2. **Starting segments.** k-means on scaled RFM (:mod:`rec_env.segmentation`), ``k = 4`` by
+   default; with ``segments="auto"`` every k of :data:`AUTO_K` is fitted and the smallest BIC
+   wins.
+3. **Segments as latent classes.** Every customer's likelihood under the env's no-action dynamics
+   on a grid of (purchase rate, churn rate) (:mod:`rec_env.latent_rates`), and their mean log
+   order value, feed an EM fit of a mixture (:mod:`rec_env.latent_classes`): each segment has a
+   weight, a gamma purchase rate, a gamma churn rate and a log-normal order value. Fitting the
+   segments to customers' posteriors, not to the counts that placed them in a k-means cluster,
+   keeps segments chosen on outcomes from biasing their rates. The within-customer spread of log
+   occasion values (pooled over customers with two occasions or more) becomes
+   ``order_value_sigma``; occasions worth 0 are left out.
 4. **Rate scale.** The env raises engagement after each purchase, so a simulated customer buys a
-   little more than the constant-engagement likelihood assumes. Every purchase rate is scaled by
-   one factor, found by bisection on simulations with common random numbers, so that the
-   simulated customers make as many repeat purchases on average as the log's.
-5. **Order values.** Log-normal per segment: the within-customer spread of log occasion values
-   (pooled over customers with two occasions or more) becomes ``order_value_sigma``, and the
-   between-customer spread of each segment (the variance of customers' mean log values minus the
-   within part) the segment's ``order_value`` sigma. Occasions worth 0 are left out.
-6. **Defaults.** Everything a purchase log cannot identify (responsiveness to each channel,
+   little more than the constant-engagement likelihood assumes. Each segment's purchase rate is
+   scaled by the factor that makes the segment, simulated alone, make as many repeat purchases on
+   average as its customers in the log (bisection, common random numbers).
+5. **Defaults.** Everything a purchase log cannot identify (responsiveness to each channel,
    discount and shipping elasticities, fatigue, unsubscribes, consents, visits) takes the values
-   of :data:`DEFAULTS_RESOURCE` (``profiles/fitting/defaults.yaml``).
-7. **Check.** The fitted population is simulated under no action with the log's own exposures,
+   of :mod:`rec_env.fit_defaults` (``profiles/fitting/defaults.yaml``). Customers enter at their
+   first purchase (``last_purchase_days`` = 0).
+6. **Check.** The fitted population is simulated under no action with the log's own exposures,
    and the Kolmogorov–Smirnov distance between simulated and observed recency, frequency and
    monetary value is reported (:func:`rec_env.rfm.rfm_ks_distances`).
 """
@@ -35,20 +34,21 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from importlib import resources
-from pathlib import Path
-from typing import Any, Literal
+from dataclasses import replace
+from typing import Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from rec_env.config import load_model
-from rec_env.distributions import Distribution, ParameterSpec
+from rec_env.distributions import Distribution
+from rec_env.fit_defaults import (
+    DEFAULTS_RESOURCE,
+    FITTED_PARAMETERS,
+    FitDefaults,
+    load_fit_defaults,
+)
+from rec_env.fit_results import PopulationFit, SegmentFit, name_segments, population_from_fits
 from rec_env.latent_classes import LatentClasses, OrderValues, fit_latent_classes
 from rec_env.latent_rates import GridLikelihood
-from rec_env.parameters import HIDDEN_PARAMETERS, SAMPLED_FEATURES
 from rec_env.population import Population
 from rec_env.purchase_log import PurchaseLog, PurchaseLogError
 from rec_env.rfm import (
@@ -72,162 +72,13 @@ __all__ = [
     "load_fit_defaults",
 ]
 
-FITTED_PARAMETERS: tuple[str, ...] = ("purchase_rate", "order_value", "churn_rate")
-"""Hidden parameters estimated from the log; every other one takes a default."""
-
-DEFAULTS_RESOURCE = "fitting/defaults.yaml"
-"""The shipped defaults, relative to the ``rec_env.profiles`` package."""
-
 AUTO_K: tuple[int, ...] = (2, 3, 4, 5, 6, 7, 8)
 """Numbers of segments that ``segments="auto"`` chooses from (smallest BIC)."""
 
 _ENGAGEMENT_SAMPLE = 20_000
 _DEFAULT_SIGMA = 0.5
-_EARLY_CHURN = 4.0
-_REGULAR_RATE = 2.0
 _SCALE_BRACKET = (0.25, 4.0)
 _SCALE_STEPS = 12
-
-
-class FitDefaults(BaseModel):
-    """Values of everything a purchase log cannot identify, shared by every fitted segment."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    contact_tolerance: float = Field(2.0, ge=0)
-    history_strength: float = Field(20.0, gt=0)
-    observed: dict[str, Distribution]
-    hidden: dict[str, ParameterSpec]
-
-    @model_validator(mode="after")
-    def _check_keys(self) -> FitDefaults:
-        unfitted = tuple(p for p in HIDDEN_PARAMETERS if p not in FITTED_PARAMETERS)
-        for section, given, expected in (
-            ("observed", self.observed, SAMPLED_FEATURES),
-            ("hidden", self.hidden, unfitted),
-        ):
-            missing = [k for k in expected if k not in given]
-            unknown = [k for k in given if k not in expected]
-            if missing or unknown:
-                raise ValueError(
-                    f"{section} must list exactly {', '.join(expected)}"
-                    + (f"; missing {', '.join(missing)}" if missing else "")
-                    + (f"; unknown or fitted {', '.join(unknown)}" if unknown else "")
-                )
-        return self
-
-
-def load_fit_defaults(path: str | Path | None = None) -> FitDefaults:
-    """Load fit defaults from a YAML file, or the shipped ones.
-
-    Raises:
-        ConfigError: If the file is missing or invalid (the message names file and field).
-    """
-    if path is None:
-        path = Path(str(resources.files("rec_env.profiles") / DEFAULTS_RESOURCE))
-    return load_model(Path(path), FitDefaults)
-
-
-@dataclass(frozen=True)
-class SegmentFit:
-    """One fitted segment: who is in it and the distributions it got.
-
-    Attributes:
-        name: Segment name.
-        customers: Customers of the log in the segment.
-        share: Their share of all customers (the segment's weight).
-        mean_frequency: Mean repeat occasions.
-        mean_recency: Mean cycles from the last occasion to the end.
-        mean_exposure: Mean cycles observed after the acquisition.
-        mean_value: Mean value per occasion.
-        purchase_rate: Gamma ``(mean, shape)`` of purchases per year (rate scale applied).
-        churn_rate: Gamma ``(mean, shape)`` of the churn rate per year.
-        order_value: Log-normal ``(median, sigma)`` of the mean order value.
-        rate_scale: Factor already applied to the purchase rate (step 4 of the module docstring).
-    """
-
-    name: str
-    customers: int
-    share: float
-    mean_frequency: float
-    mean_recency: float
-    mean_exposure: float
-    mean_value: float
-    purchase_rate: tuple[float, float]
-    churn_rate: tuple[float, float]
-    order_value: tuple[float, float]
-    rate_scale: float = 1.0
-
-    def description(self, cycle_days: float) -> str:
-        """One sentence with the segment's observed RFM."""
-        unit = "weeks" if cycle_days == 7.0 else f"{cycle_days:g}-day cycles"
-        return (
-            f"{self.share:.1%} of customers: {self.mean_frequency:.2f} repeat purchases in "
-            f"{self.mean_exposure:.0f} {unit} on average, the last {self.mean_recency:.0f} "
-            f"{unit} before the end, ${self.mean_value:.2f} per purchase."
-        )
-
-
-@dataclass
-class PopulationFit:
-    """A fitted population and how it was fitted.
-
-    Attributes:
-        population: The population, ready for ``build_model(profile=...)``.
-        segments: The fitted segments.
-        bics: BIC of each candidate number of segments when it was chosen automatically.
-        log_likelihood: Log-likelihood of the log under the mixture (before rate scaling).
-        ks: Kolmogorov–Smirnov distance of simulated vs observed recency, frequency, monetary.
-        source: The log's file name.
-        n_customers: Customers used.
-        n_transactions: Transactions read.
-        cycle_days: Cycle length in days.
-        seed: Seed of every random draw.
-    """
-
-    population: Population
-    segments: list[SegmentFit]
-    bics: dict[int, float]
-    log_likelihood: float
-    ks: dict[str, float]
-    source: str
-    n_customers: int
-    n_transactions: int
-    cycle_days: float
-    seed: int
-    defaults_file: str = field(default=f"profiles/{DEFAULTS_RESOURCE}")
-
-    def to_yaml(self) -> str:
-        """The population file, with a header comment saying how it was fitted."""
-        k = len(self.segments)
-        how_k = "smallest BIC" if self.bics else "fixed"
-        ks = ", ".join(f"{name} {value:.3f}" for name, value in self.ks.items())
-        header = [
-            f"Fitted by `recenv profiles fit` from {self.source}: {self.n_customers:,} customers,",
-            f"{self.n_transactions:,} transactions, {self.cycle_days:g}-day cycles, seed "
-            f"{self.seed}.",
-            f"Segments: k = {k} ({how_k}), started by k-means on scaled RFM. Fitted per segment:",
-            "purchase_rate and churn_rate (gamma) and order_value (log-normal) by EM of a",
-            "latent-class model; purchase rates then scaled by "
-            f"{', '.join(f'{f.rate_scale:.3f}' for f in self.segments)}.",
-            f"Everything else takes the defaults of {self.defaults_file}.",
-            "Simulated (no action, the log's exposures) vs observed RFM, Kolmogorov-Smirnov",
-            f"distance: {ks}.",
-        ]
-        body = yaml.dump(
-            _population_document(self.population),
-            Dumper=_PopulationDumper,
-            sort_keys=False,
-            width=100,
-            allow_unicode=True,
-        )
-        return "".join(f"# {line}\n" for line in header) + body
-
-    def write(self, path: str | Path) -> Path:
-        """Write :meth:`to_yaml` to ``path``."""
-        path = Path(path)
-        path.write_text(self.to_yaml(), encoding="utf-8")
-        return path
 
 
 def fit_population(
@@ -280,24 +131,12 @@ def _fit(
     features = rfm_features(history, scores)
     likelihood = GridLikelihood.from_history(history)
     values = _order_values(history)
-    bics: dict[int, float] = {}
-    if segments == "auto":
-        candidates = {}
-        for k in AUTO_K:
-            if k <= np.unique(features, axis=0).shape[0]:
-                labels = kmeans_segments(features, k, seed)
-                candidates[k] = fit_latent_classes(likelihood, values, labels)
-                bics[k] = candidates[k].bic(history.n_customers)
-        if not candidates:
-            raise ValueError("too few customers with distinct RFM to choose the number of segments")
-        classes = candidates[min(bics, key=lambda k: bics[k])]
-    else:
-        classes = fit_latent_classes(likelihood, values, kmeans_segments(features, segments, seed))
+    classes, bics = _latent_classes(features, likelihood, values, segments, seed)
     multiplier = 0.5 + _mean(defaults.observed["engagement_score"], seed)
     population_name = name or log.source.split(".")[0]
 
     def build(members: list[SegmentFit]) -> Population:
-        return _population(
+        return population_from_fits(
             population_name, members, values.sigma_within, defaults, log.source, cycle_days
         )
 
@@ -311,7 +150,7 @@ def _fit(
                 fit, build, history, scores, weight, rng, seed, calibration_customers
             )
         fits.append(fit)
-    fits = _named(fits, history)
+    fits = name_segments(fits, history)
     population = build(fits)
     simulated = rfm(simulate_history(population, history.exposure, seed, cycle_days))
     return PopulationFit(
@@ -326,6 +165,30 @@ def _fit(
         cycle_days=cycle_days,
         seed=seed,
     )
+
+
+def _latent_classes(
+    features: np.ndarray,
+    likelihood: GridLikelihood,
+    values: OrderValues,
+    segments: int | Literal["auto"],
+    seed: int,
+) -> tuple[LatentClasses, dict[int, float]]:
+    """The mixture with ``segments`` classes, or the one of :data:`AUTO_K` with the best BIC."""
+    if segments != "auto":
+        labels = kmeans_segments(features, segments, seed)
+        return fit_latent_classes(likelihood, values, labels), {}
+    distinct = np.unique(features, axis=0).shape[0]
+    candidates = {
+        k: fit_latent_classes(likelihood, values, kmeans_segments(features, k, seed))
+        for k in AUTO_K
+        if k <= distinct
+    }
+    if not candidates:
+        raise ValueError("too few customers with distinct RFM to choose the number of segments")
+    n = features.shape[0]
+    bics = {k: classes.bic(n) for k, classes in candidates.items()}
+    return candidates[min(bics, key=lambda k: bics[k])], bics
 
 
 def _observed_customers(history: PurchaseHistory, source: str) -> PurchaseHistory:
@@ -439,124 +302,3 @@ def _calibrate_rate(
         else:
             high = middle
     return scaled(math.exp((low + high) / 2))
-
-
-def _named(fits: list[SegmentFit], history: PurchaseHistory) -> list[SegmentFit]:
-    """Order segments by decreasing frequency and name them by churn, rate and value.
-
-    ``early_churners`` expect to lapse within three months (churn rate of 4 a year or more),
-    ``regular_buyers`` buy twice a year or more, ``occasional_buyers`` less; ``_high_value`` /
-    ``_low_value`` mark a mean occasion value 25 % above / 20 % below the log's.
-    """
-    overall_value = float(history.occasion_value.mean())
-    ordered = sorted(fits, key=lambda f: -f.mean_frequency)
-    names: list[str] = []
-    for fit in ordered:
-        if fit.churn_rate[0] >= _EARLY_CHURN:
-            base = "early_churners"
-        elif fit.purchase_rate[0] >= _REGULAR_RATE:
-            base = "regular_buyers"
-        else:
-            base = "occasional_buyers"
-        ratio = fit.mean_value / overall_value if overall_value > 0 else 1.0
-        if ratio >= 1.25:
-            base += "_high_value"
-        elif ratio <= 0.8:
-            base += "_low_value"
-        candidate, suffix = base, 2
-        while candidate in names:
-            candidate, suffix = f"{base}_{suffix}", suffix + 1
-        names.append(candidate)
-    return [replace(fit, name=name) for fit, name in zip(ordered, names, strict=True)]
-
-
-def _round(value: float) -> float:
-    return float(f"{value:.4g}")
-
-
-def _population(
-    name: str,
-    fits: list[SegmentFit],
-    sigma_within: float,
-    defaults: FitDefaults,
-    source: str,
-    cycle_days: float,
-) -> Population:
-    segments = []
-    for fit in fits:
-        fitted = {
-            "purchase_rate": {
-                "dist": "gamma",
-                "mean": _round(max(fit.purchase_rate[0], 1e-6)),
-                "shape": _round(fit.purchase_rate[1]),
-            },
-            "order_value": {
-                "dist": "lognormal",
-                "median": _round(fit.order_value[0]),
-                "sigma": _round(fit.order_value[1]),
-            },
-            "churn_rate": {
-                "dist": "gamma",
-                "mean": _round(fit.churn_rate[0]),
-                "shape": _round(fit.churn_rate[1]),
-            },
-        }
-        hidden = {p: fitted[p] if p in fitted else defaults.hidden[p] for p in HIDDEN_PARAMETERS}
-        segments.append(
-            {
-                "name": fit.name,
-                "description": fit.description(cycle_days),
-                "weight": _round(fit.share),
-                "observed": dict(defaults.observed),
-                "hidden": hidden,
-            }
-        )
-    return Population.model_validate(
-        {
-            "name": name,
-            "description": (
-                f"Fitted to the purchase log {source}: customers from their first purchase on, "
-                f"in {len(fits)} segments whose purchase rates, churn rates and order values are "
-                "fitted to the log; documented defaults for everything else."
-            ),
-            "contact_tolerance": defaults.contact_tolerance,
-            "order_value_sigma": _round(sigma_within),
-            "history_strength": defaults.history_strength,
-            "segments": segments,
-        }
-    )
-
-
-class _FlowMapping(dict):  # type: ignore[type-arg]
-    """A mapping written on one line (``{dist: gamma, mean: 2, shape: 1}``)."""
-
-
-class _PopulationDumper(yaml.SafeDumper):
-    """Writes distributions on one line, like the shipped population files."""
-
-
-_PopulationDumper.add_representer(
-    _FlowMapping,
-    lambda dumper, data: dumper.represent_mapping(
-        "tag:yaml.org,2002:map", data.items(), flow_style=True
-    ),
-)
-
-
-def _population_document(population: Population) -> dict[str, Any]:
-    data = population.model_dump()
-
-    def flow(value: Any) -> Any:
-        if isinstance(value, dict):
-            if "dist" in value:
-                return _FlowMapping(
-                    (k, v)
-                    for k, v in value.items()
-                    if not (k in ("low", "high") and isinstance(v, float) and math.isinf(v))
-                )
-            return {k: flow(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [flow(v) for v in value]
-        return value
-
-    return flow(data)
