@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_BACKGROUND_SIZE",
+    "NumpyNetwork",
     "OutputKind",
     "PolicyExplainer",
+    "numpy_network",
     "population_background",
 ]
 
@@ -107,7 +109,7 @@ def _activation(values: np.ndarray, name: str | None) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _NumpyNetwork:
+class NumpyNetwork:
     """An SB3 MLP head copied to numpy: elementwise scaling, then dense layers."""
 
     high: np.ndarray
@@ -131,8 +133,13 @@ class _NumpyNetwork:
         return values
 
 
-def _numpy_network(policy: Policy) -> _NumpyNetwork | None:
-    """The policy's network in numpy, or ``None`` if it is not a plain scaled MLP."""
+def numpy_network(policy: Policy) -> NumpyNetwork | None:
+    """The policy's network copied to numpy, or ``None`` if it is not a plain scaled MLP.
+
+    PPO, A2C and MaskablePPO give their actor (``pi_features_extractor``, ``policy_net``,
+    ``action_net``: the output is the logits); DQN its Q-network. The explainer and the
+    service's fast decisions (:mod:`rec_env.serve.fast_policy`) share this one copy.
+    """
     try:
         from torch import nn
 
@@ -163,7 +170,7 @@ def _numpy_network(policy: Policy) -> _NumpyNetwork | None:
             return None
     if not layers or layers[-1].activation is not None:
         return None
-    return _NumpyNetwork(
+    return NumpyNetwork(
         high=extractor.high.cpu().numpy().astype(np.float32),
         log_mask=extractor.log_mask.cpu().numpy().astype(bool),
         layers=tuple(layers),
@@ -211,7 +218,7 @@ class PolicyExplainer:
             background = population_background(n_background, population, catalog, seed)
         self.background = _check_obs(background, "background")
         self.kind: OutputKind = "probability"
-        self._network = _numpy_network(policy)
+        self._network = numpy_network(policy)
         self._theta: np.ndarray | None = None
         from rec_env.agents.sb3_policy import DQNPolicy
 
@@ -266,6 +273,7 @@ class PolicyExplainer:
         """
         import shap
 
+        data = np.atleast_2d(np.asarray(obs, dtype=np.float64))
         obs = _check_obs(obs, "obs")
         n = obs.shape[0]
         if excluded is None:
@@ -289,7 +297,7 @@ class PolicyExplainer:
         explanation = shap.Explanation(
             values=values,
             base_values=base,
-            data=obs.astype(np.float64),
+            data=data,
             feature_names=list(FEATURE_NAMES),
         )
         explanation.actions = actions

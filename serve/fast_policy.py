@@ -2,7 +2,7 @@ r"""The probabilities of an SB3 actor-critic policy computed in numpy, for fast 
 
 A one-customer forward pass through torch costs about half a millisecond of operator dispatch,
 several times the arithmetic of a 16-64-64-16 MLP. The explainer already copies such networks
-to numpy (:func:`rec_env.agents.explain._numpy_network`); the service reuses that copy for its
+to numpy (:func:`rec_env.agents.explain.numpy_network`); the service reuses that copy for its
 decisions:
 
 .. math::
@@ -50,9 +50,9 @@ def numpy_probabilities(
     """
     if policy.algorithm not in NUMPY_ALGORITHMS:
         return None
-    from rec_env.agents.explain import _numpy_network
+    from rec_env.agents.explain import numpy_network
 
-    network = _numpy_network(policy)
+    network = numpy_network(policy)
     if network is None:
         return None
     first, last = network.layers[0], network.layers[-1]
