@@ -311,8 +311,13 @@ def fit_command(
             end_day=end_day,
             defaults=fit_defaults,
         )
+    if defaults is not None:
+        fit.defaults_file = str(defaults)
     fit.write(out)
     Console().print(_fit_table(fit))
+    if fit.bics:
+        bics = ", ".join(f"{k}: {bic:,.0f}" for k, bic in fit.bics.items())
+        typer.echo(f"BIC by number of segments (smallest wins): {bics}")
     ks = ", ".join(f"{metric} {value:.3f}" for metric, value in fit.ks.items())
     typer.echo(f"simulated vs observed RFM, Kolmogorov-Smirnov distance: {ks}")
     typer.echo(f"wrote {out}")

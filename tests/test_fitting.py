@@ -289,15 +289,24 @@ def test_cli_fit_with_custom_columns(synthetic, tmp_path: Path) -> None:
     body = [f"{c};{d[8:10]}.{d[5:7]}.{d[:4]};{v}" for c, d, v in rows]
     renamed.write_text("\n".join(["client;day;paid", *body]) + "\n", encoding="utf-8")
     out = tmp_path / "orders.yaml"
+    defaults = load_fit_defaults().model_dump(mode="json")
+    defaults["observed"]["consent_sms"] = {"dist": "bernoulli", "p": 0.9}
+    defaults_path = tmp_path / "my_defaults.yaml"
+    defaults_path.write_text(yaml.safe_dump(defaults), encoding="utf-8")
     end_date = str(np.datetime64(end, "D"))
     args = ["profiles", "fit", str(renamed), "--out", str(out), "--segments", "2",
             "--customer-column", "client", "--date-column", "day", "--amount-column", "paid",
-            "--date-format", "%d.%m.%Y", "--separator", ";", "--end-date", end_date]  # fmt: skip
+            "--date-format", "%d.%m.%Y", "--separator", ";", "--end-date", end_date,
+            "--defaults", str(defaults_path), "--name", "my_shop"]  # fmt: skip
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "Kolmogorov-Smirnov distance: recency" in result.stdout
     validated = runner.invoke(app, ["profiles", "validate", str(out)])
     assert validated.exit_code == 0 and "OK" in validated.stdout
+    population = load_population(out)
+    assert population.name == "my_shop"
+    assert all(s.observed["consent_sms"].p == 0.9 for s in population.segments)
+    assert f"defaults of {defaults_path}" in out.read_text(encoding="utf-8")
 
 
 def test_cli_fit_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
