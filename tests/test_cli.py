@@ -177,4 +177,5 @@ def test_simulate_invalid_profile_file_names_file_and_field(tmp_path: Path) -> N
 
 
 def test_profiles_show_unknown_name() -> None:
-    assert "available: default" in assert_bad_input(["profiles", "show", "nope"])
+    message = assert_bad_input(["profiles", "show", "nope"])
+    assert "available: " in message and "default" in message and "cdnow" in message
