@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 
 import rec_env
 from rec_env.serve.metrics import Metrics, MetricsMiddleware
-from rec_env.serve.routes import BATCH_REQUEST_SCHEMA_REF, router
-from rec_env.serve.schemas import BatchRecommendRequest
+from rec_env.serve.routes import BATCH_REQUEST_SCHEMA_REF, RECOMMEND_REQUEST_SCHEMA_REF, router
+from rec_env.serve.schemas import BatchRecommendRequest, RecommendRequest
 from rec_env.serve.service import DecisionService
 from rec_env.serve.settings import ServeSettings
 
@@ -69,7 +69,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI schema, with the batch request model (its body is parsed from raw bytes)."""
+    """The OpenAPI schema, with the request models whose bodies are parsed from raw bytes."""
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -78,11 +78,15 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
-    batch = BatchRecommendRequest.model_json_schema(ref_template="#/components/schemas/{model}")
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for name, definition in batch.pop("$defs", {}).items():
-        components.setdefault(name, definition)
-    components[BATCH_REQUEST_SCHEMA_REF.rsplit("/", 1)[-1]] = batch
+    for model, ref in (
+        (BatchRecommendRequest, BATCH_REQUEST_SCHEMA_REF),
+        (RecommendRequest, RECOMMEND_REQUEST_SCHEMA_REF),
+    ):
+        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in body.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components[ref.rsplit("/", 1)[-1]] = body
     app.openapi_schema = schema
     return schema
 

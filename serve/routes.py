@@ -8,6 +8,7 @@ explanations and rewards run in worker threads.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -18,7 +19,7 @@ import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from rec_env.features import FEATURE_NAMES, FEATURES
@@ -40,15 +41,18 @@ from rec_env.serve.schemas import (
 )
 from rec_env.serve.service import ActionNotAllowedError, DecisionService
 
-__all__ = ["BATCH_REQUEST_SCHEMA_REF", "router"]
+__all__ = ["BATCH_REQUEST_SCHEMA_REF", "RECOMMEND_REQUEST_SCHEMA_REF", "router"]
 
 router = APIRouter()
 
 BATCH_REQUEST_SCHEMA_REF = "#/components/schemas/BatchRecommendRequest"
 """The batch body is parsed by pydantic from the raw bytes; its schema is added to OpenAPI."""
+RECOMMEND_REQUEST_SCHEMA_REF = "#/components/schemas/RecommendRequest"
+"""Likewise for ``/v1/recommend``."""
 
 _feature_values = attrgetter(*FEATURE_NAMES)
 _batch_request = TypeAdapter(BatchRecommendRequest)
+_recommend_request = TypeAdapter(RecommendRequest)
 _ADMIN = [Depends(require_api_key)]
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "Missing or invalid API key."}
@@ -97,20 +101,39 @@ def _excluded(service: DecisionService, names: Sequence[str], loc: tuple[str, ..
     return excluded
 
 
+def _parse(adapter: TypeAdapter[Any], raw: bytes) -> Any:
+    """Validate a raw JSON body with pydantic; errors become 422s located in ``body``."""
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+
+
 @router.post(
     "/v1/recommend",
     response_model=RecommendResponse,
     tags=["decisions"],
     summary="Decide the action for one customer",
-    responses=_EXPLANATIONS_DISABLED,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": RECOMMEND_REQUEST_SCHEMA_REF}}},
+        }
+    },
+    responses={**_VALIDATION_ERROR, **_EXPLANATIONS_DISABLED},
 )
-async def recommend(body: RecommendRequest, service: ServiceDep) -> dict[str, Any]:
+async def recommend(request: Request, service: ServiceDep) -> Response:
     """Sample the action for one customer from the policy's probabilities with exploration.
 
     Only actions on channels the customer consented to (and not in ``excluded_actions``) can be
     served. The decision is logged under ``event_id`` with its propensity and every action's
     probability; post the observed reward to ``/v1/events/{event_id}/reward``.
+
+    The body is validated by pydantic straight from its bytes and the response is serialised
+    once, by ``json.dumps``: this is the hot path of the service.
     """
+    body: RecommendRequest = _parse(_recommend_request, await request.body())
     if body.explain:
         _require_explainer(service)
     obs = _features([body.features])
@@ -125,21 +148,18 @@ async def recommend(body: RecommendRequest, service: ServiceDep) -> dict[str, An
         "probabilities": dict(
             zip(service.actions.names, decisions.probabilities[0].tolist(), strict=True)
         ),
+        "explanation": None,
     }
     if body.explain:
         response["explanation"] = await run_in_threadpool(
             _explanation, service, obs, action, excluded[None, :], None
         )
-    return response
+    return Response(json.dumps(response).encode(), media_type="application/json")
 
 
 def _decide_batch(service: DecisionService, max_batch: int, raw: bytes) -> dict[str, Any]:
     """Parse, decide and log a batch (runs in a worker thread)."""
-    try:
-        body = _batch_request.validate_json(raw)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-        raise RequestValidationError(errors) from None
+    body: BatchRecommendRequest = _parse(_batch_request, raw)
     if body.n_customers > max_batch:
         layout = "customers" if body.customers is not None else "columns"
         raise _invalid(("body", layout), f"at most {max_batch} customers per call")
