@@ -171,8 +171,13 @@ def cross_fitted_rewards(
     Raises:
         ValueError: If ``n_folds`` is out of range.
     """
-    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or not 1 <= n_folds <= data.n:
-        raise ValueError(f"n_folds must be an integer in [1, {data.n}], got {n_folds!r}")
+    if isinstance(n_folds, bool) or not isinstance(n_folds, int) or n_folds < 1:
+        raise ValueError(f"n_folds must be a positive integer, got {n_folds!r}")
+    if n_folds > data.n:
+        raise ValueError(
+            f"the log has {data.n} decision(s) with a reward, too few for {n_folds}-fold "
+            "cross-fitting of the reward model; log more decisions"
+        )
     model = PerActionRewardModel(data.n_actions, estimator)
     if n_folds == 1:
         return model.fit(data.contexts, data.actions, data.rewards).predict(data.contexts)
