@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from cli_checks import assert_bad_input
 from scipy import stats
 from typer.testing import CliRunner
 
@@ -21,15 +22,6 @@ from rec_env.cli.main import app
 from rec_env.dynamics import CustomerModel
 
 runner = CliRunner()
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

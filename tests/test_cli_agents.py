@@ -5,20 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env.cli.main import app
 
 runner = CliRunner()
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 @pytest.fixture(scope="module")

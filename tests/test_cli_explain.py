@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env.agents.training import train
@@ -18,15 +19,6 @@ from rec_env.features import FEATURE_NAMES
 
 runner = CliRunner()
 USERS = Path(__file__).parents[1] / "profiles" / "users"
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env import build_model
@@ -21,15 +22,6 @@ from rec_env.serve.decision_log import DecisionLog
 
 runner = CliRunner()
 N_DECISIONS, N_UNREWARDED = 2_000, 150
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def write_policy_run(directory, action_names, action: int) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env import ConfigError, build_model
@@ -29,15 +30,6 @@ from rec_env.rfm import (
 
 runner = CliRunner()
 KS_GOAL = 0.1
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def write_synthetic_log(path: Path, n: int = 1500, seed: int = 0) -> int:

@@ -8,6 +8,7 @@ from importlib import resources
 
 import numpy as np
 import pytest
+from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env.agents.bandits import LinearThompsonSampling, LinUCB
@@ -27,15 +28,6 @@ from rec_env.datasets import (
 from rec_env.datasets.hillstrom import _codes
 
 runner = CliRunner()
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 # ---------------------------------------------------------------------------- the data set

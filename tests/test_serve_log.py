@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env.agents.bandits import LinUCB
@@ -33,15 +34,6 @@ from rec_env.serve.state import CURRENT_FILE, PolicyStateStore
 runner = CliRunner()
 TABLE = ActionTable.from_catalog(load_catalog("strategy"))
 A = TABLE.n_actions
-
-
-def assert_bad_input(result, *fragments: str) -> None:
-    assert result.exit_code == 2, result.output
-    assert "Traceback" not in result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0]
 
 
 def decisions(n: int, seed: int = 0) -> dict:
