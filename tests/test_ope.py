@@ -190,8 +190,10 @@ def test_invalid_target_probabilities_are_rejected(tiny) -> None:
         InverseProbabilityWeighting(max_weight=0)
     with pytest.raises(ValueError, match="n_bootstrap"):
         SelfNormalizedIPS(n_bootstrap=1)
-    with pytest.raises(ValueError, match="n_folds"):
+    with pytest.raises(ValueError, match=r"4 decision.* too few for 5-fold cross-fitting"):
         cross_fitted_rewards(tiny, n_folds=5)
+    with pytest.raises(ValueError, match="n_folds must be a positive integer"):
+        cross_fitted_rewards(tiny, n_folds=0)
 
 
 # ---------------------------------------------------------------------------- the simulator
