@@ -219,6 +219,8 @@ class PolicyExplainer:
         self.background = _check_obs(background, "background")
         self.kind: OutputKind = "probability"
         self._network = numpy_network(policy)
+        if self._network is not None and len(self._network.layers) < 2:
+            self._network = None  # no hidden layer: the subset-sum path needs one
         self._theta: np.ndarray | None = None
         from rec_env.agents.sb3_policy import DQNPolicy
 
@@ -347,7 +349,7 @@ class PolicyExplainer:
             return np.asarray(self.policy.q_values(obs), dtype=np.float64)[rows, actions]
         if self.kind == "estimated_reward":
             assert self._theta is not None
-            return np.einsum("nf,nf->n", _contexts(obs), self._theta[actions])
+            return np.einsum("nf,nf->n", _linear_contexts(obs), self._theta[actions])
         masks = self.table.consent_masks(obs)
         if excluded is not None:
             masks &= ~np.asarray(excluded, dtype=bool).reshape(n, -1)
@@ -360,7 +362,7 @@ class PolicyExplainer:
             return np.argmax(np.where(masks, q, -np.inf), axis=1)
         if self.kind == "estimated_reward":
             assert self._theta is not None
-            estimates = _contexts(obs) @ self._theta.T
+            estimates = _linear_contexts(obs) @ self._theta.T
             return np.argmax(np.where(masks, estimates, -np.inf), axis=1)
         return np.argmax(self.policy.action_probabilities(obs, masks), axis=1)
 
@@ -380,7 +382,7 @@ class PolicyExplainer:
         background = self.background.astype(np.float64)
         x64 = x.astype(np.float64)
         phi = weights * (x64 - background.mean(axis=0))
-        base = float((_contexts(self.background) @ theta).mean())
+        base = float((_linear_contexts(self.background) @ theta).mean())
         return phi, base, base + float(phi.sum())
 
     def _explain_generic(
@@ -395,9 +397,9 @@ class PolicyExplainer:
     def _penalties(self, excluded: np.ndarray) -> np.ndarray:
         """``(8, A)`` logit offsets per consent code: 0 if allowed, -inf if masked."""
         codes = np.arange(1 << len(CHANNELS))
-        consent = (codes[:, None] >> np.arange(len(CHANNELS))) & 1
-        padded = np.concatenate([consent, np.ones((codes.size, 1), dtype=consent.dtype)], axis=1)
-        allowed = (padded[:, self.table.channel] > 0) & ~excluded
+        customers = np.zeros((codes.size, len(FEATURE_NAMES)), dtype=np.float32)
+        customers[:, _CONSENT_COLUMNS] = (codes[:, None] >> np.arange(len(CHANNELS))) & 1
+        allowed = self.table.consent_masks(customers) & ~excluded
         return np.where(allowed, 0.0, -np.inf).astype(np.float32)
 
     def _explain_network(
@@ -529,7 +531,8 @@ def _check_obs(obs: np.ndarray, name: str) -> np.ndarray:
     return obs
 
 
-def _contexts(obs: np.ndarray) -> np.ndarray:
-    """The linear bandits' contexts ``(obs / OBS_HIGH, 1)`` in float64."""
-    obs = np.atleast_2d(np.asarray(obs, dtype=np.float64))
-    return np.concatenate([obs / OBS_HIGH.astype(np.float64), np.ones((obs.shape[0], 1))], axis=1)
+def _linear_contexts(obs: np.ndarray) -> np.ndarray:
+    """The linear bandits' own contexts ``(obs / OBS_HIGH, 1)``."""
+    from rec_env.agents.bandits_linear import linear_contexts
+
+    return linear_contexts(np.atleast_2d(np.asarray(obs, dtype=np.float64)))

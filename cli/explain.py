@@ -179,13 +179,7 @@ def _print_one(
         )
     console.print(table)
     path = out or Path(f"{source.stem}_waterfall.png")
-    single = shap.Explanation(
-        values=np.asarray(explanation.values[0]),
-        base_values=float(explanation.base_values[0]),
-        data=np.asarray(explanation.data[0]),
-        feature_names=list(FEATURE_NAMES),
-    )
-    shap.plots.waterfall(single, max_display=12, show=False)
+    shap.plots.waterfall(explanation[0], max_display=12, show=False)
     plt.title(f"{customer_id}: {output}")
     plt.savefig(path, dpi=120, bbox_inches="tight")
     plt.close("all")

@@ -67,6 +67,16 @@ _VALIDATION_ERROR: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _raw_json_body(schema_ref: str) -> dict[str, Any]:
+    """OpenAPI of a JSON body read from raw bytes (FastAPI cannot see its model)."""
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": schema_ref}}},
+        }
+    }
+
+
 _EXPLANATIONS_DISABLED: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorResponse, "description": "Explanations are disabled (--no-explain)."}
 }
@@ -115,12 +125,7 @@ def _parse(adapter: TypeAdapter[Any], raw: bytes) -> Any:
     response_model=RecommendResponse,
     tags=["decisions"],
     summary="Decide the action for one customer",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": RECOMMEND_REQUEST_SCHEMA_REF}}},
-        }
-    },
+    openapi_extra=_raw_json_body(RECOMMEND_REQUEST_SCHEMA_REF),
     responses={**_VALIDATION_ERROR, **_EXPLANATIONS_DISABLED},
 )
 async def recommend(request: Request, service: ServiceDep) -> Response:
@@ -187,12 +192,7 @@ def _decide_batch(service: DecisionService, max_batch: int, raw: bytes) -> dict[
     response_model=BatchRecommendResponse,
     tags=["decisions"],
     summary="Decide for up to 10,000 customers",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": {"$ref": BATCH_REQUEST_SCHEMA_REF}}},
-        }
-    },
+    openapi_extra=_raw_json_body(BATCH_REQUEST_SCHEMA_REF),
     responses=_VALIDATION_ERROR,
 )
 async def recommend_batch(
