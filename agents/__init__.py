@@ -17,7 +17,7 @@ from rec_env.agents.baselines import (
     RandomPolicy,
     RuleBasedPolicy,
 )
-from rec_env.agents.evaluation import KPI, Evaluation, evaluate
+from rec_env.agents.evaluation.evaluate import KPI, Evaluation, evaluate
 from rec_env.agents.registry import ALGORITHMS, BANDIT_ALGORITHMS, BASELINES, SB3_ALGORITHMS
 from rec_env.agents.runs import load_policy, load_run
 

@@ -26,7 +26,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rec_env.agents.bandit_base import BanditPolicy
+from rec_env.agents.bandits.base import BanditPolicy
 from rec_env.agents.base import OnlinePolicy
 from rec_env.features import OBS_HIGH
 

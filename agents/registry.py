@@ -75,7 +75,7 @@ def make_baseline(
         return MyopicOracle(n, action_names=table.names)
     if key == "cooldown":
         return ContactCooldown(MyopicOracle(n, action_names=table.names), table.no_action)
-    from rec_env.agents.sequential import best_fixed_action
+    from rec_env.agents.evaluation.sequential import best_fixed_action
 
     best, _ = best_fixed_action(model, evaluation_customers, 52, seed)
     return FixedActionPolicy(n, best, table.no_action, action_names=table.names)

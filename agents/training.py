@@ -15,16 +15,14 @@ from typing import Any
 
 from rec_env import ENV_ID, __version__
 from rec_env.agents.base import Policy
-from rec_env.agents.evaluation import evaluate
+from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
 from rec_env.agents.registry import BANDIT_ALGORITHMS, TRAINABLE, check_algorithm, make_bandit
 from rec_env.agents.runs import RunInfo, file_sha256, model_file, write_curve, write_run_info
 from rec_env.env import build_model
 from rec_env.features import FEATURE_NAMES
 
-__all__ = ["EVAL_SEED", "train", "train_bandit"]
+__all__ = ["train", "train_bandit"]
 
-EVAL_SEED = 10_007
-"""Seed of the evaluation cohorts (disjoint from training seeds in practice)."""
 
 _BANDIT_DEFAULTS = {"n_envs": 256, "n_timesteps": 500_000}
 

@@ -29,7 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_env.agents.explain import DEFAULT_BACKGROUND_SIZE, PolicyExplainer, population_background
+from rec_env.agents.explain.explainer import (
+    DEFAULT_BACKGROUND_SIZE,
+    PolicyExplainer,
+    population_background,
+)
 from rec_env.agents.runs import load_run
 from rec_env.agents.training import train
 from rec_env.features import FEATURE_NAMES

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from rec_env.agents.baselines import MyopicOracle
-from rec_env.agents.evaluation import KPI, evaluate
+from rec_env.agents.evaluation.evaluate import KPI, evaluate
 from rec_env.agents.sb3 import load_hyperparams, train_sb3
 
 FRACTION = 0.9

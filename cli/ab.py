@@ -15,7 +15,7 @@ from rec_env.cli._errors import fail, reporting_bad_input
 from rec_env.dynamics import REWARD_MODES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rec_env.agents.abtest import ABTestResult
+    from rec_env.agents.evaluation.abtest import ABTestResult
 
 __all__ = ["ab_command"]
 
@@ -33,7 +33,7 @@ _KPI_FORMATS = (
 
 def _plan(baseline_rate: float | None, lift: float | None, alpha: float, power: float) -> None:
     """Print the customers per arm that a conversion test needs."""
-    from rec_env.agents.abtest import sample_size_two_proportions
+    from rec_env.agents.evaluation.abtest import sample_size_two_proportions
 
     if baseline_rate is None or lift is None:
         fail("--plan needs --baseline-rate R and --lift L (e.g. --baseline-rate 0.05 --lift 0.1)")
@@ -145,7 +145,7 @@ def ab_command(
         fail(f"--seed must be 0 or more, got {seed}")
     if reward_mode not in REWARD_MODES:
         fail(f"unknown reward mode {reward_mode!r}; choose one of {', '.join(REWARD_MODES)}")
-    from rec_env.agents.abtest import run_ab_test
+    from rec_env.agents.evaluation.abtest import run_ab_test
 
     env_kwargs = {"profile": profile, "reward_mode": reward_mode, "catalog": catalog}
     with reporting_bad_input():

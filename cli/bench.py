@@ -14,7 +14,7 @@ from rec_env.cli._errors import fail, reporting_bad_input
 from rec_env.datasets import HILLSTROM_REWARDS
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rec_env.agents.hillstrom import HillstromBenchmark
+    from rec_env.agents.benchmarks.hillstrom import HillstromBenchmark
     from rec_env.agents.ope import OPEResult
 
 __all__ = ["bench_app", "hillstrom_command"]
@@ -109,8 +109,8 @@ def hillstrom_command(
     Mens e-mail, always Womens e-mail, never e-mail and random. Writes the table, the gains over
     the best constant policy (CSV) and the replay learning curves (PNG) into --out.
     """
-    from rec_env.agents.hillstrom import run_hillstrom
-    from rec_env.agents.hillstrom_outputs import write_hillstrom_outputs
+    from rec_env.agents.benchmarks.hillstrom import run_hillstrom
+    from rec_env.agents.benchmarks.outputs import write_hillstrom_outputs
 
     if reward not in HILLSTROM_REWARDS:
         fail(f"--reward must be one of {', '.join(HILLSTROM_REWARDS)}, got {reward!r}")

@@ -39,7 +39,7 @@ def compare_command(
     Run directories are evaluated frozen; bandit names learn online from scratch on the cohort
     (their learning curve); a bandit run directory is shown both frozen and learning on (online).
     """
-    from rec_env.agents.compare import compare, write_outputs
+    from rec_env.agents.evaluation.compare import compare, write_outputs
 
     if customers < 1:
         fail(f"--customers must be at least 1, got {customers}")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rec_env.agents.evaluation import evaluate
+from rec_env.agents.evaluation.evaluate import evaluate
 from rec_env.cli._errors import fail, reporting_bad_input
 from rec_env.cli.reporting import evaluation_table
 

@@ -15,7 +15,7 @@ from rec_env.cli._errors import fail, reporting_bad_input
 from rec_env.features import FEATURE_NAMES, FEATURES
 
 if TYPE_CHECKING:
-    from rec_env.agents.explain import PolicyExplainer
+    from rec_env.agents.explain.explainer import PolicyExplainer
 
 __all__ = ["explain_command", "plain_words"]
 
@@ -53,7 +53,7 @@ def _action_label(explainer: PolicyExplainer, action: int) -> str:
 
 
 def _load_policy(model: Path, background: int, seed: int) -> PolicyExplainer:
-    from rec_env.agents.explain import PolicyExplainer
+    from rec_env.agents.explain.explainer import PolicyExplainer
     from rec_env.agents.runs import load_run
 
     policy, info = load_run(model)

@@ -33,7 +33,7 @@ def export_command(
     action, action_index, propensity, allowed_ACTION and prob_ACTION for every action,
     reward and rewarded_at (empty until the reward arrives).
     """
-    from rec_env.serve.export import export_decisions, export_format
+    from rec_env.datasets.decision_log_tables import export_decisions, export_format
 
     if chunk_rows < 1:
         fail(f"--chunk-rows must be at least 1, got {chunk_rows}")

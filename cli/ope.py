@@ -78,8 +78,8 @@ def ope_command(
         SelfNormalizedIPS,
         evaluate_policy,
     )
-    from rec_env.agents.ope.decision_log import read_decision_log
     from rec_env.agents.runs import load_run
+    from rec_env.datasets.decision_log import read_decision_log
 
     if n_bootstrap < 2:
         fail(f"--n-bootstrap must be at least 2, got {n_bootstrap}")

@@ -268,7 +268,7 @@ def fit_command(
     and checks the result: simulated vs observed R, F and M (Kolmogorov-Smirnov distance).
     """
     from rec_env.fitting import fit_population, load_fit_defaults
-    from rec_env.purchase_log import LOG_PRESETS, read_purchase_log
+    from rec_env.fitting.purchase_log import LOG_PRESETS, read_purchase_log
 
     k = _parse_segments(segments)
     end_day = _parse_end_date(end_date)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from rec_env.agents.evaluation import Evaluation
+from rec_env.agents.evaluation.evaluate import Evaluation
 
 __all__ = ["evaluation_table"]
 

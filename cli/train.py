@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from rec_env.agents.evaluation import KPI, Evaluation
+from rec_env.agents.evaluation.evaluate import KPI, Evaluation
 from rec_env.agents.registry import TRAINABLE, check_algorithm
 from rec_env.cli._errors import fail, reporting_bad_input
 from rec_env.cli.reporting import evaluation_table
@@ -64,7 +64,7 @@ def train_command(
 ) -> None:
     """Train an agent (SB3 or bandit) and save it with run.json and its learning curve.
 
-    Hyperparameters come from the algorithm's YAML (rec_env/agents/hyperparams); --steps and
+    Hyperparameters come from the algorithm's YAML (agents/sb3/hyperparams); --steps and
     --set override them. The run directory holds the model, run.json (with the model's
     SHA-256 and the final metrics) and learning_curve.csv.
     """

@@ -26,9 +26,24 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rec_env.config import load_model, resolve_data_file
 from rec_env.errors import ConfigError
-from rec_env.features import CHANNELS, FEATURE_INDEX
+from rec_env.features import (
+    CHANNELS,
+    CONSENT_FEATURES,
+    FEATURE_NAMES,
+    consent_columns,
+    consent_masks,
+)
 
-__all__ = ["ActionSpec", "ActionTable", "Catalog", "ConfigError", "load_catalog"]
+__all__ = [
+    "ActionSpec",
+    "ActionTable",
+    "Catalog",
+    "ConfigError",
+    "consent_columns",
+    "consent_masks",
+    "load_catalog",
+]
+
 
 Offer = Literal["none", "discount", "free_shipping", "recommendation"]
 Channel = Literal["none", "email", "sms", "push"]
@@ -137,7 +152,9 @@ class ActionTable:
         """Number of actions."""
         return len(self.names)
 
-    def consent_masks(self, obs: np.ndarray) -> np.ndarray:
+    def consent_masks(
+        self, obs: np.ndarray, feature_names: tuple[str, ...] | None = None
+    ) -> np.ndarray:
         """``(n, n_actions)`` bool: False where an action's channel has no consent in ``obs``.
 
         The mask depends only on the consent features (``consent_email``, ``consent_sms``,
@@ -145,13 +162,18 @@ class ActionTable:
         customer seen from outside the simulator (a JSON file, an API request).
 
         Args:
-            obs: ``(n, n_features)`` observations in :data:`rec_env.features.FEATURE_NAMES`
-                order (one customer may be 1-D).
+            obs: ``(n, n_features)`` observations (one customer may be 1-D).
+            feature_names: The columns of ``obs``; :data:`rec_env.features.FEATURE_NAMES` by
+                default.
+
+        Raises:
+            ValueError: If ``feature_names`` lacks a consent feature.
         """
         obs = np.atleast_2d(np.asarray(obs))
-        consent = obs[:, [FEATURE_INDEX[f"consent_{c}"] for c in CHANNELS]] > 0.5
-        padded = np.concatenate([consent, np.ones((obs.shape[0], 1), dtype=bool)], axis=1)
-        return padded[:, self.channel]
+        columns = consent_columns(feature_names or FEATURE_NAMES)
+        if columns is None:
+            raise ValueError(f"the features lack one of {', '.join(CONSENT_FEATURES)}")
+        return consent_masks(obs[:, columns], self.channel)
 
     def index(self, name: str) -> int:
         """Index of the action called ``name``.

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from rec_env.features import CHANNELS, FEATURE_INDEX, FEATURE_NAMES
+from rec_env.features import CONSENT_FEATURES, FEATURE_INDEX, FEATURE_NAMES, consent_masks
 from rec_env.parameters import HIDDEN_PARAMETERS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,7 +35,7 @@ __all__ = [
 
 RewardMode = Literal["profit", "conversion", "rule"]
 REWARD_MODES: tuple[str, ...] = ("profit", "conversion", "rule")
-_CONSENT0 = FEATURE_INDEX["consent_email"]
+_CONSENT_ROWS = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
 
 
 class CustomerBatch:
@@ -175,9 +175,6 @@ class CustomerModel:
         table[_kernels.A_RECOMMENDATION] = actions.recommendation
         table[_kernels.A_COST] = actions.cost
         self._table = table
-        contact = np.flatnonzero(actions.channel < len(CHANNELS))
-        self._contact_actions = contact
-        self._consent_rows = _CONSENT0 + actions.channel[contact]
 
     # ------------------------------------------------------------------ customers
     def new_batch(self, n: int) -> CustomerBatch:
@@ -275,9 +272,7 @@ class CustomerModel:
 
     def action_masks(self, batch: CustomerBatch) -> np.ndarray:
         """``(n, n_actions)`` bool: False where the action's channel has no consent."""
-        masks = np.ones((batch.n, self.actions.n_actions), dtype=bool)
-        masks[:, self._contact_actions] = (batch.features[self._consent_rows] > 0.5).T
-        return masks
+        return consent_masks(batch.features[_CONSENT_ROWS].T, self.actions.channel)
 
     def expected_rewards(self, batch: CustomerBatch) -> np.ndarray:
         """True expected immediate reward of every action for every customer.

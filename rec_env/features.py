@@ -20,6 +20,8 @@ __all__ = [
     "OBS_LOW",
     "PROFILE_FEATURES",
     "Feature",
+    "consent_columns",
+    "consent_masks",
 ]
 
 CHANNELS: tuple[str, ...] = ("email", "sms", "push")
@@ -187,3 +189,38 @@ PROFILE_FEATURES: tuple[str, ...] = FEATURE_NAMES[:10]
 CONSENT_FEATURES: tuple[str, ...] = tuple(f"consent_{c}" for c in CHANNELS)
 OBS_LOW = np.array([f.low for f in FEATURES], dtype=np.float32)
 OBS_HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)
+
+
+def consent_masks(consent: np.ndarray, channel: np.ndarray) -> np.ndarray:
+    """The one definition of consent masks: which actions may go to which customers.
+
+    An action is allowed when it sends nothing (its channel is ``len(CHANNELS)``) or when the
+    customer consents to its channel. Every path that masks actions (the env, the vector envs,
+    the policies, the explainer, the service) comes here.
+
+    Args:
+        consent: ``(n, len(CHANNELS))`` consent flags in :data:`CHANNELS` order (> 0.5 is
+            consent).
+        channel: ``(n_actions,)`` channel index of each action
+            (:attr:`rec_env.catalog.ActionTable.channel`).
+
+    Returns:
+        ``(n, n_actions)`` bool.
+    """
+    consent = np.asarray(consent) > 0.5
+    padded = np.ones((consent.shape[0], len(CHANNELS) + 1), dtype=bool)
+    padded[:, : len(CHANNELS)] = consent
+    return padded[:, channel]
+
+
+def consent_columns(feature_names: tuple[str, ...] | list[str]) -> list[int] | None:
+    """Column indices of the consent features in ``feature_names`` (:data:`CHANNELS` order).
+
+    Returns:
+        The indices, or ``None`` if any consent feature is absent (the context carries no
+        consent, for example a foreign data set).
+    """
+    names = list(feature_names)
+    if not all(name in names for name in CONSENT_FEATURES):
+        return None
+    return [names.index(name) for name in CONSENT_FEATURES]

@@ -6,10 +6,10 @@ imports FastAPI, but not torch or shap: the model and the explainer load in the 
 
 from __future__ import annotations
 
+from rec_env.datasets.decision_log_tables import export_decisions
 from rec_env.serve.app import create_app
 from rec_env.serve.decision_log import DecisionLog
 from rec_env.serve.exploration import Exploration
-from rec_env.serve.export import export_decisions
 from rec_env.serve.service import DecisionService
 from rec_env.serve.settings import MAX_BATCH, ServeSettings
 

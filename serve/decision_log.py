@@ -3,7 +3,7 @@
 Each call to the service is one row of ``requests`` holding its arrays, and each customer of the
 call is one row of ``decisions``. A 10,000-customer batch is one wide insert plus one
 ``executemany`` of narrow rows appended in key order; ``recenv log export`` flattens the log into
-one row per decision (see :mod:`rec_env.serve.export`).
+one row per decision (see :mod:`rec_env.datasets.decision_log_tables`).
 
 Event ids are version-4 UUIDs whose first 28 characters are the request's random key and whose
 last 8 hex digits are ``(offset + position) mod 2^32``, with a random ``offset`` per request.
@@ -49,6 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rec_env.datasets.decision_log_tables import SCHEMA_VERSION
 from rec_env.features import FEATURE_NAMES
 
 __all__ = [
@@ -60,9 +61,6 @@ __all__ = [
     "UnknownEventError",
     "event_ids",
 ]
-
-SCHEMA_VERSION = 1
-"""Version of the tables, kept in ``PRAGMA user_version``."""
 
 CHECKPOINT_INTERVAL = 1.0
 """Seconds between background checkpoints."""

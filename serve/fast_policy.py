@@ -2,7 +2,7 @@ r"""The probabilities of an SB3 actor-critic policy computed in numpy, for fast 
 
 A one-customer forward pass through torch costs about half a millisecond of operator dispatch,
 several times the arithmetic of a 16-64-64-16 MLP. The explainer already copies such networks
-to numpy (:func:`rec_env.agents.explain.numpy_network`); the service reuses that copy for its
+to numpy (:func:`~rec_env.agents.explain.numpy_network`); the service reuses that copy for its
 decisions:
 
 .. math::
@@ -10,7 +10,7 @@ decisions:
     p(a \mid s) = \frac{m_a \, \mathrm{softmax}(f(s))_a}{\sum_b m_b \, \mathrm{softmax}(f(s))_b}
 
 with ``f`` the policy network and ``m`` the action mask, which is exactly what
-:meth:`rec_env.agents.sb3_policy.SB3Policy.action_probabilities` computes (MaskablePPO's masked
+:meth:`rec_env.agents.sb3.policy.SB3Policy.action_probabilities` computes (MaskablePPO's masked
 logits give the same renormalised softmax). :func:`numpy_probabilities` checks the copy
 against the policy on a cohort of customers and returns None, so that the service calls the
 policy itself, if the network is not a plain MLP or the two disagree by more than
@@ -50,7 +50,7 @@ def numpy_probabilities(
     """
     if policy.algorithm not in NUMPY_ALGORITHMS:
         return None
-    from rec_env.agents.explain import numpy_network
+    from rec_env.agents.explain.explainer import numpy_network
 
     network = numpy_network(policy)
     if network is None:

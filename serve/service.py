@@ -32,7 +32,7 @@ from rec_env.serve.settings import ServeSettings
 from rec_env.serve.state import PolicyStateStore
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rec_env.agents.explain import PolicyExplainer
+    from rec_env.agents.explain.explainer import PolicyExplainer
 
 __all__ = ["ActionNotAllowedError", "DecisionService", "Decisions", "RewardOutcome"]
 
@@ -161,7 +161,7 @@ class DecisionService:
         try:
             explainer = None
             if settings.explain:
-                from rec_env.agents.explain import PolicyExplainer
+                from rec_env.agents.explain.explainer import PolicyExplainer
 
                 explainer = PolicyExplainer(
                     policy,
@@ -188,7 +188,7 @@ class DecisionService:
 
     def _fast_probabilities(self) -> ProbabilityFunction:
         """The policy's probabilities in numpy if it is an SB3 MLP that allows it (checked)."""
-        from rec_env.agents.explain import population_background
+        from rec_env.agents.explain.explainer import population_background
 
         if self.policy.algorithm not in NUMPY_ALGORITHMS:
             return self.policy.action_probabilities

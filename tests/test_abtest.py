@@ -12,7 +12,7 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from rec_env import build_model
-from rec_env.agents.abtest import (
+from rec_env.agents.evaluation.abtest import (
     proportion_lift,
     run_ab_test,
     sample_size_two_proportions,

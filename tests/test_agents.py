@@ -20,7 +20,7 @@ from rec_env.agents.baselines import (
     RandomPolicy,
     RuleBasedPolicy,
 )
-from rec_env.agents.compare import compare, write_outputs
+from rec_env.agents.evaluation.compare import compare, write_outputs
 from rec_env.agents.registry import BASELINES, check_algorithm, make_baseline
 from rec_env.agents.runs import RunInfo, file_sha256, load_run, write_run_info
 from rec_env.rollout import Cohort

@@ -14,10 +14,10 @@ from rec_env import build_model
 from rec_env.agents.base import uniform_over_allowed
 from rec_env.agents.baselines import FixedActionPolicy, RandomPolicy
 from rec_env.agents.ope import ESTIMATORS, evaluate_policy
-from rec_env.agents.ope.decision_log import read_decision_log
 from rec_env.agents.ope.simulation import simulate_logged_data
 from rec_env.agents.runs import RunInfo, file_sha256, write_run_info
 from rec_env.cli.main import app
+from rec_env.datasets.decision_log import read_decision_log
 from rec_env.serve.decision_log import DecisionLog
 
 runner = CliRunner()

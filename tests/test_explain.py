@@ -11,9 +11,9 @@ import pytest
 
 from rec_env.agents.bandits import BANDITS
 from rec_env.agents.baselines import RandomPolicy
-from rec_env.agents.explain import PolicyExplainer, population_background
+from rec_env.agents.explain.explainer import PolicyExplainer, population_background
+from rec_env.agents.explain.shapley import brute_force_shapley
 from rec_env.agents.sb3 import train_sb3
-from rec_env.agents.shapley import brute_force_shapley
 from rec_env.catalog import ActionTable, load_catalog
 from rec_env.features import FEATURE_INDEX, FEATURE_NAMES
 

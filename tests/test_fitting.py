@@ -16,10 +16,9 @@ from rec_env import ConfigError, build_model
 from rec_env.cli.main import app
 from rec_env.datasets.cdnow import load_cdnow
 from rec_env.fitting import FITTED_PARAMETERS, PopulationFit, fit_population, load_fit_defaults
-from rec_env.latent_rates import GridLikelihood, RateGrid, fit_gamma
-from rec_env.population import load_population
-from rec_env.purchase_log import LogFormat, PurchaseLogError, read_purchase_log
-from rec_env.rfm import (
+from rec_env.fitting.latent_rates import GridLikelihood, RateGrid, fit_gamma
+from rec_env.fitting.purchase_log import LogFormat, PurchaseLogError, read_purchase_log
+from rec_env.fitting.rfm import (
     PurchaseHistory,
     history_from_log,
     ks_distance,
@@ -27,6 +26,7 @@ from rec_env.rfm import (
     rfm_ks_distances,
     simulate_history,
 )
+from rec_env.population import load_population
 
 runner = CliRunner()
 KS_GOAL = 0.1

@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 from rec_env.agents.bandits import LinearThompsonSampling, LinUCB
 from rec_env.agents.base import OnlinePolicy
 from rec_env.agents.baselines import FixedActionPolicy
+from rec_env.agents.benchmarks.hillstrom import CONSTANT_POLICIES, LEARNED_POLICIES, run_hillstrom
 from rec_env.agents.context_adapter import PaddedContextBandit
-from rec_env.agents.hillstrom import CONSTANT_POLICIES, LEARNED_POLICIES, run_hillstrom
 from rec_env.agents.ope import InverseProbabilityWeighting, SelfNormalizedIPS
-from rec_env.agents.replay import replay
+from rec_env.agents.ope.replay import replay
 from rec_env.cli.main import app
 from rec_env.datasets import (
     HILLSTROM_ACTIONS,

@@ -12,7 +12,7 @@ import torch
 import rec_env
 from rec_env import ConfigError
 from rec_env.agents.baselines import RandomPolicy
-from rec_env.agents.evaluation import evaluate
+from rec_env.agents.evaluation.evaluate import evaluate
 from rec_env.agents.sb3 import (
     MODEL_FILE,
     DQNPolicy,

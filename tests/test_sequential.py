@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rec_env.agents.sequential import sequential_evidence
+from rec_env.agents.evaluation.sequential import sequential_evidence
 
 
 @pytest.fixture(scope="module")

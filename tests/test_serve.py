@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from rec_env.agents.explain import population_background
+from rec_env.agents.explain.explainer import population_background
 from rec_env.agents.training import train
 from rec_env.catalog import ActionTable, load_catalog
+from rec_env.datasets.decision_log_tables import iter_decision_tables
 from rec_env.features import CHANNELS, FEATURE_INDEX, FEATURE_NAMES, FEATURES
 from rec_env.serve import ServeSettings, create_app
 from rec_env.serve.dependencies import get_service, get_settings
-from rec_env.serve.export import iter_decision_tables
 from rec_env.serve.schemas import EXAMPLE_FEATURES
 from rec_env.serve.state import PolicyStateStore
 

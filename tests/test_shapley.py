@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rec_env.agents.shapley import ExactShapley, brute_force_shapley
+from rec_env.agents.explain.shapley import ExactShapley, brute_force_shapley
 
 
 def mlp(seed: int, n_features: int):
@@ -57,7 +57,7 @@ def test_refuses_too_many_players() -> None:
 
 @pytest.mark.parametrize("k", [1, 2, 5])
 def test_shapley_matrix_rows_sum_to_the_grand_coalition(k: int) -> None:
-    from rec_env.agents.shapley import shapley_matrix
+    from rec_env.agents.explain.shapley import shapley_matrix
 
     matrix = shapley_matrix(k)
     totals = matrix.sum(axis=1)  # Σ_j C[t, j]: +1 on the grand coalition, -1 on the empty one
@@ -67,7 +67,7 @@ def test_shapley_matrix_rows_sum_to_the_grand_coalition(k: int) -> None:
 
 
 def test_large_games_are_split_into_chunks(monkeypatch) -> None:
-    from rec_env.agents import shapley
+    from rec_env.agents.explain import shapley
 
     monkeypatch.setattr(shapley, "MAX_COALITIONS_PER_CHUNK", 8)
     rng = np.random.default_rng(3)

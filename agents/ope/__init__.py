@@ -11,7 +11,7 @@
 * Input: :class:`~rec_env.datasets.LoggedBanditData` and the target policy's
   ``action_probabilities`` in the logged contexts. :mod:`~rec_env.agents.ope.simulation` logs
   exploring decisions on the simulator, where the true value is known;
-  :mod:`~rec_env.agents.ope.decision_log` reads the log of ``recenv serve``.
+  :mod:`~rec_env.datasets.decision_log` reads the log of ``recenv serve``.
 
 Example::
 

@@ -13,7 +13,8 @@ as distributed, ``cdnow_master.txt.gz`` (405 KB), whitespace separated with four
 ``dollar_value``    amount paid, dollars (80 transactions are worth $0.00)
 ==================  ==========================================================
 
-:func:`load_cdnow` reads it with the ``cdnow`` preset of :data:`rec_env.purchase_log.LOG_PRESETS`;
+:func:`load_cdnow` reads it with the ``cdnow`` preset of
+:data:`~rec_env.fitting.purchase_log.LOG_PRESETS`;
 ``recenv profiles fit cdnow`` fits the shipped ``cdnow`` population to it.
 """
 
@@ -22,7 +23,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-from rec_env.purchase_log import PurchaseLog, read_purchase_log
+from rec_env.fitting.purchase_log import PurchaseLog, read_purchase_log
 
 __all__ = ["CDNOW_FILE", "cdnow_path", "load_cdnow"]
 

@@ -9,7 +9,7 @@ The explained value depends on the policy:
 
 Contributions are interventional Shapley values against a background sample of customers drawn
 from the population with a fixed seed (:func:`population_background`). They are exact, not
-sampled: :mod:`rec_env.agents.shapley` enumerates, for every background row, the coalitions of
+sampled: :mod:`~.shapley` enumerates, for every background row, the coalitions of
 the features where the customer differs from that row. The consent mask is part of the explained
 function: it is recomputed from the consent features of every coalition, so ``consent_sms = 0``
 gets the credit for the probability that moved off the SMS actions.
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from rec_env.agents.base import Policy
-from rec_env.agents.shapley import ExactShapley, differing_features, shapley_matrix
+from rec_env.agents.explain.shapley import ExactShapley, differing_features, shapley_matrix
 from rec_env.catalog import ActionTable, load_catalog
 from rec_env.features import CHANNELS, FEATURE_INDEX, FEATURE_NAMES, OBS_HIGH
 
@@ -117,7 +117,7 @@ class NumpyNetwork:
     layers: tuple[_Dense, ...]
 
     def scale(self, obs: np.ndarray) -> np.ndarray:
-        """The :class:`~rec_env.agents.sb3_policy.ScaledFeatures` transform, in numpy."""
+        """The :class:`~rec_env.agents.sb3.policy.ScaledFeatures` transform, in numpy."""
         obs = np.maximum(np.asarray(obs, dtype=np.float32), 0.0)
         linear = obs / self.high
         logarithmic = np.log1p(obs) / np.log1p(self.high)
@@ -143,7 +143,7 @@ def numpy_network(policy: Policy) -> NumpyNetwork | None:
     try:
         from torch import nn
 
-        from rec_env.agents.sb3_policy import DQNPolicy, SB3Policy, ScaledFeatures
+        from rec_env.agents.sb3.policy import DQNPolicy, SB3Policy, ScaledFeatures
     except ImportError:  # pragma: no cover - torch is a dependency
         return None
     if not isinstance(policy, SB3Policy):
@@ -222,7 +222,7 @@ class PolicyExplainer:
         if self._network is not None and len(self._network.layers) < 2:
             self._network = None  # no hidden layer: the subset-sum path needs one
         self._theta: np.ndarray | None = None
-        from rec_env.agents.sb3_policy import DQNPolicy
+        from rec_env.agents.sb3.policy import DQNPolicy
 
         if isinstance(policy, DQNPolicy):
             self.kind = "q_value"
@@ -533,6 +533,6 @@ def _check_obs(obs: np.ndarray, name: str) -> np.ndarray:
 
 def _linear_contexts(obs: np.ndarray) -> np.ndarray:
     """The linear bandits' own contexts ``(obs / OBS_HIGH, 1)``."""
-    from rec_env.agents.bandits_linear import linear_contexts
+    from rec_env.agents.bandits.linear import linear_contexts
 
     return linear_contexts(np.atleast_2d(np.asarray(obs, dtype=np.float64)))

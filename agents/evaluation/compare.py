@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rec_env.agents.evaluation import Evaluation, evaluate
+from rec_env.agents.evaluation.evaluate import Evaluation, evaluate
 from rec_env.agents.registry import (
     BANDIT_ALGORITHMS,
     BASELINES,
@@ -116,7 +116,7 @@ def write_outputs(
         writer.writerows(rows)
     json_path = out / "comparison.json"
     json_path.write_text(json.dumps([r.to_dict() for r in results], indent=2), encoding="utf-8")
-    from rec_env.agents.plots import plot_kpis, plot_learning_curves
+    from rec_env.agents.evaluation.plots import plot_kpis, plot_learning_curves
 
     return [
         csv_path,

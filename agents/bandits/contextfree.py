@@ -2,7 +2,7 @@
 
 They ignore the observation: they learn one value per action (offer × channel) and differ from
 customer to customer only through the action masks (consent). The shared base is in
-:mod:`rec_env.agents.bandit_base`.
+:mod:`rec_env.agents.bandits.base`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from rec_env.agents.bandit_base import (
+from rec_env.agents.bandits.base import (
     _ACTIONS_OUT_OF_RANGE,
     BanditPolicy,
     _argmax_frequencies,

@@ -14,9 +14,9 @@ by ``random_state`` and saved as ``policy.json`` + ``state.npz``. :data:`BANDITS
 
 from __future__ import annotations
 
-from rec_env.agents.bandit_base import STATE_FILE, BanditPolicy
-from rec_env.agents.bandits_contextfree import UCB1, EpsilonGreedy, ThompsonSampling
-from rec_env.agents.bandits_linear import (
+from rec_env.agents.bandits.base import STATE_FILE, BanditPolicy
+from rec_env.agents.bandits.contextfree import UCB1, EpsilonGreedy, ThompsonSampling
+from rec_env.agents.bandits.linear import (
     N_CONTEXT_FEATURES,
     LinearThompsonSampling,
     LinUCB,

@@ -21,7 +21,7 @@ where ``B`` sums :math:`y (1 + \text{lpd} / 365)` over the cycles without a purc
 without a purchase after the last one: active throughout, or churned in cycle ``j``.
 
 :class:`GridLikelihood` evaluates it for every customer on a grid of :math:`(\lambda, c)`;
-:mod:`rec_env.latent_classes` mixes gamma distributions over that grid.
+:mod:`rec_env.fitting.latent_classes` mixes gamma distributions over that grid.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rec_env.rfm import PurchaseHistory
+from rec_env.fitting.rfm import PurchaseHistory
 
 __all__ = ["GridLikelihood", "RateGrid", "fit_gamma", "gamma_on_grid"]
 

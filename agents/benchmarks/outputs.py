@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rec_env.agents.hillstrom import LEARNED_POLICIES, HillstromBenchmark
+from rec_env.agents.benchmarks.hillstrom import LEARNED_POLICIES, HillstromBenchmark
 
 __all__ = ["plot_replay_curves", "write_hillstrom_outputs"]
 

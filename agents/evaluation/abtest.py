@@ -46,7 +46,7 @@ from typing import Any
 
 import numpy as np
 
-from rec_env.agents.evaluation import KPI
+from rec_env.agents.evaluation.evaluate import KPI
 from rec_env.dynamics import CustomerModel
 from rec_env.env import build_model
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
@@ -365,7 +365,7 @@ def run_ab_test(
 
 
 def _arm_result(label: str, result: CohortResult) -> ArmResult:
-    from rec_env.agents.evaluation import kpis_with_ci
+    from rec_env.agents.evaluation.evaluate import kpis_with_ci
 
     kpis = kpis_with_ci(result)
     converted = (result.purchases > 0).astype(np.float64)

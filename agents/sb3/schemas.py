@@ -1,25 +1,14 @@
-"""Stable-Baselines3 agents: hyperparameters as data, and the public API of the SB3 modules.
+"""Hyperparameters as data: the pydantic schemas of the SB3 algorithms' YAML files.
 
-Hyperparameters are data: ``agents/hyperparams/<algorithm>.yaml`` holds one tuned set per env
-id, in the layout of rl-baselines3-zoo (``hyperparams/ppo.yml``), validated here with pydantic.
-The policy wrapper lives in :mod:`rec_env.agents.sb3_policy` (inference: what serving needs),
-training in :mod:`rec_env.agents.sb3_training`; both are re-exported here::
-
-    from rec_env.agents.sb3 import SB3Policy, load_hyperparams, train_sb3
-
-    policy, curve = train_sb3("ppo", {}, seed=0, eval_every=500_000)
-    policy.save("runs/ppo")
-    policy = SB3Policy.load("runs/ppo")
-
-Importing this module imports torch, Stable-Baselines3 and sb3-contrib; the training names load
-:mod:`rec_env.agents.sb3_training` on first use.
+``agents/sb3/hyperparams/<algorithm>.yaml`` holds one tuned set per env id, in the layout of
+rl-baselines3-zoo (``hyperparams/ppo.yml``), validated here with pydantic.
 """
 
 from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import (
@@ -36,61 +25,27 @@ from stable_baselines3.common.utils import LinearSchedule
 
 from rec_env import ENV_ID
 from rec_env.agents.registry import SB3_ALGORITHMS, check_algorithm
-from rec_env.agents.sb3_policy import (
-    MODEL_FILE,
-    POLICY_CLASSES,
-    A2CPolicy,
-    DQNPolicy,
-    MaskablePPOPolicy,
-    PPOPolicy,
-    SB3Policy,
-    ScaledFeatures,
-    Scaling,
-)
+from rec_env.agents.sb3.policy import ScaledFeatures, Scaling
 from rec_env.config import load_model
 from rec_env.errors import ConfigError
 
-if TYPE_CHECKING:  # pragma: no cover
-    from rec_env.agents.sb3_training import ExpectedRewards, LearningCurveCallback, train_sb3
-
 __all__ = [
     "HYPERPARAMETER_SCHEMAS",
-    "MODEL_FILE",
-    "POLICY_CLASSES",
     "A2CHyperparams",
-    "A2CPolicy",
     "DQNHyperparams",
-    "DQNPolicy",
-    "ExpectedRewards",
     "Hyperparams",
-    "LearningCurveCallback",
-    "MaskablePPOPolicy",
     "PPOHyperparams",
-    "PPOPolicy",
     "PolicyKwargs",
-    "SB3Policy",
-    "ScaledFeatures",
     "hyperparams_file",
     "load_hyperparams",
     "resolve_hyperparams",
-    "train_sb3",
 ]
 
-_TRAINING_NAMES = ("ExpectedRewards", "LearningCurveCallback", "train_sb3")
 _ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,
     "relu": torch.nn.ReLU,
     "elu": torch.nn.ELU,
 }
-
-
-def __getattr__(name: str) -> Any:
-    """Training names, from :mod:`rec_env.agents.sb3_training` (which imports this module)."""
-    if name in _TRAINING_NAMES:
-        from rec_env.agents import sb3_training
-
-        return getattr(sb3_training, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Strict(BaseModel):
@@ -106,7 +61,7 @@ class PolicyKwargs(_Strict):
         activation_fn: ``"tanh"``, ``"relu"`` or ``"elu"``.
         ortho_init: Orthogonal initialisation (actor-critic algorithms only).
         observation_scaling: ``"log"`` or ``"linear"``, see
-            :class:`~rec_env.agents.sb3_policy.ScaledFeatures`.
+            :class:`~rec_env.agents.sb3.policy.ScaledFeatures`.
     """
 
     net_arch: list[PositiveInt] | dict[Literal["pi", "vf"], list[PositiveInt]] = [64, 64]
@@ -242,7 +197,7 @@ HYPERPARAMETER_SCHEMAS: dict[str, type[Hyperparams]] = {
 def hyperparams_file(algorithm: str) -> Path:
     """Path of the shipped hyperparameter file of ``algorithm``."""
     name = f"{check_algorithm(algorithm, SB3_ALGORITHMS)}.yaml"
-    return Path(str(resources.files("rec_env.agents").joinpath("hyperparams", name)))
+    return Path(str(resources.files("rec_env.agents.sb3").joinpath("hyperparams", name)))
 
 
 def _validation_message(source: str, error: ValidationError) -> str:

@@ -2,7 +2,7 @@
 
 :func:`train_sb3` trains on :func:`rec_env.make_vec_env`, evaluates the policy every so often on
 a fixed cohort (the learning curve, :class:`LearningCurveCallback`) and returns it wrapped as an
-:class:`~rec_env.agents.sb3_policy.SB3Policy`. Rewards can be normalised, or replaced by their
+:class:`~rec_env.agents.sb3.policy.SB3Policy`. Rewards can be normalised, or replaced by their
 expectation (:class:`ExpectedRewards`), for training only: the saved model needs neither.
 """
 
@@ -19,11 +19,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
 from rec_env import ENV_ID, make_vec_env
-from rec_env.agents.evaluation import evaluate
+from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
 from rec_env.agents.registry import SB3_ALGORITHMS, check_algorithm
-from rec_env.agents.sb3 import Hyperparams, resolve_hyperparams
-from rec_env.agents.sb3_policy import POLICY_CLASSES, SB3Policy
-from rec_env.agents.training import EVAL_SEED
+from rec_env.agents.sb3.policy import POLICY_CLASSES, SB3Policy
+from rec_env.agents.sb3.schemas import Hyperparams, resolve_hyperparams
 
 __all__ = ["ExpectedRewards", "LearningCurveCallback", "train_sb3"]
 
@@ -32,7 +31,7 @@ class LearningCurveCallback(BaseCallback):
     """Evaluate the policy every ``eval_every`` timesteps on a fixed cohort (EvalCallback-style).
 
     Each evaluation runs the current policy, deterministic and frozen, over full customer
-    lifetimes with :func:`rec_env.agents.evaluation.evaluate` and appends a row ``{timesteps,
+    lifetimes with :func:`~rec_env.agents.evaluation.evaluate` and appends a row ``{timesteps,
     wall_time_s, profit_per_customer, profit_ci95}`` to :attr:`curve`; ``wall_time_s`` counts
     training time only (evaluations excluded). The first row is the untrained policy, the last
     the trained one. The parameters of the best evaluation are kept in :attr:`best_state`.
@@ -169,7 +168,7 @@ def train_sb3(
     """Train an SB3 agent on :func:`rec_env.make_vec_env` with the YAML hyperparameters.
 
     Rewards are normalised for training only (``normalize_reward``); observations are scaled
-    inside the network (:class:`~rec_env.agents.sb3_policy.ScaledFeatures`), so the returned
+    inside the network (:class:`~rec_env.agents.sb3.policy.ScaledFeatures`), so the returned
     policy needs nothing else at inference. The same seed gives the same policy.
 
     Args:

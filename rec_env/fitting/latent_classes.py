@@ -10,7 +10,7 @@ A fitted population is a mixture: a customer belongs to segment ``s`` with proba
     \log v \sim \mathcal N(\mu_s, \tau_s^2),
 
 where :math:`\lambda` is the purchase rate, ``c`` the churn rate and ``v`` the customer's mean
-order value. A customer's purchase timing has the likelihood of :mod:`rec_env.latent_rates`
+order value. A customer's purchase timing has the likelihood of :mod:`rec_env.fitting.latent_rates`
 (integrated over the rate grid), and the mean :math:`m_i` of the logs of their ``n_i`` occasion
 values is :math:`\mathcal N(\mu_s, \tau_s^2 + \sigma_w^2 / n_i)` given the segment, with
 :math:`\sigma_w` the within-customer spread (the env's ``order_value_sigma``).
@@ -18,7 +18,7 @@ values is :math:`\mathcal N(\mu_s, \tau_s^2 + \sigma_w^2 / n_i)` given the segme
 :func:`fit_latent_classes` maximises the likelihood by EM (Dempster, Laird and Rubin 1977),
 starting from hard segments (k-means on scaled RFM). The E-step gives each customer's segment
 responsibilities; the M-step refits each segment's gammas to the segment's posterior over the
-grid (the maximum-likelihood gamma of a weighted sample, :func:`~rec_env.latent_rates.fit_gamma`)
+grid (the maximum-likelihood gamma of a weighted sample, :func:`~.latent_rates.fit_gamma`)
 and its log-normal by weighted moments. Because segments are fitted to posteriors of the latent
 parameters and not to counts selected by the segmentation, a simulation of the mixture gives back
 the data's distribution of outcomes.
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rec_env.latent_rates import GridLikelihood, fit_gamma, gamma_on_grid
+from rec_env.fitting.latent_rates import GridLikelihood, fit_gamma, gamma_on_grid
 
 __all__ = ["LatentClasses", "OrderValues", "fit_latent_classes"]
 

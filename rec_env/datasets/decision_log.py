@@ -1,8 +1,8 @@
 """Read the decision log of ``recenv serve`` as logged bandit data for a target policy.
 
 The log is read in the flat layout of ``recenv log export`` (one row per decision, see
-:mod:`rec_env.serve.export`), from any of its three forms: the SQLite log itself (``.sqlite``,
-``.sqlite3``, ``.db``; read through :func:`rec_env.serve.export.iter_decision_tables`), or an
+:mod:`~.decision_log_tables`), from any of its three forms: the SQLite log itself (``.sqlite``,
+``.sqlite3``, ``.db``; read through :func:`~.iter_decision_tables`), or an
 export (``.parquet``, ``.csv``). The columns used are:
 
 ==========================  ===============================================================
@@ -73,7 +73,7 @@ def _read_table(path: Path) -> Any:
         raise ValueError(f"{path}: no such decision log")
     try:
         if kind == "sqlite":
-            from rec_env.serve.export import iter_decision_tables
+            from rec_env.datasets.decision_log_tables import iter_decision_tables
 
             tables = list(iter_decision_tables(path))
             return pa.concat_tables(tables) if tables else pa.table({})

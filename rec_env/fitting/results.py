@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
-from rec_env.fit_defaults import DEFAULTS_RESOURCE, FitDefaults
+from rec_env.fitting.defaults import DEFAULTS_RESOURCE, FitDefaults
+from rec_env.fitting.rfm import PurchaseHistory
 from rec_env.parameters import HIDDEN_PARAMETERS
 from rec_env.population import Population
-from rec_env.rfm import PurchaseHistory
 
 __all__ = ["PopulationFit", "SegmentFit", "name_segments", "population_from_fits"]
 

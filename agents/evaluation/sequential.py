@@ -11,7 +11,7 @@ reported as the mean per-customer difference in 52-cycle profit with a 95 % conf
 4. **Restraint**: the myopic oracle with a 14-day cool-down and at most 2 messages per 30 days
    against the plain myopic oracle. This is the room RL has over bandits.
 
-Run ``python -m rec_env.agents.sequential --customers 50000`` to print the table.
+Run ``python -m rec_env.agents.evaluation.sequential --customers 50000`` to print the table.
 """
 
 from __future__ import annotations

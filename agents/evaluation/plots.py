@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rec_env.agents.evaluation import Evaluation
+from rec_env.agents.evaluation.evaluate import Evaluation
 
 __all__ = ["plot_kpis", "plot_learning_curves"]
 

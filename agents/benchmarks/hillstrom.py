@@ -12,7 +12,7 @@ Protocol (:func:`run_hillstrom`):
    * ``linucb`` and ``lin_ts``: the env's :class:`~rec_env.agents.bandits.LinUCB` and
      :class:`~rec_env.agents.bandits.LinearThompsonSampling` on Hillstrom's standardised
      contexts (:class:`~rec_env.agents.context_adapter.PaddedContextBandit`), trained by replay
-     (:func:`~rec_env.agents.replay.replay`, Li et al. 2011): they learn only from the rounds
+     (:func:`~rec_env.agents.ope.replay.replay`, Li et al. 2011): they learn only from the rounds
      where their choice matches the logged action. Their exploration widths (:math:`\alpha`,
      :math:`v`) are multiplied by the standard deviation of the training rewards, so that the
      same settings suit visits (0/1) and spend (dollars).
@@ -42,8 +42,8 @@ from rec_env.agents.ope import (
     OPEResult,
     SelfNormalizedIPS,
 )
+from rec_env.agents.ope.replay import ReplayResult, replay
 from rec_env.agents.ope.reward_models import PerActionRewardModel, RidgeRewardEstimator
-from rec_env.agents.replay import ReplayResult, replay
 from rec_env.datasets import HILLSTROM_ACTIONS, load_hillstrom
 
 __all__ = [

@@ -19,9 +19,11 @@ from typing import Any
 import numpy as np
 
 from rec_env.features import FEATURE_NAMES
-from rec_env.serve.decision_log import SCHEMA_VERSION
 
-__all__ = ["EXPORT_FORMATS", "export_decisions", "iter_decision_tables"]
+__all__ = ["EXPORT_FORMATS", "SCHEMA_VERSION", "export_decisions", "iter_decision_tables"]
+
+SCHEMA_VERSION = 1
+"""Schema of the decision log that ``recenv serve`` writes (``PRAGMA user_version``)."""
 
 EXPORT_FORMATS: dict[str, str] = {".parquet": "parquet", ".csv": "csv"}
 """File extensions :func:`export_decisions` understands, and their formats."""

@@ -4,14 +4,14 @@ The fitted population describes customers at their first purchase, and reproduce
 shows they did next. The steps:
 
 1. **Occasions.** Transactions are grouped into purchase occasions per customer and cycle
-   (:func:`rec_env.rfm.history_from_log`); customers observed for less than one whole cycle after
+   (:func:`~.rfm.history_from_log`); customers observed for less than one whole cycle after
    their first purchase are left out.
-2. **Starting segments.** k-means on scaled RFM (:mod:`rec_env.segmentation`), ``k = 4`` by
+2. **Starting segments.** k-means on scaled RFM (:mod:`rec_env.fitting.segmentation`), ``k = 4`` by
    default; with ``segments="auto"`` every k of :data:`AUTO_K` is fitted and the smallest BIC
    wins.
 3. **Segments as latent classes.** Every customer's likelihood under the env's no-action dynamics
-   on a grid of (purchase rate, churn rate) (:mod:`rec_env.latent_rates`), and their mean log
-   order value, feed an EM fit of a mixture (:mod:`rec_env.latent_classes`): each segment has a
+   on a grid of (purchase rate, churn rate) (:mod:`~.latent_rates`), and their mean log
+   order value, feed an EM fit of a mixture (:mod:`~.latent_classes`): each segment has a
    weight, a gamma purchase rate, a gamma churn rate and a log-normal order value. Fitting the
    segments to customers' posteriors, not to the counts that placed them in a k-means cluster,
    keeps segments chosen on outcomes from biasing their rates. The within-customer spread of log
@@ -23,11 +23,11 @@ shows they did next. The steps:
    average as its customers in the log (bisection, common random numbers).
 5. **Defaults.** Everything a purchase log cannot identify (responsiveness to each channel,
    discount and shipping elasticities, fatigue, unsubscribes, consents, visits) takes the values
-   of :mod:`rec_env.fit_defaults` (``profiles/fitting/defaults.yaml``). Customers enter at their
+   of :mod:`rec_env.fitting.defaults` (``profiles/fitting/defaults.yaml``). Customers enter at their
    first purchase (``last_purchase_days`` = 0).
 6. **Check.** The fitted population is simulated under no action with the log's own exposures,
    and the Kolmogorov–Smirnov distance between simulated and observed recency, frequency and
-   monetary value is reported (:func:`rec_env.rfm.rfm_ks_distances`).
+   monetary value is reported (:func:`rec_env.fitting.rfm.rfm_ks_distances`).
 """
 
 from __future__ import annotations
@@ -40,18 +40,17 @@ from typing import Literal
 import numpy as np
 
 from rec_env.distributions import Distribution
-from rec_env.fit_defaults import (
+from rec_env.fitting.defaults import (
     DEFAULTS_RESOURCE,
     FITTED_PARAMETERS,
     FitDefaults,
     load_fit_defaults,
 )
-from rec_env.fit_results import PopulationFit, SegmentFit, name_segments, population_from_fits
-from rec_env.latent_classes import LatentClasses, OrderValues, fit_latent_classes
-from rec_env.latent_rates import GridLikelihood
-from rec_env.population import Population
-from rec_env.purchase_log import PurchaseLog, PurchaseLogError
-from rec_env.rfm import (
+from rec_env.fitting.latent_classes import LatentClasses, OrderValues, fit_latent_classes
+from rec_env.fitting.latent_rates import GridLikelihood
+from rec_env.fitting.purchase_log import PurchaseLog, PurchaseLogError
+from rec_env.fitting.results import PopulationFit, SegmentFit, name_segments, population_from_fits
+from rec_env.fitting.rfm import (
     RFM,
     PurchaseHistory,
     history_from_log,
@@ -59,7 +58,8 @@ from rec_env.rfm import (
     rfm_ks_distances,
     simulate_history,
 )
-from rec_env.segmentation import kmeans_segments, rfm_features
+from rec_env.fitting.segmentation import kmeans_segments, rfm_features
+from rec_env.population import Population
 
 __all__ = [
     "AUTO_K",

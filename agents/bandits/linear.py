@@ -30,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 from numba import njit
 
-from rec_env.agents.bandit_base import (
+from rec_env.agents.bandits.base import (
     _ACTIONS_OUT_OF_RANGE,
     _NO_ALLOWED_ACTION,
     BanditPolicy,

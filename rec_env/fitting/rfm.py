@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rec_env.purchase_log import PurchaseLog, PurchaseLogError
+from rec_env.fitting.purchase_log import PurchaseLog, PurchaseLogError
 
 __all__ = [
     "RFM",

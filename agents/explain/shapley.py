@@ -108,7 +108,7 @@ class ExactShapley:
 
     The model-agnostic engine: it builds the hybrid inputs ``(x_S, b_{N∖S})`` of every
     non-trivial coalition and calls ``value_fn`` on them in large batches. For a small MLP,
-    :class:`rec_env.agents.explain.PolicyExplainer` uses a faster path that never builds the
+    :class:`~rec_env.agents.explain.PolicyExplainer` uses a faster path that never builds the
     inputs.
 
     Args:

@@ -19,9 +19,13 @@ from rec_env.agents.baselines import MyopicOracle
 from rec_env.env import build_model
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
 
-__all__ = ["KPI", "Evaluation", "evaluate", "kpis_with_ci", "oracle_profit"]
+__all__ = ["EVAL_SEED", "KPI", "Evaluation", "evaluate", "kpis_with_ci", "oracle_profit"]
 
 _Z95 = 1.96
+
+
+EVAL_SEED = 10_007
+"""Seed of the held-out evaluation cohort used by training and ``recenv eval``."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Each customer is described by ``log1p`` of their recency, their frequency and th
 per purchase occasion (all occasions, the acquisition included, so that customers without a
 repeat purchase have one), each standardised to mean 0 and standard deviation 1. k-means
 (k-means++ starts, the best of ``n_init``) groups them into ``k`` segments, numbered from the
-most to the least frequent buyers. :mod:`rec_env.latent_classes` refines these hard segments
+most to the least frequent buyers. :mod:`rec_env.fitting.latent_classes` refines these hard segments
 into a mixture.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rec_env.rfm import RFM, PurchaseHistory
+from rec_env.fitting.rfm import RFM, PurchaseHistory
 
 __all__ = ["kmeans_segments", "rfm_features"]
 

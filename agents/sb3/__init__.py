@@ -1,0 +1,65 @@
+"""Stable-Baselines3 agents: policy wrappers, hyperparameters as data, and training.
+
+* :mod:`~rec_env.agents.sb3.policy`: :class:`SB3Policy` and its PPO, A2C, DQN and MaskablePPO
+  subclasses (inference: what serving needs);
+* :mod:`~rec_env.agents.sb3.schemas`: the pydantic schemas of ``hyperparams/<algorithm>.yaml``;
+* :mod:`~rec_env.agents.sb3.training`: :func:`train_sb3` on the batched vector env.
+
+Example::
+
+    from rec_env.agents.sb3 import SB3Policy, train_sb3
+
+    policy, curve = train_sb3("ppo", {}, seed=0, eval_every=500_000)
+    policy.save("runs/ppo")
+    policy = SB3Policy.load("runs/ppo")
+
+Importing this package imports torch, Stable-Baselines3 and sb3-contrib.
+"""
+
+from __future__ import annotations
+
+from rec_env.agents.sb3.policy import (
+    MODEL_FILE,
+    POLICY_CLASSES,
+    A2CPolicy,
+    DQNPolicy,
+    MaskablePPOPolicy,
+    PPOPolicy,
+    SB3Policy,
+    ScaledFeatures,
+)
+from rec_env.agents.sb3.schemas import (
+    HYPERPARAMETER_SCHEMAS,
+    A2CHyperparams,
+    DQNHyperparams,
+    Hyperparams,
+    PolicyKwargs,
+    PPOHyperparams,
+    hyperparams_file,
+    load_hyperparams,
+    resolve_hyperparams,
+)
+from rec_env.agents.sb3.training import ExpectedRewards, LearningCurveCallback, train_sb3
+
+__all__ = [
+    "HYPERPARAMETER_SCHEMAS",
+    "MODEL_FILE",
+    "POLICY_CLASSES",
+    "A2CHyperparams",
+    "A2CPolicy",
+    "DQNHyperparams",
+    "DQNPolicy",
+    "ExpectedRewards",
+    "Hyperparams",
+    "LearningCurveCallback",
+    "MaskablePPOPolicy",
+    "PPOHyperparams",
+    "PPOPolicy",
+    "PolicyKwargs",
+    "SB3Policy",
+    "ScaledFeatures",
+    "hyperparams_file",
+    "load_hyperparams",
+    "resolve_hyperparams",
+    "train_sb3",
+]

@@ -1,0 +1,106 @@
+"""``EnvSettings``: what a simulated world is, as one small frozen value.
+
+Every adapter over the customer model (the Gymnasium env, the vector envs, the evaluator,
+training, run directories) takes an :class:`EnvSettings` instead of loose keyword dicts, and a
+run directory stores it in ``run.json``, so that it says exactly what it was trained on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
+
+from rec_env.dynamics import REWARD_MODES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rec_env.dynamics import CustomerModel
+
+__all__ = ["DEFAULT_CYCLE_DAYS", "DEFAULT_HORIZON", "EnvSettings"]
+
+DEFAULT_HORIZON = 52
+"""Cycles per customer before truncation: a year of weekly campaigns."""
+
+DEFAULT_CYCLE_DAYS = 7.0
+"""Days per campaign cycle."""
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """The settings of one simulated world.
+
+    Attributes:
+        profile: Population name (``recenv profiles list``) or YAML path.
+        reward_mode: ``"profit"``, ``"conversion"`` or ``"rule"``.
+        catalog: Action catalog name or YAML path.
+        horizon: Cycles per customer before truncation.
+        cycle_days: Days per cycle.
+
+    Raises:
+        ValueError: If a value is out of range; the message names the field.
+    """
+
+    profile: str = "default"
+    reward_mode: str = "profit"
+    catalog: str = "strategy"
+    horizon: int = DEFAULT_HORIZON
+    cycle_days: float = DEFAULT_CYCLE_DAYS
+
+    def __post_init__(self) -> None:
+        # Paths are kept as strings so that settings hash, compare and serialise the same way.
+        object.__setattr__(self, "profile", str(self.profile))
+        object.__setattr__(self, "catalog", str(self.catalog))
+        if self.reward_mode not in REWARD_MODES:
+            raise ValueError(
+                f"reward_mode must be one of {', '.join(REWARD_MODES)}, got {self.reward_mode!r}"
+            )
+        if isinstance(self.horizon, bool) or int(self.horizon) != self.horizon:
+            raise ValueError(f"horizon must be a whole number, got {self.horizon!r}")
+        object.__setattr__(self, "horizon", int(self.horizon))
+        if self.horizon < 1:
+            raise ValueError(f"horizon must be at least 1, got {self.horizon}")
+        object.__setattr__(self, "cycle_days", float(self.cycle_days))
+        if not 1.0 <= self.cycle_days <= 90.0:
+            raise ValueError(f"cycle_days must be between 1 and 90, got {self.cycle_days}")
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None) -> EnvSettings:
+        """Settings from a mapping such as ``run.json``'s ``env``; unknown keys are an error.
+
+        Raises:
+            ValueError: For an unknown key or an invalid value.
+        """
+        values = dict(values or {})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"unknown environment setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def coerce(cls, settings: EnvSettings | Mapping[str, Any] | None) -> EnvSettings:
+        """``settings`` itself, or settings from a mapping (``None`` gives the defaults)."""
+        if isinstance(settings, EnvSettings):
+            return settings
+        return cls.from_dict(settings)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-serialisable values."""
+        return asdict(self)
+
+    def replace(self, **changes: Any) -> EnvSettings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    def build_model(self) -> CustomerModel:
+        """The batched customer model of these settings (loads population and catalog).
+
+        Raises:
+            rec_env.errors.ConfigError: If the population or catalog file is missing or invalid.
+        """
+        from rec_env.env import build_model
+
+        return build_model(self.profile, self.reward_mode, self.catalog, self.cycle_days)  # type: ignore[arg-type]
