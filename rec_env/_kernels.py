@@ -16,7 +16,8 @@ import math
 import numpy as np
 from numba import njit
 
-from rec_env.features import CHANNELS, FEATURE_INDEX
+from rec_env.dynamics import OUTCOME_FIELDS
+from rec_env.features import CHANNELS, FEATURE_HIGH, FEATURE_INDEX
 from rec_env.parameters import HIDDEN_PARAMETERS
 
 # Row indices (compile-time constants for numba).
@@ -55,30 +56,34 @@ IRRITATION = _H["irritation"]
 A_CHANNEL, A_DISCOUNT, A_SHIPPING, A_RECOMMENDATION, A_COST = 0, 1, 2, 3, 4
 N_ACTION_ROWS = 5
 
-# Rows of the step output.
-(
-    OUT_REWARD,
-    OUT_TERMINATED,
-    OUT_DELIVERED,
-    OUT_OPENED,
-    OUT_PURCHASED,
-    OUT_REVENUE,
-    OUT_DISCOUNT_COST,
-    OUT_SHIPPING_COST,
-    OUT_CONTACT_COST,
-    OUT_UNSUBSCRIBED,
-    OUT_CHURNED,
-    OUT_PROFIT,
-) = range(12)
-N_OUT = 12
+# Rows of the step output, named once in rec_env.dynamics.OUTCOME_FIELDS.
+_OUT = {name: row for row, name in enumerate(OUTCOME_FIELDS)}
+OUT_REWARD = _OUT["reward"]
+OUT_TERMINATED = _OUT["terminated"]
+OUT_DELIVERED = _OUT["delivered"]
+OUT_OPENED = _OUT["opened"]
+OUT_PURCHASED = _OUT["purchased"]
+OUT_REVENUE = _OUT["revenue"]
+OUT_DISCOUNT_COST = _OUT["discount_cost"]
+OUT_SHIPPING_COST = _OUT["shipping_cost"]
+OUT_CONTACT_COST = _OUT["contact_cost"]
+OUT_UNSUBSCRIBED = _OUT["unsubscribed"]
+OUT_CHURNED = _OUT["churned"]
+OUT_PROFIT = _OUT["profit"]
+N_OUT = len(OUTCOME_FIELDS)
 
 REWARD_PROFIT, REWARD_CONVERSION, REWARD_RULE = 0, 1, 2
 REFERENCE_DISCOUNT = 0.15
 ENGAGEMENT_DECAY_DAYS = 90.0
 RATE_WEIGHT = 0.1
 MONETARY_WEIGHT = 0.3
-MAX_DAYS = 730.0
-MAX_CONTACT_DAYS = 365.0
+DAYS_PER_YEAR = 365.0
+# Feature bounds come from rec_env.features (compile-time constants for numba).
+MAX_DAYS = FEATURE_HIGH["last_purchase_days"]
+MAX_RECENCY = FEATURE_HIGH["recency"]
+MAX_CONTACT_DAYS = FEATURE_HIGH["days_since_contact"]
+MAX_FREQUENCY = FEATURE_HIGH["frequency"]
+MAX_MONETARY = FEATURE_HIGH["monetary_value"]
 
 
 # ---------------------------------------------------------------------- formulas
@@ -221,11 +226,11 @@ def step_kernel(
     ``uniforms`` is ``(5, n)`` (open, buy, visit, unsubscribe, churn) and ``normals`` ``(n,)``
     (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``.
     """
-    years = days / 365.0
+    years = days / DAYS_PER_YEAR
     slot_c = cursor % contact_history.shape[0]
     slot_d = cursor % discount_history.shape[0]
     decay_engagement = math.exp(-days / ENGAGEMENT_DECAY_DAYS)
-    decay_frequency = math.exp(-days / 365.0)
+    decay_frequency = math.exp(-days / DAYS_PER_YEAR)
     for i in range(obs.shape[1]):
         a = actions[i]
         channel = int(act[A_CHANNEL, a])
@@ -268,7 +273,7 @@ def step_kernel(
         hazard = (
             hid[CHURN_RATE, i]
             * years
-            * (1.0 + obs[LAST_PURCHASE, i] / 365.0)
+            * (1.0 + obs[LAST_PURCHASE, i] / DAYS_PER_YEAR)
             * (1.0 + hid[CONTACT_CHURN, i] * over)
         )
         churned = 1.0 if purchased == 0.0 and uniforms[4, i] < 1.0 - math.exp(-hazard) else 0.0
@@ -286,14 +291,14 @@ def step_kernel(
         # 8: state update
         if purchased > 0.0:
             obs[LAST_PURCHASE, i] = 0.0
-            obs[MONETARY, i] += MONETARY_WEIGHT * (min(value, 2000.0) - obs[MONETARY, i])
+            obs[MONETARY, i] += MONETARY_WEIGHT * (min(value, MAX_MONETARY) - obs[MONETARY, i])
         else:
             obs[LAST_PURCHASE, i] = min(obs[LAST_PURCHASE, i] + days, MAX_DAYS)
-        obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + purchased, 60.0)
+        obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + purchased, MAX_FREQUENCY)
         if visited > 0.0 or purchased > 0.0:
             obs[RECENCY, i] = 0.0
         else:
-            obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_DAYS)
+            obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_RECENCY)
         # engagement decays in cycles without interaction, and ignored messages erode it
         e = engagement if visited > 0.0 or purchased > 0.0 else engagement * decay_engagement
         e *= 1.0 - hid[IRRITATION, i] * delivered * (1.0 - opened)

@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rec_env.population import CustomerSampler, Population
 
 __all__ = [
+    "OUTCOME_FIELDS",
     "REWARD_MODES",
     "CustomerBatch",
     "CustomerModel",
@@ -35,6 +36,26 @@ __all__ = [
 
 RewardMode = Literal["profit", "conversion", "rule"]
 REWARD_MODES: tuple[str, ...] = ("profit", "conversion", "rule")
+OUTCOME_FIELDS: tuple[str, ...] = (
+    "reward",
+    "terminated",
+    "delivered",
+    "opened",
+    "purchased",
+    "revenue",
+    "discount_cost",
+    "shipping_cost",
+    "contact_cost",
+    "unsubscribed",
+    "churned",
+    "profit",
+)
+"""What one cycle produces per customer: the rows of :attr:`StepOutcome.values`, in order.
+
+The kernels write these rows (:mod:`rec_env._kernels` names them from this tuple), and every
+reader goes through :class:`StepOutcome` by name.
+"""
+_OUTCOME_ROW = {name: row for row, name in enumerate(OUTCOME_FIELDS)}
 _CONSENT_ROWS = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
 
 
@@ -69,27 +90,17 @@ class CustomerBatch:
 
 
 class StepOutcome:
-    """What happened to each customer in one cycle: rows of one ``(12, n)`` array.
+    """What happened to each customer in one cycle, read by name.
+
+    ``outcome.reward``, ``outcome.profit`` … are ``(n,)`` rows (``terminated`` as bool), one per
+    name in :data:`OUTCOME_FIELDS`.
 
     Attributes:
-        values: ``(12, n)`` outcome per customer, rows named in :attr:`FIELDS`.
+        values: ``(len(OUTCOME_FIELDS), n)`` outcome per customer.
         observation: ``(n, n_features)`` float32 observations after the cycle.
     """
 
-    FIELDS: tuple[str, ...] = (
-        "reward",
-        "terminated",
-        "delivered",
-        "opened",
-        "purchased",
-        "revenue",
-        "discount_cost",
-        "shipping_cost",
-        "contact_cost",
-        "unsubscribed",
-        "churned",
-        "profit",
-    )
+    FIELDS: tuple[str, ...] = OUTCOME_FIELDS
 
     def __init__(self, values: np.ndarray, observation: np.ndarray) -> None:
         self.values = values
@@ -97,12 +108,17 @@ class StepOutcome:
 
     def __getattr__(self, name: str) -> np.ndarray:
         try:
-            row = StepOutcome.FIELDS.index(name)
-        except ValueError:
+            row = _OUTCOME_ROW[name]
+        except KeyError:
             raise AttributeError(name) from None
         if name == "terminated":
             return self.values[row] > 0.5
         return self.values[row]
+
+    def customer(self, i: int, names: tuple[str, ...] = OUTCOME_FIELDS) -> dict[str, float]:
+        """The outcome of customer ``i`` as plain floats, for ``info`` dicts."""
+        column = self.values[:, i].tolist()
+        return {name: column[_OUTCOME_ROW[name]] for name in names}
 
 
 class CustomerPool:

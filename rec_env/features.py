@@ -14,6 +14,7 @@ __all__ = [
     "CHANNELS",
     "CONSENT_FEATURES",
     "FEATURES",
+    "FEATURE_HIGH",
     "FEATURE_INDEX",
     "FEATURE_NAMES",
     "OBS_HIGH",
@@ -187,6 +188,8 @@ FEATURE_INDEX: dict[str, int] = {name: i for i, name in enumerate(FEATURE_NAMES)
 PROFILE_FEATURES: tuple[str, ...] = FEATURE_NAMES[:10]
 """The classic marketing profile: the first ten features."""
 CONSENT_FEATURES: tuple[str, ...] = tuple(f"consent_{c}" for c in CHANNELS)
+FEATURE_HIGH: dict[str, float] = {f.name: f.high for f in FEATURES}
+"""Upper bound of each feature by name, for the dynamics' clipping and the samplers."""
 OBS_LOW = np.array([f.low for f in FEATURES], dtype=np.float32)
 OBS_HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)
 

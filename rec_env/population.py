@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from rec_env.config import load_model, resolve_data_file
 from rec_env.distributions import Conditional, Distribution, ParameterSpec
-from rec_env.features import FEATURE_INDEX, FEATURE_NAMES
+from rec_env.features import FEATURE_HIGH, FEATURE_INDEX, FEATURE_NAMES
 from rec_env.parameters import HIDDEN_PARAMETERS, SAMPLED_FEATURES
 
 __all__ = [
@@ -211,13 +211,17 @@ class CustomerSampler:
         for consent in ("consent_email", "consent_sms", "consent_push"):
             obs[:, col[consent]] = (obs[:, col[consent]] > 0.5).astype(np.float64)
         obs[:, col["engagement_score"]] = np.clip(obs[:, col["engagement_score"]], 0.0, 1.0)
-        lpd = np.clip(obs[:, col["last_purchase_days"]], 0.0, 730.0)
+        lpd = np.clip(obs[:, col["last_purchase_days"]], 0.0, FEATURE_HIGH["last_purchase_days"])
         obs[:, col["last_purchase_days"]] = lpd
-        obs[:, col["days_since_contact"]] = np.clip(obs[:, col["days_since_contact"]], 0.0, 365.0)
+        obs[:, col["days_since_contact"]] = np.clip(
+            obs[:, col["days_since_contact"]], 0.0, FEATURE_HIGH["days_since_contact"]
+        )
         annual = hp["purchase_rate"] * (0.5 + obs[:, col["engagement_score"]])
-        obs[:, col["frequency"]] = np.minimum(rng.poisson(annual), 60.0)
+        obs[:, col["frequency"]] = np.minimum(rng.poisson(annual), FEATURE_HIGH["frequency"])
         noise = rng.lognormal(0.0, 0.25, n)
-        obs[:, col["monetary_value"]] = np.clip(hp["order_value"] * noise, 1.0, 2000.0)
+        obs[:, col["monetary_value"]] = np.clip(
+            hp["order_value"] * noise, 1.0, FEATURE_HIGH["monetary_value"]
+        )
         strength = self.population.history_strength
         for feature, param in (
             ("email_opens", "email_responsiveness"),

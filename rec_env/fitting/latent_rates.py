@@ -31,11 +31,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rec_env.features import FEATURE_HIGH
 from rec_env.fitting.rfm import PurchaseHistory
 
 __all__ = ["GridLikelihood", "RateGrid", "fit_gamma", "gamma_on_grid"]
 
-_MAX_DAYS = 730.0
+_MAX_DAYS = FEATURE_HIGH["last_purchase_days"]
 """The env caps ``last_purchase_days`` here, and so the churn hazard's growth."""
 _FLUSH = -500.0
 
