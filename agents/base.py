@@ -1,22 +1,43 @@
-"""The one policy interface every agent follows (SB3 wrappers, bandits, baselines)."""
+"""The one policy interface every agent follows (SB3 wrappers, bandits, baselines).
+
+**Safe by default.** A policy knows the channel of each of its actions (``action_channels``,
+e.g. :attr:`rec_env.catalog.ActionTable.channel_names`) and the feature space of its inputs
+(``features``, the env's 16 features by default). When its inputs carry the consent flags,
+:meth:`Policy.predict` and :meth:`Policy.action_probabilities` combine the caller's masks with
+the consent masks read from the observations (:func:`rec_env.features.consent_masks`), so no
+action ever goes to a channel without consent, whether or not the caller passes masks.
+Subclasses implement :meth:`Policy._action_probabilities` (and optionally
+:meth:`Policy._predict`) and always receive the combined masks.
+"""
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from rec_env.feature_space import FeatureSpace
+from rec_env.features import CHANNELS, consent_masks
+
 __all__ = [
     "POLICY_FILE",
+    "FeaturesLike",
     "OnlinePolicy",
     "Policy",
     "masked_argmax",
     "read_policy_file",
     "uniform_over_allowed",
 ]
+
+FeaturesLike = FeatureSpace | Mapping[str, Any] | Sequence[str] | None
+"""What ``features`` accepts: a space, its ``to_dict()``, names, or ``None`` (the env's)."""
+
+NO_CHANNEL = "none"
+"""Channel name of actions that send nothing (always allowed)."""
 
 
 def masked_argmax(scores: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
@@ -34,17 +55,37 @@ def uniform_over_allowed(n: int, n_actions: int, action_masks: np.ndarray | None
     return allowed / allowed.sum(axis=1, keepdims=True)
 
 
+def _channel_indices(channels: Sequence[str], n_actions: int) -> np.ndarray:
+    """Index of each action's channel in :data:`CHANNELS` (``len(CHANNELS)``: none).
+
+    Raises:
+        ValueError: If the length is not ``n_actions`` or a channel is unknown.
+    """
+    if len(channels) != n_actions:
+        raise ValueError(f"action_channels needs one channel per action ({n_actions})")
+    known = (*CHANNELS, NO_CHANNEL)
+    unknown = sorted({c for c in channels if c not in known})
+    if unknown:
+        raise ValueError(f"unknown channels {unknown}; choose from {', '.join(known)}")
+    return np.array([CHANNELS.index(c) if c in CHANNELS else len(CHANNELS) for c in channels])
+
+
 class Policy(ABC):
     """A batched decision rule: observations ``(n, n_features)`` in, actions ``(n,)`` out.
 
-    Subclasses implement :meth:`action_probabilities`; :meth:`predict` takes the most likely
-    action or samples one with the policy's own generator. Every policy respects action masks:
-    a masked action has probability 0.
+    Subclasses implement :meth:`_action_probabilities`; :meth:`predict` takes the most likely
+    action or samples one with the policy's own generator. Every policy respects action masks
+    and, when it knows its actions' channels and its inputs carry consent flags, consent: a
+    masked action has probability 0.
 
     Args:
         n_actions: Size of the action space.
         action_names: Names of the actions, for reports.
         random_state: Seed of the policy's own generator (``self.random_``).
+        action_channels: Channel of each action (``"email"``, ``"sms"``, ``"push"`` or
+            ``"none"``); ``None`` if unknown (then only the caller's masks apply).
+        features: Feature space of the observations (default: the env's 16 features). Inputs
+            without consent columns get no consent mask.
     """
 
     algorithm: ClassVar[str] = "policy"
@@ -52,8 +93,11 @@ class Policy(ABC):
     def __init__(
         self,
         n_actions: int,
-        action_names: tuple[str, ...] | None = None,
+        action_names: Sequence[str] | None = None,
         random_state: int | None = None,
+        *,
+        action_channels: Sequence[str] | None = None,
+        features: FeaturesLike = None,
     ) -> None:
         if n_actions < 1:
             raise ValueError(f"n_actions must be at least 1, got {n_actions}")
@@ -61,12 +105,64 @@ class Policy(ABC):
         self.action_names = tuple(action_names or (f"action_{i}" for i in range(n_actions)))
         self.random_state = random_state
         self.random_ = np.random.default_rng(random_state)
+        self.features = FeatureSpace.coerce(features)
+        self.action_channels = None if action_channels is None else tuple(action_channels)
+        self._channel_index = (
+            None
+            if self.action_channels is None
+            else _channel_indices(self.action_channels, self.n_actions)
+        )
 
-    @abstractmethod
+    # ------------------------------------------------------------------ masks
+    def consent_masks(self, obs: np.ndarray) -> np.ndarray | None:
+        """``(n, n_actions)`` consent masks read from ``obs``, or ``None`` if there are none.
+
+        ``None`` when the policy does not know its actions' channels or its feature space has
+        no consent columns.
+
+        Raises:
+            ValueError: If ``obs`` does not have the feature space's columns.
+        """
+        columns = self.features.consent_columns
+        if self._channel_index is None or columns is None:
+            return None
+        obs = self.features.check(obs)
+        return consent_masks(obs[:, columns], self._channel_index)
+
+    def allowed_actions(
+        self, obs: np.ndarray, action_masks: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """The caller's masks combined with the consent masks (``None``: all allowed).
+
+        Raises:
+            ValueError: If the masks do not have shape ``(n, n_actions)``.
+        """
+        n = obs.shape[0]
+        masks = None
+        if action_masks is not None:
+            masks = np.asarray(action_masks, dtype=bool)
+            if masks.ndim == 1:
+                masks = masks[None, :]
+            if masks.shape != (n, self.n_actions):
+                expected = (n, self.n_actions)
+                raise ValueError(f"action_masks must have shape {expected}, got {masks.shape}")
+        consent = self.consent_masks(obs)
+        if consent is None:
+            return masks
+        return consent if masks is None else masks & consent
+
+    # ------------------------------------------------------------------ decisions
     def action_probabilities(
         self, obs: np.ndarray, action_masks: np.ndarray | None = None
     ) -> np.ndarray:
-        """``(n, n_actions)`` probability of each action; rows sum to 1, masked entries are 0."""
+        """``(n, n_actions)`` probability of each action; rows sum to 1, masked entries are 0.
+
+        Args:
+            obs: ``(n, n_features)`` observations (one customer may be 1-D).
+            action_masks: ``(n, n_actions)`` allowed actions, combined with consent.
+        """
+        obs = _as_batch(obs)
+        return self._action_probabilities(obs, self.allowed_actions(obs, action_masks))
 
     def predict(
         self,
@@ -74,20 +170,40 @@ class Policy(ABC):
         action_masks: np.ndarray | None = None,
         deterministic: bool = True,
     ) -> np.ndarray:
-        """Actions ``(n,)``: the most likely one, or one sampled from the probabilities."""
-        probs = self.action_probabilities(np.atleast_2d(obs), action_masks)
+        """Actions ``(n,)``: the most likely one, or one sampled from the probabilities.
+
+        Args:
+            obs: ``(n, n_features)`` observations (one customer may be 1-D).
+            action_masks: ``(n, n_actions)`` allowed actions, combined with consent.
+            deterministic: Take the most likely action instead of sampling.
+        """
+        obs = _as_batch(obs)
+        return self._predict(obs, self.allowed_actions(obs, action_masks), deterministic)
+
+    @abstractmethod
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        """``(n, n_actions)`` probabilities for 2-D ``obs`` and combined masks (``None``: all)."""
+
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
+    ) -> np.ndarray:
+        """Actions ``(n,)`` for 2-D ``obs`` and combined masks; by default from probabilities."""
+        probs = self._action_probabilities(obs, masks)
         if deterministic:
             return np.argmax(probs, axis=1)
         cumulative = probs.cumsum(axis=1)
         draws = self.random_.random((probs.shape[0], 1)) * cumulative[:, -1:]
         return np.minimum((draws > cumulative).sum(axis=1), self.n_actions - 1)
 
+    # ------------------------------------------------------------------ persistence
     def get_config(self) -> dict[str, Any]:
         """JSON-serialisable constructor arguments (used by :meth:`save`)."""
         return {
             "n_actions": self.n_actions,
             "action_names": list(self.action_names),
             "random_state": self.random_state,
+            "action_channels": None if self.action_channels is None else list(self.action_channels),
+            "features": self.features.to_dict(),
         }
 
     def save(self, directory: str | Path) -> None:
@@ -139,6 +255,12 @@ class OnlinePolicy(Policy):
     @abstractmethod
     def update(self, obs: np.ndarray, actions: np.ndarray, rewards: np.ndarray) -> None:
         """Learn from a batch: observations ``(n, F)``, actions ``(n,)``, rewards ``(n,)``."""
+
+
+def _as_batch(obs: np.ndarray) -> np.ndarray:
+    """``obs`` as a 2-D array (one customer may be 1-D)."""
+    obs = np.asarray(obs)
+    return obs[None, :] if obs.ndim == 1 else obs
 
 
 POLICY_FILE = "policy.json"

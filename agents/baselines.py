@@ -1,4 +1,8 @@
-"""Baseline policies: random, fixed action, classic rule, myopic oracle, contact cool-down."""
+"""Baseline policies: random, fixed action, classic rule, myopic oracle, contact cool-down.
+
+Every baseline decides through :class:`~rec_env.agents.base.Policy`, so it respects consent
+when it knows its actions' channels (see :func:`rec_env.agents.registry.make_baseline`).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from rec_env.agents.base import Policy, masked_argmax, uniform_over_allowed
+from rec_env.agents.base import FeaturesLike, Policy, masked_argmax, uniform_over_allowed
 from rec_env.catalog import ActionTable
-from rec_env.features import CHANNELS, FEATURE_INDEX
+from rec_env.dynamics import CustomerModel
+from rec_env.features import CHANNELS, CONSENT_FEATURES
+from rec_env.rollout import CohortResult, run_cohort
 
 __all__ = [
     "ContactCooldown",
@@ -17,6 +23,7 @@ __all__ = [
     "MyopicOracle",
     "RandomPolicy",
     "RuleBasedPolicy",
+    "best_fixed_action",
 ]
 
 
@@ -35,17 +42,15 @@ class RandomPolicy(Policy):
 
     algorithm: ClassVar[str] = "random"
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """Uniform over allowed actions."""
-        return uniform_over_allowed(np.atleast_2d(obs).shape[0], self.n_actions, action_masks)
+        return uniform_over_allowed(obs.shape[0], self.n_actions, masks)
 
-    def predict(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None, deterministic: bool = True
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
     ) -> np.ndarray:
         """A random allowed action (random even when ``deterministic``)."""
-        return super().predict(obs, action_masks, deterministic=False)
+        return super()._predict(obs, masks, deterministic=False)
 
 
 class FixedActionPolicy(Policy):
@@ -65,14 +70,11 @@ class FixedActionPolicy(Policy):
         self.action = int(action)
         self.fallback = int(fallback)
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """One-hot on the action, or on the fallback where the action is masked."""
-        n = np.atleast_2d(obs).shape[0]
-        actions = np.full(n, self.action)
-        if action_masks is not None:
-            actions = np.where(action_masks[:, self.action], self.action, self.fallback)
+        actions = np.full(obs.shape[0], self.action)
+        if masks is not None:
+            actions = np.where(masks[:, self.action], self.action, self.fallback)
         return _one_hot(actions, self.n_actions)
 
     def get_config(self) -> dict[str, Any]:
@@ -98,16 +100,14 @@ class MyopicOracle(Policy):
         """Use ``env.expected_rewards()`` for the customers being decided."""
         self.source = env
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """One-hot on the action with the highest expected immediate reward."""
         if self.source is None:
             raise RuntimeError("MyopicOracle needs set_env(env) before it can decide")
         expected = np.atleast_2d(self.source.expected_rewards())
-        if expected.shape[0] != np.atleast_2d(obs).shape[0]:
+        if expected.shape[0] != obs.shape[0]:
             raise ValueError("the oracle's env and the observations hold different customers")
-        return _one_hot(masked_argmax(expected, action_masks), self.n_actions)
+        return _one_hot(masked_argmax(expected, masks), self.n_actions)
 
 
 class ContactCooldown(Policy):
@@ -134,11 +134,18 @@ class ContactCooldown(Policy):
         min_days_between_contacts: float = 21.0,
         max_contacts_30d: float = 2.0,
     ) -> None:
-        super().__init__(base.n_actions, base.action_names)
+        super().__init__(
+            base.n_actions,
+            base.action_names,
+            action_channels=base.action_channels,
+            features=base.features,
+        )
         self.base = base
         self.no_action = int(no_action)
         self.min_days = float(min_days_between_contacts)
         self.max_contacts = float(max_contacts_30d)
+        self._days_column = self.features.index("days_since_contact")
+        self._contacts_column = self.features.index("contacts_last_30d")
 
     def set_env(self, env: Any) -> None:
         """Forward the env to the base policy (for the oracle)."""
@@ -146,17 +153,14 @@ class ContactCooldown(Policy):
             self.base.set_env(env)
 
     def _resting(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.atleast_2d(obs)
-        return (obs[:, FEATURE_INDEX["days_since_contact"]] < self.min_days) | (
-            obs[:, FEATURE_INDEX["contacts_last_30d"]] >= self.max_contacts
+        return (obs[:, self._days_column] < self.min_days) | (
+            obs[:, self._contacts_column] >= self.max_contacts
         )
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """The base policy's probabilities, or all mass on no action while resting."""
-        probs = self.base.action_probabilities(obs, action_masks)
-        resting = self._resting(obs)
+        probs = self.base.action_probabilities(obs, masks)
+        resting = self._resting(self.features.check(obs))
         probs[resting] = 0.0
         probs[resting, self.no_action] = 1.0
         return probs
@@ -187,6 +191,11 @@ class RuleBasedPolicy(Policy):
         **kwargs: Any,
     ) -> None:
         super().__init__(n_actions, **kwargs)
+        rates = ("email_opens", "sms_response", "push_response")
+        self._rate_columns = [self.features.index(name) for name in rates]
+        self._consent_columns = [self.features.index(name) for name in CONSENT_FEATURES]
+        self._discount_column = self.features.index("discount_sensitive")
+        self._shipping_column = self.features.index("free_shipping_preferred")
         self.no_action = int(no_action)
         self.discount_by_channel = np.asarray(discount_by_channel, dtype=np.intp)
         self.shipping_by_channel = np.asarray(shipping_by_channel, dtype=np.intp)
@@ -198,7 +207,9 @@ class RuleBasedPolicy(Policy):
                 raise ValueError(f"{name} needs one valid action per channel {CHANNELS}")
 
     @classmethod
-    def from_catalog(cls, actions: ActionTable, discount_rate: float = 0.15) -> RuleBasedPolicy:
+    def from_catalog(
+        cls, actions: ActionTable, discount_rate: float = 0.15, features: FeaturesLike = None
+    ) -> RuleBasedPolicy:
         """The rule for a compiled catalog, sending the given discount rate."""
 
         def by_channel(wanted: Any) -> list[int]:
@@ -214,6 +225,8 @@ class RuleBasedPolicy(Policy):
             by_channel(lambda i: actions.shipping[i] > 0),
             actions.no_action,
             action_names=actions.names,
+            action_channels=actions.channel_names,
+            features=features,
         )
 
     def get_config(self) -> dict[str, Any]:
@@ -225,26 +238,21 @@ class RuleBasedPolicy(Policy):
             "no_action": self.no_action,
         }
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """One-hot on the rule's action."""
-        obs = np.atleast_2d(obs)
-        f = FEATURE_INDEX
-        rates = obs[:, [f["email_opens"], f["sms_response"], f["push_response"]]].astype(float)
-        consent = obs[:, [f["consent_email"], f["consent_sms"], f["consent_push"]]] > 0.5
+        obs = self.features.check(obs)
+        rates = obs[:, self._rate_columns].astype(float)
+        consent = obs[:, self._consent_columns] > 0.5  # picks a channel; masks below enforce
         rates = np.where(consent, rates, -1.0)
         best = np.argmax(rates, axis=1)
         any_consent = consent.any(axis=1)
         actions = np.full(obs.shape[0], self.no_action)
-        shipping = (obs[:, f["free_shipping_preferred"]] > 0.5) & any_consent
-        discount = (obs[:, f["discount_sensitive"]] > 0.5) & any_consent
+        shipping = (obs[:, self._shipping_column] > 0.5) & any_consent
+        discount = (obs[:, self._discount_column] > 0.5) & any_consent
         actions = np.where(shipping, self.shipping_by_channel[best], actions)
         actions = np.where(discount, self.discount_by_channel[best], actions)
-        if action_masks is not None:
-            actions = np.where(
-                action_masks[np.arange(obs.shape[0]), actions], actions, self.no_action
-            )
+        if masks is not None:
+            actions = np.where(masks[np.arange(obs.shape[0]), actions], actions, self.no_action)
         return _one_hot(actions, self.n_actions)
 
 
@@ -273,19 +281,16 @@ class FlagTargetedPolicy(Policy):
         **kwargs: Any,
     ) -> None:
         super().__init__(n_actions, **kwargs)
-        if flag not in FEATURE_INDEX:
-            raise ValueError(f"unknown feature {flag!r}")
+        self._flag_column = self.features.index(flag)
         self.flag, self.if_flag, self.otherwise = flag, int(if_flag), int(otherwise)
         self.fallback = int(fallback)
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """One-hot on the flag's action."""
-        obs = np.atleast_2d(obs)
-        actions = np.where(obs[:, FEATURE_INDEX[self.flag]] > 0.5, self.if_flag, self.otherwise)
-        if action_masks is not None:
-            allowed = action_masks[np.arange(obs.shape[0]), actions]
+        obs = self.features.check(obs)
+        actions = np.where(obs[:, self._flag_column] > 0.5, self.if_flag, self.otherwise)
+        if masks is not None:
+            allowed = masks[np.arange(obs.shape[0]), actions]
             actions = np.where(allowed, actions, self.fallback)
         return _one_hot(actions, self.n_actions)
 
@@ -298,3 +303,28 @@ class FlagTargetedPolicy(Policy):
             "otherwise": self.otherwise,
             "fallback": self.fallback,
         }
+
+
+def best_fixed_action(
+    model: CustomerModel, n_customers: int, horizon: int, seed: int
+) -> tuple[int, CohortResult]:
+    """The fixed action with the highest mean profit over the horizon, and its run.
+
+    Every action is run on the same seeded cohort (common random numbers), with the do-nothing
+    action where it is masked.
+    """
+    table = model.actions
+    runs = [
+        run_cohort(
+            model,
+            FixedActionPolicy(
+                table.n_actions, a, table.no_action, action_channels=table.channel_names
+            ),
+            n_customers,
+            horizon,
+            seed,
+        )
+        for a in range(table.n_actions)
+    ]
+    best = int(np.argmax([r.profit.mean() for r in runs]))
+    return best, runs[best]

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from rec_env.agents.base import Policy
+from rec_env.catalog import ActionTable
 from rec_env.dynamics import CustomerModel
+from rec_env.settings import DEFAULT_HORIZON
 
 __all__ = [
     "ALGORITHMS",
@@ -17,6 +19,7 @@ __all__ = [
     "BASELINES",
     "SB3_ALGORITHMS",
     "TRAINABLE",
+    "action_kwargs",
     "check_algorithm",
     "make_bandit",
     "make_baseline",
@@ -37,18 +40,32 @@ def check_algorithm(name: str, allowed: tuple[str, ...] = ALGORITHMS) -> str:
     return key
 
 
+def action_kwargs(actions: ActionTable) -> dict[str, Any]:
+    """The constructor arguments every policy takes from a catalog: action names and channels.
+
+    Knowing the channels makes the policy consent-safe on the env's observations (see
+    :class:`~rec_env.agents.base.Policy`).
+    """
+    return {"action_names": actions.names, "action_channels": actions.channel_names}
+
+
 def make_bandit(name: str, model: CustomerModel, seed: int, **hyperparams: Any) -> Policy:
-    """A fresh bandit for the model's action space."""
+    """A fresh bandit for the model's action space, consent-safe on the env's observations."""
     from rec_env.agents.bandits import BANDITS
 
     cls = BANDITS[check_algorithm(name, BANDIT_ALGORITHMS)]
-    return cls(model.actions.n_actions, model.actions.names, seed, **hyperparams)
+    return cls(
+        model.actions.n_actions,
+        random_state=seed,
+        **action_kwargs(model.actions),
+        **hyperparams,
+    )
 
 
 def make_baseline(
     name: str, model: CustomerModel, seed: int = 0, evaluation_customers: int = 5_000
 ) -> Policy:
-    """A baseline policy; ``best_fixed`` is found by evaluating every fixed action.
+    """A baseline policy, consent-safe; ``best_fixed`` is found by evaluating every fixed action.
 
     Args:
         name: One of :data:`BASELINES`.
@@ -62,20 +79,19 @@ def make_baseline(
         MyopicOracle,
         RandomPolicy,
         RuleBasedPolicy,
+        best_fixed_action,
     )
 
     table = model.actions
-    n = table.n_actions
+    n, catalog = table.n_actions, action_kwargs(table)
     key = check_algorithm(name, BASELINES)
     if key == "random":
-        return RandomPolicy(n, table.names, random_state=seed)
+        return RandomPolicy(n, random_state=seed, **catalog)
     if key == "rule":
         return RuleBasedPolicy.from_catalog(table)
     if key == "oracle":
-        return MyopicOracle(n, action_names=table.names)
+        return MyopicOracle(n, **catalog)
     if key == "cooldown":
-        return ContactCooldown(MyopicOracle(n, action_names=table.names), table.no_action)
-    from rec_env.agents.evaluation.sequential import best_fixed_action
-
-    best, _ = best_fixed_action(model, evaluation_customers, 52, seed)
-    return FixedActionPolicy(n, best, table.no_action, action_names=table.names)
+        return ContactCooldown(MyopicOracle(n, **catalog), table.no_action)
+    best, _ = best_fixed_action(model, evaluation_customers, DEFAULT_HORIZON, seed)
+    return FixedActionPolicy(n, best, table.no_action, **catalog)

@@ -10,18 +10,32 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from rec_env import ENV_ID, __version__
 from rec_env.agents.base import Policy
 from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
-from rec_env.agents.registry import BANDIT_ALGORITHMS, TRAINABLE, check_algorithm, make_bandit
-from rec_env.agents.runs import RunInfo, file_sha256, model_file, write_curve, write_run_info
+from rec_env.agents.registry import (
+    BANDIT_ALGORITHMS,
+    TRAINABLE,
+    action_kwargs,
+    check_algorithm,
+    make_bandit,
+)
+from rec_env.agents.runs import (
+    RunInfo,
+    default_run_dir,
+    file_sha256,
+    model_file,
+    write_curve,
+    write_run_info,
+)
 from rec_env.env import build_model
 from rec_env.features import FEATURE_NAMES
 
-__all__ = ["train", "train_bandit"]
+__all__ = ["check_hyperparameters", "train", "train_bandit"]
 
 
 _BANDIT_DEFAULTS = {"n_envs": 256, "n_timesteps": 500_000}
@@ -92,6 +106,72 @@ def train_bandit(
     return policy, curve
 
 
+def _check_bandit_hyperparameters(
+    algorithm: str, env_kwargs: dict[str, Any], hyperparams: dict[str, Any], steps: int | None
+) -> dict[str, Any]:
+    """A bandit's hyperparameters with the defaults filled in, checked by building it once."""
+    from rec_env.agents.bandits import BANDITS
+
+    settings = {**_BANDIT_DEFAULTS, **hyperparams}
+    if steps is not None:
+        settings["n_timesteps"] = steps
+    for name in ("n_envs", "n_timesteps"):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{algorithm}: {name} must be a positive integer, got {value!r}")
+    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    # A bandit's hyperparameters are its keyword-only dataclass fields (OBP style), less those
+    # the registry sets from the catalog.
+    known = {f.name for f in fields(BANDITS[algorithm]) if f.init and f.kw_only}
+    known -= set(action_kwargs(model.actions))
+    unknown = sorted(set(settings) - known - set(_BANDIT_DEFAULTS))
+    if unknown:
+        raise ValueError(
+            f"{algorithm}: unknown hyperparameter(s) {', '.join(unknown)}; known: "
+            f"{', '.join(sorted(known | set(_BANDIT_DEFAULTS)))}"
+        )
+    bandit_settings = {k: v for k, v in settings.items() if k not in _BANDIT_DEFAULTS}
+    try:
+        make_bandit(algorithm, model, 0, **bandit_settings)  # its __post_init__ checks values
+    except TypeError as exc:  # a field the registry sets itself, e.g. action_names
+        raise ValueError(f"{algorithm}: cannot set {', '.join(bandit_settings)}: {exc}") from None
+    return settings
+
+
+def check_hyperparameters(
+    algorithm: str,
+    env_kwargs: dict[str, Any] | None = None,
+    hyperparams: dict[str, Any] | None = None,
+    steps: int | None = None,
+) -> dict[str, Any]:
+    """The hyperparameters :func:`train` will use, checked before anything is trained or written.
+
+    Args:
+        algorithm: One of :data:`rec_env.agents.registry.TRAINABLE`.
+        env_kwargs: The environment settings (bandits are built once on its action catalog).
+        hyperparams: Overrides of the defaults (SB3: the YAML file; bandits: their fields).
+        steps: Environment steps, overriding ``n_timesteps``.
+
+    Returns:
+        Every hyperparameter, including ``n_envs`` and ``n_timesteps``.
+
+    Raises:
+        ValueError: If a hyperparameter is unknown or its value invalid (the message names it);
+            :class:`rec_env.errors.ConfigError`, a ``ValueError``, for SB3's YAML file.
+    """
+    algorithm = check_algorithm(algorithm, TRAINABLE)
+    if algorithm in BANDIT_ALGORITHMS:
+        return _check_bandit_hyperparameters(
+            algorithm, dict(env_kwargs or {}), dict(hyperparams or {}), steps
+        )
+    from rec_env.agents.sb3 import load_hyperparams
+
+    overrides = dict(hyperparams or {})
+    if steps is not None:
+        overrides["n_timesteps"] = steps
+    return load_hyperparams(algorithm, overrides=overrides)
+
+
 def train(
     algorithm: str,
     env_kwargs: dict[str, Any] | None = None,
@@ -125,14 +205,14 @@ def train(
     """
     algorithm = check_algorithm(algorithm, TRAINABLE)
     env_kwargs = dict(env_kwargs or {})
-    directory = Path(out) if out is not None else Path("runs") / f"{algorithm}-seed{seed}"
+    used = check_hyperparameters(algorithm, env_kwargs, hyperparams, steps)
+    total = int(used["n_timesteps"])
+    directory = Path(out) if out is not None else default_run_dir(algorithm, seed)
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if algorithm in BANDIT_ALGORITHMS:
-        settings = {**_BANDIT_DEFAULTS, **(hyperparams or {})}
-        n_envs = int(settings.pop("n_envs"))
-        total = int(steps or settings.pop("n_timesteps"))
-        settings.pop("n_timesteps", None)
+        settings = {k: v for k, v in used.items() if k not in _BANDIT_DEFAULTS}
+        n_envs = int(used["n_envs"])
         policy, curve = train_bandit(
             algorithm,
             env_kwargs,
@@ -144,15 +224,12 @@ def train(
             eval_customers,
             progress,
         )
-        used = {"n_envs": n_envs, "n_timesteps": total, **settings}
     else:
-        from rec_env.agents.sb3 import load_hyperparams, train_sb3
+        from rec_env.agents.sb3 import train_sb3
 
         overrides = dict(hyperparams or {})
         if steps is not None:
             overrides["n_timesteps"] = steps
-        used = load_hyperparams(algorithm, overrides=overrides)
-        total = int(used["n_timesteps"])
         policy, curve = train_sb3(
             algorithm,
             env_kwargs,

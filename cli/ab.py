@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.dynamics import REWARD_MODES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -137,10 +137,8 @@ def ab_command(
         return
     if policy_a is None or policy_b is None:
         fail("give two policies (POLICY_A POLICY_B), or --plan to plan a test")
-    if customers < 4:
-        fail(f"--customers must be at least 4, got {customers}")
-    if cycles < 1:
-        fail(f"--cycles must be at least 1, got {cycles}")
+    check_count("--customers", customers, low=4, high=MAX_CUSTOMERS)
+    check_count("--cycles", cycles)
     if seed < 0:
         fail(f"--seed must be 0 or more, got {seed}")
     if reward_mode not in REWARD_MODES:

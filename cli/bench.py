@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._outputs import FORCE_INTO_HELP, check_output_directory, staged_directory
 from rec_env.datasets import HILLSTROM_REWARDS
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -100,6 +101,7 @@ def hillstrom_command(
     v: Annotated[
         float, typer.Option(help="Linear TS posterior scale, in standard deviations.")
     ] = 1.0,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_INTO_HELP)] = False,
 ) -> None:
     """Learn targeting policies on half of the Hillstrom e-mail campaign, value them on the rest.
 
@@ -118,6 +120,7 @@ def hillstrom_command(
         fail(f"--n-bootstrap must be at least 2, got {n_bootstrap}")
     if alpha < 0 or not v > 0:
         fail(f"--alpha must be >= 0 and --v > 0, got {alpha} and {v}")
+    check_output_directory(out, force=force)
     console = Console(stderr=True)
     with reporting_bad_input():
         bench = run_hillstrom(
@@ -129,7 +132,8 @@ def hillstrom_command(
             v,
             progress=lambda message: console.print(f"{message} …"),
         )
-    paths = write_hillstrom_outputs(bench, out)
+    with staged_directory(out) as staged:
+        paths = [out / path.relative_to(staged) for path in write_hillstrom_outputs(bench, staged)]
     stdout = Console()
     stdout.print(_value_table(bench))
     typer.echo(_shares_line(bench))

@@ -9,7 +9,8 @@ import typer
 from rich.console import Console
 
 from rec_env.agents.registry import ALGORITHMS
-from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
+from rec_env.cli._outputs import FORCE_INTO_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
 from rec_env.dynamics import REWARD_MODES
 
@@ -33,6 +34,7 @@ def compare_command(
     out: Annotated[Path, typer.Option(help="Directory for CSV, JSON and PNG outputs.")] = Path(
         "comparison"
     ),
+    force: Annotated[bool, typer.Option("--force", help=FORCE_INTO_HELP)] = False,
 ) -> None:
     """Evaluate agents on the same customers and write comparison.csv/.json and PNG plots.
 
@@ -41,10 +43,10 @@ def compare_command(
     """
     from rec_env.agents.evaluation.compare import compare, write_outputs
 
-    if customers < 1:
-        fail(f"--customers must be at least 1, got {customers}")
+    check_count("--customers", customers, high=MAX_CUSTOMERS)
     if reward_mode not in REWARD_MODES:
         fail(f"--reward-mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
+    check_output_directory(out, force=force)
     env_kwargs = {"profile": profile, "reward_mode": reward_mode}
     console = Console(stderr=True)
     with reporting_bad_input():
@@ -55,7 +57,10 @@ def compare_command(
             seed,
             progress=lambda label: console.print(f"evaluating {label} …"),
         )
-    paths = write_outputs(results, contenders, out)
+    with staged_directory(out) as staged:
+        paths = [
+            out / path.relative_to(staged) for path in write_outputs(results, contenders, staged)
+        ]
     Console().print(evaluation_table(results, f"{profile}: {customers:,} customers, seed {seed}"))
     for path in paths:
         typer.echo(f"wrote {path}")

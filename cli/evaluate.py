@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from rec_env.agents.evaluation.evaluate import evaluate
-from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._errors import MAX_CUSTOMERS, check_count, reporting_bad_input
 from rec_env.cli.reporting import evaluation_table
 
 __all__ = ["eval_command"]
@@ -32,8 +32,7 @@ def eval_command(
     """
     from rec_env.agents.runs import load_run
 
-    if customers < 1:
-        fail(f"--customers must be at least 1, got {customers}")
+    check_count("--customers", customers, high=MAX_CUSTOMERS)
     with reporting_bad_input():
         policy, info = load_run(run_dir)
         env_kwargs = dict(info.env_kwargs)

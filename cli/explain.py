@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,11 +12,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._errors import check_count, fail, reporting_bad_input
+from rec_env.cli._outputs import FORCE_HELP, check_output_file, staged_file
 from rec_env.features import FEATURE_NAMES, FEATURES
 
 if TYPE_CHECKING:
     from rec_env.agents.explain.explainer import PolicyExplainer
+    from rec_env.customer import FilledFeature
 
 __all__ = ["explain_command", "plain_words"]
 
@@ -67,8 +70,9 @@ def explain_command(
     customer: Annotated[
         Path,
         typer.Argument(
-            help="A customer JSON file (like profiles/users/*.json, all 16 features), or a CSV "
-            "file with one column per feature for --summary."
+            help="A customer JSON file (like profiles/users/*.json, nested or flat, any subset "
+            "of the 16 features; the others are filled in and listed), or a CSV file with one "
+            "column per feature for --summary."
         ),
     ],
     model: Annotated[Path, typer.Option(help="Run directory written by recenv train.")],
@@ -82,7 +86,11 @@ def explain_command(
     ] = None,
     top: Annotated[int, typer.Option(help="Contributions to print.")] = 5,
     background: Annotated[
-        int, typer.Option(help="Background customers drawn from the run's population.")
+        int,
+        typer.Option(
+            help="Background customers drawn from the run's population (at most as many as "
+            "`recenv serve` allows)."
+        ),
     ] = 16,
     seed: Annotated[int, typer.Option(help="Seed of the background draw.")] = 0,
     out: Annotated[
@@ -92,6 +100,15 @@ def explain_command(
             "[default: <customers>_shap.csv], next to a <name>_beeswarm.png."
         ),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    assume_consent: Annotated[
+        str,
+        typer.Option(
+            help="Channels whose consent counts as given when the customer file leaves it out: "
+            "a comma-separated list of email, sms, push, or all, or none (as `recenv serve` "
+            "treats unknown consent by default)."
+        ),
+    ] = "all",
 ) -> None:
     """Explain a trained policy's decision with exact Shapley values over the 16 features.
 
@@ -99,11 +116,15 @@ def explain_command(
     action; for DQN its Q-value; for LinUCB and linear Thompson sampling its estimated reward.
     Contributions are measured against a background of customers drawn from the run's population
     (same seed, same background). The model file's SHA-256 is checked before it is loaded.
+
+    Features the customer file leaves out are filled in with documented defaults (no contact or
+    discount history; see rec_env.customer.FEATURE_DEFAULTS) and listed in the output. Unknown
+    consent is assumed given for the explanation unless --assume-consent says otherwise.
     """
-    if top < 0:
-        fail(f"--top must be at least 0, got {top}")
-    if background < 1:
-        fail(f"--background must be at least 1, got {background}")
+    from rec_env.serve.settings import MAX_BACKGROUND
+
+    check_count("--top", top, low=0)
+    check_count("--background", background, high=MAX_BACKGROUND)
     suffix = customer.suffix.lower()
     if summary and suffix != ".csv":
         fail(f"{customer}: --summary reads a CSV file with one column per feature")
@@ -111,34 +132,95 @@ def explain_command(
         fail(f"{customer}: a CSV file holds many customers; add --summary")
     if suffix not in (".json", ".csv"):
         fail(f"{customer}: expected a .json customer or a .csv file of customers")
+    from rec_env.customer import parse_channels
+
+    try:
+        assumed = parse_channels(assume_consent)
+    except ValueError as exc:
+        fail(f"--assume-consent: {exc}")
     with reporting_bad_input():
-        if summary:
-            from rec_env.customer import load_customers_csv
-
-            ids, obs = load_customers_csv(customer)
-        else:
-            from rec_env.customer import load_customer, observation_of
-
-            profile = load_customer(customer)
-            ids, obs = [profile.customer_id], observation_of(profile, customer)[None, :]
+        ids, obs, filled_in = _read_customers(customer, summary, assumed)
         explainer = _load_policy(model, background, seed)
         actions = None
         if action is not None:
             actions = np.full(obs.shape[0], explainer.table.index(action))
+    outputs = _output_paths(customer, summary, out, force)  # before the explaining starts
+    with reporting_bad_input():
         explanation = explainer.explain(obs, actions=actions)
     if summary:
-        _write_summary(explainer, explanation, ids, customer, out)
+        _write_summary(explainer, explanation, ids, *outputs)
     else:
-        _print_one(explainer, explanation, ids[0], customer, top, out)
+        _print_one(explainer, explanation, ids[0], top, outputs[0], filled_in)
+
+
+def _read_customers(
+    path: Path, summary: bool, assume_consent: tuple[str, ...]
+) -> tuple[list[str], np.ndarray, tuple[FilledFeature, ...]]:
+    """Ids, ``(n, 16)`` float32 observations and the filled-in features of the customer file.
+
+    Raises:
+        ConfigError: Naming the file, the field and the problem.
+    """
+    from rec_env.customer import fill_in_rows, load_customer, load_customers_csv
+
+    if summary:
+        ids, obs = load_customers_csv(path)
+        return ids, obs, ()
+    profile = load_customer(path)
+    filled = fill_in_rows([profile.features], assume_consent)
+    customer_id = profile.customer_id or path.stem
+    return [customer_id], filled.observations.astype(np.float32), filled.filled_in
+
+
+def _print_filled_in(console: Console, filled_in: Sequence[FilledFeature]) -> None:
+    """The features the file left out, their values and why; assumed consent spelled out."""
+    if not filled_in:
+        return
+    console.print(f"Filled in ({len(filled_in)} of {len(FEATURE_NAMES)} features not given):")
+    for item in filled_in:
+        value = _format_value(item.feature, item.value)
+        console.print(escape(f"  {item.feature} = {value}: {item.reason}"))
+    assumed = [
+        item.feature.removeprefix("consent_")
+        for item in filled_in
+        if item.feature.startswith("consent_") and item.value == 1.0
+    ]
+    if assumed:
+        console.print(
+            escape(
+                f"Consent on {', '.join(assumed)} is assumed for this explanation; "
+                "`recenv serve` sends nothing on a channel of unknown consent unless started "
+                "with --assume-consent."
+            )
+        )
+
+
+def _output_paths(customer: Path, summary: bool, out: Path | None, force: bool) -> list[Path]:
+    """The files explain will write, checked before any work: the waterfall, or CSV + beeswarm.
+
+    The waterfall's format follows its suffix, so the suffix must be one matplotlib writes.
+    """
+    if not summary:
+        from matplotlib.backend_bases import FigureCanvasBase
+
+        formats = {f".{kind}" for kind in FigureCanvasBase.get_supported_filetypes()}
+        path = out or Path(f"{customer.stem}_waterfall.png")
+        check_output_file(path, force=force, suffixes=formats)
+        return [path]
+    path = out or Path(f"{customer.stem}_shap.csv")
+    check_output_file(path, force=force, suffixes={".csv"})
+    beeswarm = path.with_name(f"{path.stem.removesuffix('_shap')}_beeswarm.png")
+    check_output_file(beeswarm, force=force, option="the beeswarm plot of --out")
+    return [path, beeswarm]
 
 
 def _print_one(
     explainer: PolicyExplainer,
     explanation: object,
     customer_id: str,
-    source: Path,
     top: int,
-    out: Path | None,
+    path: Path,
+    filled_in: Sequence[FilledFeature] = (),
 ) -> None:
     import matplotlib
 
@@ -158,6 +240,7 @@ def _print_one(
         f"[bold]{escape(_action_label(explainer, recommended))}[/] with probability "
         f"{probabilities[recommended]:.2f}"
     )
+    _print_filled_in(console, filled_in)
     if action != recommended:
         console.print(
             f"Explaining [bold]{escape(_action_label(explainer, action))}[/] instead "
@@ -178,10 +261,10 @@ def _print_one(
             escape(plain_words(item["feature"], item["value"], item["contribution"], output))
         )
     console.print(table)
-    path = out or Path(f"{source.stem}_waterfall.png")
     shap.plots.waterfall(explanation[0], max_display=12, show=False)
     plt.title(f"{customer_id}: {output}")
-    plt.savefig(path, dpi=120, bbox_inches="tight")
+    with staged_file(path) as staged:
+        plt.savefig(staged, dpi=120, bbox_inches="tight")
     plt.close("all")
     console.print(f"Waterfall plot: {path}")
 
@@ -190,8 +273,8 @@ def _write_summary(
     explainer: PolicyExplainer,
     explanation: object,
     ids: list[str],
-    source: Path,
-    out: Path | None,
+    path: Path,
+    beeswarm: Path,
 ) -> None:
     import csv
 
@@ -201,8 +284,7 @@ def _write_summary(
     import matplotlib.pyplot as plt
     import shap
 
-    path = out or Path(f"{source.stem}_shap.csv")
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with staged_file(path) as staged, staged.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(
             ["customer_id", "action", "explained_output", "base_value", "model_output"]
@@ -220,9 +302,9 @@ def _write_summary(
                     *(f"{v:.9g}" for v in explanation.values[i]),
                 ]
             )
-    beeswarm = path.with_name(f"{path.stem.removesuffix('_shap')}_beeswarm.png")
     shap.plots.beeswarm(explanation, max_display=16, show=False)
-    plt.savefig(beeswarm, dpi=120, bbox_inches="tight")
+    with staged_file(beeswarm) as staged:
+        plt.savefig(staged, dpi=120, bbox_inches="tight")
     plt.close("all")
     mean_abs = np.abs(np.asarray(explanation.values)).mean(axis=0)
     order = np.argsort(-mean_abs)[:5]

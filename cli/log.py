@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._outputs import FORCE_HELP, check_output_file, staged_file
 
 __all__ = ["export_command", "log_app"]
 
@@ -26,6 +27,7 @@ def export_command(
     chunk_rows: Annotated[int, typer.Option(help="Decisions read and written at a time.")] = (
         100_000
     ),
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Write one row per decision: features, allowed actions, probabilities, reward.
 
@@ -39,10 +41,10 @@ def export_command(
         fail(f"--chunk-rows must be at least 1, got {chunk_rows}")
     with reporting_bad_input():
         export_format(out)
-        if not out.parent.is_dir():
-            raise ValueError(f"{out.parent}: no such directory")
+    check_output_file(out, force=force)
+    with reporting_bad_input(), staged_file(out) as staged:
         try:
-            written = export_decisions(db, out, chunk_rows)
+            written = export_decisions(db, staged, chunk_rows)
         except OSError as exc:
             raise ValueError(f"{out}: cannot write ({exc.strerror or exc})") from None
     typer.echo(f"wrote {written:,} decisions to {out}")

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 import rec_env
+from rec_env.cli._errors import ReportingGroup
 from rec_env.cli.ab import ab_command
 from rec_env.cli.bench import bench_app
 from rec_env.cli.compare import compare_command
@@ -23,6 +24,7 @@ __all__ = ["app"]
 
 app = typer.Typer(
     name="recenv",
+    cls=ReportingGroup,
     help=(
         "Simulate customers who receive marketing actions (an offer on a channel) and measure "
         "what each decision policy earns. Populations of customers are YAML data: list, show "

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._outputs import FORCE_HELP, check_output_file, staged_file
 from rec_env.distributions import (
     Bernoulli,
     Beta,
@@ -222,7 +223,7 @@ def fit_command(
             help="Purchase log (CSV, or gzip of it), or `cdnow` for the shipped CDNOW log.",
         ),
     ],
-    out: Annotated[Path, typer.Option(help="Population YAML file to write.")],
+    out: Annotated[Path, typer.Option(help="Population YAML file to write (.yaml or .yml).")],
     preset: Annotated[
         str | None,
         typer.Option(help="Log format: `csv` (header customer_id,date,amount) or `cdnow`."),
@@ -259,6 +260,7 @@ def fit_command(
         Path | None,
         typer.Option(help="YAML of the parameters a log cannot identify (default: shipped)."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Fit a population to a purchase log and write it as a population YAML file.
 
@@ -276,8 +278,7 @@ def fit_command(
         fail(f"--seed must be 0 or more, got {seed}")
     if not 1.0 <= cycle_days <= 90.0:
         fail(f"--cycle-days must be between 1 and 90, got {cycle_days:g}")
-    if not out.parent.is_dir():
-        fail(f"--out: directory {out.parent} does not exist")
+    check_output_file(out, force=force, suffixes=(".yaml", ".yml"))
     shipped = file in _SHIPPED_LOGS and not Path(file).exists()
     preset_name = preset or ("cdnow" if shipped else "csv")
     if preset_name not in LOG_PRESETS:
@@ -313,7 +314,8 @@ def fit_command(
         )
     if defaults is not None:
         fit.defaults_file = str(defaults)
-    fit.write(out)
+    with staged_file(out) as staged:
+        fit.write(staged)
     Console().print(_fit_table(fit))
     if fit.bics:
         bics = ", ".join(f"{k}: {bic:,.0f}" for k, bic in fit.bics.items())

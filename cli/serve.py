@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +25,25 @@ def _settings_error(exc: Exception) -> str:
         option = _OPTION_NAMES.get(field, "--" + field.replace("_", "-"))
         problems.append(f"{option}: {error['msg']}")
     return "; ".join(problems)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Bind ``host:port`` once and release it, so a bad host or a busy port fails up front.
+
+    Binds the way uvicorn does (IPv6 if the host holds a colon, with ``SO_REUSEADDR``), before
+    the model is loaded or the decision log is created.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except socket.gaierror:
+            fail(f"--host {host}: not an IP address or a known host name")
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                fail(f"--port {port}: already in use on {host}; stop that server or pick another")
+            fail(f"cannot listen on {host}:{port} ({exc.strerror or exc})")
 
 
 def serve_command(
@@ -66,11 +87,23 @@ def serve_command(
     n_background: Annotated[
         int | None, typer.Option(help="Background customers of explanations [default: 16].")
     ] = None,
+    assume_consent: Annotated[
+        str | None,
+        typer.Option(
+            envvar="RECENV_ASSUME_CONSENT",
+            show_envvar=True,
+            help="Channels on which a customer's unknown consent (left out of a request) counts "
+            "as given: a comma-separated list of email, sms, push, or all. By default nothing "
+            "is sent on a channel of unknown consent.",
+        ),
+    ] = None,
     torch_threads: Annotated[
         int, typer.Option(help="Torch threads (1 is fastest for single decisions).")
     ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn).")] = False,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn log level: critical, error, warning, info, debug, trace.")
+    ] = "info",
 ) -> None:
     """Serve a trained policy over HTTP: recommendations, rewards, explanations, metrics.
 
@@ -83,6 +116,10 @@ def serve_command(
         fail(f"--port must be between 1 and 65535, got {port}")
     if torch_threads < 1:
         fail(f"--torch-threads must be at least 1, got {torch_threads}")
+    from uvicorn.config import LOG_LEVELS
+
+    if log_level.lower() not in LOG_LEVELS:
+        fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     from pydantic import ValidationError
 
     from rec_env.serve import DecisionService, ServeSettings, create_app
@@ -99,11 +136,13 @@ def serve_command(
         "state_save_every": state_save_every,
         "explain": explain,
         "n_background": n_background,
+        "assume_consent": assume_consent,
     }
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as exc:
         fail(_settings_error(exc))
+    _check_can_listen(host, port)
     with reporting_bad_input():
         service = DecisionService.from_settings(settings)
     if "torch" in sys.modules:
@@ -122,5 +161,5 @@ def serve_command(
         port=port,
         workers=1,
         access_log=access_log,
-        log_level=log_level,
+        log_level=log_level.lower(),
     )

@@ -22,7 +22,7 @@ from rec_env.agents.baselines import (
     RandomPolicy,
     RuleBasedPolicy,
 )
-from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.dynamics import REWARD_MODES, CustomerModel, RewardMode
 from rec_env.env import build_model
 from rec_env.rollout import CohortResult, run_cohort
@@ -151,7 +151,9 @@ def simulate(
         str,
         typer.Option(help="random, fixed:ACTION (e.g. fixed:no_action), oracle, rule or cooldown."),
     ] = "random",
-    customers: Annotated[int, typer.Option(help="Number of customers in the cohort.")] = 10_000,
+    customers: Annotated[
+        int, typer.Option(help=f"Number of customers in the cohort (at most {MAX_CUSTOMERS:,}).")
+    ] = 10_000,
     profile: Annotated[str, typer.Option(help="Population name or YAML path.")] = "default",
     seed: Annotated[
         int, typer.Option(help="Seed of every random draw (customers and policy).")
@@ -171,10 +173,8 @@ def simulate(
     same customers and the same random numbers, so policies run with one seed are compared
     on equal terms.
     """
-    if customers < 1:
-        fail(f"--customers must be at least 1, got {customers}")
-    if horizon < 1:
-        fail(f"--horizon must be at least 1, got {horizon}")
+    check_count("--customers", customers, high=MAX_CUSTOMERS)
+    check_count("--horizon", horizon)
     if seed < 0:
         fail(f"--seed must be 0 or more, got {seed}")
     if reward_mode not in REWARD_MODES:

@@ -11,7 +11,9 @@ from rich.console import Console
 
 from rec_env.agents.evaluation.evaluate import KPI, Evaluation
 from rec_env.agents.registry import TRAINABLE, check_algorithm
-from rec_env.cli._errors import fail, reporting_bad_input
+from rec_env.agents.runs import RUN_FILE, RunInfo, default_run_dir, read_run_info
+from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
+from rec_env.cli._outputs import FORCE_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
 from rec_env.dynamics import REWARD_MODES
 
@@ -30,7 +32,7 @@ def parse_overrides(pairs: list[str]) -> dict[str, Any]:
             fail(f"--set expects KEY=VALUE, got {pair!r}")
         try:
             overrides[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             overrides[key.strip()] = raw
     return overrides
 
@@ -45,8 +47,10 @@ def train_command(
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     out: Annotated[
-        Path | None, typer.Option(help="Run directory [default: runs/ALGO-seedSEED].")
+        Path | None,
+        typer.Option(help="Run directory to create [default: runs/ALGO-seedSEED]."),
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=f"{FORCE_HELP} (a run directory)")] = False,
     set_: Annotated[
         list[str] | None,
         typer.Option("--set", help="Override a hyperparameter, e.g. --set learning_rate=1e-3."),
@@ -66,43 +70,52 @@ def train_command(
 
     Hyperparameters come from the algorithm's YAML (agents/sb3/hyperparams); --steps and
     --set override them. The run directory holds the model, run.json (with the model's
-    SHA-256 and the final metrics) and learning_curve.csv.
+    SHA-256 and the final metrics) and learning_curve.csv. It is written under a temporary
+    name and appears only when complete; an existing run directory is replaced only with
+    --force.
     """
-    from rec_env.agents.training import train
+    from rec_env.agents.training import check_hyperparameters, train
 
     with reporting_bad_input():
         name = check_algorithm(algorithm, TRAINABLE)
         if reward_mode not in REWARD_MODES:
             raise ValueError(f"--reward-mode must be one of {', '.join(REWARD_MODES)}")
-        for option, value in (
-            ("--steps", 1 if steps is None else steps),
-            ("--eval-customers", eval_customers),
-            ("--final-customers", final_customers),
-        ):
-            if value < 1:
-                raise ValueError(f"{option} must be at least 1, got {value}")
-        overrides = parse_overrides(set_ or [])
+    if steps is not None:
+        check_count("--steps", steps)
+    check_count("--eval-customers", eval_customers, high=MAX_CUSTOMERS)
+    check_count("--final-customers", final_customers, high=MAX_CUSTOMERS)
+    env_kwargs = {"profile": profile, "reward_mode": reward_mode}
+    with reporting_bad_input():
         from rec_env.env import build_model
 
         build_model(profile, reward_mode)  # fail fast on a bad population
-    env_kwargs = {"profile": profile, "reward_mode": reward_mode}
-    with reporting_bad_input():
-        run_dir = train(
+        overrides = parse_overrides(set_ or [])
+        check_hyperparameters(name, env_kwargs, overrides, steps)
+    run_dir = out if out is not None else default_run_dir(name, seed)
+    check_output_directory(run_dir, force=force, marker=RUN_FILE, create_parents=out is None)
+    with reporting_bad_input(), staged_directory(run_dir, replace_whole=True) as staged:
+        train(
             name,
             env_kwargs,
             steps=steps,
             seed=seed,
-            out=out,
+            out=staged,
             hyperparams=overrides,
             eval_customers=eval_customers,
             final_customers=final_customers,
             progress=progress,
             tensorboard_log=str(tensorboard) if tensorboard else None,
         )
-    info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    metrics = info["final_metrics"]
+    with reporting_bad_input():
+        info = read_run_info(run_dir)
+    _print_summary(info, run_dir)
+
+
+def _print_summary(info: RunInfo, run_dir: Path) -> None:
+    """Training time and the final evaluation recorded in ``run.json``."""
+    metrics = info.final_metrics
     result = Evaluation(
-        policy=name,
+        policy=info.algorithm,
         n_customers=metrics["n_customers"],
         seed=metrics["seed"],
         env_kwargs=metrics["env_kwargs"],
@@ -112,7 +125,9 @@ def train_command(
         oracle_share=metrics["oracle_share"],
     )
     console = Console()
-    console.print(f"trained {name} for {info['timesteps']:,} steps in {info['wall_time_s']:.0f} s")
+    console.print(
+        f"trained {info.algorithm} for {info.timesteps:,} steps in {info.wall_time_s:.0f} s"
+    )
     console.print(
         evaluation_table([result], f"final evaluation ({result.n_customers:,} customers)")
     )

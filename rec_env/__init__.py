@@ -1,7 +1,9 @@
 """recenv: learn and serve *who should get which marketing action*.
 
-``import rec_env`` registers ``rec_env/Recommendation-v0`` with Gymnasium. It imports numpy and
-gymnasium only; torch, Stable-Baselines3, shap and FastAPI load when their features are used.
+``import rec_env`` registers ``rec_env/Recommendation-v0`` with Gymnasium, with a single-env entry
+point (``gym.make``) and a vector entry point (``gym.make_vec``, a native ``VectorEnv`` on the
+batched core). It imports numpy and gymnasium only; torch, Stable-Baselines3, shap and FastAPI
+load when their features are used.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ from gymnasium.envs.registration import register
 from rec_env.env import RecommendationEnv, build_model
 from rec_env.errors import ConfigError
 from rec_env.features import FEATURE_NAMES
+from rec_env.settings import DEFAULT_HORIZON, EnvSettings
 
 if TYPE_CHECKING:  # pragma: no cover
+    from collections.abc import Mapping
+
     from rec_env.vec_env import RecommendationVecEnv
 
 __version__ = "0.1.0"
@@ -23,6 +28,7 @@ __all__ = [
     "ENV_ID",
     "FEATURE_NAMES",
     "ConfigError",
+    "EnvSettings",
     "RecommendationEnv",
     "__version__",
     "build_model",
@@ -33,27 +39,39 @@ __all__ = [
 
 ENV_ID = "rec_env/Recommendation-v0"
 
+# Entry points are strings, so registering imports neither env module's heavier dependencies.
 register(
     id=ENV_ID,
     entry_point="rec_env.env:RecommendationEnv",
-    max_episode_steps=52,
-    kwargs={"profile": "default", "reward_mode": "profit", "catalog": "strategy", "horizon": 52},
+    vector_entry_point="rec_env.vector_env:RecommendationVectorEnv",
+    max_episode_steps=DEFAULT_HORIZON,
+    kwargs={
+        "profile": "default",
+        "reward_mode": "profit",
+        "catalog": "strategy",
+        "horizon": DEFAULT_HORIZON,
+    },
 )
 
 
 def make_vec_env(
-    n_envs: int = 64, seed: int | None = None, **env_kwargs: Any
+    n_envs: int = 64,
+    seed: int | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
+    **env_kwargs: Any,
 ) -> RecommendationVecEnv:
     """An SB3 ``VecEnv`` of ``n_envs`` customers stepped together on the batched core.
 
     Args:
         n_envs: Number of customers simulated in parallel.
         seed: Seed of the single ``np.random.Generator`` behind all of them.
-        **env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        settings: The simulated world; keyword arguments override its fields.
+        **env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``,
+            ``render_mode``.
     """
     from rec_env.vec_env import RecommendationVecEnv
 
-    return RecommendationVecEnv(n_envs=n_envs, seed=seed, **env_kwargs)
+    return RecommendationVecEnv(n_envs, seed, settings, **env_kwargs)
 
 
 def load_population(population: Any = "default") -> Any:

@@ -72,14 +72,23 @@ def load_model(path: Path, model: type[ModelT]) -> ModelT:
         ConfigError: If the file cannot be read, is not valid YAML/JSON, or fails validation.
             The message names the file, the field and the problem.
     """
+    kind = "JSON" if path.suffix == ".json" else "YAML"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            f"expected a {kind} file"
+        ) from None
     try:
-        data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise ConfigError(f"{path}: not valid {path.suffix.lstrip('.') or 'YAML'}: {exc}") from None
+    except RecursionError:
+        # Both parsers recurse once per nesting level; no configuration nests this deep.
+        raise ConfigError(f"{path}: not valid {kind}: nested too deeply") from None
     if data is None:
         raise ConfigError(f"{path}: file is empty")
     if not isinstance(data, dict):

@@ -1,84 +1,355 @@
-"""A single customer's observed features, as given by a user (JSON file, API request, reset)."""
+"""Customers as users give them: a JSON file, an API request, a CSV file or ``env.reset``.
+
+One schema and one completion step serve every entry point:
+
+* :class:`CustomerProfile` (and :data:`CustomerFeatures`, its ``features``) validates a
+  customer. It accepts the nested form ``{"customer_id": ..., "features": {...}}``, the flat
+  form with the features at the top level (the seed's ten-feature JSON) and any subset of the
+  16 features. A feature that is given must be a finite number within its range
+  (:data:`rec_env.features.FEATURES`; flags 0 or 1), and unknown names are refused; every error
+  names the field.
+* :func:`fill_in_rows` and :func:`fill_in_columns` turn validated customers into ``(n, 16)``
+  observations. Features a customer left out get :data:`FEATURE_DEFAULTS`, and each filled
+  feature is reported with its value and the reason for it (:class:`FilledFeature`).
+
+Defaults (every feature may be left out):
+
+* Profile features: the typical customer of the default population (rounded medians of a
+  fresh draw); CRM flags are 0 (not tagged).
+* Contact state: no contact and no discount history (``days_since_contact`` at its maximum,
+  ``contacts_last_30d`` = ``discounts_last_90d`` = 0).
+* Consent: unknown consent is no consent (0), so nothing is sent on that channel, unless the
+  caller assumes consent on the channel (``assume_consent``; see :func:`parse_channels`).
+
+Simulation (``env.reset(options={"customer": ...})``) fills features in differently: it draws
+them from the customer's most likely segment, as a simulator can.
+"""
 
 from __future__ import annotations
 
 import csv
+import functools
 import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from typing_extensions import TypedDict
 
 from rec_env.config import load_model
 from rec_env.errors import ConfigError
-from rec_env.features import FEATURE_NAMES, FEATURES
+from rec_env.features import (
+    CHANNELS,
+    CONSENT_FEATURES,
+    FEATURE_INDEX,
+    FEATURE_NAMES,
+    FEATURES,
+    Feature,
+)
 
 __all__ = [
+    "FEATURE_DEFAULTS",
+    "CustomerFeatures",
     "CustomerProfile",
+    "FeatureDefault",
+    "FilledCustomers",
+    "FilledFeature",
+    "feature_description",
+    "feature_value_type",
+    "fill_in_columns",
+    "fill_in_rows",
     "load_customer",
     "load_customers_csv",
-    "observation_of",
+    "parse_channels",
     "validate_features",
 ]
 
 _BY_NAME = {f.name: f for f in FEATURES}
+_MAX_ID_LENGTH = 256
 
 
-def validate_features(features: dict[str, Any]) -> dict[str, float]:
-    """Check feature names, types and ranges; return them as floats.
+@dataclass(frozen=True)
+class FeatureDefault:
+    """The value a feature gets when a customer leaves it out, and why.
+
+    Attributes:
+        value: The default value.
+        reason: Why this value, as reported to the user.
+    """
+
+    value: float
+    reason: str
+
+
+_TYPICAL = "not given: median of the default population"
+_UNTAGGED = "not given: not tagged by the CRM"
+_NO_CONTACT = "not given: no contact recorded"
+_NO_DISCOUNT = "not given: no discount recorded"
+_CONSENT_UNKNOWN = "consent unknown: treated as no consent, nothing is sent on this channel"
+_CONSENT_ASSUMED = "consent unknown: assumed given (assume-consent)"
+
+FEATURE_DEFAULTS: dict[str, FeatureDefault] = {
+    "recency": FeatureDefault(28.0, _TYPICAL),
+    "frequency": FeatureDefault(0.0, _TYPICAL),
+    "monetary_value": FeatureDefault(74.0, _TYPICAL),
+    "engagement_score": FeatureDefault(0.45, _TYPICAL),
+    "discount_sensitive": FeatureDefault(0.0, _UNTAGGED),
+    "free_shipping_preferred": FeatureDefault(0.0, _UNTAGGED),
+    "email_opens": FeatureDefault(0.045, _TYPICAL),
+    "sms_response": FeatureDefault(0.055, _TYPICAL),
+    "push_response": FeatureDefault(0.045, _TYPICAL),
+    "last_purchase_days": FeatureDefault(49.0, _TYPICAL),
+    "days_since_contact": FeatureDefault(_BY_NAME["days_since_contact"].high, _NO_CONTACT),
+    "contacts_last_30d": FeatureDefault(0.0, _NO_CONTACT),
+    "discounts_last_90d": FeatureDefault(0.0, _NO_DISCOUNT),
+    **{name: FeatureDefault(0.0, _CONSENT_UNKNOWN) for name in CONSENT_FEATURES},
+}
+"""The one table of defaults for features a customer leaves out, in ``FEATURE_NAMES`` order.
+
+Consent features default to 0 unless the caller assumes consent on their channel.
+"""
+
+
+# ---------------------------------------------------------------------------- schema
+def _zero_or_one(value: float) -> float:
+    if value not in (0.0, 1.0):
+        raise PydanticCustomError("binary", "must be 0 or 1, got {value}", {"value": f"{value:g}"})
+    return value
+
+
+def feature_value_type(feature: Feature) -> Any:
+    """The validated type of one value of ``feature``.
+
+    A finite number (not a string or a bool) within the feature's range, checked by pydantic's
+    core (fast for batches); a flag is 0 or 1.
+    """
+    bounds = Field(strict=True, ge=feature.low, le=feature.high)
+    if feature.binary:
+        flag = Field(json_schema_extra={"enum": [0, 1]})
+        return Annotated[float, bounds, flag, AfterValidator(_zero_or_one)]
+    return Annotated[float, bounds]
+
+
+def feature_description(feature: Feature) -> str:
+    """The feature's description, unit, range and default (for schemas)."""
+    default = FEATURE_DEFAULTS[feature.name]
+    if feature.binary:
+        text = f"{feature.description} 0 or 1."
+    else:
+        text = f"{feature.description} Unit: {feature.unit}; {feature.low:g} to {feature.high:g}."
+    return f"{text} If left out: {default.value:g} ({default.reason})."
+
+
+CustomerFeatures: Any = TypedDict(  # type: ignore[misc]  # built from FEATURES
+    "CustomerFeatures",
+    {
+        f.name: Annotated[
+            feature_value_type(f), Field(description=feature_description(f), title=f.name)
+        ]
+        for f in FEATURES
+    },
+    total=False,
+)
+CustomerFeatures.__doc__ = "Observed features of one customer by name; any subset of the 16."
+CustomerFeatures.__pydantic_config__ = ConfigDict(extra="forbid", allow_inf_nan=False)
+_FEATURES = TypeAdapter(CustomerFeatures)
+
+
+def validate_features(features: Mapping[str, Any]) -> dict[str, float]:
+    """Check feature names, types and ranges (any subset of the features); return floats.
 
     Raises:
         ValueError: Naming the first offending feature and the problem.
     """
-    unknown = [k for k in features if k not in _BY_NAME]
-    if unknown:
-        raise ValueError(
-            f"unknown feature {unknown[0]!r}; valid features: {', '.join(FEATURE_NAMES)}"
-        )
-    clean: dict[str, float] = {}
-    for name, raw in features.items():
-        spec = _BY_NAME[name]
-        if isinstance(raw, bool) or not isinstance(raw, int | float):
-            raise ValueError(f"{name}: expected a number, got {raw!r}")
-        value = float(raw)
-        if not math.isfinite(value):
-            raise ValueError(f"{name}: must be finite, got {raw!r}")
-        if not spec.low <= value <= spec.high:
-            raise ValueError(
-                f"{name}: {value:g} is outside [{spec.low:g}, {spec.high:g}] ({spec.unit})"
-            )
-        if spec.binary and value not in (0.0, 1.0):
-            raise ValueError(f"{name}: must be 0 or 1, got {value:g}")
-        clean[name] = value
-    return clean
+    try:
+        return dict(_FEATURES.validate_python(features))
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise ValueError(f"{field}: {error['msg']}") from None
 
 
 class CustomerProfile(BaseModel):
-    """An example customer, as stored in ``profiles/users/*.json``.
+    """One customer: an id, a free-text description, a segment and (some of) its features.
+
+    Accepts ``{"customer_id": ..., "features": {...}}`` and the flat form, in which the features
+    sit at the top level next to the other fields (``{"recency": 15, ...}``). Subclasses add
+    fields (an API request's options); the flat form then takes every key that is not a field
+    as a feature, so an unknown key is reported as an unknown feature.
 
     Attributes:
         customer_id: Identifier (free text).
         description: What kind of customer this is.
-        segment: Optional segment name; if omitted the most likely segment is inferred.
-        features: Observed features by name. Features left out are drawn from the segment.
+        segment: Segment name for simulation; if omitted the most likely one is inferred.
+        features: The given features by name (floats). Features left out are filled in by
+            :func:`fill_in_rows` (or drawn from the segment in simulation).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = "anonymous"
-    description: str = ""
-    segment: str | None = None
-    features: dict[str, Any] = Field(min_length=1)
+    customer_id: str | None = Field(
+        None, max_length=_MAX_ID_LENGTH, description="Your id of the customer (logged)."
+    )
+    description: str | None = Field(None, description="What kind of customer this is (free text).")
+    segment: str | None = Field(
+        None, description="Population segment, used in simulation only (default: most likely)."
+    )
+    features: CustomerFeatures = Field(  # type: ignore[valid-type]
+        default_factory=dict,
+        description="Any subset of the 16 features; the others are filled in and reported.",
+    )
 
-    @field_validator("features")
+    @model_validator(mode="before")
     @classmethod
-    def _check_features(cls, value: dict[str, Any]) -> dict[str, float]:
-        return validate_features(value)
+    def _nest_flat_features(cls, data: Any) -> Any:
+        """The flat form: every key that is not a field is a feature."""
+        if not isinstance(data, dict) or "features" in data:
+            return data
+        fields = cls.model_fields
+        nested = {key: value for key, value in data.items() if key in fields}
+        nested["features"] = {key: value for key, value in data.items() if key not in fields}
+        return nested
 
 
+# ---------------------------------------------------------------------------- filling in
+class FilledFeature(NamedTuple):
+    """A feature that customers left out, and the value it was given.
+
+    Attributes:
+        feature: Feature name.
+        value: The value filled in.
+        reason: Why this value.
+        n_customers: How many customers of the request got it.
+    """
+
+    feature: str
+    value: float
+    reason: str
+    n_customers: int = 1
+
+    def as_dict(self, counts: bool = False) -> dict[str, Any]:
+        """``feature``, ``value`` and ``reason`` (and ``n_customers`` with ``counts``)."""
+        item: dict[str, Any] = {"feature": self.feature, "value": self.value, "reason": self.reason}
+        if counts:
+            item["n_customers"] = self.n_customers
+        return item
+
+
+@dataclass(frozen=True)
+class FilledCustomers:
+    """Complete observations and what was filled in to complete them.
+
+    Attributes:
+        observations: ``(n, 16)`` float64 in :data:`rec_env.features.FEATURE_NAMES` order.
+        filled_in: One entry per feature that at least one customer left out, in feature order.
+    """
+
+    observations: np.ndarray
+    filled_in: tuple[FilledFeature, ...]
+
+
+def parse_channels(value: str | Collection[str]) -> tuple[str, ...]:
+    """Channels named by ``"email,push"``, ``"all"``, ``"none"`` or ``""`` (or a collection).
+
+    Returns:
+        The channels, in :data:`rec_env.features.CHANNELS` order.
+
+    Raises:
+        ValueError: Naming an unknown channel.
+    """
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [name.strip().lower() for name in names if name.strip()]
+    if names in (["all"], ["none"]):
+        return CHANNELS if names == ["all"] else ()
+    unknown = [name for name in names if name not in CHANNELS]
+    if unknown:
+        raise ValueError(
+            f"unknown channel {unknown[0]!r}; expected a comma-separated list of "
+            f"{', '.join(CHANNELS)}, or all, or none"
+        )
+    return tuple(channel for channel in CHANNELS if channel in names)
+
+
+@functools.lru_cache(maxsize=16)
+def _defaults(assume_consent: tuple[str, ...]) -> tuple[np.ndarray, tuple[FeatureDefault, ...]]:
+    """:data:`FEATURE_DEFAULTS` in feature order, as values and as entries.
+
+    Consent is assumed (1) on the channels ``assume_consent`` (from :func:`parse_channels`).
+    """
+    defaults = [FEATURE_DEFAULTS[name] for name in FEATURE_NAMES]
+    for channel in assume_consent:
+        defaults[FEATURE_INDEX[f"consent_{channel}"]] = FeatureDefault(1.0, _CONSENT_ASSUMED)
+    values = np.array([d.value for d in defaults])
+    values.flags.writeable = False  # shared by every call (cached)
+    return values, tuple(defaults)
+
+
+def _fill_in(raw: np.ndarray, assume_consent: str | Collection[str]) -> FilledCustomers:
+    """Replace the NaN entries (left out) of ``(n, 16)`` ``raw`` by their defaults, in place."""
+    missing = np.isnan(raw)
+    counts = missing.sum(axis=0)
+    if not counts.any():
+        return FilledCustomers(raw, ())
+    values, defaults = _defaults(parse_channels(assume_consent))
+    np.copyto(raw, values, where=missing)
+    filled = tuple(
+        FilledFeature(FEATURE_NAMES[j], defaults[j].value, defaults[j].reason, count)
+        for j, count in enumerate(counts.tolist())
+        if count
+    )
+    return FilledCustomers(raw, filled)
+
+
+def fill_in_rows(
+    rows: Sequence[Mapping[str, float]], assume_consent: str | Collection[str] = ()
+) -> FilledCustomers:
+    """Observations of validated customers (:data:`CustomerFeatures`), left-out features filled.
+
+    Args:
+        rows: Each customer's given features by name (already validated).
+        assume_consent: Channels whose unknown consent counts as given (as for
+            :func:`parse_channels`); otherwise unknown consent is 0.
+    """
+    nan, n_features = math.nan, len(FEATURE_NAMES)
+    raw = np.array([[row.get(name, nan) for name in FEATURE_NAMES] for row in rows], dtype=float)
+    raw = raw.reshape(len(rows), n_features)
+    if all(len(row) == n_features for row in rows):  # validated rows: no feature left out
+        return FilledCustomers(raw, ())
+    return _fill_in(raw, assume_consent)
+
+
+def fill_in_columns(
+    columns: Mapping[str, Sequence[float]], n: int, assume_consent: str | Collection[str] = ()
+) -> FilledCustomers:
+    """Like :func:`fill_in_rows` for ``n`` customers given column by column.
+
+    Args:
+        columns: Equally long lists of values by feature name (already validated); a feature
+            without a column is filled in for every customer.
+        n: Number of customers.
+        assume_consent: Channels whose unknown consent counts as given.
+    """
+    raw = np.full((n, len(FEATURE_NAMES)), np.nan)
+    for name, values in columns.items():
+        raw[:, FEATURE_INDEX[name]] = values
+    return _fill_in(raw, assume_consent)
+
+
+# ---------------------------------------------------------------------------- files
 def load_customer(path: str | Path) -> CustomerProfile:
-    """Load and validate a customer JSON file.
+    """Load and validate a customer JSON file (nested or flat form, any subset of features).
 
     Raises:
         ConfigError: Naming the file, the field and the problem.
@@ -87,24 +358,6 @@ def load_customer(path: str | Path) -> CustomerProfile:
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     return load_model(path, CustomerProfile)
-
-
-def observation_of(profile: CustomerProfile, source: str | Path = "customer") -> np.ndarray:
-    """The ``(16,)`` float32 observation of a customer that gives every feature.
-
-    Simulation fills in features a profile leaves out; a trained policy cannot, so explaining
-    or serving a decision needs all of them.
-
-    Raises:
-        ConfigError: Naming the source and the first missing feature.
-    """
-    missing = [name for name in FEATURE_NAMES if name not in profile.features]
-    if missing:
-        raise ConfigError(
-            f"{source}: features.{missing[0]}: missing (all {len(FEATURE_NAMES)} features are "
-            f"needed; also missing: {', '.join(missing[1:]) or 'none'})"
-        )
-    return np.array([profile.features[name] for name in FEATURE_NAMES], dtype=np.float32)
 
 
 def load_customers_csv(path: str | Path) -> tuple[list[str], np.ndarray]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -9,15 +10,22 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rec_env.dynamics import CustomerModel, CustomerPool, RewardMode, StepOutcome
+from rec_env.dynamics import CustomerModel, CustomerPool, RewardMode
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
+from rec_env.render import render_rgb, render_text
+from rec_env.settings import EnvSettings
 
-__all__ = ["RecommendationEnv", "build_model"]
+__all__ = [
+    "RENDER_MODES",
+    "RecommendationEnv",
+    "build_model",
+    "check_render_mode",
+    "resolve_settings",
+]
 
+RENDER_MODES: tuple[str, ...] = ("ansi", "rgb_array")
 _INFO_KEYS = ("profit", "revenue", "purchased", "delivered", "opened", "unsubscribed", "churned")
-_INFO_ROWS = tuple(StepOutcome.FIELDS.index(key) for key in _INFO_KEYS)
-_REWARD_ROW = StepOutcome.FIELDS.index("reward")
-_TERMINATED_ROW = StepOutcome.FIELDS.index("terminated")
+_STEP_FIELDS = ("reward", "terminated", *_INFO_KEYS)
 
 
 def build_model(
@@ -37,6 +45,36 @@ def build_model(
 
     table = ActionTable.from_catalog(load_catalog(catalog))
     return CustomerModel(table, load_population(profile), reward_mode, cycle_days)
+
+
+def resolve_settings(
+    settings: EnvSettings | Mapping[str, Any] | None = None, **overrides: Any
+) -> EnvSettings:
+    """The settings of an env: ``settings`` (defaults if ``None``) with keyword overrides.
+
+    Every env class takes either an :class:`EnvSettings` or its fields as keyword arguments
+    (``gym.make`` passes keywords); overrides that are ``None`` are ignored.
+
+    Raises:
+        TypeError: If ``settings`` is neither settings, a mapping nor ``None``.
+        ValueError: For an invalid or unknown setting (the message names it).
+    """
+    if settings is not None and not isinstance(settings, EnvSettings | Mapping):
+        raise TypeError(
+            f"settings must be an EnvSettings or a mapping, got {type(settings).__name__}; "
+            "pass profile=..., reward_mode=... as keywords"
+        )
+    base = EnvSettings.coerce(settings)
+    changes = {key: value for key, value in overrides.items() if value is not None}
+    return base.replace(**changes) if changes else base
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    """Raise ``ValueError`` unless ``render_mode`` is ``None`` or one of :data:`RENDER_MODES`."""
+    if render_mode is not None and render_mode not in RENDER_MODES:
+        raise ValueError(
+            f"render_mode must be None or one of {', '.join(RENDER_MODES)}, got {render_mode!r}"
+        )
 
 
 class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
@@ -145,20 +183,33 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     ``step`` returns ``info`` with floats ``profit``, ``revenue``, ``purchased``, ``delivered``,
     ``opened``, ``unsubscribed`` and ``churned``. ``reset`` returns ``segment`` (its name).
 
+    ## Rendering
+
+    ``render_mode="ansi"``: one line with the cycle, the segment, the last action, its reward and
+    outcome, and every feature. ``"rgb_array"``: a small ``(H, W, 3)`` uint8 picture
+    (:mod:`rec_env.render`): a bar per feature (consent flags green or red), a block per action
+    (the last one yellow, masked ones dark), lamps for delivered / opened / purchased /
+    unsubscribed / churned and a bar for the reward.
+
     ## Arguments
 
     | Parameter     | Default      | Description |
     |---------------|--------------|-------------|
+    | `settings`    | `None`       | an `EnvSettings` (or mapping) with all of the next five |
     | `profile`     | `"default"`  | population name (`recenv profiles list`) or YAML path |
     | `reward_mode` | `"profit"`   | `"profit"`, `"conversion"` or `"rule"` |
     | `catalog`     | `"strategy"` | action catalog name or YAML path |
-    | `horizon`     | `52`         | cycles before truncation |
+    | `horizon`     | `52`         | cycles before truncation (`DEFAULT_HORIZON`) |
     | `cycle_days`  | `7`          | days per cycle |
-    | `render_mode` | `None`       | `None` or `"ansi"` |
+    | `render_mode` | `None`       | `None`, `"ansi"` or `"rgb_array"` |
+
+    Keyword arguments override the fields of ``settings``; ``env.settings`` holds the result.
 
     ```python
     import gymnasium as gym
     env = gym.make("rec_env:rec_env/Recommendation-v0", reward_mode="conversion")
+    envs = gym.make_vec("rec_env/Recommendation-v0", num_envs=1024,
+                        vectorization_mode="vector_entry_point")  # batched, see vector_env
     ```
 
     ## Version History
@@ -166,23 +217,30 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     * v0: Initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
 
     def __init__(
         self,
-        profile: str | Path = "default",
-        reward_mode: RewardMode = "profit",
-        catalog: str | Path = "strategy",
-        horizon: int = 52,
-        cycle_days: float = 7.0,
+        settings: EnvSettings | Mapping[str, Any] | None = None,
+        *,
+        profile: str | Path | None = None,
+        reward_mode: RewardMode | None = None,
+        catalog: str | Path | None = None,
+        horizon: int | None = None,
+        cycle_days: float | None = None,
         render_mode: str | None = None,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
-        if int(horizon) < 1:
-            raise ValueError(f"horizon must be at least 1, got {horizon}")
-        self.model = build_model(profile, reward_mode, catalog, cycle_days)
-        self.horizon = int(horizon)
+        check_render_mode(render_mode)
+        self.settings = resolve_settings(
+            settings,
+            profile=profile,
+            reward_mode=reward_mode,
+            catalog=catalog,
+            horizon=horizon,
+            cycle_days=cycle_days,
+        )
+        self.model = self.settings.build_model()
+        self.horizon = self.settings.horizon
         self.render_mode = render_mode
         self.feature_names: tuple[str, ...] = FEATURE_NAMES
         self.action_names: tuple[str, ...] = self.model.actions.names
@@ -193,6 +251,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._rows = np.zeros(1, dtype=np.intp)
         self._pool: CustomerPool | None = None
         self._t = 0
+        self._last_outcome: dict[str, float] | None = None
 
     @property
     def segment(self) -> str:
@@ -212,6 +271,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         else:
             self._set_customer(customer)
         self._t = 0
+        self._last_outcome = None
         return self._obs(), {"segment": self.segment}
 
     def _set_customer(self, customer: Any) -> None:
@@ -246,12 +306,12 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
             raise ValueError(f"action {action!r} is outside Discrete({self.action_space.n})")
         self._action[0] = action
         outcome = self.model.step(self._batch, self._action, self.np_random)
-        values = outcome.values[:, 0].tolist()
+        values = outcome.customer(0, _STEP_FIELDS)
         self._t += 1
-        info = {key: values[row] for key, row in zip(_INFO_KEYS, _INFO_ROWS, strict=True)}
-        terminated = values[_TERMINATED_ROW] > 0.5
+        self._last_outcome = values
+        info = {key: values[key] for key in _INFO_KEYS}
         obs = outcome.observation[0]
-        return obs, values[_REWARD_ROW], terminated, self._t >= self.horizon, info
+        return obs, values["reward"], values["terminated"] > 0.5, self._t >= self.horizon, info
 
     def _obs(self) -> np.ndarray:
         return self._batch.features[:, 0].astype(np.float32)
@@ -264,10 +324,14 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         """True expected immediate reward of every action for the current customer."""
         return self.model.expected_rewards(self._batch)[0]
 
-    def render(self) -> str | None:
-        """Render the current customer as text (``render_mode="ansi"``)."""
-        if self.render_mode != "ansi":
+    def render(self) -> str | np.ndarray | None:
+        """The current customer and the last cycle as text or a picture (see Rendering)."""
+        if self.render_mode is None:
             return None
-        values = self._batch.features[:, 0]
-        cells = [f"{name}={value:.4g}" for name, value in zip(FEATURE_NAMES, values, strict=True)]
-        return f"cycle {self._t} [{self.segment}] " + ", ".join(cells)
+        action = None if self._last_outcome is None else int(self._action[0])
+        features = self._batch.features[:, 0]
+        if self.render_mode == "ansi":
+            return render_text(
+                features, self._t, self.segment, self.action_names, action, self._last_outcome
+            )
+        return render_rgb(features, self.action_masks(), action, self._last_outcome)

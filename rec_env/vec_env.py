@@ -7,7 +7,7 @@ Stable-Baselines3 (and so torch); ``rec_env.make_vec_env`` imports it lazily.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,11 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from rec_env.dynamics import CustomerPool, RewardMode
-from rec_env.env import build_model
+from rec_env.autoreset import CustomerSlots
+from rec_env.dynamics import RewardMode
+from rec_env.env import resolve_settings
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
+from rec_env.settings import EnvSettings
 
 __all__ = ["RecommendationVecEnv"]
 
@@ -31,52 +33,62 @@ __all__ = ["RecommendationVecEnv"]
 class RecommendationVecEnv(VecEnv):
     """``n_envs`` customers stepped together; each slot starts a new customer when one ends.
 
-    It autoresets: when a customer churns (``terminated``) or reaches the horizon (truncated),
-    the returned observation is the new customer's, the last one is in
+    It autoresets the SB3 way: when a customer churns (``terminated``) or reaches the horizon
+    (truncated), the returned observation is the new customer's, the last one is in
     ``infos[i]["terminal_observation"]``, and ``infos[i]["TimeLimit.truncated"]`` says whether it
     was a truncation. The ``infos`` of slots that did not end are one shared empty dict per
     step: copy an entry before writing to it. ``env_method("action_masks")`` and
     ``env_method("expected_rewards")`` answer per slot, so sb3-contrib ``MaskablePPO`` works.
+    The slots' bookkeeping (:class:`~rec_env.autoreset.CustomerSlots`) is shared with the
+    Gymnasium vector env.
 
     Args:
         n_envs: Number of customers simulated in parallel.
         seed: Seed of the single generator behind every draw.
-        profile: Population name or YAML path.
-        reward_mode: ``"profit"``, ``"conversion"`` or ``"rule"``.
-        catalog: Action catalog name or YAML path.
-        horizon: Cycles per customer before truncation.
-        cycle_days: Days per cycle.
+        settings: The simulated world (:class:`~rec_env.settings.EnvSettings` or a mapping).
+        profile: Population name or YAML path (overrides ``settings``).
+        reward_mode: ``"profit"``, ``"conversion"`` or ``"rule"`` (overrides ``settings``).
+        catalog: Action catalog name or YAML path (overrides ``settings``).
+        horizon: Cycles per customer before truncation (overrides ``settings``).
+        cycle_days: Days per cycle (overrides ``settings``).
+        render_mode: ``None`` or ``"rgb_array"`` (pictures from :meth:`get_images`).
     """
 
     def __init__(
         self,
         n_envs: int = 64,
         seed: int | None = None,
-        profile: str | Path = "default",
-        reward_mode: RewardMode = "profit",
-        catalog: str | Path = "strategy",
-        horizon: int = 52,
-        cycle_days: float = 7.0,
+        settings: EnvSettings | Mapping[str, Any] | None = None,
+        *,
+        profile: str | Path | None = None,
+        reward_mode: RewardMode | None = None,
+        catalog: str | Path | None = None,
+        horizon: int | None = None,
+        cycle_days: float | None = None,
+        render_mode: str | None = None,
     ) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be at least 1, got {n_envs}")
-        if int(horizon) < 1:
-            raise ValueError(f"horizon must be at least 1, got {horizon}")
-        self.model = build_model(profile, reward_mode, catalog, cycle_days)
-        self.horizon = int(horizon)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+        self.settings = resolve_settings(
+            settings,
+            profile=profile,
+            reward_mode=reward_mode,
+            catalog=catalog,
+            horizon=horizon,
+            cycle_days=cycle_days,
+        )
+        self.model = self.settings.build_model()
+        self.horizon = self.settings.horizon
         self.feature_names = FEATURE_NAMES
         self.action_names = self.model.actions.names
-        self.render_mode = None
         observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
         action_space = spaces.Discrete(self.model.actions.n_actions)
+        self.render_mode = render_mode  # read by VecEnv.__init__ through get_attr
         super().__init__(n_envs, observation_space, action_space)
-        self._rng = np.random.default_rng(seed)
-        self._pool = CustomerPool(self.model.sampler, self._rng, chunk=max(256, 8 * n_envs))
-        self._batch = self.model.new_batch(n_envs)
-        self._t = np.zeros(n_envs, dtype=np.int64)
+        self.slots = CustomerSlots(self.model, n_envs, self.horizon, np.random.default_rng(seed))
         self._actions = np.zeros(n_envs, dtype=np.intp)
-        self._all = np.arange(n_envs)
-        self._started = False
 
     # ------------------------------------------------------------------ VecEnv API
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -87,14 +99,10 @@ class RecommendationVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         """Draw a new customer in every slot."""
         if self._seeds and self._seeds[0] is not None:
-            self._rng = np.random.default_rng(self._seeds[0])
-            self._pool = CustomerPool(self.model.sampler, self._rng, chunk=self._pool.chunk)
+            self.slots.reseed(np.random.default_rng(self._seeds[0]))
         self._reset_seeds()
         self._reset_options()
-        self.model.draw_customers(self._batch, self._all, self._pool)
-        self._t[:] = 0
-        self._started = True
-        return self.model.observe(self._batch)
+        return self.slots.start()
 
     def step_async(self, actions: np.ndarray) -> None:
         """Store the actions of the next step."""
@@ -102,12 +110,7 @@ class RecommendationVecEnv(VecEnv):
 
     def step_wait(self) -> VecEnvStepReturn:
         """Advance every customer one cycle and restart the ones that ended."""
-        if not self._started:
-            raise RuntimeError("call reset() before step()")
-        out = self.model.step(self._batch, self._actions, self._rng)
-        self._t += 1
-        terminated = out.terminated
-        truncated = self._t >= self.horizon
+        out, terminated, truncated = self.slots.step(self._actions)
         dones = terminated | truncated
         obs = out.observation
         # Slots that did not end share one fresh empty dict (building n dicts per step would
@@ -122,10 +125,8 @@ class RecommendationVecEnv(VecEnv):
                     "terminal_observation": final_obs[k],
                     "TimeLimit.truncated": time_limit[k],
                 }
-            self.model.draw_customers(self._batch, done_rows, self._pool)
-            self._t[done_rows] = 0
-            obs[done_rows] = self._batch.features[:, done_rows].T
-        return obs, out.values[0].astype(np.float32), dones, infos
+            obs[done_rows] = self.slots.restart(done_rows)
+        return obs, out.reward.astype(np.float32), dones, infos
 
     def close(self) -> None:
         """Nothing to release."""
@@ -162,8 +163,10 @@ class RecommendationVecEnv(VecEnv):
         return [False for _ in self._get_indices(indices)]
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        """No images: the env renders text only."""
-        return [None for _ in range(self.num_envs)]
+        """One picture per slot with ``render_mode="rgb_array"`` (see ``rec_env.render``)."""
+        if self.render_mode != "rgb_array":
+            return [None for _ in range(self.num_envs)]
+        return self.slots.render_rgb()
 
     def _get_indices(self, indices: VecEnvIndices) -> Iterable[int]:
         if indices is None:
@@ -175,8 +178,8 @@ class RecommendationVecEnv(VecEnv):
     # ------------------------------------------------------------------ batched extras
     def action_masks(self) -> np.ndarray:
         """``(n_envs, n_actions)`` bool consent masks."""
-        return self.model.action_masks(self._batch)
+        return self.slots.action_masks()
 
     def expected_rewards(self) -> np.ndarray:
         """``(n_envs, n_actions)`` true expected immediate rewards (oracle access)."""
-        return self.model.expected_rewards(self._batch)
+        return self.slots.expected_rewards()

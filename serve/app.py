@@ -37,6 +37,9 @@ with its propensity, and learn from rewards.
   probabilities with exploration, among the actions the customer consented to.
 * `POST /v1/events/{event_id}/reward` records the outcome; online policies (bandits) learn.
 * `POST /v1/explain` gives SHAP contributions of the features.
+* A customer may leave features out (any subset of the 16, nested under `features` or flat):
+  they are filled in with documented defaults and listed in `filled_in`. Unknown consent is
+  no consent unless the operator assumes it (`--assume-consent`).
 * `GET /v1/model`, `GET /metrics` (API key if configured) and `GET /health`.
 """
 

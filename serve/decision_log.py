@@ -5,11 +5,8 @@ call is one row of ``decisions``. A 10,000-customer batch is one wide insert plu
 ``executemany`` of narrow rows appended in key order; ``recenv log export`` flattens the log into
 one row per decision (see :mod:`rec_env.datasets.decision_log_tables`).
 
-Event ids are version-4 UUIDs whose first 28 characters are the request's random key and whose
-last 8 hex digits are ``(offset + position) mod 2^32``, with a random ``offset`` per request.
-They look random, the ids of one batch share their prefix, and a reward finds its decision by
-two primary-key lookups instead of through an index of random ids that every batch would have to
-update at 10,000 random places.
+Event ids (:mod:`rec_env.serve.event_ids`) are version-4 UUIDs that encode the request and the
+position, so a reward finds its decision by two primary-key lookups.
 
 Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
 
@@ -38,11 +35,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sqlite3
 import threading
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +46,7 @@ import numpy as np
 
 from rec_env.datasets.decision_log_tables import SCHEMA_VERSION
 from rec_env.features import FEATURE_NAMES
+from rec_env.serve.event_ids import POSITIONS, event_ids, new_request_key, parse_event_id
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -59,7 +55,6 @@ __all__ = [
     "RewardConflictError",
     "RewardReceipt",
     "UnknownEventError",
-    "event_ids",
 ]
 
 CHECKPOINT_INTERVAL = 1.0
@@ -67,8 +62,6 @@ CHECKPOINT_INTERVAL = 1.0
 
 _N_FEATURES = len(FEATURE_NAMES)
 _FLOAT = np.dtype("<f8")
-_KEY_LENGTH = 28
-_POSITIONS = 1 << 32
 
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS models (
@@ -106,38 +99,6 @@ CREATE TABLE IF NOT EXISTS rewards (
 );
 PRAGMA user_version = {SCHEMA_VERSION};
 """
-
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NUMPY_IDS = 64
-"""From this many ids on, formatting them with numpy beats a Python loop."""
-
-
-def _new_request_key() -> tuple[str, int]:
-    """A random request key (the first 28 characters of a UUID4) and position offset."""
-    raw = os.urandom(4)
-    return str(uuid.uuid4())[:_KEY_LENGTH], int.from_bytes(raw, "little")
-
-
-def event_ids(request_key: str, offset: int, n: int) -> list[str]:
-    """The event ids of the ``n`` decisions of a request (large batches in one numpy pass)."""
-    if n < _NUMPY_IDS:
-        return [f"{request_key}{(offset + i) % _POSITIONS:08x}" for i in range(n)]
-    codes = (offset + np.arange(n, dtype=np.uint64)) % _POSITIONS
-    text = np.empty((n, _KEY_LENGTH + 8), dtype=np.uint8)
-    text[:, :_KEY_LENGTH] = np.frombuffer(request_key.encode(), dtype=np.uint8)
-    shifts = np.arange(28, -1, -4, dtype=np.uint64)
-    text[:, _KEY_LENGTH:] = _HEX_DIGITS[(codes[:, None] >> shifts) & np.uint64(0xF)]
-    return text.view(f"S{_KEY_LENGTH + 8}").ravel().astype(f"U{_KEY_LENGTH + 8}").tolist()
-
-
-def _parse_event_id(event_id: str) -> tuple[str, int] | None:
-    """``(request_key, code)`` of a canonical event id, or None if it cannot be one."""
-    if len(event_id) != _KEY_LENGTH + 8:
-        return None
-    try:
-        return event_id[:_KEY_LENGTH], int(event_id[_KEY_LENGTH:], 16)
-    except ValueError:
-        return None
 
 
 class _Checkpointer(threading.Thread):
@@ -300,7 +261,7 @@ class DecisionLog:
             The ``n`` new event ids.
         """
         n = features.shape[0]
-        request_key, offset = _new_request_key()
+        request_key, offset = new_request_key()
         ids = event_ids(request_key, offset, n)
         propensities = probabilities[np.arange(n), actions].tolist()
         request = (
@@ -383,7 +344,7 @@ class DecisionLog:
 
     def _decision(self, event_id: str) -> LoggedDecision | None:
         """Read a decision (the caller holds the lock)."""
-        parsed = _parse_event_id(event_id)
+        parsed = parse_event_id(event_id)
         if parsed is None:
             return None
         request_key, code = parsed
@@ -394,7 +355,7 @@ class DecisionLog:
         if request is None:
             return None
         request_id, offset, model_version = request
-        position = (code - offset) % _POSITIONS
+        position = (code - offset) % POSITIONS
         row = self._connection.execute(
             "SELECT event_id, action, propensity FROM decisions "
             "WHERE request_id = ? AND position = ?",

@@ -1,20 +1,18 @@
 r"""The probabilities of an SB3 actor-critic policy computed in numpy, for fast serving.
 
 A one-customer forward pass through torch costs about half a millisecond of operator dispatch,
-several times the arithmetic of a 16-64-64-16 MLP. The explainer already copies such networks
-to numpy (:func:`~rec_env.agents.explain.numpy_network`); the service reuses that copy for its
-decisions:
+several times the arithmetic of a 16-64-64-16 MLP. The service decides with the numpy copy of
+the network that the explainer uses too (:func:`~rec_env.agents.sb3.network.numpy_network`):
 
 .. math::
 
     p(a \mid s) = \frac{m_a \, \mathrm{softmax}(f(s))_a}{\sum_b m_b \, \mathrm{softmax}(f(s))_b}
 
-with ``f`` the policy network and ``m`` the action mask, which is exactly what
-:meth:`rec_env.agents.sb3.policy.SB3Policy.action_probabilities` computes (MaskablePPO's masked
-logits give the same renormalised softmax). :func:`numpy_probabilities` checks the copy
-against the policy on a cohort of customers and returns None, so that the service calls the
-policy itself, if the network is not a plain MLP or the two disagree by more than
-:data:`TOLERANCE`.
+with ``f`` the policy network and ``m`` the action mask
+(:meth:`~rec_env.agents.sb3.network.NumpyNetwork.probabilities`). :func:`numpy_probabilities`
+checks the copy against the policy on a cohort of customers and returns None, so that the
+service calls the policy itself, if the network is not a plain MLP or the two disagree by more
+than :data:`TOLERANCE`.
 """
 
 from __future__ import annotations
@@ -50,22 +48,13 @@ def numpy_probabilities(
     """
     if policy.algorithm not in NUMPY_ALGORITHMS:
         return None
-    from rec_env.agents.explain.explainer import numpy_network
+    from rec_env.agents.sb3.network import numpy_network
 
     network = numpy_network(policy)
     if network is None:
         return None
-    first, last = network.layers[0], network.layers[-1]
-
-    def probabilities(obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        hidden = network.hidden(network.scale(obs) @ first.weight + first.bias)
-        logits = (hidden @ last.weight + last.bias).astype(np.float64)
-        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
-        weights *= masks
-        return weights / weights.sum(axis=1, keepdims=True)
-
     masks = actions.consent_masks(check_obs)
     expected = policy.action_probabilities(check_obs, masks)
-    if not np.allclose(probabilities(check_obs, masks), expected, rtol=0.0, atol=TOLERANCE):
+    if not np.allclose(network.probabilities(check_obs, masks), expected, rtol=0, atol=TOLERANCE):
         return None
-    return probabilities
+    return network.probabilities

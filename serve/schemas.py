@@ -1,24 +1,35 @@
 """Request and response models of the decision service.
 
-The customer models are generated from :data:`rec_env.features.FEATURES`, so every feature's
-name, description, unit and range appear in the OpenAPI schema and are enforced on input:
-numbers must be finite and within range (strings and booleans are not numbers), flags must be
-0 or 1, every feature is required and unknown keys are rejected. A failed check is a 422
-response whose ``loc`` names the field.
+A customer is a :class:`rec_env.customer.CustomerProfile`: its features are generated from
+:data:`rec_env.features.FEATURES`, so every feature's name, description, unit, range and
+default appear in the OpenAPI schema and are enforced on input: numbers must be finite and
+within range (strings and booleans are not numbers), flags must be 0 or 1 and unknown keys are
+rejected. Any subset of the features may be given; the others are filled in with the documented
+defaults of :data:`rec_env.customer.FEATURE_DEFAULTS` and reported in ``filled_in``. A failed
+check is a 422 response whose ``loc`` names the field.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import TypedDict
 
-from rec_env.features import FEATURES, Feature
+from rec_env.customer import (
+    CustomerFeatures,
+    CustomerProfile,
+    feature_description,
+    feature_value_type,
+)
+from rec_env.features import FEATURES
 from rec_env.serve.settings import MAX_BATCH
 
 __all__ = [
     "EXAMPLE_FEATURES",
+    "SEED_EXAMPLE",
     "Action",
+    "BatchFilledFeature",
     "BatchRecommendRequest",
     "BatchRecommendResponse",
     "Contribution",
@@ -30,6 +41,7 @@ __all__ = [
     "ExplorationInfo",
     "FeatureColumns",
     "FeatureSpec",
+    "FilledFeature",
     "Health",
     "ModelInfo",
     "RecommendRequest",
@@ -58,9 +70,33 @@ EXAMPLE_FEATURES: dict[str, float] = {
 }
 """A discount-driven customer (``profiles/users/bargain_hunter.json``), used in the examples."""
 
+SEED_EXAMPLE: dict[str, float] = {
+    "recency": 15,
+    "frequency": 3,
+    "monetary_value": 200,
+    "engagement_score": 0.78,
+    "discount_sensitive": 1,
+    "free_shipping_preferred": 0,
+    "email_opens": 0.87,
+    "sms_response": 0.12,
+    "push_response": 0.05,
+    "last_purchase_days": 8,
+}
+"""The seed's flat example customer: the ten profile features; contact state and consent are
+filled in."""
+
 _MAX_EXCLUDED = 256
 _MAX_ID_LENGTH = 256
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 _EXAMPLE_ACTION = {"index": 5, "name": "discount_15_sms", "offer": "discount", "channel": "sms"}
+_EXAMPLE_FILLED_IN = [
+    {"feature": "days_since_contact", "value": 365.0, "reason": "not given: no contact recorded"},
+    {
+        "feature": "consent_push",
+        "value": 0.0,
+        "reason": "consent unknown: treated as no consent, nothing is sent on this channel",
+    },
+]
 _EXAMPLE_EXPLANATION = {
     "kind": "probability",
     "explained_output": "P(discount_15_sms)",
@@ -75,87 +111,77 @@ _EXAMPLE_EXPLANATION = {
 }
 
 
-def _value_type(feature: Feature) -> Any:
-    """The validated type of one value of ``feature``."""
-    if feature.binary:
-        return Literal[0, 1]
-    return Annotated[float, Field(strict=True, ge=feature.low, le=feature.high)]
-
-
-def _describe(feature: Feature) -> str:
-    if feature.binary:
-        return f"{feature.description} 0 or 1."
-    return f"{feature.description} Unit: {feature.unit}; {feature.low:g} to {feature.high:g}."
-
-
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
-
-CustomerFeatures: type[BaseModel] = create_model(
-    "CustomerFeatures",
-    __config__=ConfigDict(**_STRICT, json_schema_extra={"examples": [EXAMPLE_FEATURES]}),
-    __doc__="The 16 observed features of one customer, by name (all required).",
-    **{
-        f.name: (
-            Annotated[_value_type(f), Field(description=_describe(f), title=f.name)],
-            ...,
-        )
-        for f in FEATURES
-    },
-)
-
-FeatureColumns: type[BaseModel] = create_model(
+FeatureColumns: Any = TypedDict(  # type: ignore[misc]  # built from FEATURES
     "FeatureColumns",
-    __config__=ConfigDict(
-        **_STRICT,
-        json_schema_extra={"examples": [{k: [v, v] for k, v in EXAMPLE_FEATURES.items()}]},
-    ),
-    __doc__="The features of many customers column by column: one equally long list per feature.",
-    **{
-        f.name: (
-            list[_value_type(f)],
-            Field(min_length=1, max_length=MAX_BATCH, description=_describe(f)),
-        )
+    {
+        f.name: Annotated[
+            list[feature_value_type(f)],  # type: ignore[misc]
+            Field(min_length=1, max_length=MAX_BATCH, description=feature_description(f)),
+        ]
         for f in FEATURES
     },
+    total=False,
+)
+FeatureColumns.__doc__ = (
+    "The features of many customers column by column: one equally long list per feature. "
+    "Any subset of the features; a feature without a column is filled in for every customer."
+)
+FeatureColumns.__pydantic_config__ = ConfigDict(
+    extra="forbid",
+    allow_inf_nan=False,
+    json_schema_extra={"examples": [{k: [v, v] for k, v in EXAMPLE_FEATURES.items()}]},
 )
 
 
-def _check_columns(columns: BaseModel) -> BaseModel:
-    lengths = {name: len(values) for name, values in columns}
-    expected = next(iter(lengths.values()))
+def _check_columns(columns: dict[str, list[float]]) -> int:
+    """The number of customers of equally long columns."""
+    if not columns:
+        raise ValueError("give at least one feature column")
+    lengths = {name: len(values) for name, values in columns.items()}
+    first, expected = next(iter(lengths.items()))
     for name, length in lengths.items():
         if length != expected:
-            raise ValueError(f"{name} has {length} values, {FEATURES[0].name} has {expected}")
-    return columns
+            raise ValueError(f"{name} has {length} values, {first} has {expected}")
+    return expected
 
 
 class _Model(BaseModel):
     model_config = _STRICT
 
 
-class _CustomerMetadata(_Model):
-    customer_id: str | None = Field(
-        None, max_length=_MAX_ID_LENGTH, description="Your id of the customer (logged)."
-    )
-    description: str | None = Field(
-        None, description="Ignored: lets a profiles/users/*.json file be posted as it is."
-    )
-    segment: str | None = Field(None, description="Ignored, like description.")
+class FilledFeature(BaseModel):
+    """A feature the request left out, and the value it was given."""
+
+    feature: str
+    value: float = Field(description="The value used for the decision.")
+    reason: str = Field(description="Why this value (a documented default, or assumed consent).")
 
 
-class RecommendRequest(_CustomerMetadata):
-    """Decide the marketing action for one customer."""
+class BatchFilledFeature(FilledFeature):
+    """A feature some customers of a batch left out, and the value they were given."""
+
+    n_customers: int = Field(description="How many customers of the batch got this value.")
+
+
+class RecommendRequest(CustomerProfile):
+    """Decide the marketing action for one customer.
+
+    The features may be nested under ``features`` or given at the top level (the flat form);
+    any subset of them will do. Features left out are filled in with documented defaults and
+    reported in the response's ``filled_in``; unknown consent is no consent unless the
+    operator assumes it (``--assume-consent``).
+    """
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {"features": EXAMPLE_FEATURES, "excluded_actions": ["discount_20_sms"]},
                 {"customer_id": "cust-1001", "features": EXAMPLE_FEATURES, "explain": True},
+                SEED_EXAMPLE,
             ]
         }
     )
 
-    features: CustomerFeatures  # type: ignore[valid-type]
     explain: bool = Field(False, description="Also explain the decision with SHAP values.")
     excluded_actions: list[str] = Field(
         default_factory=list,
@@ -168,7 +194,8 @@ class BatchRecommendRequest(_Model):
     """Decide for many customers at once: give ``customers`` (rows) or ``columns``.
 
     ``columns`` is the fast path for large batches (one list per feature); ``customers`` takes
-    the same objects as ``features`` of ``/v1/recommend``.
+    the same objects as ``features`` of ``/v1/recommend``. Rows may leave features out and
+    columns may be missing; those features are filled in as for ``/v1/recommend``.
     """
 
     model_config = ConfigDict(
@@ -181,7 +208,10 @@ class BatchRecommendRequest(_Model):
     )
 
     customers: list[CustomerFeatures] | None = Field(  # type: ignore[valid-type]
-        None, min_length=1, max_length=MAX_BATCH, description="One object per customer."
+        None,
+        min_length=1,
+        max_length=MAX_BATCH,
+        description="One object of features per customer; any subset of the features.",
     )
     columns: FeatureColumns | None = Field(  # type: ignore[valid-type]
         None, description="One list per feature, all of the same length."
@@ -216,7 +246,7 @@ class BatchRecommendRequest(_Model):
         """Number of customers in the request."""
         if self.customers is not None:
             return len(self.customers)
-        return len(getattr(self.columns, FEATURES[0].name))
+        return len(next(iter(self.columns.values())))
 
 
 class Action(BaseModel):
@@ -268,6 +298,7 @@ class RecommendResponse(BaseModel):
                     "action": _EXAMPLE_ACTION,
                     "propensity": 0.397,
                     "probabilities": {"no_action": 0.112, "discount_15_sms": 0.397},
+                    "filled_in": _EXAMPLE_FILLED_IN,
                     "explanation": None,
                 }
             ]
@@ -280,6 +311,10 @@ class RecommendResponse(BaseModel):
     propensity: float = Field(description="Probability with which the action was served.")
     probabilities: dict[str, float] = Field(
         description="Serving probability of every action (0 where not allowed)."
+    )
+    filled_in: list[FilledFeature] = Field(
+        description="Features the request left out and the values they were given (in feature "
+        "order); empty if all 16 were given."
     )
     explanation: Explanation | None = Field(None, description="With explain: true.")
 
@@ -302,6 +337,7 @@ class BatchRecommendResponse(BaseModel):
                     "propensities": [0.397, 0.112],
                     "action_names": ["no_action", "...", "recommendation_push"],
                     "probabilities": None,
+                    "filled_in": [{**_EXAMPLE_FILLED_IN[0], "n_customers": 1}],
                 }
             ]
         }
@@ -315,16 +351,27 @@ class BatchRecommendResponse(BaseModel):
     propensities: list[float]
     action_names: list[str] = Field(description="Order of the probability rows.")
     probabilities: list[list[float]] | None = Field(None, description="With include_probabilities.")
-
-
-class ExplainRequest(_CustomerMetadata):
-    """Explain what the model would do for a customer; nothing is logged."""
-
-    model_config = ConfigDict(
-        json_schema_extra={"examples": [{"features": EXAMPLE_FEATURES, "action": "no_action"}]}
+    filled_in: list[BatchFilledFeature] = Field(
+        description="Features some customers left out, the values they were given and for how "
+        "many customers."
     )
 
-    features: CustomerFeatures  # type: ignore[valid-type]
+
+class ExplainRequest(CustomerProfile):
+    """Explain what the model would do for a customer; nothing is logged.
+
+    The customer is given and filled in as for ``/v1/recommend``.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"features": EXAMPLE_FEATURES, "action": "no_action"},
+                {"customer_id": "cust-1007", "features": SEED_EXAMPLE},
+            ]
+        }
+    )
+
     action: str | None = Field(
         None, description="Action to explain (default: the model's most likely allowed one)."
     )
@@ -337,11 +384,20 @@ class ExplainResponse(Explanation):
 
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{**_EXAMPLE_EXPLANATION, "model_version": "ppo-5cfe9e7f1c19"}]
+            "examples": [
+                {
+                    **_EXAMPLE_EXPLANATION,
+                    "model_version": "ppo-5cfe9e7f1c19",
+                    "filled_in": _EXAMPLE_FILLED_IN,
+                }
+            ]
         }
     )
 
     model_version: str
+    filled_in: list[FilledFeature] = Field(
+        description="Features the request left out and the values they were given."
+    )
 
 
 class RewardRequest(_Model):
@@ -409,6 +465,9 @@ class ModelInfo(BaseModel):
     exploration: ExplorationInfo
     online: bool = Field(description="True if the policy learns from rewards.")
     n_updates: int
+    assume_consent: list[str] = Field(
+        description="Channels on which a customer's unknown (left out) consent counts as given."
+    )
     state_persisted: bool = Field(description="True if updates are saved to a state directory.")
 
 

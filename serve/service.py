@@ -18,7 +18,7 @@ import numpy as np
 from rec_env.agents.base import OnlinePolicy, Policy
 from rec_env.agents.runs import RunInfo, load_run
 from rec_env.catalog import ActionTable, load_catalog
-from rec_env.features import CONSENT_FEATURES, FEATURE_INDEX, FEATURE_NAMES
+from rec_env.features import FEATURE_NAMES, consent_columns, consent_masks
 from rec_env.serve.decision_log import (
     DecisionLog,
     RewardConflictError,
@@ -116,9 +116,9 @@ class DecisionService:
         self.metrics = metrics if metrics is not None else Metrics()
         self._saved_updates = n_updates
         self.actions = ActionTable.from_catalog(load_catalog(_catalog(info)))
-        self._consent_columns = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
-        self._consent_bits = 1 << np.arange(len(CONSENT_FEATURES))
-        self._consent_masks = self._masks_by_consent()
+        columns = consent_columns(FEATURE_NAMES)
+        assert columns is not None  # the service's features always hold the consent flags
+        self._consent_columns = columns
         names = tuple(info.action_names)
         if self.actions.names != names or tuple(policy.action_names) != names:
             raise ValueError(
@@ -175,20 +175,9 @@ class DecisionService:
             log.close()
             raise
 
-    def _masks_by_consent(self) -> np.ndarray:
-        """``(2^3, A)`` consent masks of every combination of consents (bit c: channel c).
-
-        Computed once with :meth:`ActionTable.consent_masks`, then looked up per customer.
-        """
-        n = 1 << len(CONSENT_FEATURES)
-        prototypes = np.zeros((n, len(FEATURE_NAMES)))
-        bits = np.arange(len(CONSENT_FEATURES))
-        prototypes[:, self._consent_columns] = (np.arange(n)[:, None] >> bits) & 1
-        return self.actions.consent_masks(prototypes)
-
     def _fast_probabilities(self) -> ProbabilityFunction:
         """The policy's probabilities in numpy if it is an SB3 MLP that allows it (checked)."""
-        from rec_env.agents.explain.explainer import population_background
+        from rec_env.agents.explain import population_background
 
         if self.policy.algorithm not in NUMPY_ALGORITHMS:
             return self.policy.action_probabilities
@@ -220,6 +209,11 @@ class DecisionService:
         self.log.close()
 
     # ------------------------------------------------------------------ properties
+    @property
+    def assume_consent(self) -> tuple[str, ...]:
+        """Channels on which unknown consent counts as given (default: none)."""
+        return self.settings.assume_consent
+
     @property
     def online(self) -> bool:
         """True if the policy learns from rewards."""
@@ -258,8 +252,7 @@ class DecisionService:
                 do-nothing action needs no consent and cannot be excluded, so every row keeps
                 at least one allowed action.
         """
-        consent = obs[:, self._consent_columns] > 0.5
-        allowed = self._consent_masks[consent.astype(np.intp) @ self._consent_bits]
+        allowed = consent_masks(obs[:, self._consent_columns], self.actions.channel)
         if excluded is not None:
             allowed &= ~excluded
         return allowed

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_core import PydanticCustomError
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["MAX_BATCH", "ExplorationKind", "ServeSettings"]
+from rec_env.customer import parse_channels
+
+__all__ = ["MAX_BACKGROUND", "MAX_BATCH", "ExplorationKind", "ServeSettings"]
 
 MAX_BATCH = 10_000
 """Largest number of customers one ``/v1/recommend/batch`` call may carry."""
+
+MAX_BACKGROUND = 1024
+"""Most background customers of a SHAP explanation (the server's and ``recenv explain``'s)."""
 
 ExplorationKind = Literal["epsilon", "temperature", "none"]
 
@@ -23,6 +29,9 @@ class ServeSettings(BaseSettings):
     ``RECENV_<FIELD>`` (for example ``RECENV_MODEL_DIR``, ``RECENV_API_KEY``,
     ``RECENV_EPSILON``). The model is only ever loaded from ``model_dir``: no endpoint accepts a
     model file or path.
+
+    A customer's consent that a request leaves out is unknown, and unknown consent is no consent
+    unless ``assume_consent`` names the channel (``RECENV_ASSUME_CONSENT=email,push``).
 
     Exploration defaults to ε-mixing with ε = 0.05: every allowed action keeps a propensity of at
     least 0.05 / (number of allowed actions), enough for off-policy evaluation of other policies
@@ -62,9 +71,26 @@ class ServeSettings(BaseSettings):
     )
     explain: bool = Field(True, description="Build the SHAP explainer at startup.")
     n_background: int = Field(
-        16, ge=1, le=1024, description="Background customers of SHAP explanations."
+        16, ge=1, le=MAX_BACKGROUND, description="Background customers of SHAP explanations."
     )
     explain_seed: int = Field(0, ge=0, description="Seed of the explanation background sample.")
     max_batch: int = Field(
         MAX_BATCH, ge=1, le=MAX_BATCH, description="Most customers in one batch call."
     )
+    assume_consent: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="Channels on which a customer's unknown consent (left out of the request) "
+        "counts as given, e.g. 'email,push' or 'all'. By default unknown consent is no consent: "
+        "nothing is sent on that channel.",
+    )
+
+    @field_validator("assume_consent", mode="before")
+    @classmethod
+    def _channels(cls, value: Any) -> tuple[str, ...]:
+        """``"email,push"``, ``"all"``, ``"none"`` or a list of channels."""
+        try:
+            if not isinstance(value, str | list | tuple):
+                raise ValueError("expected a comma-separated list of channels")
+            return parse_channels(value)
+        except ValueError as exc:  # the message without pydantic's "Value error, " prefix
+            raise PydanticCustomError("channels", "{reason}", {"reason": str(exc)}) from None

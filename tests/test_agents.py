@@ -107,6 +107,17 @@ def test_registry_names() -> None:
         assert isinstance(make_baseline(name, model, 0, evaluation_customers=200), Policy)
 
 
+def test_best_fixed_comes_from_the_baselines_not_from_a_study_script() -> None:
+    code = (
+        "import sys; from rec_env import build_model; "
+        "from rec_env.agents.registry import make_baseline; "
+        "make_baseline('best_fixed', build_model(), 0, evaluation_customers=50); "
+        "print('rec_env.agents.evaluation.sequential' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def fake_run(tmp_path, policy: Policy):
     policy.save(tmp_path)
     write_run_info(

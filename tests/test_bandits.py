@@ -21,6 +21,7 @@ from rec_env.agents.bandits import (
     linear_contexts,
 )
 from rec_env.agents.base import POLICY_FILE, read_policy_file
+from rec_env.feature_space import FeatureSpace
 from rec_env.features import OBS_HIGH
 from rec_env.rollout import Cohort, run_cohort
 
@@ -346,5 +347,74 @@ def test_invalid_feedback_is_rejected_before_learning() -> None:
             policy.update(obs, [0], [1.0])
         for key, array in before.items():
             np.testing.assert_array_equal(getattr(policy, key), array)
-    with pytest.raises(ValueError, match="16"):
+    with pytest.raises(ValueError, match=r"shape \(n, 16\)"):
         LinUCB(3).predict(np.zeros((2, 5)))
+
+
+# ---------------------------------------------------------------------------- any feature space
+def named_space(d: int, seed: int = 0) -> FeatureSpace:
+    """``d`` named features with bounds, so that the contexts are scaled into [0, 1]."""
+    high = np.random.default_rng(seed).uniform(1.0, 100.0, size=d)
+    return FeatureSpace([f"feature_{j}" for j in range(d)], np.zeros(d), high)
+
+
+@pytest.mark.parametrize("d", [5, 64])
+def test_linucb_on_any_feature_space_matches_the_plain_reference(d: int) -> None:
+    rng = np.random.default_rng(d)
+    n_rounds, n_actions, alpha, regularization = 300, 7, 0.6, 2.0
+    space = named_space(d)
+    obs = rng.random((n_rounds, d)) * space.high
+    contexts = np.column_stack([obs / space.high, np.ones(n_rounds)])
+    np.testing.assert_allclose(linear_contexts(obs, space), contexts, rtol=1e-15)
+    rewards = contexts @ rng.normal(size=(d + 1, n_actions)) + rng.normal(
+        size=(n_rounds, n_actions)
+    )
+    policy = LinUCB(n_actions, features=space, alpha=alpha, regularization=regularization)
+    reference = PlainLinUCB(n_actions, d + 1, alpha, regularization)
+    assert policy.d == d + 1 and policy.gram_inverse_.shape == (n_actions, d + 1, d + 1)
+    for t in range(n_rounds):
+        chosen = policy.predict(obs[t])
+        assert chosen[0] == reference.choose(contexts[t]), f"round {t}"
+        policy.update(obs[t], chosen, rewards[t, chosen])
+        reference.learn(contexts[t], int(chosen[0]), float(rewards[t, chosen[0]]))
+    for a in range(n_actions):
+        inverse = np.linalg.inv(reference.gram[a])
+        np.testing.assert_allclose(policy.gram_inverse_[a], inverse, rtol=1e-7, atol=1e-10)
+        np.testing.assert_allclose(policy.theta_[a], inverse @ reference.b[a], atol=1e-8)
+    means, quadratic = policy.moments(obs[:20])
+    thetas = [np.linalg.solve(g, b) for g, b in zip(reference.gram, reference.b, strict=True)]
+    np.testing.assert_allclose(means, contexts[:20] @ np.array(thetas).T, atol=1e-8)
+    inverses = np.array([np.linalg.inv(g) for g in reference.gram])
+    expected = np.einsum("nj,ajk,nk->na", contexts[:20], inverses, contexts[:20])
+    np.testing.assert_allclose(quadratic, expected, rtol=1e-7, atol=1e-10)
+    with pytest.raises(ValueError, match=rf"shape \(n, {d}\)"):
+        policy.predict(np.zeros((2, 16)))
+
+
+@pytest.mark.parametrize("name", ["linucb", "lin_ts"])
+@pytest.mark.parametrize("d", [5, 64])
+def test_linear_bandits_save_and_load_their_feature_space(name: str, d: int, tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    space = named_space(d)
+    policy = make(name, 9, features=space)
+    obs = rng.random((200, d)) * space.high
+    policy.update(obs, rng.integers(0, 9, 200), rng.normal(size=200))
+    policy.save(tmp_path)
+    config = read_policy_file(tmp_path)["config"]
+    assert config["features"]["names"] == list(space.names)
+    loaded = BANDITS[name].load(tmp_path)
+    assert loaded.features == space and loaded.d == d + 1 and loaded.n_actions == 9
+    np.testing.assert_array_equal(loaded.gram_inverse_, policy.gram_inverse_)
+    np.testing.assert_array_equal(loaded.predict(obs), policy.predict(obs))
+
+
+@pytest.mark.parametrize("name", ["egreedy", "ucb1", "thompson"])
+def test_context_free_bandits_take_any_number_of_features_and_actions(name: str) -> None:
+    rng = np.random.default_rng(2)
+    policy = make(name, 40, features=FeatureSpace.named([f"x{j}" for j in range(64)]))
+    obs = rng.normal(size=(300, 64))
+    policy.update(obs, rng.integers(0, 40, 300), rng.normal(size=300))
+    probabilities = policy.action_probabilities(obs)
+    assert probabilities.shape == (300, 40)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0)
+    assert policy.predict(obs, deterministic=False).max() < 40

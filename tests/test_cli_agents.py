@@ -8,6 +8,7 @@ import pytest
 from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
+from rec_env.agents.runs import read_run_info
 from rec_env.cli.main import app
 
 runner = CliRunner()
@@ -29,11 +30,10 @@ def bandit_run(tmp_path_factory):
 
 
 def test_train_writes_a_run_directory(bandit_run) -> None:
-    info = json.loads((bandit_run / "run.json").read_text())
-    for key in ("env_id", "env_kwargs", "feature_names", "action_names", "hyperparameters",
-                "seed", "recenv_version", "model_sha256", "final_metrics"):  # fmt: skip
-        assert key in info
-    assert info["algorithm"] == "egreedy" and info["seed"] == 1
+    info = read_run_info(bandit_run)  # validates every field of run.json
+    assert info.algorithm == "egreedy" and info.seed == 1 and info.final_metrics
+    assert info.env_kwargs["profile"] == "default"
+    assert not [p.name for p in bandit_run.parent.iterdir() if p.name.startswith(".")]
     assert (bandit_run / "learning_curve.csv").read_text().startswith("timesteps")
 
 
@@ -55,7 +55,8 @@ def test_compare_runs_and_names(bandit_run, tmp_path) -> None:
         assert (out / name).stat().st_size > 0
 
 
-def test_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # default outputs (runs/, comparison/) would land here
     assert_bad_input(runner.invoke(app, ["train", "sarsa"]), "sarsa", "choose one of")
     assert_bad_input(runner.invoke(app, ["train", "ppo", "--steps", "0"]), "--steps")
     assert_bad_input(runner.invoke(app, ["train", "linucb", "--profile", "nope"]), "nope")

@@ -117,17 +117,78 @@ def test_summary_writes_shap_csv_and_beeswarm(ppo_run, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("changes", "fragments"),
     [
-        ({"consent_sms": None}, ["features.consent_sms", "missing"]),
-        ({"recency": 5000}, ["recency", "outside"]),
-        ({"consent_sms": 0.5}, ["consent_sms", "0 or 1"]),
-        ({"colour": 3}, ["unknown feature", "colour"]),
-        ({"frequency": "often"}, ["frequency", "number"]),
+        ({"recency": 5000}, ["features.recency", "less than or equal to 730"]),
+        ({"recency": float("nan")}, ["features.recency", "finite"]),
+        ({"consent_sms": 0.5}, ["features.consent_sms", "0 or 1"]),
+        ({"colour": 3}, ["features.colour", "not permitted"]),
+        ({"frequency": "often"}, ["features.frequency", "valid number"]),
     ],
 )
 def test_bad_customer_file_is_one_line_naming_the_field(ppo_run, tmp_path, changes, fragments):
     path = write_user(tmp_path, **changes)
     result = runner.invoke(app, ["explain", str(path), "--model", str(ppo_run)])
     assert_bad_input(result, "user.json", *fragments)
+
+
+def explain(path: Path, run: Path, tmp_path: Path, *options: str):
+    out = tmp_path / f"{path.stem}.png"
+    args = ["explain", str(path), "--model", str(run), "--out", str(out), *options]
+    return runner.invoke(app, args)
+
+
+def filled_in_lines(output: str) -> dict[str, str]:
+    """``feature -> "value: reason"`` of the output's filled-in list."""
+    items = {}
+    for line in output.split("features not given):\n", 1)[1].splitlines():
+        if not line.startswith("  "):
+            break
+        feature, text = line.strip().split(" = ", 1)
+        items[feature] = text
+    return items
+
+
+def test_minimal_profile_is_explained_with_what_was_filled_in(ppo_run, tmp_path) -> None:
+    result = explain(USERS / "minimal_profile.json", ppo_run, tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "cust-1007: recommend" in result.output
+    assert "Filled in (6 of 16 features not given):" in result.output
+    filled = filled_in_lines(result.output)
+    assert list(filled) == ["days_since_contact", "contacts_last_30d", "discounts_last_90d",
+                            "consent_email", "consent_sms", "consent_push"]  # fmt: skip
+    assert filled["days_since_contact"] == "365: not given: no contact recorded"
+    assert filled["discounts_last_90d"] == "0: not given: no discount recorded"
+    assert filled["consent_sms"].startswith("1: consent unknown: assumed")
+    assert "Consent on email, sms, push is assumed for this explanation" in result.output
+
+
+def test_the_seed_flat_json_and_any_subset_are_accepted(linucb_run, tmp_path) -> None:
+    flat = tmp_path / "seed.json"
+    flat.write_text(json.dumps({"recency": 15, "frequency": 3, "monetary_value": 200,
+                                "engagement_score": 0.78, "discount_sensitive": 1,
+                                "free_shipping_preferred": 0, "email_opens": 0.87,
+                                "sms_response": 0.12, "push_response": 0.05,
+                                "last_purchase_days": 8}))  # fmt: skip
+    result = explain(flat, linucb_run, tmp_path, "--assume-consent", "none")
+    assert result.exit_code == 0, result.output
+    assert "Customer seed: recommend no_action" in result.output  # no consent: nothing to send
+    filled = filled_in_lines(result.output)
+    assert filled["consent_email"].startswith("0: consent unknown: treated as no consent")
+    assert "assumed for this explanation" not in result.output
+    subset = tmp_path / "subset.json"
+    subset.write_text(
+        json.dumps({"customer_id": "c-5", "features": {"recency": 3, "consent_email": 1}})
+    )
+    result = explain(subset, linucb_run, tmp_path, "--assume-consent", "push")
+    assert result.exit_code == 0, result.output
+    filled = filled_in_lines(result.output)
+    assert len(filled) == 14 and "recency" not in filled and "consent_email" not in filled
+    assert filled["consent_push"].startswith("1: ") and filled["consent_sms"].startswith("0: ")
+    assert filled["monetary_value"] == "74: not given: median of the default population"
+    assert "Consent on push is assumed" in result.output
+    complete = explain(USERS / "loyal_vip.json", linucb_run, tmp_path)
+    assert complete.exit_code == 0 and "Filled in" not in complete.output
+    bad = explain(flat, linucb_run, tmp_path, "--assume-consent", "email,fax")
+    assert_bad_input(bad, "--assume-consent", "unknown channel 'fax'")
 
 
 def test_other_bad_inputs(ppo_run, tmp_path) -> None:

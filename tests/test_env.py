@@ -12,8 +12,9 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import rec_env
-from rec_env import ENV_ID, FEATURE_NAMES, RecommendationEnv
-from rec_env.features import OBS_HIGH, OBS_LOW, PROFILE_FEATURES
+from rec_env import ENV_ID, FEATURE_NAMES, EnvSettings, RecommendationEnv
+from rec_env.features import FEATURES, OBS_HIGH, OBS_LOW, PROFILE_FEATURES
+from rec_env.settings import DEFAULT_HORIZON
 
 
 def test_profile_features_are_the_classic_ten_in_order() -> None:
@@ -34,8 +35,9 @@ def test_profile_features_are_the_classic_ten_in_order() -> None:
         assert name in FEATURE_NAMES
 
 
-def test_gymnasium_check_env() -> None:
-    env = gym.make(ENV_ID)
+@pytest.mark.parametrize("render_mode", [None, "ansi", "rgb_array"])
+def test_gymnasium_check_env(render_mode: str | None) -> None:
+    env = gym.make(ENV_ID, render_mode=render_mode)
     gym_check_env(env.unwrapped)
 
 
@@ -57,20 +59,61 @@ def test_gym_make_without_importing_first() -> None:
 
 def test_registration_kwargs() -> None:
     spec = gym.spec(ENV_ID)
-    assert spec.max_episode_steps == 52
+    assert spec.max_episode_steps == DEFAULT_HORIZON == 52
     assert spec.kwargs == {
         "profile": "default",
         "reward_mode": "profit",
         "catalog": "strategy",
-        "horizon": 52,
+        "horizon": DEFAULT_HORIZON,
     }
+    assert spec.vector_entry_point == "rec_env.vector_env:RecommendationVectorEnv"
     env = gym.make(ENV_ID, reward_mode="conversion", profile="default")
     assert env.unwrapped.model.reward_mode == "conversion"
+    assert env.unwrapped.settings == EnvSettings(reward_mode="conversion")
+
+
+def test_settings_object_or_keywords() -> None:
+    settings = EnvSettings(reward_mode="conversion", horizon=10, cycle_days=14)
+    env = RecommendationEnv(settings)
+    assert env.settings is settings and env.horizon == 10
+    assert env.model.reward_mode == "conversion" and env.model.cycle_days == 14.0
+    # keywords override the settings' fields; a mapping works like settings
+    assert RecommendationEnv(settings, horizon=20).settings == settings.replace(horizon=20)
+    assert RecommendationEnv({"horizon": 5}).settings == EnvSettings(horizon=5)
+    with pytest.raises(TypeError, match="keywords"):
+        RecommendationEnv("default")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="unknown environment setting"):
+        RecommendationEnv({"horizn": 5})
+
+
+def test_sb3_make_vec_env_on_our_id() -> None:
+    # SB3 passes render_mode="rgb_array" by default and retries only on a TypeError.
+    from stable_baselines3.common.env_util import make_vec_env
+
+    venv = make_vec_env("rec_env:rec_env/Recommendation-v0", n_envs=4, seed=0)
+    obs = venv.reset()
+    assert obs.shape == (4, 16)
+    obs, rewards, dones, _ = venv.step(np.arange(4))
+    assert rewards.shape == (4,) and not dones.any()
+    images = venv.get_images()
+    assert len(images) == 4 and images[0].dtype == np.uint8 and images[0].shape[2] == 3
+
+
+def test_docstring_observation_table_matches_features() -> None:
+    doc = RecommendationEnv.__doc__ or ""
+    section = doc.split("## Observation Space", 1)[1].split("##", 1)[0]
+    rows = [line.strip() for line in section.splitlines() if line.strip().startswith("|")]
+    cells = [[cell.strip() for cell in row.strip("|").split("|")] for row in rows[2:]]
+    assert [int(row[0]) for row in cells] == list(range(len(FEATURES)))
+    assert [row[1] for row in cells] == [f.name for f in FEATURES]
+    assert [float(row[-2]) for row in cells] == [f.low for f in FEATURES]
+    assert [float(row[-1]) for row in cells] == [f.high for f in FEATURES]
 
 
 def test_import_is_light() -> None:
+    # the Gymnasium vector env and the wrappers are part of the light import too
     code = (
-        "import sys, rec_env; "
+        "import sys, rec_env, rec_env.vector_env, rec_env.wrappers; "
         "heavy = [m for m in ('torch', 'shap', 'fastapi', 'stable_baselines3', 'numba') "
         "if m in sys.modules]; print(heavy)"
     )
@@ -190,11 +233,31 @@ def test_invalid_arguments_are_rejected_clearly() -> None:
         env.step(99)
 
 
-def test_render_ansi() -> None:
+def test_render_ansi_shows_last_action_and_reward() -> None:
     env = RecommendationEnv(render_mode="ansi")
     env.reset(seed=0)
     text = env.render()
-    assert text.startswith("cycle 0") and "recency=" in text
+    assert text.startswith("cycle 0") and "recency=" in text and "last: none" in text
+    action = env.action_names.index("discount_15_email")
+    _, reward, _, _, _ = env.step(action)
+    text = env.render()
+    assert text.startswith("cycle 1") and "last: discount_15_email" in text
+    assert f"reward={reward:+.4g}" in text
+
+
+def test_render_rgb_array_is_a_picture_that_follows_the_customer() -> None:
+    env = gym.make(ENV_ID, render_mode="rgb_array")
+    assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
+    env.reset(seed=0)
+    first = env.render()
+    assert first.ndim == 3 and first.shape[2] == 3 and first.dtype == np.uint8
+    assert first.shape[0] >= 32 and first.shape[1] >= 64
+    env.step(env.unwrapped.action_names.index("recommendation_email"))
+    second = env.render()
+    assert second.shape == first.shape and not np.array_equal(first, second)
+    assert RecommendationEnv().render() is None
+    with pytest.raises(ValueError, match="render_mode"):
+        RecommendationEnv(render_mode="human")
 
 
 def test_expected_rewards_shape_and_no_action_has_no_cost() -> None:

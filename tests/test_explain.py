@@ -1,4 +1,4 @@
-"""Policy explanations: exact Shapley values, local accuracy, consent masks, shap objects."""
+"""Policy explanations: exact Shapley values, local accuracy, consent masks, shap objects, cost."""
 
 from __future__ import annotations
 
@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from rec_env.agents.bandits import BANDITS
+from rec_env.agents.base import Policy
 from rec_env.agents.baselines import RandomPolicy
-from rec_env.agents.explain.explainer import PolicyExplainer, population_background
+from rec_env.agents.explain import (
+    PolicyExplainer,
+    operating_background,
+    population_background,
+)
 from rec_env.agents.explain.shapley import brute_force_shapley
 from rec_env.agents.sb3 import train_sb3
 from rec_env.catalog import ActionTable, load_catalog
@@ -180,3 +185,166 @@ def test_shap_plots_accept_the_explanation(policies, customers, tmp_path) -> Non
     plt.savefig(tmp_path / "beeswarm.png")
     plt.close("all")
     assert (tmp_path / "waterfall.png").stat().st_size > 1_000
+
+
+# ---------------------------------------------------------------------------- one network copy
+def test_explainer_and_server_use_one_network_copy(policies, customers) -> None:
+    """The explainer and the service's fast path compute identical probabilities."""
+    import torch
+    from gymnasium import spaces
+
+    from rec_env.agents.sb3.network import InputScaling
+    from rec_env.agents.sb3.policy import ScaledFeatures
+    from rec_env.features import OBS_HIGH, OBS_LOW
+    from rec_env.serve.fast_policy import numpy_probabilities
+
+    policy = policies["ppo"]
+    fast = numpy_probabilities(policy, TABLE, population_background(64, seed=4))
+    assert fast is not None
+    explainer = PolicyExplainer(policy, n_background=4)
+    masks = TABLE.consent_masks(customers)
+    actions = np.argmax(masks, axis=1)
+    served = fast(customers, masks)
+    np.testing.assert_array_equal(explainer.output.probabilities(customers, masks), served)
+    np.testing.assert_array_equal(
+        explainer.model_output(customers, actions), served[np.arange(len(actions)), actions]
+    )
+    np.testing.assert_allclose(served, policy.action_probabilities(customers, masks), atol=1e-6)
+    # One scaling: the torch extractor runs the same function on the same factors.
+    extractor = ScaledFeatures(spaces.Box(OBS_LOW, OBS_HIGH), "log")
+    scaled = extractor(torch.as_tensor(customers)).numpy()
+    np.testing.assert_allclose(scaled, InputScaling.from_bounds(OBS_HIGH)(customers), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------- any feature space
+HILLSTROM_LIKE = ("recency_months", "history_usd", "mens", "womens", "newbie", "web")
+
+
+class SoftmaxScorePolicy(Policy):
+    """A fixed softmax of linear scores over any feature space (no consent columns)."""
+
+    algorithm = "softmax_score"
+
+    def __init__(self, weights: np.ndarray, features: tuple[str, ...]) -> None:
+        super().__init__(weights.shape[1], features=features)
+        self.weights = weights
+
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        scores = np.tanh(obs @ self.weights / 50.0) * 3.0
+        weights = np.exp(scores - scores.max(axis=1, keepdims=True))
+        if masks is not None:
+            weights *= masks
+        return weights / weights.sum(axis=1, keepdims=True)
+
+
+def hillstrom_like(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.column_stack(
+        [
+            rng.integers(1, 13, n),
+            rng.gamma(2.0, 120.0, n).round(2),
+            rng.random(n) < 0.5,
+            rng.random(n) < 0.5,
+            rng.random(n) < 0.5,
+            rng.random(n) < 0.6,
+        ]
+    ).astype(np.float32)
+
+
+def test_a_policy_on_a_foreign_feature_space_is_explained_exactly() -> None:
+    """d = 6 named features, 3 actions, no consent columns: the generic exact engine."""
+    rng = np.random.default_rng(0)
+    policy = SoftmaxScorePolicy(rng.normal(size=(6, 3)) * 20, HILLSTROM_LIKE)
+    background = hillstrom_like(5, seed=1)
+    explainer = PolicyExplainer(policy, background=background)
+    assert explainer.table is None and explainer.kind == "probability"
+    customers = hillstrom_like(4, seed=2)
+    explanation = explainer.explain(customers)
+    assert explanation.feature_names == list(HILLSTROM_LIKE)
+    assert explanation.values.shape == (4, 6)
+    direct = policy.action_probabilities(customers)[np.arange(4), explanation.actions]
+    total = explanation.base_values + explanation.values.sum(axis=1)
+    np.testing.assert_allclose(total, direct, atol=1e-6, rtol=0)
+    np.testing.assert_array_equal(explanation.actions, policy.predict(customers))
+    action = int(explanation.actions[0])
+    reference, base = brute_force_shapley(
+        lambda z: policy.action_probabilities(z)[:, action], customers[0], background
+    )
+    np.testing.assert_allclose(explanation.values[0], reference, atol=1e-9)
+    assert explanation.base_values[0] == pytest.approx(base, abs=1e-9)
+    assert explainer.as_dict(explanation, 0)["explained_output"] == f"P(action_{action})"
+    with pytest.raises(ValueError, match="background"):
+        PolicyExplainer(policy)
+    with pytest.raises(ValueError, match=r"shape \(n, 6\)"):
+        explainer.explain(np.zeros((1, 16)))
+
+
+def test_a_linear_bandit_on_a_foreign_feature_space_has_its_closed_form() -> None:
+    from rec_env.feature_space import FeatureSpace
+
+    customers = hillstrom_like(300, seed=3)
+    space = FeatureSpace.standardised(HILLSTROM_LIKE, customers)
+    bandit = BANDITS["linucb"](n_actions=3, random_state=0, features=space)
+    rng = np.random.default_rng(0)
+    actions = rng.integers(0, 3, customers.shape[0])
+    bandit.update(customers, actions, customers[:, 1] / 100.0 * (actions == 1) + rng.random(300))
+    explainer = PolicyExplainer(bandit, background=customers[:8])
+    assert explainer.kind == "estimated_reward"
+    explanation = explainer.explain(customers[10:13])
+    action = int(explanation.actions[0])
+    reference, base = brute_force_shapley(
+        lambda z: explainer.model_output(z, np.full(z.shape[0], action)),
+        customers[10],
+        customers[:8],
+    )
+    np.testing.assert_allclose(explanation.values[0], reference, atol=1e-9)
+    assert explanation.base_values[0] == pytest.approx(base, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------- cost and threads
+def test_example_users_cost_at_most_twice_the_drawn_customers(policies) -> None:
+    """Section 5's goal in deterministic work, not time: median ≤ 2×, worst case ≤ 4×.
+
+    The work of an exact explanation is its coalitions (2^k per background row) times the
+    network arithmetic per coalition; both are counted by the explainer.
+    """
+    explainer = PolicyExplainer(policies["ppo"])
+    drawn = explainer.explain(population_background(16, seed=2026))
+    users = explainer.explain(user_observations())
+    for measure in ("coalitions", "multiply_adds"):
+        typical = np.median(getattr(drawn, measure))
+        assert np.median(getattr(users, measure)) <= 2.0 * typical, measure
+        assert getattr(users, measure).max() <= 4.0 * typical, measure
+
+
+def test_explanations_run_on_one_thread_and_restore_the_settings(policies) -> None:
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen: list[tuple[int, int]] = []
+
+    class Recording(RandomPolicy):
+        def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+            blas = max(pool["num_threads"] for pool in threadpool_info())
+            seen.append((blas, torch.get_num_threads()))
+            return super()._action_probabilities(obs, masks)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        explainer = PolicyExplainer(Recording(TABLE.n_actions, random_state=0), n_background=2)
+        explainer.explain(population_background(1, seed=1))
+        assert seen and all(threads == (1, 1) for threads in seen)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_background_of_customers_in_operation_is_seeded_and_has_history() -> None:
+    first = operating_background(12, seed=3)
+    np.testing.assert_array_equal(first, operating_background(12, seed=3))
+    assert not np.array_equal(first, operating_background(12, seed=4))
+    assert first.shape == (12, len(FEATURE_NAMES))
+    assert (first[:, FEATURE_INDEX["contacts_last_30d"]] > 0).mean() > 0.5
+    fresh = population_background(12, seed=3)
+    assert (fresh[:, FEATURE_INDEX["contacts_last_30d"]] == 0).all()

@@ -1,4 +1,4 @@
-"""The Hillstrom data set, the padded-context bandits, replay and ``recenv bench hillstrom``."""
+"""The Hillstrom data set, bandits on its own features, replay and ``recenv bench hillstrom``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ from rec_env.agents.bandits import LinearThompsonSampling, LinUCB
 from rec_env.agents.base import OnlinePolicy
 from rec_env.agents.baselines import FixedActionPolicy
 from rec_env.agents.benchmarks.hillstrom import CONSTANT_POLICIES, LEARNED_POLICIES, run_hillstrom
-from rec_env.agents.context_adapter import PaddedContextBandit
 from rec_env.agents.ope import InverseProbabilityWeighting, SelfNormalizedIPS
 from rec_env.agents.ope.replay import replay
 from rec_env.cli.main import app
@@ -26,6 +25,7 @@ from rec_env.datasets import (
     load_hillstrom,
 )
 from rec_env.datasets.hillstrom import _codes
+from rec_env.feature_space import FeatureSpace
 
 runner = CliRunner()
 
@@ -88,37 +88,33 @@ def test_estimators_on_the_real_campaign_by_hand() -> None:
     assert snips.max_weight == 3.0
 
 
-# ---------------------------------------------------------------------------- padded contexts
-def test_padded_linucb_is_ridge_regression_on_the_standardised_contexts() -> None:
+# ---------------------------------------------------------------------------- own features
+def test_linucb_is_ridge_regression_on_the_standardised_contexts() -> None:
     rng = np.random.default_rng(0)
     contexts = rng.normal(5.0, 3.0, size=(400, 11))
     actions = rng.integers(0, 3, 400)
     rewards = contexts[:, 0] * 0.1 - actions + rng.normal(size=400)
-    adapter = PaddedContextBandit.fitted_to(LinUCB(n_actions=3, alpha=0.7), contexts)
-    adapter.update(contexts, actions, rewards)
-    z = np.column_stack([(contexts - contexts.mean(0)) / contexts.std(0), np.ones(400)])
-    theta = adapter.bandit.theta_
-    assert np.all(theta[:, 11:16] == 0.0)  # the padding stays inert
+    space = FeatureSpace.standardised(HILLSTROM_FEATURES, contexts)
+    bandit = LinUCB(n_actions=3, features=space, alpha=0.7)
+    bandit.update(contexts, actions, rewards)
+    mean, std = contexts.mean(0), contexts.std(0)
+    z = np.column_stack([(contexts - mean) / std, np.ones(400)])
+    np.testing.assert_allclose(bandit.contexts(contexts), z, rtol=1e-12, atol=1e-12)
+    assert bandit.theta_.shape == (3, 12)  # 11 features and the bias, no padding
+    grams = [np.eye(12) + z[actions == a].T @ z[actions == a] for a in range(3)]
+    thetas = [np.linalg.solve(g, z[actions == a].T @ rewards[actions == a]) for a, g in
+              enumerate(grams)]  # fmt: skip
     for a in range(3):
-        rows = actions == a
-        gram = np.eye(12) + z[rows].T @ z[rows]
-        expected = np.linalg.solve(gram, z[rows].T @ rewards[rows])
-        np.testing.assert_allclose(theta[a, [*range(11), 16]], expected, atol=1e-9)
+        np.testing.assert_allclose(bandit.theta_[a], thetas[a], atol=1e-9)
     fresh = rng.normal(5.0, 3.0, size=(50, 11))
-    zf = np.column_stack([(fresh - contexts.mean(0)) / contexts.std(0), np.ones(50)])
+    zf = np.column_stack([(fresh - mean) / std, np.ones(50)])
     scores = np.column_stack([
-        zf @ np.linalg.solve(np.eye(12) + z[actions == a].T @ z[actions == a],
-                             z[actions == a].T @ rewards[actions == a])
-        + 0.7 * np.sqrt(np.einsum("ij,jk,ik->i", zf,
-                                  np.linalg.inv(np.eye(12) + z[actions == a].T @ z[actions == a]),
-                                  zf))
+        zf @ thetas[a] + 0.7 * np.sqrt(np.einsum("ij,jk,ik->i", zf, np.linalg.inv(grams[a]), zf))
         for a in range(3)
     ])  # fmt: skip
-    np.testing.assert_array_equal(adapter.predict(fresh), scores.argmax(axis=1))
-    with pytest.raises(ValueError, match="at most 16 context features"):
-        PaddedContextBandit(LinUCB(n_actions=3), np.zeros(17), np.ones(17))
-    with pytest.raises(ValueError, match=r"contexts must have shape \(n, 11\)"):
-        adapter.predict(np.zeros((2, 5)))
+    np.testing.assert_array_equal(bandit.predict(fresh), scores.argmax(axis=1))
+    with pytest.raises(ValueError, match=r"shape \(n, 11\)"):
+        bandit.predict(np.zeros((2, 5)))
 
 
 # ---------------------------------------------------------------------------- replay
@@ -126,10 +122,10 @@ class Recorder(OnlinePolicy):
     """Always action 0 until it has learned from two rounds, then always action 1."""
 
     def __init__(self) -> None:
-        super().__init__(2)
+        super().__init__(2, features=["row"])
         self.seen: list[float] = []
 
-    def action_probabilities(self, obs, action_masks=None):
+    def _action_probabilities(self, obs, masks):
         return np.tile([1.0, 0.0] if len(self.seen) < 2 else [0.0, 1.0], (len(obs), 1))
 
     def update(self, obs, actions, rewards) -> None:
@@ -168,9 +164,12 @@ def test_replay_needs_uniform_logging() -> None:
 
 def test_bandits_learn_by_replay_on_hillstrom() -> None:
     data = load_hillstrom("visit").subset(np.arange(6_000))
-    for bandit in (LinUCB(n_actions=3), LinearThompsonSampling(n_actions=3, random_state=0)):
-        adapter = PaddedContextBandit.fitted_to(bandit, data.contexts)
-        result = replay(adapter, data)
+    space = FeatureSpace.standardised(data.feature_names, data.contexts)
+    for bandit in (
+        LinUCB(n_actions=3, features=space),
+        LinearThompsonSampling(n_actions=3, random_state=0, features=space),
+    ):
+        result = replay(bandit, data)
         assert 1_700 < result.n_kept < 2_300  # about a third of the rounds
         assert bandit.counts_.sum() == result.n_kept
 
@@ -207,7 +206,7 @@ def test_bench_hillstrom_command(tmp_path) -> None:
     for name in ("hillstrom_profit_gains.csv", "hillstrom_profit_replay.csv"):
         assert (out / name).stat().st_size > 0
     assert (out / "hillstrom_profit_replay.png").read_bytes()[:4] == b"\x89PNG"
-    bench = ["bench", "hillstrom", "--out", str(out)]
+    bench = ["bench", "hillstrom", "--out", str(tmp_path / "unused")]  # out is not empty now
     assert_bad_input(runner.invoke(app, [*bench, "--reward", "clicks"]), "--reward", "visit")
     assert_bad_input(runner.invoke(app, [*bench, "--n-bootstrap", "1"]), "--n-bootstrap")
     assert_bad_input(runner.invoke(app, [*bench, "--customers", "1"]), "customers must be")

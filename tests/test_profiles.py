@@ -179,10 +179,10 @@ def test_example_user_resets_env_to_its_features(env: RecommendationEnv, path: P
 @pytest.mark.parametrize(
     ("features", "feature", "problem"),
     [
-        ({"engagement_score": 1.5}, "engagement_score", "outside"),
-        ({"favourite_colour": 1}, "favourite_colour", "unknown feature"),
-        ({"recency": "ten days"}, "recency", "expected a number"),
-        ({"consent_sms": 0.5}, "consent_sms", "must be 0 or 1"),
+        ({"engagement_score": 1.5}, "features.engagement_score", "less than or equal to 1"),
+        ({"favourite_colour": 1}, "features.favourite_colour", "not permitted"),
+        ({"recency": "ten days"}, "features.recency", "valid number"),
+        ({"consent_sms": 0.5}, "features.consent_sms", "must be 0 or 1"),
     ],
     ids=["out_of_range", "unknown_feature", "non_numeric", "binary_half"],
 )

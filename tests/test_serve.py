@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from rec_env.agents.explain.explainer import population_background
+from rec_env.agents.explain import population_background
 from rec_env.agents.training import train
 from rec_env.catalog import ActionTable, load_catalog
 from rec_env.datasets.decision_log_tables import iter_decision_tables
@@ -102,6 +102,7 @@ def test_recommend_serves_an_allowed_action_with_its_propensity(ppo) -> None:
     assert body["propensity"] == probabilities[action["name"]] > 0.0
     assert all(p == 0.0 for name, p in probabilities.items() if name.endswith("_push"))
     assert body["explanation"] is None
+    assert body["filled_in"] == []  # all 16 features were given
 
 
 def test_the_log_holds_the_served_propensity_and_probabilities(ppo) -> None:
@@ -195,7 +196,6 @@ def test_excluded_actions(lin) -> None:
 @pytest.mark.parametrize(
     ("field", "raw"),
     [
-        ("recency", None),  # missing
         ("shoe_size", "44"),  # unknown
         ("recency", "NaN"),
         ("recency", "Infinity"),
@@ -457,7 +457,9 @@ def test_openapi_schema_is_complete(lin) -> None:
                 assert body["$ref"].rsplit("/", 1)[-1] in components, path
                 assert "422" in operation["responses"], path
     features = components["CustomerFeatures"]
-    assert set(features["required"]) == set(FEATURE_NAMES)
+    assert "required" not in features  # any subset; the rest is filled in
+    assert set(features["properties"]) == set(FEATURE_NAMES)
+    assert all("If left out: " in p["description"] for p in features["properties"].values())
     assert features["additionalProperties"] is False
     assert features["properties"]["recency"]["maximum"] == 730
     assert features["properties"]["consent_sms"]["enum"] == [0, 1]

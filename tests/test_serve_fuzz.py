@@ -60,7 +60,7 @@ feature_values = (
 
 @st.composite
 def feature_dicts(draw) -> dict:
-    """Mostly plausible customers: some features dropped, mangled or added."""
+    """Mostly plausible customers: some features dropped (a partial customer), mangled or added."""
     features = dict(EXAMPLE_FEATURES)
     for feature in FEATURES:
         choice = draw(st.integers(0, 9))
@@ -118,7 +118,10 @@ def check(response) -> None:
 
 
 @FUZZ
-@given(body=recommend_bodies | json_values, path=st.sampled_from(["/v1/recommend", "/v1/explain"]))
+@given(
+    body=recommend_bodies | feature_dicts() | json_values,  # nested, flat, anything
+    path=st.sampled_from(["/v1/recommend", "/v1/explain"]),
+)
 def test_recommend_and_explain_never_fail_with_a_server_error(client, body, path) -> None:
     check(client.post(path, content=encode(body), headers=JSON))
 

@@ -21,12 +21,8 @@ from rec_env.agents.runs import RunInfo, file_sha256, write_run_info
 from rec_env.catalog import ActionTable, load_catalog
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
-from rec_env.serve.decision_log import (
-    DecisionLog,
-    RewardConflictError,
-    UnknownEventError,
-    event_ids,
-)
+from rec_env.serve.decision_log import DecisionLog, RewardConflictError, UnknownEventError
+from rec_env.serve.event_ids import event_ids
 from rec_env.serve.exploration import MIN_PROBABILITY, Exploration, sample_actions
 from rec_env.serve.settings import ServeSettings
 from rec_env.serve.state import CURRENT_FILE, PolicyStateStore
@@ -267,7 +263,9 @@ def test_settings_come_from_recenv_environment_variables(monkeypatch, tmp_path) 
     monkeypatch.setenv("RECENV_API_KEY", "from-env")
     monkeypatch.setenv("RECENV_EXPLORATION", "temperature")
     monkeypatch.setenv("RECENV_TEMPERATURE", "2.5")
+    monkeypatch.setenv("RECENV_ASSUME_CONSENT", "push, email")
     settings = ServeSettings()
+    assert settings.assume_consent == ("email", "push")
     assert settings.model_dir == tmp_path and settings.api_key.get_secret_value() == "from-env"
     assert settings.exploration == "temperature" and settings.temperature == 2.5
     assert settings.epsilon == 0.05  # the default
@@ -302,6 +300,8 @@ def test_serve_bad_input_is_one_line_and_exit_2(bandit_run, tmp_path) -> None:
     bad_kind = [*serve, str(bandit_run), "--exploration", "greedy"]
     assert_bad_input(runner.invoke(app, bad_kind), "--exploration")
     assert_bad_input(runner.invoke(app, [*serve, str(bandit_run), "--port", "0"]), "--port")
+    bad_channel = [*serve, str(bandit_run), "--assume-consent", "email,fax"]
+    assert_bad_input(runner.invoke(app, bad_channel), "--assume-consent", "unknown channel 'fax'")
     bad_db = [*serve, str(bandit_run), "--db", str(tmp_path / "no" / "dir" / "d.db")]
     assert_bad_input(runner.invoke(app, bad_db), "decision log")
     run = json.loads((bandit_run / "run.json").read_text())

@@ -48,7 +48,7 @@ def server(tmp_path_factory) -> Iterator[Server]:
         sys.executable, "-c", "from rec_env.cli.main import app; app()", "serve",
         "--model", str(run), "--port", str(port), "--db", str(directory / "decisions.db"),
         "--state-dir", str(directory / "state"), "--api-key", "test-key", "--no-explain",
-        "--seed", "0", "--log-level", "warning",
+        "--seed", "0", "--log-level", "warning", "--assume-consent", "email",
     ]  # fmt: skip
     with (directory / "server.log").open("w") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -118,6 +118,25 @@ def test_concurrent_decisions_and_rewards_are_logged_exactly_once(server) -> Non
     for event, value in rewards.items():
         assert by_event[event] == (1, value)
     assert n_rewards == before + len(rewards)
+
+
+def test_the_operator_can_assume_consent_on_a_channel(server) -> None:
+    """Started with --assume-consent email: unknown e-mail consent counts as given, unknown SMS
+    and push consent as refused."""
+    unknown = {k: v for k, v in EXAMPLE_FEATURES.items() if not k.startswith("consent_")}
+    body = {"customers": [unknown] * 50, "include_probabilities": True}
+    with httpx.Client(base_url=server.url, headers=KEY) as client:
+        assert client.get("/v1/model").json()["assume_consent"] == ["email"]
+        decisions = client.post("/v1/recommend/batch", json=body).json()
+        single = client.post("/v1/recommend", json=unknown).json()
+    names = decisions["action_names"]
+    for row in [*decisions["probabilities"], [single["probabilities"][n] for n in names]]:
+        by_name = dict(zip(names, row, strict=True))
+        assert sum(p for n, p in by_name.items() if n.endswith("_email")) > 0
+        assert all(p == 0 for n, p in by_name.items() if n.endswith(("_sms", "_push")))
+    filled = {item["feature"]: item for item in single["filled_in"]}
+    assert filled["consent_email"]["value"] == 1 and "assumed" in filled["consent_email"]["reason"]
+    assert filled["consent_sms"]["value"] == filled["consent_push"]["value"] == 0
 
 
 def test_stopping_the_server_saves_the_online_state(server) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -23,13 +25,14 @@ def test_matches_brute_force_and_local_accuracy(seed: int) -> None:
     x = rng.normal(size=7).astype(np.float32)
     x[5:] = 1.0
     x[2] = background[3, 2]  # equal to one row: a null player there
-    explainer = ExactShapley(f, background)
-    phi, base_value, fx = explainer.shap_values(x)
+    result = ExactShapley(f, background).shap_values(x)
     reference, base = brute_force_shapley(f, x, background)
-    np.testing.assert_allclose(phi, reference, atol=1e-9)
-    assert base_value == pytest.approx(base, abs=1e-12)
-    assert abs(base_value + phi.sum() - fx) < 1e-12
-    assert fx == pytest.approx(float(f(x[None])[0]), abs=1e-12)
+    np.testing.assert_allclose(result.values, reference, atol=1e-9)
+    assert result.base_value == pytest.approx(base, abs=1e-12)
+    assert abs(result.base_value + result.values.sum() - result.output) < 1e-12
+    assert result.output == pytest.approx(float(f(x[None])[0]), abs=1e-12)
+    players = (x[None, :] != background).sum(axis=1)
+    assert result.coalitions == int((1 << players).sum())
 
 
 def test_a_feature_the_model_ignores_gets_zero() -> None:
@@ -39,14 +42,14 @@ def test_a_feature_the_model_ignores_gets_zero() -> None:
     def f(z):
         return np.sin(z[:, 0]) + z[:, 1] * z[:, 2]
 
-    phi, _, _ = ExactShapley(f, background).shap_values(rng.normal(size=4))
+    phi = ExactShapley(f, background).shap_values(rng.normal(size=4)).values
     assert phi[3] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_input_equal_to_the_background_has_no_contributions() -> None:
     background = np.ones((1, 3), dtype=np.float32)
-    phi, _, fx = ExactShapley(lambda z: z.sum(axis=1), background).shap_values(np.ones(3))
-    assert np.all(phi == 0.0) and fx == 3.0
+    result = ExactShapley(lambda z: z.sum(axis=1), background).shap_values(np.ones(3))
+    assert np.all(result.values == 0.0) and result.output == 3.0
 
 
 def test_refuses_too_many_players() -> None:
@@ -74,7 +77,96 @@ def test_large_games_are_split_into_chunks(monkeypatch) -> None:
     f = mlp(3, 5)
     background = rng.normal(size=(4, 5)).astype(np.float32)
     x = rng.normal(size=5).astype(np.float32)
-    phi, base, _ = ExactShapley(f, background).shap_values(x)
+    result = ExactShapley(f, background).shap_values(x)
     reference, ref_base = brute_force_shapley(f, x, background)
-    np.testing.assert_allclose(phi, reference, atol=1e-9)
-    assert base == pytest.approx(ref_base, abs=1e-12)
+    np.testing.assert_allclose(result.values, reference, atol=1e-9)
+    assert result.base_value == pytest.approx(ref_base, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------- network engine
+FOREIGN = ("visits", "consent_email", "spend", "consent_sms", "tenure", "consent_push", "web")
+
+
+def small_network(seed: int, widths: tuple[int, ...], activation: str = "relu"):
+    """A random scaled MLP on the 7 foreign features; biases spread so units die or stay on."""
+    from rec_env.agents.sb3.network import DenseLayer, InputScaling, NumpyNetwork
+
+    rng = np.random.default_rng(seed)
+    sizes = (len(FOREIGN), *widths)
+    layers = []
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(sizes)):
+        last = i == len(sizes) - 2
+        weight = rng.normal(size=(n_in, n_out)).astype(np.float32)
+        bias = rng.normal(scale=1.5, size=n_out).astype(np.float32)
+        layers.append(DenseLayer(weight, bias, None if last else activation))
+    high = np.array([50, 1, 2000, 1, 365, 1, 1], dtype=np.float32)
+    return NumpyNetwork(InputScaling.from_bounds(high, "log"), tuple(layers))
+
+
+def foreign_contexts(seed: int, n: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    obs = np.column_stack(
+        [
+            rng.integers(0, 4, n),
+            rng.random(n) < 0.6,
+            rng.gamma(2.0, 50.0, n),
+            rng.random(n) < 0.5,
+            rng.integers(0, 3, n) * 30.0,
+            rng.random(n) < 0.5,
+            rng.random(n),
+        ]
+    )
+    return obs.astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    ("widths", "activation", "tile_bits"),
+    [((12, 10, 4), "relu", 11), ((12, 10, 4), "relu", 2), ((9, 4), "tanh", 3), ((4,), None, 11)],
+)
+def test_network_engine_matches_brute_force(monkeypatch, widths, activation, tile_bits) -> None:
+    """Subset sums, tiles and folded ReLU units change nothing: brute force on 2^7 coalitions."""
+    from rec_env.agents.explain import network_shapley
+    from rec_env.agents.explain.masking import ActionMasking
+    from rec_env.agents.explain.network_shapley import (
+        MaskedSoftmaxHead,
+        NetworkShapley,
+        SingleOutputHead,
+    )
+
+    monkeypatch.setattr(network_shapley, "TILE_BITS", tile_bits)
+    network = small_network(len(widths) + tile_bits, widths, activation or "relu")
+    background = foreign_contexts(1, 5)
+    x = foreign_contexts(2, 1)[0]
+    channel = np.array([3, 0, 1, 2])  # no_action, then one action per channel
+    masking = ActionMasking(4, [1, 3, 5], channel)
+    excluded = np.array([False, False, True, False])
+    engine = NetworkShapley(network, background)
+    for action in (0, 1):
+        result = engine.shap_values(x, MaskedSoftmaxHead(action, masking, excluded))
+        reference, base = brute_force_shapley(
+            lambda z, a=action: network.probabilities(z, masking.allowed(z, excluded))[:, a],
+            x,
+            background,
+        )
+        np.testing.assert_allclose(result.values, reference, atol=1e-6)
+        assert result.base_value == pytest.approx(base, abs=1e-6)
+        assert result.base_value + result.values.sum() == pytest.approx(result.output, abs=1e-12)
+    q = engine.shap_values(x, SingleOutputHead(2))
+    reference, _ = brute_force_shapley(lambda z: network.outputs(z)[:, 2], x, background)
+    np.testing.assert_allclose(q.values, reference, atol=2e-5)
+    assert q.output == pytest.approx(float(network.outputs(x)[0, 2]), abs=1e-5)
+
+
+def test_folding_skips_the_units_no_coalition_can_switch() -> None:
+    """Units fixed over a row cost no multiply-adds; the values stay exact."""
+    from rec_env.agents.explain.network_shapley import NetworkShapley, SingleOutputHead
+
+    network = small_network(0, (12, 10, 4))
+    background = foreign_contexts(1, 4)
+    x = foreign_contexts(2, 1)[0]
+    result = NetworkShapley(network, background).shap_values(x, SingleOutputHead(0))
+    first, second, _ = network.layers
+    unfolded = result.coalitions * (first.weight.shape[1] * second.weight.shape[1] + 10)
+    assert result.multiply_adds < unfolded
+    reference, _ = brute_force_shapley(lambda z: network.outputs(z)[:, 0], x, background)
+    np.testing.assert_allclose(result.values, reference, atol=2e-5)

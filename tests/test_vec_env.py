@@ -1,12 +1,16 @@
-"""The SB3 VecEnv on the batched core: autoreset, infos, seeding, masks, MaskablePPO."""
+"""Both vector envs on the batched core (SB3 VecEnv, Gymnasium VectorEnv): autoreset, seeding."""
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import rec_env
+from rec_env import ENV_ID
 from rec_env.features import FEATURE_INDEX
 
 
@@ -101,3 +105,166 @@ def test_maskable_ppo_trains_and_never_picks_masked_actions() -> None:
         actions, _ = model.predict(obs, action_masks=masks)
         assert masks[np.arange(16), actions].all()
         obs, _, _, _ = venv.step(actions)
+
+
+# ---------------------------------------------------------------------- Gymnasium VectorEnv
+
+
+def make_vector(num_envs: int, **kwargs: object) -> gym.vector.VectorEnv:
+    return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+
+
+def test_make_vec_returns_a_native_vector_env() -> None:
+    envs = make_vector(1024)
+    assert isinstance(envs, gym.vector.VectorEnv)
+    assert not isinstance(envs, gym.vector.SyncVectorEnv | gym.vector.AsyncVectorEnv)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    assert envs.num_envs == 1024 and envs.spec is not None and envs.spec.id == ENV_ID
+    single = gym.make(ENV_ID)
+    assert envs.single_observation_space == single.observation_space
+    assert envs.single_action_space == single.action_space
+    assert envs.observation_space == batch_space(single.observation_space, 1024)
+    assert envs.action_space == batch_space(single.action_space, 1024)
+    obs, infos = envs.reset(seed=0)
+    assert obs in envs.observation_space and obs.dtype == np.float32
+    assert infos["_segment"].all() and set(infos["segment"]) <= set(envs.model.sampler.segment_names)
+    envs.action_space.seed(0)
+    obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample())
+    assert obs in envs.observation_space
+    assert rewards.shape == terminated.shape == truncated.shape == (1024,)
+    assert terminated.dtype == truncated.dtype == np.bool_
+    assert envs.action_masks().shape == envs.expected_rewards().shape == (1024, 16)
+
+
+def check_next_step_autoreset(envs: gym.vector.VectorEnv, horizon: int, steps: int) -> set:
+    """Gymnasium's NEXT_STEP contract, checked on any vector env; returns the info keys seen."""
+    envs.reset(seed=5)
+    ended = np.zeros(envs.num_envs, dtype=bool)
+    age = np.zeros(envs.num_envs, dtype=int)
+    keys: set = set()
+    rng = np.random.default_rng(0)
+    for _ in range(steps):
+        obs, rewards, terminated, truncated, infos = envs.step(rng.integers(0, 16, envs.num_envs))
+        keys |= set(infos)
+        # the step after an ending is a reset: new customer, reward 0, no flags, no step info
+        assert (rewards[ended] == 0).all()
+        assert not (terminated[ended] | truncated[ended]).any()
+        assert (obs[ended, FEATURE_INDEX["contacts_last_30d"]] == 0).all()
+        stepped = infos.get("_profit", np.zeros(envs.num_envs, dtype=bool))
+        if ended.any():
+            assert infos["_segment"][ended].all() and not infos["_segment"][~ended].any()
+        assert np.array_equal(stepped, ~ended)
+        age = np.where(ended, 0, age + 1)
+        assert (truncated == (age == horizon)).all()  # truncation exactly at the horizon
+        ended = terminated | truncated
+    return keys
+
+
+def test_next_step_autoreset_like_sync_vector_env() -> None:
+    ours = check_next_step_autoreset(make_vector(64, horizon=3, max_episode_steps=3), 3, 12)
+    sync = gym.make_vec(ENV_ID, num_envs=8, vectorization_mode="sync", horizon=3)
+    assert check_next_step_autoreset(sync, 3, 12) == ours  # the same info keys
+
+
+def test_max_episode_steps_truncates_as_time_limit_does() -> None:
+    assert make_vector(4).unwrapped.horizon == 52
+    assert make_vector(4, horizon=104).unwrapped.horizon == 52  # the registration's TimeLimit
+    assert make_vector(4, horizon=104, max_episode_steps=104).unwrapped.horizon == 104
+
+
+def vector_rollout(seed: int, steps: int = 60) -> list:
+    envs = make_vector(32, horizon=8, max_episode_steps=8)
+    obs, _ = envs.reset(seed=seed)
+    trace = [obs.tobytes()]
+    for actions in np.random.default_rng(0).integers(0, 16, (steps, 32)):
+        obs, rewards, terminated, truncated, infos = envs.step(actions)
+        trace.append((obs.tobytes(), rewards.tobytes(), terminated.tobytes(), truncated.tobytes()))
+        trace.append(infos["profit"].tobytes())
+    return trace
+
+
+def test_vector_env_is_deterministic_under_seed() -> None:
+    assert vector_rollout(3) == vector_rollout(3)
+    assert vector_rollout(3) != vector_rollout(4)
+    envs = make_vector(16)
+    first, _ = envs.reset(seed=11)
+    envs.step(np.zeros(16, dtype=np.int64))
+    again, _ = envs.reset(seed=11)
+    assert np.array_equal(first, again)
+
+
+def test_reset_mask_resets_only_those_slots() -> None:
+    envs = make_vector(8)
+    envs.reset(seed=0)
+    before, *_ = envs.step(np.full(8, 1))
+    mask = np.zeros(8, dtype=bool)
+    mask[[2, 5]] = True
+    obs, infos = envs.reset(options={"reset_mask": mask})
+    assert np.array_equal(obs[~mask], before[~mask])
+    assert (obs[mask, FEATURE_INDEX["contacts_last_30d"]] == 0).all()
+    assert np.array_equal(infos["_segment"], mask)
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": np.zeros(8, dtype=bool)})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        envs.reset(options={"customer": {}})
+
+
+def test_gym_vector_env_and_sb3_vec_env_share_the_bookkeeping() -> None:
+    """Same seed and actions: the same customers, outcomes and replacements in both."""
+    gym_envs = make_vector(64, horizon=4, max_episode_steps=4)
+    sb3_envs = rec_env.make_vec_env(64, seed=9, horizon=4)
+    gym_obs, _ = gym_envs.reset(seed=9)
+    assert np.array_equal(gym_obs, sb3_envs.reset())
+    actions = np.random.default_rng(1).integers(0, 16, 64)
+    for _ in range(4):  # everyone ends by the 4th step
+        sb3_obs, sb3_rewards, dones, infos = sb3_envs.step(actions)
+        gym_obs, gym_rewards, terminated, truncated, _ = gym_envs.step(actions)
+        assert np.array_equal(sb3_rewards, gym_rewards.astype(np.float32))
+        assert np.array_equal(dones, terminated | truncated)
+        if dones.any():
+            break
+        assert np.array_equal(sb3_obs, gym_obs)
+    rows = np.flatnonzero(dones)
+    final = np.stack([infos[i]["terminal_observation"] for i in rows])
+    assert np.array_equal(final, gym_obs[rows])
+    assert [infos[i]["TimeLimit.truncated"] for i in rows] == list(truncated[rows] & ~terminated[rows])
+    # SB3 restarts in the same step, Gymnasium in the next one: the same new customers
+    restarted, *_ = gym_envs.step(actions)
+    assert np.array_equal(restarted[rows], sb3_obs[rows])
+
+
+def test_gymnasium_vector_wrappers_accept_it() -> None:
+    from gymnasium.wrappers.vector import RecordEpisodeStatistics
+
+    envs = RecordEpisodeStatistics(make_vector(16, horizon=3, max_episode_steps=3))
+    envs.reset(seed=0)
+    episodes = 0
+    for _ in range(7):
+        *_, infos = envs.step(np.zeros(16, dtype=np.int64))
+        if "episode" in infos:
+            episodes += int(infos["_episode"].sum())
+            assert (infos["episode"]["l"][infos["_episode"]] <= 3).all()
+    assert episodes >= 16
+
+
+def test_vector_render_modes() -> None:
+    envs = make_vector(3, render_mode="rgb_array")
+    envs.reset(seed=0)
+    frames = envs.render()
+    assert len(frames) == 3 and frames[0].dtype == np.uint8 and frames[0].ndim == 3
+    envs.step(np.array([0, 1, 2]))
+    assert not np.array_equal(envs.render()[1], frames[1])
+    text = make_vector(2, render_mode="ansi")
+    text.reset(seed=0)
+    text.step(np.array([0, 1]))
+    assert "last: " + text.unwrapped.action_names[1] in text.render()[1]
+    assert make_vector(2).render() is None
+
+
+def test_sb3_vec_env_images() -> None:
+    venv = rec_env.make_vec_env(4, seed=0, render_mode="rgb_array")
+    venv.reset()
+    venv.step(np.array([0, 1, 2, 3]))
+    images = venv.get_images()
+    assert len(images) == 4 and all(image.dtype == np.uint8 for image in images)
+    assert rec_env.make_vec_env(2, seed=0).get_images() == [None, None]

@@ -3,7 +3,8 @@
 Context-free (one value per action): :class:`EpsilonGreedy`, :class:`UCB1` and
 :class:`ThompsonSampling` (Gaussian, Normal–Inverse-Gamma). Linear contextual (one ridge
 regression per action on :func:`linear_contexts`): :class:`LinUCB` and
-:class:`LinearThompsonSampling`.
+:class:`LinearThompsonSampling`, on any :class:`~rec_env.feature_space.FeatureSpace` (the env's
+16 features by default) and any number of actions.
 
 Each is a dataclass of hyperparameters in the style of Open Bandit Pipeline, batch-first, seeded
 by ``random_state`` and saved as ``policy.json`` + ``state.npz``. :data:`BANDITS` maps each
@@ -16,16 +17,10 @@ from __future__ import annotations
 
 from rec_env.agents.bandits.base import STATE_FILE, BanditPolicy
 from rec_env.agents.bandits.contextfree import UCB1, EpsilonGreedy, ThompsonSampling
-from rec_env.agents.bandits.linear import (
-    N_CONTEXT_FEATURES,
-    LinearThompsonSampling,
-    LinUCB,
-    linear_contexts,
-)
+from rec_env.agents.bandits.linear import LinearThompsonSampling, LinUCB, linear_contexts
 
 __all__ = [
     "BANDITS",
-    "N_CONTEXT_FEATURES",
     "STATE_FILE",
     "UCB1",
     "BanditPolicy",

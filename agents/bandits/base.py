@@ -4,7 +4,9 @@ Every bandit is an Open Bandit Pipeline style dataclass: its fields are its hype
 validated on construction, and it owns its generator ``self.random_`` (seeded by
 ``random_state``). The loop that drives it lives outside (:func:`rec_env.rollout.run_cohort`).
 All methods are batch-first: a whole batch of customers is decided with the current parameters,
-then :meth:`BanditPolicy.update` learns from the whole batch.
+then :meth:`BanditPolicy.update` learns from the whole batch. Masks (the caller's and the consent
+read from the observations) are combined by :class:`~rec_env.agents.base.Policy` before they
+reach a bandit.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numba import njit
 
-from rec_env.agents.base import OnlinePolicy, Policy
+from rec_env.agents.base import FeaturesLike, OnlinePolicy, Policy
 
 __all__ = ["STATE_FILE", "BanditPolicy"]
 
@@ -52,30 +54,6 @@ def _check_number(
     if high is not None and value > high:
         raise ValueError(f"{name} must be <= {high}, got {value!r}")
     return int(value) if integer else float(value)
-
-
-def _as_batch(obs: np.ndarray) -> np.ndarray:
-    """``obs`` as a 2-D array (one customer may be 1-D)."""
-    obs = np.asarray(obs)
-    return obs[None, :] if obs.ndim == 1 else obs
-
-
-def _as_masks(action_masks: np.ndarray | None, n: int, n_actions: int) -> np.ndarray | None:
-    """``(n, n_actions)`` bool masks, or ``None`` (everything allowed).
-
-    Rows that allow no action are rejected by the kernels that pick the actions.
-
-    Raises:
-        ValueError: If the shape is wrong.
-    """
-    if action_masks is None:
-        return None
-    masks = np.asarray(action_masks, dtype=bool)
-    if masks.ndim == 1:
-        masks = masks[None, :]
-    if masks.shape != (n, n_actions):
-        raise ValueError(f"action_masks must have shape {(n, n_actions)}, got {masks.shape}")
-    return masks
 
 
 def _full_masks(masks: np.ndarray | None, n: int, n_actions: int) -> np.ndarray:
@@ -177,23 +155,35 @@ class BanditPolicy(OnlinePolicy):
 
     Subclasses declare their hyperparameters as keyword-only fields (validated in
     :meth:`_check_hyperparameters`), name their learned arrays in ``state_names`` (attributes
-    with a trailing underscore, saved to ``state.npz``) and implement :meth:`_select`,
+    with a trailing underscore, saved to ``state.npz``) and implement :meth:`_predict`,
     :meth:`_probabilities` and :meth:`update`.
 
     Args:
         n_actions: Number of actions.
         action_names: Names of the actions, for reports.
         random_state: Seed of the policy's generator ``self.random_``.
+        action_channels: Channel of each action (consent-safe when known).
+        features: Feature space of the observations (default: the env's 16 features).
     """
 
     n_actions: int
     action_names: tuple[str, ...] | None = field(default=None, repr=False)
     random_state: int | None = None
+    action_channels: tuple[str, ...] | None = field(default=None, kw_only=True, repr=False)
+    features: FeaturesLike = field(default=None, kw_only=True, repr=False)
 
     state_names: ClassVar[tuple[str, ...]] = ()
+    _BASE_FIELDS: ClassVar[frozenset[str]] = frozenset({"action_channels", "features"})
 
     def __post_init__(self) -> None:
-        Policy.__init__(self, self.n_actions, self.action_names, self.random_state)
+        Policy.__init__(
+            self,
+            self.n_actions,
+            self.action_names,
+            self.random_state,
+            action_channels=self.action_channels,
+            features=self.features,
+        )
         self._check_hyperparameters()
         self._init_state()
 
@@ -205,50 +195,32 @@ class BanditPolicy(OnlinePolicy):
         """Allocate the learned arrays named in ``state_names`` (the prior / no data)."""
 
     @abstractmethod
-    def _select(self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool) -> np.ndarray:
-        """Actions ``(n,)`` for 2-D ``obs`` and ``(n, A)`` masks (``None``: all allowed)."""
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
+    ) -> np.ndarray:
+        """Actions ``(n,)`` for 2-D ``obs`` and ``(n, A)`` masks (``None``: all allowed).
+
+        ``deterministic`` exploits only (greedy / posterior mean) where the algorithm is
+        randomised (ε-greedy, Thompson sampling); UCB algorithms are deterministic either way.
+        A row of the masks that allows no action raises ``ValueError``.
+        """
 
     @abstractmethod
     def _probabilities(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
         """``(n, n_actions)`` probabilities for 2-D ``obs`` and ``(n, A)`` masks."""
 
-    def predict(
-        self,
-        obs: np.ndarray,
-        action_masks: np.ndarray | None = None,
-        deterministic: bool = True,
-    ) -> np.ndarray:
-        """Actions ``(n,)`` for a batch, all decided with the current parameters.
-
-        Args:
-            obs: ``(n, n_features)`` observations (one customer may be 1-D).
-            action_masks: ``(n, n_actions)`` allowed actions; masked actions are never chosen.
-            deterministic: Exploit only (greedy / posterior mean) where the algorithm is
-                randomised (ε-greedy, Thompson sampling); UCB algorithms are deterministic
-                either way.
-
-        Raises:
-            ValueError: If the masks have the wrong shape or a row allows no action.
-        """
-        obs = _as_batch(obs)
-        masks = _as_masks(action_masks, obs.shape[0], self.n_actions)
-        return self._select(obs, masks, deterministic)
-
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
-        """``(n, n_actions)`` probability of each action under ``predict(deterministic=False)``.
-
-        Masked actions have probability 0; rows sum to 1.
-        """
-        obs = _as_batch(obs)
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
+        """The law of ``predict(deterministic=False)``; masked actions have probability 0."""
         n = obs.shape[0]
-        masks = _full_masks(_as_masks(action_masks, n, self.n_actions), n, self.n_actions)
-        return self._probabilities(obs, masks)
+        return self._probabilities(obs, _full_masks(masks, n, self.n_actions))
 
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments: the base ones and every hyperparameter field."""
-        hyperparameters = {f.name: getattr(self, f.name) for f in fields(self) if f.kw_only}
+        hyperparameters = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.kw_only and f.name not in self._BASE_FIELDS
+        }
         return {**super().get_config(), **hyperparameters}
 
     def _save_state(self, directory: Path) -> None:

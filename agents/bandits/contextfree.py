@@ -1,7 +1,7 @@
 """Context-free bandits: ε-greedy, UCB1 and Gaussian Thompson sampling.
 
-They ignore the observation: they learn one value per action (offer × channel) and differ from
-customer to customer only through the action masks (consent). The shared base is in
+They ignore the observation (any number of features): they learn one value per action and differ
+from customer to customer only through the action masks (consent). The shared base is in
 :mod:`rec_env.agents.bandits.base`.
 """
 
@@ -16,7 +16,6 @@ from rec_env.agents.bandits.base import (
     _ACTIONS_OUT_OF_RANGE,
     BanditPolicy,
     _argmax_frequencies,
-    _as_batch,
     _check_number,
     _feedback_arrays,
     _full_masks,
@@ -24,7 +23,7 @@ from rec_env.agents.bandits.base import (
     _one_hot,
     _sample_allowed,
 )
-from rec_env.agents.base import uniform_over_allowed
+from rec_env.agents.base import _as_batch, uniform_over_allowed
 
 __all__ = ["UCB1", "EpsilonGreedy", "ThompsonSampling"]
 
@@ -137,7 +136,9 @@ class EpsilonGreedy(_ContextFreeBandit):
         r"""The exploration rate :math:`\varepsilon_t` of the next decisions."""
         return max(self.min_epsilon, self.epsilon / (1.0 + self.decay * self.n_rewards))
 
-    def _select(self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool) -> np.ndarray:
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
+    ) -> np.ndarray:
         n = obs.shape[0]
         greedy = _masked_argmax(self.means_[None, :], masks, n)
         if deterministic:
@@ -196,7 +197,9 @@ class UCB1(_ContextFreeBandit):
         bonus = self.c * np.sqrt(2.0 * log_t / np.maximum(self.counts_, 1))
         return np.where(tried, self.means_ + bonus, np.inf)
 
-    def _select(self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool) -> np.ndarray:
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
+    ) -> np.ndarray:
         n = obs.shape[0]
         actions = _masked_argmax(self.upper_confidence_bounds()[None, :], masks, n)
         untried = _full_masks(masks, n, self.n_actions) & (self.counts_ == 0)
@@ -208,7 +211,7 @@ class UCB1(_ContextFreeBandit):
         return actions
 
     def _probabilities(self, obs: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        return _one_hot(self._select(obs, masks, True), self.n_actions)
+        return _one_hot(self._predict(obs, masks, True), self.n_actions)
 
 
 @dataclass(eq=False, kw_only=True)
@@ -301,7 +304,9 @@ class ThompsonSampling(_ContextFreeBandit):
         precision = self.random_.gamma(shape, 1.0 / rate, size=size)
         return mean + self.random_.standard_normal(size) / np.sqrt(kappa * precision)
 
-    def _select(self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool) -> np.ndarray:
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
+    ) -> np.ndarray:
         n = obs.shape[0]
         if deterministic:
             return _masked_argmax(self.posterior()[0][None, :], masks, n)

@@ -9,9 +9,10 @@ Protocol (:func:`run_hillstrom`):
    * ``reward_model``: one ridge regression per action
      (:class:`~rec_env.agents.ope.reward_models.RidgeRewardEstimator`) and the action with the
      highest prediction;
-   * ``linucb`` and ``lin_ts``: the env's :class:`~rec_env.agents.bandits.LinUCB` and
-     :class:`~rec_env.agents.bandits.LinearThompsonSampling` on Hillstrom's standardised
-     contexts (:class:`~rec_env.agents.context_adapter.PaddedContextBandit`), trained by replay
+   * ``linucb`` and ``lin_ts``: :class:`~rec_env.agents.bandits.LinUCB` and
+     :class:`~rec_env.agents.bandits.LinearThompsonSampling` directly on Hillstrom's 11
+     features, standardised by their training mean and standard deviation
+     (:meth:`~rec_env.feature_space.FeatureSpace.standardised`), trained by replay
      (:func:`~rec_env.agents.ope.replay.replay`, Li et al. 2011): they learn only from the rounds
      where their choice matches the logged action. Their exploration widths (:math:`\alpha`,
      :math:`v`) are multiplied by the standard deviation of the training rewards, so that the
@@ -32,9 +33,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rec_env.agents.base import Policy, masked_argmax
+from rec_env.agents.base import FeaturesLike, Policy, masked_argmax
 from rec_env.agents.baselines import FixedActionPolicy, RandomPolicy
-from rec_env.agents.context_adapter import PaddedContextBandit
 from rec_env.agents.ope import (
     DoublyRobust,
     InverseProbabilityWeighting,
@@ -44,7 +44,8 @@ from rec_env.agents.ope import (
 )
 from rec_env.agents.ope.replay import ReplayResult, replay
 from rec_env.agents.ope.reward_models import PerActionRewardModel, RidgeRewardEstimator
-from rec_env.datasets import HILLSTROM_ACTIONS, load_hillstrom
+from rec_env.datasets import HILLSTROM_ACTIONS, HILLSTROM_FEATURES, load_hillstrom
+from rec_env.feature_space import FeatureSpace
 
 __all__ = [
     "CONSTANT_POLICIES",
@@ -75,21 +76,23 @@ class RewardModelPolicy(Policy):
     Args:
         model: A fitted per-action reward model.
         action_names: Names of the actions.
+        features: Feature space of the contexts the model was fitted on.
     """
 
     algorithm: ClassVar[str] = "reward_model"
 
     def __init__(
-        self, model: PerActionRewardModel, action_names: tuple[str, ...] | None = None
+        self,
+        model: PerActionRewardModel,
+        action_names: tuple[str, ...] | None = None,
+        features: FeaturesLike = None,
     ) -> None:
-        super().__init__(model.n_actions, action_names)
+        super().__init__(model.n_actions, action_names, features=features)
         self.model = model
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """One-hot on the best predicted action."""
-        best = masked_argmax(self.model.predict(np.atleast_2d(obs)), action_masks)
+        best = masked_argmax(self.model.predict(self.features.check(obs)), masks)
         return np.eye(self.n_actions)[best]
 
 
@@ -172,32 +175,36 @@ def _learned_policies(
     """The reward-model policy and the two bandits trained by replay on ``train_data``."""
     from rec_env.agents.bandits import LinearThompsonSampling, LinUCB
 
-    names = train_data.action_names
-    model = PerActionRewardModel(train_data.n_actions, RidgeRewardEstimator())
+    names, n_actions = train_data.action_names, train_data.n_actions
+    model = PerActionRewardModel(n_actions, RidgeRewardEstimator())
     model.fit(train_data.contexts, train_data.actions, train_data.rewards)
-    policies: dict[str, Policy] = {"reward_model": RewardModelPolicy(model, names)}
+    raw = FeatureSpace.named(HILLSTROM_FEATURES)
+    policies: dict[str, Policy] = {"reward_model": RewardModelPolicy(model, names, raw)}
     spread = float(train_data.rewards.std()) or 1.0
+    features = FeatureSpace.standardised(HILLSTROM_FEATURES, train_data.contexts)
     bandits = {
-        "linucb": LinUCB(n_actions=train_data.n_actions, action_names=names, alpha=alpha * spread),
-        "lin_ts": LinearThompsonSampling(
-            n_actions=train_data.n_actions, action_names=names, random_state=seed, v=v * spread
-        ),
+        "linucb": LinUCB(n_actions, names, features=features, alpha=alpha * spread),
+        "lin_ts": LinearThompsonSampling(n_actions, names, seed, features=features, v=v * spread),
     }
     replays = []
     for name, bandit in bandits.items():
-        adapter = PaddedContextBandit.fitted_to(bandit, train_data.contexts)
-        replays.append(replay(adapter, train_data, name=name))
-        policies[name] = adapter
+        replays.append(replay(bandit, train_data, name=name))
+        policies[name] = bandit
     return policies, replays
 
 
 def _reference_policies(n_actions: int, seed: int) -> dict[str, Policy]:
     """The constant policies and the uniformly random one."""
+    features = FeatureSpace.named(HILLSTROM_FEATURES)
     policies: dict[str, Policy] = {
-        name: FixedActionPolicy(n_actions, action, action_names=HILLSTROM_ACTIONS)
+        name: FixedActionPolicy(
+            n_actions, action, action_names=HILLSTROM_ACTIONS, features=features
+        )
         for name, action in CONSTANT_POLICIES.items()
     }
-    policies["random"] = RandomPolicy(n_actions, HILLSTROM_ACTIONS, random_state=seed)
+    policies["random"] = RandomPolicy(
+        n_actions, HILLSTROM_ACTIONS, random_state=seed, features=features
+    )
     return policies
 
 

@@ -26,12 +26,12 @@ from rec_env.agents.baselines import (
     FixedActionPolicy,
     FlagTargetedPolicy,
     MyopicOracle,
+    best_fixed_action,
 )
-from rec_env.dynamics import CustomerModel
 from rec_env.env import build_model
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
 
-__all__ = ["Comparison", "best_fixed_action", "paired_comparison", "sequential_evidence"]
+__all__ = ["Comparison", "paired_comparison", "sequential_evidence"]
 
 
 @dataclass(frozen=True)
@@ -82,21 +82,6 @@ def paired_comparison(
         conversion_a=result_a.kpis()["conversion_rate"],
         conversion_b=result_b.kpis()["conversion_rate"],
     )
-
-
-def best_fixed_action(
-    model: CustomerModel, n_customers: int, horizon: int, seed: int
-) -> tuple[int, CohortResult]:
-    """The fixed action with the highest mean profit over the horizon, and its run."""
-    n = model.actions.n_actions
-    runs = [
-        run_cohort(
-            model, FixedActionPolicy(n, a, model.actions.no_action), n_customers, horizon, seed
-        )
-        for a in range(n)
-    ]
-    best = int(np.argmax([r.profit.mean() for r in runs]))
-    return best, runs[best]
 
 
 def sequential_evidence(

@@ -29,6 +29,7 @@ rounding of the aggregation.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import lru_cache
 from math import factorial
 
@@ -36,17 +37,38 @@ import numpy as np
 
 __all__ = [
     "ExactShapley",
+    "ShapleyValues",
     "brute_force_shapley",
     "coalition_bits",
     "differing_features",
     "row_chunks",
     "shapley_matrix",
+    "subset_sums",
 ]
 
 ValueFunction = Callable[[np.ndarray], np.ndarray]
 
 MAX_COALITIONS_PER_CHUNK = 1 << 17
 """Coalitions evaluated in one model call (bounds memory: ~32 MB per 64-wide float32 layer)."""
+
+
+@dataclass(frozen=True)
+class ShapleyValues:
+    """One customer's Shapley values and what they cost.
+
+    Attributes:
+        values: ``(F,)`` contributions.
+        base_value: The mean output over the background, ``v(∅)``.
+        output: The output at ``x``, ``base_value + values.sum()``.
+        coalitions: Coalitions evaluated, ``Σ_b 2^{k_b}`` (a deterministic measure of the work).
+        multiply_adds: Multiply-adds spent in network layers (0 if the engine does not count).
+    """
+
+    values: np.ndarray
+    base_value: float
+    output: float
+    coalitions: int
+    multiply_adds: int = 0
 
 
 @lru_cache(maxsize=32)
@@ -72,6 +94,20 @@ def shapley_matrix(k: int) -> np.ndarray:
     matrix = np.where(bits, with_j, without_j)
     matrix.setflags(write=False)
     return matrix
+
+
+def subset_sums(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
+    """``(2^k, d)``: ``start + Σ_{j ∈ t} steps[j]`` for every coalition ``t``, in binary order.
+
+    Built by doubling, ``sums[2^j : 2^{j+1}] = sums[:2^j] + steps[j]``: one addition per entry.
+    """
+    k = steps.shape[0]
+    sums = np.empty((1 << k, start.shape[0]), dtype=np.result_type(start, steps))
+    sums[0] = start
+    for j in range(k):
+        half = 1 << j
+        np.add(sums[:half], steps[j], out=sums[half : 2 * half])
+    return sums
 
 
 def differing_features(x: np.ndarray, background: np.ndarray) -> list[np.ndarray]:
@@ -125,12 +161,8 @@ class ExactShapley:
             raise ValueError("background must be a non-empty (n, F) array")
         self.max_players = max_players
 
-    def shap_values(self, x: np.ndarray) -> tuple[np.ndarray, float, float]:
-        """Shapley values of ``x``.
-
-        Returns:
-            ``(phi, base_value, fx)``: ``(F,)`` contributions, the mean output over the
-            background and the output at ``x``, with ``base_value + phi.sum() == fx``.
+    def shap_values(self, x: np.ndarray) -> ShapleyValues:
+        """Shapley values of ``x``, with ``base_value + values.sum() == output``.
 
         Raises:
             ValueError: If ``x`` differs from a background row in more than ``max_players``
@@ -160,7 +192,8 @@ class ExactShapley:
                     phi[players[b]] += block @ shapley_matrix(players[b].size)
                 start += n
         n_rows = len(players)
-        return phi / n_rows, base / n_rows, fx / n_rows
+        coalitions = sum(1 << p.size for p in players)
+        return ShapleyValues(phi / n_rows, base / n_rows, fx / n_rows, coalitions)
 
 
 def brute_force_shapley(

@@ -11,7 +11,7 @@ Importing this module imports torch, Stable-Baselines3 and sb3-contrib.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -21,8 +21,14 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from rec_env.agents.base import Policy, masked_argmax, read_policy_file, uniform_over_allowed
-from rec_env.features import FEATURES
+from rec_env.agents.base import (
+    FeaturesLike,
+    Policy,
+    masked_argmax,
+    read_policy_file,
+    uniform_over_allowed,
+)
+from rec_env.agents.sb3.network import InputScaling, Scaling, scale_observations
 
 __all__ = [
     "MODEL_FILE",
@@ -39,8 +45,6 @@ __all__ = [
 MODEL_FILE = "model.zip"
 """Name of the SB3 archive next to ``policy.json``."""
 
-Scaling = Literal["linear", "log"]
-
 
 class ScaledFeatures(BaseFeaturesExtractor):
     """Scale the raw observation to [0, 1], feature by feature, inside the network.
@@ -49,7 +53,10 @@ class ScaledFeatures(BaseFeaturesExtractor):
     whose upper bound exceeds 1 (days, counts, USD), ``x / high`` for the others. The log scale
     keeps the differences that matter for contact timing (7 against 14 days since the last
     message, 1 against 2 messages in 30 days) large after scaling, where ``x / 365`` would squeeze
-    them to a few hundredths. The bounds are registered buffers, so they travel in
+    them to a few hundredths. The transform is
+    :func:`~rec_env.agents.sb3.network.scale_observations` with the factors of
+    :class:`~rec_env.agents.sb3.network.InputScaling`: the same code as the numpy copy of the
+    network. The bounds and the log-scaled columns are registered buffers, so they travel in
     ``model.zip``.
 
     Args:
@@ -60,23 +67,35 @@ class ScaledFeatures(BaseFeaturesExtractor):
     def __init__(self, observation_space: spaces.Box, scaling: Scaling = "log") -> None:
         n_features = int(np.prod(observation_space.shape))
         super().__init__(observation_space, features_dim=n_features)
-        if scaling not in ("linear", "log"):
-            raise ValueError(f"scaling must be 'linear' or 'log', got {scaling!r}")
-        high = np.asarray(observation_space.high, dtype=np.float32).reshape(-1)
-        binary = np.array([f.binary for f in FEATURES], dtype=bool)
-        if binary.size != n_features:
-            binary = np.zeros(n_features, dtype=bool)
-        use_log = (~binary) & (high > 1.0) if scaling == "log" else np.zeros(n_features, bool)
+        transform = InputScaling.from_bounds(observation_space.high, scaling)
         self.scaling = scaling
-        self.register_buffer("high", torch.as_tensor(high))
-        self.register_buffer("log_mask", torch.as_tensor(use_log))
+        self.register_buffer("high", torch.as_tensor(transform.high))
+        self.register_buffer("log_mask", torch.as_tensor(transform.log_mask))
+        # The factors are derived from the two saved buffers: not saved, refreshed on load.
+        self.register_buffer("linear", torch.empty(0), persistent=False)
+        self.register_buffer("logarithmic", torch.empty(0), persistent=False)
+        self._refresh_factors()
+        self.register_load_state_dict_post_hook(_refresh_after_load)
+
+    def input_scaling(self) -> InputScaling:
+        """The scaling as numpy factors, from the (saved) buffers."""
+        return InputScaling.from_mask(self.high.cpu().numpy(), self.log_mask.cpu().numpy())
+
+    def _refresh_factors(self) -> None:
+        transform = self.input_scaling()
+        device = self.high.device
+        self.linear = torch.as_tensor(transform.linear, device=device)
+        self.logarithmic = torch.as_tensor(transform.logarithmic, device=device)
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
         """``(n, n_features)`` raw features → ``(n, n_features)`` values in [0, 1]."""
-        obs = observations.reshape(observations.shape[0], -1).clamp(min=0.0)
-        linear = obs / self.high
-        logarithmic = torch.log1p(obs) / torch.log1p(self.high)
-        return torch.where(self.log_mask, logarithmic, linear).clamp(max=1.0)
+        obs = observations.reshape(observations.shape[0], -1)
+        return scale_observations(obs, self.linear, self.logarithmic, torch.log1p)
+
+
+def _refresh_after_load(module: ScaledFeatures, _incompatible_keys: Any) -> None:
+    """Load hook of :class:`ScaledFeatures` (a module-level function, so the module pickles)."""
+    module._refresh_factors()
 
 
 def _renormalise(probs: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
@@ -107,6 +126,9 @@ class SB3Policy(Policy):
         n_actions: Size of the action space (default: the model's).
         action_names: Names of the actions, for reports.
         random_state: Seed of the generator used by stochastic :meth:`predict`.
+        action_channels: Channel of each action; with it the policy never chooses a channel
+            the observation's consent flags refuse (see :class:`~rec_env.agents.base.Policy`).
+        features: Feature space of the observations (default: the env's 16 features).
     """
 
     algorithm: ClassVar[str] = "sb3"
@@ -118,13 +140,18 @@ class SB3Policy(Policy):
         n_actions: int | None = None,
         action_names: tuple[str, ...] | list[str] | None = None,
         random_state: int | None = None,
+        *,
+        action_channels: tuple[str, ...] | list[str] | None = None,
+        features: FeaturesLike = None,
     ) -> None:
         if n_actions is None:
             if model is None:
                 raise ValueError("give a trained model or n_actions")
             n_actions = int(model.action_space.n)
         names = tuple(action_names) if action_names is not None else None
-        super().__init__(n_actions, names, random_state)
+        super().__init__(
+            n_actions, names, random_state, action_channels=action_channels, features=features
+        )
         self._model = model
         if model is not None:
             self._check_model(model)
@@ -188,17 +215,15 @@ class SB3Policy(Policy):
 class _DistributionPolicy(SB3Policy):
     """Actor-critic models: the probabilities are the policy network's categorical distribution.
 
-    Masks are applied by zeroing masked probabilities and renormalising each row.
+    Masks (the caller's combined with consent) are applied by zeroing masked probabilities and
+    renormalising each row.
     """
 
     def _distribution_probs(self, obs: torch.Tensor, action_masks: np.ndarray | None) -> Any:
         return self.model.policy.get_distribution(obs).distribution.probs
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """``(n, n_actions)`` probabilities; masked entries 0, rows sum to 1."""
-        masks = None if action_masks is None else np.asarray(action_masks, dtype=bool)
         with torch.no_grad():
             probs = self._distribution_probs(self._obs_tensor(obs), masks)
         return _renormalise(probs.cpu().numpy(), masks)
@@ -246,6 +271,7 @@ class DQNPolicy(SB3Policy):
         n_actions: Size of the action space (default: the model's).
         action_names: Names of the actions.
         random_state: Seed of the generator used by stochastic :meth:`predict`.
+        **kwargs: ``action_channels`` and ``features`` (see :class:`SB3Policy`).
     """
 
     algorithm: ClassVar[str] = "dqn"
@@ -258,8 +284,9 @@ class DQNPolicy(SB3Policy):
         n_actions: int | None = None,
         action_names: tuple[str, ...] | list[str] | None = None,
         random_state: int | None = None,
+        **kwargs: Any,
     ) -> None:
-        super().__init__(model, n_actions, action_names, random_state)
+        super().__init__(model, n_actions, action_names, random_state, **kwargs)
         if epsilon is not None and not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {epsilon}")
         self._epsilon = epsilon
@@ -280,25 +307,21 @@ class DQNPolicy(SB3Policy):
         with torch.no_grad():
             return self.model.q_net(self._obs_tensor(obs)).cpu().numpy()
 
-    def action_probabilities(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None
-    ) -> np.ndarray:
+    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         """ε-greedy probabilities over the allowed actions (the class formula)."""
-        masks = None if action_masks is None else np.asarray(action_masks, dtype=bool)
         greedy = masked_argmax(self.q_values(obs), masks)
         n = greedy.shape[0]
         probs = self.epsilon * uniform_over_allowed(n, self.n_actions, masks)
         probs[np.arange(n), greedy] += 1.0 - self.epsilon
         return probs
 
-    def predict(
-        self, obs: np.ndarray, action_masks: np.ndarray | None = None, deterministic: bool = True
+    def _predict(
+        self, obs: np.ndarray, masks: np.ndarray | None, deterministic: bool
     ) -> np.ndarray:
         """The masked argmax of Q, or an ε-greedy sample."""
         if deterministic:
-            masks = None if action_masks is None else np.asarray(action_masks, dtype=bool)
             return masked_argmax(self.q_values(obs), masks)
-        return super().predict(obs, action_masks, deterministic=False)
+        return super()._predict(obs, masks, deterministic=False)
 
 
 POLICY_CLASSES: dict[str, type[SB3Policy]] = {

@@ -215,4 +215,8 @@ def train_sb3(
     model.learn(budget, callback=callback, progress_bar=progress)
     if keep_best and callback.best_state is not None:
         model.policy.load_state_dict(callback.best_state)
-    return SB3Policy.from_model(model, action_names=action_names, random_state=seed), callback.curve
+    channels = tuple(env.get_attr("model")[0].actions.channel_names)  # consent-safe policy
+    policy = SB3Policy.from_model(
+        model, action_names=action_names, action_channels=channels, random_state=seed
+    )
+    return policy, callback.curve

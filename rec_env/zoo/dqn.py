@@ -1,0 +1,7 @@
+"""DQN hyperparameters for rl-baselines3-zoo: ``--conf-file rec_env.zoo.dqn`` (see ``dqn.yml``)."""
+
+from rec_env.zoo import load_hyperparams
+
+__all__ = ["hyperparams"]
+
+hyperparams = load_hyperparams("dqn")

@@ -1,0 +1,67 @@
+"""``/v1/explain``: SHAP contributions of the features, nothing decided or logged."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from rec_env.customer import fill_in_rows
+from rec_env.serve.dependencies import ServiceDep
+from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
+from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED
+from rec_env.serve.schemas import ExplainRequest, ExplainResponse
+from rec_env.serve.service import ActionNotAllowedError, DecisionService
+
+__all__ = ["explanation", "router"]
+
+router = APIRouter(tags=["explanations"])
+
+
+def explanation(
+    service: DecisionService,
+    obs: np.ndarray,
+    action: int | None,
+    excluded: np.ndarray,
+    top: int | None,
+) -> dict[str, Any]:
+    """The explanation dict of the API (runs in a worker thread)."""
+    result = service.explain(obs, action, excluded, top)
+    return {**result, "action": service.describe_action(int(result["action"]))}
+
+
+@router.post(
+    "/v1/explain",
+    response_model=ExplainResponse,
+    summary="Explain the model's output for a customer",
+    responses=EXPLANATIONS_DISABLED,
+)
+async def explain(body: ExplainRequest, service: ServiceDep) -> dict[str, Any]:
+    """SHAP contributions of every feature to the model's output for one action.
+
+    The output is the action's probability (PPO, A2C), Q-value (DQN) or estimated reward
+    (linear bandits). Without ``action``, the model's most likely allowed action is explained.
+    The customer is filled in as for ``/v1/recommend`` (``filled_in`` says how), so the
+    explanation is of the decision the service would make. Nothing is decided or logged.
+    """
+    require_explainer(service)
+    customer = fill_in_rows([body.features], service.assume_consent)
+    obs = customer.observations
+    excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
+    action = None
+    if body.action is not None:
+        try:
+            action = service.action_index(body.action)
+        except ActionNotAllowedError as exc:
+            raise invalid(("body", "action"), str(exc)) from None
+        if not service.allowed_actions(obs, excluded)[0, action]:
+            raise invalid(
+                ("body", "action"),
+                f"{body.action} is not allowed for this customer (no consent on its channel, "
+                "unknown consent counting as none, or excluded)",
+            )
+    result = await run_in_threadpool(explanation, service, obs, action, excluded[None, :], body.top)
+    filled_in = [filled.as_dict() for filled in customer.filled_in]
+    return {**result, "model_version": service.model_version, "filled_in": filled_in}

@@ -1,0 +1,136 @@
+"""``/v1/recommend`` and ``/v1/recommend/batch``: decide, log, and say what was filled in.
+
+The single-customer path runs on the event loop (a policy call and one small transaction take
+well under a millisecond); batches run in a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import TypeAdapter
+
+from rec_env.customer import fill_in_columns, fill_in_rows
+from rec_env.serve.dependencies import ServiceDep, SettingsDep
+from rec_env.serve.routes.explain import explanation
+from rec_env.serve.routes.inputs import excluded_actions, invalid, parse_body, require_explainer
+from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, VALIDATION_ERROR, raw_json_body
+from rec_env.serve.schemas import (
+    BatchRecommendRequest,
+    BatchRecommendResponse,
+    RecommendRequest,
+    RecommendResponse,
+)
+from rec_env.serve.service import DecisionService
+
+__all__ = ["BATCH_REQUEST_SCHEMA_REF", "RECOMMEND_REQUEST_SCHEMA_REF", "router"]
+
+router = APIRouter(tags=["decisions"])
+
+BATCH_REQUEST_SCHEMA_REF = "#/components/schemas/BatchRecommendRequest"
+"""The batch body is parsed by pydantic from the raw bytes; its schema is added to OpenAPI."""
+RECOMMEND_REQUEST_SCHEMA_REF = "#/components/schemas/RecommendRequest"
+"""Likewise for ``/v1/recommend``."""
+
+_batch_request = TypeAdapter(BatchRecommendRequest)
+_recommend_request = TypeAdapter(RecommendRequest)
+
+
+@router.post(
+    "/v1/recommend",
+    response_model=RecommendResponse,
+    summary="Decide the action for one customer",
+    openapi_extra=raw_json_body(RECOMMEND_REQUEST_SCHEMA_REF),
+    responses={**VALIDATION_ERROR, **EXPLANATIONS_DISABLED},
+)
+async def recommend(request: Request, service: ServiceDep) -> Response:
+    """Sample the action for one customer from the policy's probabilities with exploration.
+
+    Only actions on channels the customer consented to (and not in ``excluded_actions``) can be
+    served. Any subset of the features may be given, nested under ``features`` or flat; the
+    others are filled in and listed in ``filled_in``. Consent left out is no consent, unless
+    the service assumes consent on that channel (``--assume-consent``). The decision is logged
+    under ``event_id`` with its propensity and every action's probability; post the observed
+    reward to ``/v1/events/{event_id}/reward``.
+
+    The body is validated by pydantic straight from its bytes and the response is serialised
+    once, by ``json.dumps``: this is the hot path of the service.
+    """
+    body: RecommendRequest = parse_body(_recommend_request, await request.body())
+    if body.explain:
+        require_explainer(service)
+    customer = fill_in_rows([body.features], service.assume_consent)
+    obs = customer.observations
+    excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
+    decisions = service.decide(obs, service.allowed_actions(obs, excluded), [body.customer_id])
+    action = int(decisions.actions[0])
+    response: dict[str, Any] = {
+        "event_id": decisions.event_ids[0],
+        "model_version": service.model_version,
+        "action": service.describe_action(action),
+        "propensity": float(decisions.propensities[0]),
+        "probabilities": dict(
+            zip(service.actions.names, decisions.probabilities[0].tolist(), strict=True)
+        ),
+        "filled_in": [filled.as_dict() for filled in customer.filled_in],
+        "explanation": None,
+    }
+    if body.explain:
+        response["explanation"] = await run_in_threadpool(
+            explanation, service, obs, action, excluded[None, :], None
+        )
+    return Response(json.dumps(response).encode(), media_type="application/json")
+
+
+def _decide_batch(service: DecisionService, max_batch: int, raw: bytes) -> dict[str, Any]:
+    """Parse, fill in, decide and log a batch (runs in a worker thread)."""
+    body: BatchRecommendRequest = parse_body(_batch_request, raw)
+    if body.n_customers > max_batch:
+        layout = "customers" if body.customers is not None else "columns"
+        raise invalid(("body", layout), f"at most {max_batch} customers per call")
+    if body.customers is not None:
+        customers = fill_in_rows(body.customers, service.assume_consent)
+    else:
+        customers = fill_in_columns(body.columns, body.n_customers, service.assume_consent)
+    obs = customers.observations
+    excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
+    decisions = service.decide(obs, service.allowed_actions(obs, excluded), body.customer_ids)
+    names = np.array(service.actions.names, dtype=object)
+    return {
+        "model_version": service.model_version,
+        "n": len(decisions.event_ids),
+        "event_ids": decisions.event_ids,
+        "actions": names[decisions.actions].tolist(),
+        "action_indices": decisions.actions.tolist(),
+        "propensities": decisions.propensities.tolist(),
+        "action_names": list(service.actions.names),
+        "probabilities": (decisions.probabilities.tolist() if body.include_probabilities else None),
+        "filled_in": [filled.as_dict(counts=True) for filled in customers.filled_in],
+    }
+
+
+@router.post(
+    "/v1/recommend/batch",
+    response_model=BatchRecommendResponse,
+    summary="Decide for up to 10,000 customers",
+    openapi_extra=raw_json_body(BATCH_REQUEST_SCHEMA_REF),
+    responses=VALIDATION_ERROR,
+)
+async def recommend_batch(
+    request: Request, service: ServiceDep, settings: SettingsDep
+) -> dict[str, Any]:
+    """Decide for many customers in one call: one policy call and one log transaction.
+
+    Send the customers as ``customers`` (a list of feature objects) or, faster, as ``columns``
+    (one list per feature). Rows may leave features out and columns may be missing: those
+    features are filled in as for ``/v1/recommend`` and counted in ``filled_in``.
+    ``excluded_actions`` applies to every customer. The decisions come back column by column,
+    in the order of the request.
+    """
+    raw = await request.body()
+    return await run_in_threadpool(_decide_batch, service, settings.max_batch, raw)
