@@ -70,6 +70,13 @@ def _channel_indices(channels: Sequence[str], n_actions: int) -> np.ndarray:
     return np.array([CHANNELS.index(c) if c in CHANNELS else len(CHANNELS) for c in channels])
 
 
+def _columns(columns: list[int] | None) -> slice | list[int] | None:
+    """``columns`` as a slice where they are contiguous (a view: cheaper for single rows)."""
+    if columns is None or columns != list(range(columns[0], columns[0] + len(columns))):
+        return columns
+    return slice(columns[0], columns[0] + len(columns))
+
+
 class Policy(ABC):
     """A batched decision rule: observations ``(n, n_features)`` in, actions ``(n,)`` out.
 
@@ -112,6 +119,7 @@ class Policy(ABC):
             if self.action_channels is None
             else _channel_indices(self.action_channels, self.n_actions)
         )
+        self._consent_columns = _columns(self.features.consent_columns)
 
     # ------------------------------------------------------------------ masks
     def consent_masks(self, obs: np.ndarray) -> np.ndarray | None:
@@ -123,11 +131,10 @@ class Policy(ABC):
         Raises:
             ValueError: If ``obs`` does not have the feature space's columns.
         """
-        columns = self.features.consent_columns
-        if self._channel_index is None or columns is None:
+        if self._channel_index is None or self._consent_columns is None:
             return None
         obs = self.features.check(obs)
-        return consent_masks(obs[:, columns], self._channel_index)
+        return consent_masks(obs[:, self._consent_columns], self._channel_index)
 
     def allowed_actions(
         self, obs: np.ndarray, action_masks: np.ndarray | None = None

@@ -142,7 +142,7 @@ def running_server(model: Path, db: Path, port: int) -> Iterator[tuple[str, int]
 
 def draw_customers(n: int, seed: int = 0) -> np.ndarray:
     """``(n, 16)`` customers of the default population, rounded like a CRM export."""
-    from rec_env.agents.explain.explainer import population_background
+    from rec_env.agents.explain import population_background
 
     return np.round(population_background(n, seed=seed).astype(np.float64), 4)
 

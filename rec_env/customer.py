@@ -1,28 +1,17 @@
 """Customers as users give them: a JSON file, an API request, a CSV file or ``env.reset``.
 
-One schema and one completion step serve every entry point:
+:class:`CustomerProfile` validates one customer, nested (``{"customer_id", "features": {...}}``)
+or flat (features at the top level, like the seed's ten-feature JSON), with any subset of the 16
+features; every error names the field. :func:`fill_in_rows` and :func:`fill_in_columns` make
+``(n, 16)`` observations of validated customers, fill each left-out feature with its documented
+default (:data:`FEATURE_DEFAULTS`) and report it (:class:`FilledFeature`). ``recenv explain``
+and the service's ``/v1/recommend``, ``/v1/explain`` and batch endpoint all go through them.
 
-* :class:`CustomerProfile` (and :data:`CustomerFeatures`, its ``features``) validates a
-  customer. It accepts the nested form ``{"customer_id": ..., "features": {...}}``, the flat
-  form with the features at the top level (the seed's ten-feature JSON) and any subset of the
-  16 features. A feature that is given must be a finite number within its range
-  (:data:`rec_env.features.FEATURES`; flags 0 or 1), and unknown names are refused; every error
-  names the field.
-* :func:`fill_in_rows` and :func:`fill_in_columns` turn validated customers into ``(n, 16)``
-  observations. Features a customer left out get :data:`FEATURE_DEFAULTS`, and each filled
-  feature is reported with its value and the reason for it (:class:`FilledFeature`).
-
-Defaults (every feature may be left out):
-
-* Profile features: the typical customer of the default population (rounded medians of a
-  fresh draw); CRM flags are 0 (not tagged).
-* Contact state: no contact and no discount history (``days_since_contact`` at its maximum,
-  ``contacts_last_30d`` = ``discounts_last_90d`` = 0).
-* Consent: unknown consent is no consent (0), so nothing is sent on that channel, unless the
-  caller assumes consent on the channel (``assume_consent``; see :func:`parse_channels`).
-
-Simulation (``env.reset(options={"customer": ...})``) fills features in differently: it draws
-them from the customer's most likely segment, as a simulator can.
+Defaults: profile features are medians of the default population (CRM flags 0, not tagged);
+contact state is no contact and no discount history; unknown consent is no consent (0), so
+nothing is sent on that channel, unless the caller assumes consent there (``assume_consent``).
+Simulation (``env.reset(options={"customer": ...})``) instead draws left-out features from the
+customer's most likely segment.
 """
 
 from __future__ import annotations
@@ -30,6 +19,7 @@ from __future__ import annotations
 import csv
 import functools
 import math
+import operator
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +67,7 @@ __all__ = [
 ]
 
 _BY_NAME = {f.name: f for f in FEATURES}
+_ALL_FEATURES = operator.itemgetter(*FEATURE_NAMES)
 _MAX_ID_LENGTH = 256
 
 
@@ -282,34 +273,34 @@ def parse_channels(value: str | Collection[str]) -> tuple[str, ...]:
     return tuple(channel for channel in CHANNELS if channel in names)
 
 
+@dataclass(frozen=True)
+class _Defaults:
+    """:data:`FEATURE_DEFAULTS` in feature order, with consent assumed on some channels."""
+
+    values: np.ndarray
+    entries: tuple[FeatureDefault, ...]
+    one_customer: tuple[FilledFeature, ...]
+    """The report of each feature when one customer left it out."""
+
+
 @functools.lru_cache(maxsize=16)
-def _defaults(assume_consent: tuple[str, ...]) -> tuple[np.ndarray, tuple[FeatureDefault, ...]]:
-    """:data:`FEATURE_DEFAULTS` in feature order, as values and as entries.
-
-    Consent is assumed (1) on the channels ``assume_consent`` (from :func:`parse_channels`).
-    """
-    defaults = [FEATURE_DEFAULTS[name] for name in FEATURE_NAMES]
-    for channel in assume_consent:
-        defaults[FEATURE_INDEX[f"consent_{channel}"]] = FeatureDefault(1.0, _CONSENT_ASSUMED)
-    values = np.array([d.value for d in defaults])
-    values.flags.writeable = False  # shared by every call (cached)
-    return values, tuple(defaults)
-
-
-def _fill_in(raw: np.ndarray, assume_consent: str | Collection[str]) -> FilledCustomers:
-    """Replace the NaN entries (left out) of ``(n, 16)`` ``raw`` by their defaults, in place."""
-    missing = np.isnan(raw)
-    counts = missing.sum(axis=0)
-    if not counts.any():
-        return FilledCustomers(raw, ())
-    values, defaults = _defaults(parse_channels(assume_consent))
-    np.copyto(raw, values, where=missing)
-    filled = tuple(
-        FilledFeature(FEATURE_NAMES[j], defaults[j].value, defaults[j].reason, count)
-        for j, count in enumerate(counts.tolist())
-        if count
+def _defaults(assume_consent: str | tuple[str, ...]) -> _Defaults:
+    """The defaults when unknown consent counts as given on ``assume_consent`` (cached)."""
+    entries = [FEATURE_DEFAULTS[name] for name in FEATURE_NAMES]
+    for channel in parse_channels(assume_consent):
+        entries[FEATURE_INDEX[f"consent_{channel}"]] = FeatureDefault(1.0, _CONSENT_ASSUMED)
+    values = np.array([entry.value for entry in entries])
+    values.flags.writeable = False  # shared by every call
+    one = tuple(
+        FilledFeature(name, entry.value, entry.reason)
+        for name, entry in zip(FEATURE_NAMES, entries, strict=True)
     )
-    return FilledCustomers(raw, filled)
+    return _Defaults(values, tuple(entries), one)
+
+
+def _defaults_for(assume_consent: str | Collection[str]) -> _Defaults:
+    key = assume_consent if isinstance(assume_consent, str) else tuple(assume_consent)
+    return _defaults(key)
 
 
 def fill_in_rows(
@@ -321,13 +312,36 @@ def fill_in_rows(
         rows: Each customer's given features by name (already validated).
         assume_consent: Channels whose unknown consent counts as given (as for
             :func:`parse_channels`); otherwise unknown consent is 0.
+
+    Raises:
+        ValueError: If ``assume_consent`` names an unknown channel.
     """
-    nan, n_features = math.nan, len(FEATURE_NAMES)
+    n_features = len(FEATURE_NAMES)
+    if all(len(row) == n_features for row in rows):  # validated rows: nothing left out
+        complete = np.array([_ALL_FEATURES(row) for row in rows], dtype=float)
+        return FilledCustomers(complete.reshape(len(rows), n_features), ())
+    defaults = _defaults_for(assume_consent)
+    if len(rows) == 1:  # the single-customer path of the service, in plain Python
+        row = rows[0]
+        report = tuple(item for item in defaults.one_customer if item.feature not in row)
+        obs = [row.get(item.feature, item.value) for item in defaults.one_customer]
+        return FilledCustomers(np.array([obs], dtype=float), report)
+    nan = math.nan
     raw = np.array([[row.get(name, nan) for name in FEATURE_NAMES] for row in rows], dtype=float)
-    raw = raw.reshape(len(rows), n_features)
-    if all(len(row) == n_features for row in rows):  # validated rows: no feature left out
-        return FilledCustomers(raw, ())
-    return _fill_in(raw, assume_consent)
+    return _fill_in(raw, defaults)
+
+
+def _fill_in(raw: np.ndarray, defaults: _Defaults) -> FilledCustomers:
+    """Replace the NaN entries (left out) of ``(n, 16)`` ``raw`` by ``defaults``, in place."""
+    missing = np.isnan(raw)
+    counts = missing.sum(axis=0)
+    np.copyto(raw, defaults.values, where=missing)
+    filled = tuple(
+        FilledFeature(FEATURE_NAMES[j], defaults.entries[j].value, defaults.entries[j].reason, n)
+        for j, n in enumerate(counts.tolist())
+        if n
+    )
+    return FilledCustomers(raw, filled)
 
 
 def fill_in_columns(
@@ -340,11 +354,14 @@ def fill_in_columns(
             without a column is filled in for every customer.
         n: Number of customers.
         assume_consent: Channels whose unknown consent counts as given.
+
+    Raises:
+        ValueError: If ``assume_consent`` names an unknown channel.
     """
     raw = np.full((n, len(FEATURE_NAMES)), np.nan)
     for name, values in columns.items():
         raw[:, FEATURE_INDEX[name]] = values
-    return _fill_in(raw, assume_consent)
+    return _fill_in(raw, _defaults_for(assume_consent))
 
 
 # ---------------------------------------------------------------------------- files

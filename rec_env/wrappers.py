@@ -22,7 +22,7 @@ from gymnasium import spaces
 
 from rec_env.features import FEATURES, OBS_HIGH
 
-__all__ = ["ExpectedReward", "Scaling", "ScaleObservation", "scale_features"]
+__all__ = ["ExpectedReward", "ScaleObservation", "Scaling", "scale_features"]
 
 Scaling = Literal["linear", "log"]
 
@@ -53,7 +53,9 @@ def scale_features(obs: np.ndarray, scaling: Scaling = "log") -> np.ndarray:
     return np.minimum(np.where(_LOG_FEATURES, logarithmic, linear), 1.0).astype(np.float32)
 
 
-class ScaleObservation(gym.ObservationWrapper[np.ndarray, np.int64, np.ndarray]):
+class ScaleObservation(
+    gym.ObservationWrapper[np.ndarray, np.int64, np.ndarray], gym.utils.RecordConstructorArgs
+):
     """Observations scaled to [0, 1] feature by feature (:func:`scale_features`).
 
     Neural networks with default initialisation expect inputs of order one; the raw features
@@ -65,7 +67,8 @@ class ScaleObservation(gym.ObservationWrapper[np.ndarray, np.int64, np.ndarray])
     """
 
     def __init__(self, env: gym.Env[np.ndarray, np.int64], scaling: Scaling = "log") -> None:
-        super().__init__(env)
+        gym.utils.RecordConstructorArgs.__init__(self, scaling=scaling)
+        gym.ObservationWrapper.__init__(self, env)
         scale_features(np.zeros(len(FEATURES)), scaling)  # validate early
         self.scaling: Scaling = scaling
         shape = env.observation_space.shape
@@ -76,7 +79,9 @@ class ScaleObservation(gym.ObservationWrapper[np.ndarray, np.int64, np.ndarray])
         return scale_features(observation, self.scaling)
 
 
-class ExpectedReward(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
+class ExpectedReward(
+    gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64], gym.utils.RecordConstructorArgs
+):
     """Reward = the expected immediate reward of the action taken, ``E[r | s, a]`` (training).
 
     The simulator computes ``expected_rewards()`` with the same formulas ``step`` samples from,
@@ -89,6 +94,10 @@ class ExpectedReward(gym.Wrapper[np.ndarray, np.int64, np.ndarray, np.int64]):
     Args:
         env: A ``rec_env/Recommendation-v0`` env (possibly wrapped).
     """
+
+    def __init__(self, env: gym.Env[np.ndarray, np.int64]) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
 
     def step(
         self, action: np.int64 | int

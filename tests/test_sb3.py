@@ -55,11 +55,12 @@ def trained() -> dict[str, tuple[SB3Policy, list[dict[str, float]]]]:
 
 @pytest.fixture(scope="module")
 def customers() -> tuple[np.ndarray, np.ndarray]:
-    """1000 observations with random consent masks (no_action always allowed)."""
-    obs = rec_env.make_vec_env(1_000, seed=3).reset()
+    """1000 observations with random masks within their consent (no_action always allowed)."""
+    venv = rec_env.make_vec_env(1_000, seed=3)
+    obs = venv.reset()
     masks = np.random.default_rng(4).random((1_000, 16)) < 0.4
     masks[:, 0] = True
-    return obs, masks
+    return obs, masks & venv.action_masks()  # the policies add the consent read from obs
 
 
 # ---------------------------------------------------------------- training and the curve

@@ -121,17 +121,21 @@ def foreign_contexts(seed: int, n: int) -> np.ndarray:
 
 @pytest.mark.parametrize(
     ("widths", "activation", "tile_bits"),
-    [((12, 10, 4), "relu", 11), ((12, 10, 4), "relu", 2), ((9, 4), "tanh", 3), ((4,), None, 11)],
+    [
+        ((12, 10, 4), "relu", 11),
+        ((12, 10, 4), "relu", 2),
+        ((12, 4), "relu", 2),
+        ((8, 8, 8, 4), "relu", 3),
+        ((9, 4), "tanh", 3),
+        ((4,), None, 11),
+    ],
 )
 def test_network_engine_matches_brute_force(monkeypatch, widths, activation, tile_bits) -> None:
     """Subset sums, tiles and folded ReLU units change nothing: brute force on 2^7 coalitions."""
     from rec_env.agents.explain import network_shapley
+    from rec_env.agents.explain.heads import MaskedSoftmaxHead, SingleOutputHead
     from rec_env.agents.explain.masking import ActionMasking
-    from rec_env.agents.explain.network_shapley import (
-        MaskedSoftmaxHead,
-        NetworkShapley,
-        SingleOutputHead,
-    )
+    from rec_env.agents.explain.network_shapley import NetworkShapley
 
     monkeypatch.setattr(network_shapley, "TILE_BITS", tile_bits)
     network = small_network(len(widths) + tile_bits, widths, activation or "relu")
@@ -159,7 +163,8 @@ def test_network_engine_matches_brute_force(monkeypatch, widths, activation, til
 
 def test_folding_skips_the_units_no_coalition_can_switch() -> None:
     """Units fixed over a row cost no multiply-adds; the values stay exact."""
-    from rec_env.agents.explain.network_shapley import NetworkShapley, SingleOutputHead
+    from rec_env.agents.explain.heads import SingleOutputHead
+    from rec_env.agents.explain.network_shapley import NetworkShapley
 
     network = small_network(0, (12, 10, 4))
     background = foreign_contexts(1, 4)

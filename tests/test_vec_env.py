@@ -111,7 +111,9 @@ def test_maskable_ppo_trains_and_never_picks_masked_actions() -> None:
 
 
 def make_vector(num_envs: int, **kwargs: object) -> gym.vector.VectorEnv:
-    return gym.make_vec(ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs)
+    return gym.make_vec(
+        ENV_ID, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
 
 
 def test_make_vec_returns_a_native_vector_env() -> None:
@@ -127,7 +129,8 @@ def test_make_vec_returns_a_native_vector_env() -> None:
     assert envs.action_space == batch_space(single.action_space, 1024)
     obs, infos = envs.reset(seed=0)
     assert obs in envs.observation_space and obs.dtype == np.float32
-    assert infos["_segment"].all() and set(infos["segment"]) <= set(envs.model.sampler.segment_names)
+    segments = set(envs.unwrapped.model.sampler.segment_names)
+    assert infos["_segment"].all() and set(infos["segment"]) <= segments
     envs.action_space.seed(0)
     obs, rewards, terminated, truncated, infos = envs.step(envs.action_space.sample())
     assert obs in envs.observation_space
@@ -227,7 +230,8 @@ def test_gym_vector_env_and_sb3_vec_env_share_the_bookkeeping() -> None:
     rows = np.flatnonzero(dones)
     final = np.stack([infos[i]["terminal_observation"] for i in rows])
     assert np.array_equal(final, gym_obs[rows])
-    assert [infos[i]["TimeLimit.truncated"] for i in rows] == list(truncated[rows] & ~terminated[rows])
+    time_limit = [infos[i]["TimeLimit.truncated"] for i in rows]
+    assert time_limit == list(truncated[rows] & ~terminated[rows])
     # SB3 restarts in the same step, Gymnasium in the next one: the same new customers
     restarted, *_ = gym_envs.step(actions)
     assert np.array_equal(restarted[rows], sb3_obs[rows])

@@ -2,7 +2,8 @@
 
 The consent mask is part of the explained function. Where the feature space has the consent
 columns (:func:`rec_env.features.consent_columns`), the mask of every coalition is recomputed
-from that coalition's consent values with :func:`rec_env.features.consent_masks`, so
+from that coalition's consent values with :func:`rec_env.features.consent_masks`
+(:meth:`ActionMasking.allowed`), so
 ``consent_sms = 0`` gets the credit for the probability that moved off the SMS actions. A foreign
 feature space without them has no consent mask; only the caller's exclusions apply.
 """
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rec_env.agents.explain.shapley import coalition_bits
 from rec_env.catalog import ActionTable
 from rec_env.features import consent_columns, consent_masks
 
@@ -72,25 +72,3 @@ class ActionMasking:
         if excluded is not None:
             masks &= ~np.asarray(excluded, dtype=bool)
         return masks
-
-    def coalition_allowed(
-        self, x: np.ndarray, row: np.ndarray, players: np.ndarray, excluded: np.ndarray
-    ) -> np.ndarray:
-        """Allowed actions of every coalition of ``players``: ``x`` on the coalition, ``row`` off.
-
-        Returns:
-            ``(2^k, n_actions)`` bool in binary coalition order, or ``(1, n_actions)`` when no
-            consent feature is a player (then every coalition has the same mask).
-        """
-        if self.columns is None:
-            return self.allowed(row[None, :], excluded)
-        in_coalition = [j for j, feature in enumerate(players) if feature in self.columns]
-        if not in_coalition:
-            return self.allowed(row[None, :], excluded)
-        consent = np.tile(row[self.columns], (1 << players.size, 1))
-        bits = coalition_bits(players.size)
-        for j in in_coalition:
-            c = self.columns.index(int(players[j]))
-            consent[bits[:, j], c] = x[players[j]]
-        assert self.channel is not None
-        return consent_masks(consent, self.channel) & ~excluded

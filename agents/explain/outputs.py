@@ -18,12 +18,9 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
 
+from rec_env.agents.explain.heads import MaskedSoftmaxHead, SingleOutputHead
 from rec_env.agents.explain.masking import ActionMasking
-from rec_env.agents.explain.network_shapley import (
-    MaskedSoftmaxHead,
-    NetworkShapley,
-    SingleOutputHead,
-)
+from rec_env.agents.explain.network_shapley import NetworkShapley
 from rec_env.agents.explain.shapley import ExactShapley, ShapleyValues
 
 if TYPE_CHECKING:

@@ -1,10 +1,10 @@
-"""rl-baselines3-zoo hyperparameters for recenv's env ids.
+r"""rl-baselines3-zoo hyperparameters for recenv's env ids.
 
 One YAML file per algorithm (``ppo.yml``, ``a2c.yml``, ``dqn.yml``) in the zoo's own format,
 keyed by env id, with the observation scaling and the expected-reward signal as ``env_wrapper``
 (:mod:`rec_env.wrappers`). Pass the module of an algorithm to the zoo::
 
-    python -m rl_zoo3.train --algo ppo --env rec_env/Recommendation-v0 \\
+    python -m rl_zoo3.train --algo ppo --env rec_env/Recommendation-v0 \
         --gym-packages rec_env --conf-file rec_env.zoo.ppo
 
 or the YAML file itself (:func:`config_path`).

@@ -1,0 +1,112 @@
+"""Output heads of the network engine: what is read off the network's last layer.
+
+The network engine (:mod:`~.network_shapley`) evaluates the coalitions of a background row in
+tiles. A head tells it which players must stay fixed within a tile, which output columns a
+tile needs, and how to turn those outputs into the explained value:
+
+* :class:`SingleOutputHead`: one output as it is (a DQN's Q-value);
+* :class:`MaskedSoftmaxHead`: the probability of an action under the softmax of the logits over
+  the allowed actions, with the consent mask of every coalition.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import numpy as np
+
+from rec_env.agents.explain.masking import ActionMasking
+
+__all__ = ["MaskedSoftmaxHead", "OutputHead", "SingleOutputHead", "TileColumns"]
+
+TileColumns = Callable[[int], "np.ndarray | None"]
+"""``index of a tile's first coalition -> output columns`` (the explained one first), or None
+if the explained value is 0 on the whole tile."""
+
+
+class OutputHead(ABC):
+    """Turns the network's outputs of a tile of coalitions into the explained value."""
+
+    def fixed_players(self, players: np.ndarray) -> np.ndarray:
+        """``(k,)`` bool: players that must not vary within a tile (none by default)."""
+        return np.zeros(players.size, dtype=bool)
+
+    @abstractmethod
+    def for_row(self, x: np.ndarray, row: np.ndarray, players: np.ndarray) -> TileColumns:
+        """The output columns of each tile of one background row's coalitions.
+
+        Args:
+            x: The explained context.
+            row: The background row.
+            players: The row's players in coalition-bit order (bit ``j`` is ``players[j]``).
+        """
+
+    @abstractmethod
+    def reduce(self, outputs: np.ndarray) -> np.ndarray:
+        """``(T,)`` explained values from the ``(T, c)`` outputs of a tile's columns."""
+
+
+class SingleOutputHead(OutputHead):
+    """One output as it is: the Q-value of ``action``."""
+
+    def __init__(self, action: int) -> None:
+        self.action = action
+
+    def for_row(self, x: np.ndarray, row: np.ndarray, players: np.ndarray) -> TileColumns:
+        """Always the explained column."""
+        column = np.array([self.action])
+        return lambda _first: column
+
+    def reduce(self, outputs: np.ndarray) -> np.ndarray:
+        """The column itself."""
+        return outputs[:, 0]
+
+
+class MaskedSoftmaxHead(OutputHead):
+    """``P(action)``: the softmax of the logits over the actions allowed to the coalition.
+
+    The consent players are kept fixed within a tile, so a tile has one mask
+    (:meth:`ActionMasking.allowed` of the tile's consent values and the caller's ``excluded``
+    actions). Only the allowed logits are computed, the explained one first, and
+    ``P(a) = 1 / Σ_c exp(l_c - l_a)`` needs no maximum (the term ``c = a`` is 1; an overflow
+    means ``P(a) = 0`` to float32 precision). A tile where the action is masked is 0 without
+    any arithmetic.
+    """
+
+    def __init__(self, action: int, masking: ActionMasking, excluded: np.ndarray) -> None:
+        self.action = action
+        self.masking = masking
+        self.excluded = excluded
+
+    def fixed_players(self, players: np.ndarray) -> np.ndarray:
+        """The consent features."""
+        columns = self.masking.columns or []
+        return (players[:, None] == np.asarray(columns, dtype=players.dtype)).any(axis=1)
+
+    def for_row(self, x: np.ndarray, row: np.ndarray, players: np.ndarray) -> TileColumns:
+        """The allowed actions of each tile, from its consent values."""
+        consent = np.flatnonzero(self.fixed_players(players))
+        cache: dict[int, np.ndarray | None] = {}
+
+        def columns(first: int) -> np.ndarray | None:
+            key = sum(1 << i for i, j in enumerate(consent) if first >> int(j) & 1)
+            if key not in cache:
+                hybrid = row.copy()
+                chosen = [players[j] for i, j in enumerate(consent) if key >> i & 1]
+                hybrid[chosen] = x[chosen]
+                allowed = self.masking.allowed(hybrid[None, :], self.excluded)[0]
+                others = np.flatnonzero(allowed)
+                cache[key] = (
+                    np.concatenate([[self.action], others[others != self.action]])
+                    if allowed[self.action]
+                    else None
+                )
+            return cache[key]
+
+        return columns
+
+    def reduce(self, outputs: np.ndarray) -> np.ndarray:
+        """``1 / Σ_c exp(l_c - l_a)`` with ``l_a`` in column 0."""
+        with np.errstate(over="ignore"):
+            return 1.0 / np.exp(outputs - outputs[:, :1]).sum(axis=1)
