@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
@@ -21,6 +22,7 @@ __all__ = [
     "build_model",
     "check_render_mode",
     "resolve_settings",
+    "shared_model",
 ]
 
 RENDER_MODES: tuple[str, ...] = ("ansi", "rgb_array")
@@ -67,6 +69,31 @@ def resolve_settings(
     base = EnvSettings.coerce(settings)
     changes = {key: value for key, value in overrides.items() if value is not None}
     return base.replace(**changes) if changes else base
+
+
+def shared_model(settings: EnvSettings) -> CustomerModel:
+    """The customer model of ``settings``, built once per process and shared by every env.
+
+    A :class:`CustomerModel` holds no customer state (each env keeps its own batch), so the
+    ``n_envs`` single envs that SB3's ``make_vec_env`` or the zoo create need not each parse and
+    validate the population and catalog files again. A file given by path is reloaded when it
+    changes on disk.
+    """
+    return _cached_model(settings, _file_stamp(settings.profile), _file_stamp(settings.catalog))
+
+
+def _file_stamp(name: str) -> tuple[str, int] | None:
+    path = Path(name)
+    if not path.is_file():  # a shipped name; those files do not change
+        return None
+    return str(path.resolve()), path.stat().st_mtime_ns
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_model(
+    settings: EnvSettings, profile_stamp: object, catalog_stamp: object
+) -> CustomerModel:
+    return settings.build_model()
 
 
 def check_render_mode(render_mode: str | None) -> None:
@@ -239,7 +266,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
             horizon=horizon,
             cycle_days=cycle_days,
         )
-        self.model = self.settings.build_model()
+        self.model = shared_model(self.settings)
         self.horizon = self.settings.horizon
         self.render_mode = render_mode
         self.feature_names: tuple[str, ...] = FEATURE_NAMES

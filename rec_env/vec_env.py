@@ -23,7 +23,7 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from rec_env.autoreset import CustomerSlots
 from rec_env.dynamics import RewardMode
-from rec_env.env import resolve_settings
+from rec_env.env import resolve_settings, shared_model
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
 from rec_env.settings import EnvSettings
 
@@ -79,7 +79,7 @@ class RecommendationVecEnv(VecEnv):
             horizon=horizon,
             cycle_days=cycle_days,
         )
-        self.model = self.settings.build_model()
+        self.model = shared_model(self.settings)
         self.horizon = self.settings.horizon
         self.feature_names = FEATURE_NAMES
         self.action_names = self.model.actions.names

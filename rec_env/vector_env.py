@@ -20,7 +20,7 @@ from gymnasium.vector.utils import batch_space
 
 from rec_env.autoreset import CustomerSlots
 from rec_env.dynamics import RewardMode
-from rec_env.env import RENDER_MODES, check_render_mode, resolve_settings
+from rec_env.env import RENDER_MODES, check_render_mode, resolve_settings, shared_model
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
 from rec_env.settings import EnvSettings
 
@@ -92,7 +92,7 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             horizon=horizon,
             cycle_days=cycle_days,
         )
-        self.model = self.settings.build_model()
+        self.model = shared_model(self.settings)
         self.horizon = min(self.settings.horizon, int(max_episode_steps or self.settings.horizon))
         self.num_envs = int(num_envs)
         self.render_mode = render_mode

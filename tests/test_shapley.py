@@ -138,6 +138,7 @@ def test_network_engine_matches_brute_force(monkeypatch, widths, activation, til
     from rec_env.agents.explain.network_shapley import NetworkShapley
 
     monkeypatch.setattr(network_shapley, "TILE_BITS", tile_bits)
+    monkeypatch.setattr(network_shapley, "FOLDED_TILE_BITS", min(tile_bits, 8))
     network = small_network(len(widths) + tile_bits, widths, activation or "relu")
     background = foreign_contexts(1, 5)
     x = foreign_contexts(2, 1)[0]

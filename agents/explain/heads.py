@@ -28,6 +28,10 @@ if the explained value is 0 on the whole tile."""
 class OutputHead(ABC):
     """Turns the network's outputs of a tile of coalitions into the explained value."""
 
+    softmax: bool = False
+    """Whether the value is ``1 / Σ_c exp(o_c - o_0)`` of the columns ``o`` (else ``o_0``):
+    what :meth:`reduce` computes, for the compiled kernel."""
+
     def fixed_players(self, players: np.ndarray) -> np.ndarray:
         """``(k,)`` bool: players that must not vary within a tile (none by default)."""
         return np.zeros(players.size, dtype=bool)
@@ -73,6 +77,8 @@ class MaskedSoftmaxHead(OutputHead):
     means ``P(a) = 0`` to float32 precision). A tile where the action is masked is 0 without
     any arithmetic.
     """
+
+    softmax = True
 
     def __init__(self, action: int, masking: ActionMasking, excluded: np.ndarray) -> None:
         self.action = action

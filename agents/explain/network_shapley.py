@@ -8,15 +8,18 @@ features ``p`` where the customer ``x`` differs from it (:mod:`~.shapley`):
    linear, so the first layer's pre-activations of coalition ``t`` are
    ``z(t) = z(b) + Σ_{j ∈ t} Δ_j`` with ``Δ_j = (s(x)_{p_j} - s(b)_{p_j}) W_{p_j}``:
    one addition per coalition and unit (:func:`~.shapley.subset_sums`), no matrix product.
-2. **Tiles.** The ``2^k`` coalitions run in tiles of at most ``2^11`` (cache-sized): every
-   subset of the *low* players on top of one subset of the *high* players. The players with
-   the smallest steps are the low ones, so that few units can change sign within a tile; the
-   players the output head needs fixed per tile (the consent features, which set the mask)
-   are always high.
-3. **Folding** (:mod:`~.tiles`): ReLU units that no coalition of a tile can switch are dropped
-   (dead) or folded into subset sums (always active); only the others enter matrix products.
+2. **Tiles.** The ``2^k`` coalitions run in tiles: every subset of the *low* players on top of
+   one subset of the *high* players. The players with the smallest steps are the low ones, so
+   that few units can change sign within a tile; the players the output head needs fixed per
+   tile (the consent features, which set the mask) are always high.
+3. **Folding.** For SB3's usual network (two ReLU layers, then the output layer) a compiled
+   kernel (:mod:`~._network_kernels`) drops the ReLU units that no coalition of a tile can
+   switch on, folds those no coalition can switch off into subset sums, bounds the second
+   layer by a linear relaxation and folds it the same way, and multiplies only the units
+   that are positive in each coalition. Any other network runs layer by layer on the tile.
 4. **Output** (:mod:`~.heads`): only the output columns the tile needs are computed, and the
-   head turns them into the explained value.
+   head turns them into the explained value; a tile where the value is 0 (a masked action)
+   costs nothing.
 
 Row ``b``'s Shapley values are ``values_b @ C_k`` (:func:`~.shapley.shapley_matrix`), averaged
 over the rows. The customer's own output is the average of the rows' grand coalitions, so local
@@ -29,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rec_env.agents.explain._network_kernels import row_values
 from rec_env.agents.explain.heads import OutputHead, TileColumns
 from rec_env.agents.explain.shapley import (
     ShapleyValues,
@@ -36,15 +40,21 @@ from rec_env.agents.explain.shapley import (
     shapley_matrix,
     subset_sums,
 )
-from rec_env.agents.explain.tiles import Tile, tile_outputs
 
 if TYPE_CHECKING:  # the engine needs no torch: only its policies do
     from rec_env.agents.sb3.network import NumpyNetwork
 
-__all__ = ["TILE_BITS", "NetworkShapley"]
+__all__ = ["FOLDED_TILE_BITS", "TILE_BITS", "NetworkShapley"]
 
 TILE_BITS = 11
-"""Coalitions per tile: at most ``2^11`` (about 0.5 MB per 64-wide float32 layer)."""
+"""Coalitions per tile layer by layer: at most ``2^11`` (0.5 MB per 64-wide float32 layer)."""
+
+FOLDED_TILE_BITS = 8
+"""Coalitions per tile of the folding kernel: at most ``2^8``. Smaller tiles leave fewer units
+variable (tighter bounds) but cost more set-up per coalition."""
+
+_MARGIN = 1e-6
+"""A unit counts as fixed only this far from 0, so float rounding of the bounds cannot fool it."""
 
 
 class NetworkShapley:
@@ -61,6 +71,14 @@ class NetworkShapley:
         first = network.layers[0]
         self._background_scaled = network.scaling(self.background)
         self._background_first = self._background_scaled @ first.weight + first.bias
+        self._folded: tuple[np.ndarray, ...] | None = None
+        activations = [layer.activation for layer in network.layers]
+        if activations == ["relu", "relu", None]:  # the kernel's network
+            _, second, last = network.layers
+            self._folded = tuple(
+                np.ascontiguousarray(a, dtype=np.float32)
+                for a in (second.weight, second.bias, last.weight, last.bias)
+            )
 
     def shap_values(self, x: np.ndarray, head: OutputHead) -> ShapleyValues:
         """Shapley values of the head's value at ``x`` (``base_value + Σ values == output``)."""
@@ -97,10 +115,34 @@ class NetworkShapley:
         head: OutputHead,
     ) -> tuple[np.ndarray, int]:
         """The explained value of all ``2^k`` coalitions of one background row, and the work."""
+        if self._folded is None:
+            return self._layer_by_layer(start, steps, n_free, columns, head)
+        n_low = min(n_free, FOLDED_TILE_BITS)
+        n_tiles = 1 << (steps.shape[0] - n_low)
+        table = np.zeros((n_tiles, self.network.layers[-1].bias.size), dtype=np.intp)
+        counts = np.zeros(n_tiles, dtype=np.intp)
+        for h in range(n_tiles):
+            tile_columns = columns(h << n_low)
+            if tile_columns is not None:
+                counts[h] = tile_columns.size
+                table[h, : tile_columns.size] = tile_columns
+        return row_values(
+            start, np.ascontiguousarray(steps), n_low, *self._folded, table, counts,
+            head.softmax, _MARGIN,
+        )  # fmt: skip
+
+    def _layer_by_layer(
+        self,
+        start: np.ndarray,
+        steps: np.ndarray,
+        n_free: int,
+        columns: TileColumns,
+        head: OutputHead,
+    ) -> tuple[np.ndarray, int]:
+        """:meth:`_row_values` for any network: every layer on every coalition of a tile."""
+        *hidden, last = self.network.layers
         low = min(n_free, TILE_BITS)
-        low_steps = steps[:low]
-        bounds = np.stack([np.minimum(low_steps, 0.0).sum(0), np.maximum(low_steps, 0.0).sum(0)])
-        low_sums = subset_sums(np.zeros_like(start), low_steps)
+        low_sums = subset_sums(np.zeros_like(start), steps[:low])
         size = 1 << low
         values = np.zeros(1 << steps.shape[0])
         work = 0
@@ -108,10 +150,17 @@ class NetworkShapley:
             tile_columns = columns(h * size)
             if tile_columns is None:  # the explained value is 0 on the whole tile
                 continue
-            tile = Tile(tile_start, low_sums, low_steps, bounds)
-            outputs, tile_work = tile_outputs(self.network.layers, tile, tile_columns)
+            outputs = low_sums + tile_start
+            if hidden:
+                outputs = hidden[0].activate(outputs)
+                for layer in hidden[1:]:
+                    outputs = layer(outputs)
+                    work += size * layer.weight.size
+                outputs = outputs @ last.weight[:, tile_columns] + last.bias[tile_columns]
+                work += size * last.weight.shape[0] * tile_columns.size
+            else:
+                outputs = outputs[:, tile_columns]
             values[h * size : (h + 1) * size] = head.reduce(outputs)
-            work += tile_work
         return values, work
 
 
