@@ -3,8 +3,9 @@
 A run directory holds:
 
 * the policy: ``policy.json`` plus ``model.zip`` (SB3) or ``state.npz`` (bandits);
-* ``run.json``: env id and kwargs, population, feature and action names, algorithm,
-  hyperparameters, seed, recenv version, the SHA-256 of the model file, and the final metrics;
+* ``run.json``: env id and :class:`~rec_env.settings.EnvSettings` (``env``), feature and action
+  names, algorithm, hyperparameters, seed, recenv version, the SHA-256 of the model file, and
+  the final metrics;
 * ``learning_curve.csv``: periodic evaluations during training.
 
 ``run.json`` is read in one place, :func:`read_run_info`, which validates every field
@@ -59,8 +60,7 @@ class RunInfo(BaseModel):
 
     algorithm: _Name
     env_id: _Name
-    env_kwargs: dict[str, Any]
-    population: _Name
+    env: dict[str, Any]
     feature_names: list[_Name]
     action_names: list[_Name] = Field(min_length=1)
     hyperparameters: dict[str, Any]
@@ -72,11 +72,15 @@ class RunInfo(BaseModel):
     wall_time_s: float = Field(0.0, ge=0.0)
     final_metrics: dict[str, Any] = Field(default_factory=dict)
 
-    @field_validator("env_kwargs")
+    @field_validator("env")
     @classmethod
     def _valid_env_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
-        EnvSettings.from_dict(value)  # raises ValueError naming the setting
-        return value
+        return EnvSettings.from_dict(value).to_dict()  # raises ValueError naming the setting
+
+    @property
+    def settings(self) -> EnvSettings:
+        """The simulated world the policy was trained and evaluated in."""
+        return EnvSettings.from_dict(self.env)
 
     @field_validator("feature_names", "action_names")
     @classmethod

@@ -8,7 +8,7 @@ vectorised environment from every step's reward. Both evaluate periodically on a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
@@ -32,8 +32,8 @@ from rec_env.agents.runs import (
     write_curve,
     write_run_info,
 )
-from rec_env.env import build_model
 from rec_env.features import FEATURE_NAMES
+from rec_env.settings import EnvSettings
 
 __all__ = ["check_hyperparameters", "train", "train_bandit"]
 
@@ -55,7 +55,7 @@ def _progress_bar(total: int, enabled: bool, label: str) -> Iterator[Any]:
 
 def train_bandit(
     algorithm: str,
-    env_kwargs: dict[str, Any],
+    settings: EnvSettings,
     total_timesteps: int,
     seed: int,
     hyperparams: dict[str, Any] | None = None,
@@ -74,9 +74,9 @@ def train_bandit(
     """
     from rec_env import make_vec_env
 
-    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    model = settings.build_model()
     policy = make_bandit(algorithm, model, seed, **(hyperparams or {}))
-    venv = make_vec_env(n_envs, seed=seed, **env_kwargs)
+    venv = make_vec_env(n_envs, seed=seed, settings=settings)
     obs = venv.reset()
     curve: list[dict[str, float]] = []
     done, next_eval, start, reward_sum = 0, eval_every, time.perf_counter(), 0.0
@@ -90,7 +90,7 @@ def train_bandit(
                 bar[0].update(bar[1], completed=min(done, total_timesteps))
             if done >= next_eval or done >= total_timesteps:
                 result = evaluate(
-                    policy, env_kwargs, eval_customers, EVAL_SEED, compare_to_oracle=False
+                    policy, settings, eval_customers, EVAL_SEED, compare_to_oracle=False
                 )
                 kpi = result.kpis["profit_per_customer"]
                 curve.append(
@@ -107,40 +107,40 @@ def train_bandit(
 
 
 def _check_bandit_hyperparameters(
-    algorithm: str, env_kwargs: dict[str, Any], hyperparams: dict[str, Any], steps: int | None
+    algorithm: str, settings: EnvSettings, hyperparams: dict[str, Any], steps: int | None
 ) -> dict[str, Any]:
     """A bandit's hyperparameters with the defaults filled in, checked by building it once."""
     from rec_env.agents.bandits import BANDITS
 
-    settings = {**_BANDIT_DEFAULTS, **hyperparams}
+    params = {**_BANDIT_DEFAULTS, **hyperparams}
     if steps is not None:
-        settings["n_timesteps"] = steps
+        params["n_timesteps"] = steps
     for name in ("n_envs", "n_timesteps"):
-        value = settings[name]
+        value = params[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{algorithm}: {name} must be a positive integer, got {value!r}")
-    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    model = settings.build_model()
     # A bandit's hyperparameters are its keyword-only dataclass fields (OBP style), less those
     # the registry sets from the catalog.
     known = {f.name for f in fields(BANDITS[algorithm]) if f.init and f.kw_only}
     known -= set(action_kwargs(model.actions))
-    unknown = sorted(set(settings) - known - set(_BANDIT_DEFAULTS))
+    unknown = sorted(set(params) - known - set(_BANDIT_DEFAULTS))
     if unknown:
         raise ValueError(
             f"{algorithm}: unknown hyperparameter(s) {', '.join(unknown)}; known: "
             f"{', '.join(sorted(known | set(_BANDIT_DEFAULTS)))}"
         )
-    bandit_settings = {k: v for k, v in settings.items() if k not in _BANDIT_DEFAULTS}
+    bandit_settings = {k: v for k, v in params.items() if k not in _BANDIT_DEFAULTS}
     try:
         make_bandit(algorithm, model, 0, **bandit_settings)  # its __post_init__ checks values
     except TypeError as exc:  # a field the registry sets itself, e.g. action_names
         raise ValueError(f"{algorithm}: cannot set {', '.join(bandit_settings)}: {exc}") from None
-    return settings
+    return params
 
 
 def check_hyperparameters(
     algorithm: str,
-    env_kwargs: dict[str, Any] | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
     hyperparams: dict[str, Any] | None = None,
     steps: int | None = None,
 ) -> dict[str, Any]:
@@ -148,7 +148,7 @@ def check_hyperparameters(
 
     Args:
         algorithm: One of :data:`rec_env.agents.registry.TRAINABLE`.
-        env_kwargs: The environment settings (bandits are built once on its action catalog).
+        settings: The simulated world (bandits are built once on its action catalog).
         hyperparams: Overrides of the defaults (SB3: the YAML file; bandits: their fields).
         steps: Environment steps, overriding ``n_timesteps``.
 
@@ -162,7 +162,7 @@ def check_hyperparameters(
     algorithm = check_algorithm(algorithm, TRAINABLE)
     if algorithm in BANDIT_ALGORITHMS:
         return _check_bandit_hyperparameters(
-            algorithm, dict(env_kwargs or {}), dict(hyperparams or {}), steps
+            algorithm, EnvSettings.coerce(settings), dict(hyperparams or {}), steps
         )
     from rec_env.agents.sb3 import load_hyperparams
 
@@ -174,7 +174,7 @@ def check_hyperparameters(
 
 def train(
     algorithm: str,
-    env_kwargs: dict[str, Any] | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
     steps: int | None = None,
     seed: int = 0,
     out: str | Path | None = None,
@@ -189,7 +189,8 @@ def train(
 
     Args:
         algorithm: One of :data:`rec_env.agents.registry.TRAINABLE`.
-        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        settings: The simulated world: :class:`~rec_env.settings.EnvSettings` or a mapping of
+            its fields (``None``: the defaults).
         steps: Environment steps (customer-steps); the hyperparameter file's default if omitted.
         seed: Seed of training.
         out: Run directory (default ``runs/<algorithm>-seed<seed>``).
@@ -204,21 +205,21 @@ def train(
         The run directory.
     """
     algorithm = check_algorithm(algorithm, TRAINABLE)
-    env_kwargs = dict(env_kwargs or {})
-    used = check_hyperparameters(algorithm, env_kwargs, hyperparams, steps)
+    settings = EnvSettings.coerce(settings)
+    used = check_hyperparameters(algorithm, settings, hyperparams, steps)
     total = int(used["n_timesteps"])
     directory = Path(out) if out is not None else default_run_dir(algorithm, seed)
     directory.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if algorithm in BANDIT_ALGORITHMS:
-        settings = {k: v for k, v in used.items() if k not in _BANDIT_DEFAULTS}
+        bandit_params = {k: v for k, v in used.items() if k not in _BANDIT_DEFAULTS}
         n_envs = int(used["n_envs"])
         policy, curve = train_bandit(
             algorithm,
-            env_kwargs,
+            settings,
             total,
             seed,
-            settings,
+            bandit_params,
             n_envs,
             eval_every or max(total // 10, n_envs),
             eval_customers,
@@ -232,7 +233,7 @@ def train(
             overrides["n_timesteps"] = steps
         policy, curve = train_sb3(
             algorithm,
-            env_kwargs,
+            settings,
             total_timesteps=total,
             seed=seed,
             hyperparams=overrides,
@@ -244,18 +245,14 @@ def train(
     wall = time.perf_counter() - start
     policy.save(directory)
     write_curve(directory, curve)
-    final = evaluate(policy, env_kwargs, final_customers, EVAL_SEED, name=algorithm)
+    final = evaluate(policy, settings, final_customers, EVAL_SEED, name=algorithm)
     artifact = model_file(directory)
-    population = str(env_kwargs.get("profile", "default"))
     write_run_info(
         directory,
         RunInfo(
             algorithm=algorithm,
             env_id=ENV_ID,
-            env_kwargs={
-                k: v if isinstance(v, int | float) else str(v) for k, v in env_kwargs.items()
-            },
-            population=population,
+            env=settings.to_dict(),
             feature_names=list(FEATURE_NAMES),
             action_names=list(policy.action_names),
             hyperparameters=used,

@@ -145,9 +145,9 @@ def ab_command(
         fail(f"unknown reward mode {reward_mode!r}; choose one of {', '.join(REWARD_MODES)}")
     from rec_env.agents.evaluation.abtest import run_ab_test
 
-    env_kwargs = {"profile": profile, "reward_mode": reward_mode, "catalog": catalog}
+    settings = {"profile": profile, "reward_mode": reward_mode, "catalog": catalog}
     with reporting_bad_input():
-        result = run_ab_test(policy_a, policy_b, customers, cycles, seed, env_kwargs)
+        result = run_ab_test(policy_a, policy_b, customers, cycles, seed, settings)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

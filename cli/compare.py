@@ -47,12 +47,12 @@ def compare_command(
     if reward_mode not in REWARD_MODES:
         fail(f"--reward-mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
     check_output_directory(out, force=force)
-    env_kwargs = {"profile": profile, "reward_mode": reward_mode}
+    settings = {"profile": profile, "reward_mode": reward_mode}
     console = Console(stderr=True)
     with reporting_bad_input():
         results, contenders = compare(
             list(entries or DEFAULT_ENTRIES),
-            env_kwargs,
+            settings,
             customers,
             seed,
             progress=lambda label: console.print(f"evaluating {label} …"),

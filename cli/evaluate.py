@@ -35,10 +35,10 @@ def eval_command(
     check_count("--customers", customers, high=MAX_CUSTOMERS)
     with reporting_bad_input():
         policy, info = load_run(run_dir)
-        env_kwargs = dict(info.env_kwargs)
+        settings = info.settings
         if profile is not None:
-            env_kwargs["profile"] = profile
-        result = evaluate(policy, env_kwargs, customers, seed, learn=learn, name=info.algorithm)
+            settings = settings.replace(profile=profile)
+        result = evaluate(policy, settings, customers, seed, learn=learn, name=info.algorithm)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))
         return

@@ -60,9 +60,13 @@ def _load_policy(model: Path, background: int, seed: int) -> PolicyExplainer:
     from rec_env.agents.runs import load_run
 
     policy, info = load_run(model)
-    catalog = info.env_kwargs.get("catalog", "strategy")
+    catalog = info.settings.catalog
     return PolicyExplainer(
-        policy, n_background=background, population=info.population, catalog=catalog, seed=seed
+        policy,
+        n_background=background,
+        population=info.settings.profile,
+        catalog=catalog,
+        seed=seed,
     )
 
 

@@ -26,6 +26,7 @@ from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_
 from rec_env.dynamics import REWARD_MODES, CustomerModel, RewardMode
 from rec_env.env import build_model
 from rec_env.rollout import CohortResult, run_cohort
+from rec_env.settings import DEFAULT_HORIZON
 
 __all__ = ["POLICY_KINDS", "PROGRESS_MIN_CUSTOMER_CYCLES", "build_policy", "simulate"]
 
@@ -158,7 +159,7 @@ def simulate(
     seed: Annotated[
         int, typer.Option(help="Seed of every random draw (customers and policy).")
     ] = 0,
-    horizon: Annotated[int, typer.Option(help="Cycles (weeks) per customer.")] = 52,
+    horizon: Annotated[int, typer.Option(help="Cycles (weeks) per customer.")] = DEFAULT_HORIZON,
     reward_mode: Annotated[
         str, typer.Option(help=f"Reward the policy is scored on: {', '.join(REWARD_MODES)}.")
     ] = "profit",

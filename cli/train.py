@@ -16,6 +16,7 @@ from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_
 from rec_env.cli._outputs import FORCE_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
 from rec_env.dynamics import REWARD_MODES
+from rec_env.settings import EnvSettings
 
 __all__ = ["parse_overrides", "train_command"]
 
@@ -84,19 +85,17 @@ def train_command(
         check_count("--steps", steps)
     check_count("--eval-customers", eval_customers, high=MAX_CUSTOMERS)
     check_count("--final-customers", final_customers, high=MAX_CUSTOMERS)
-    env_kwargs = {"profile": profile, "reward_mode": reward_mode}
     with reporting_bad_input():
-        from rec_env.env import build_model
-
-        build_model(profile, reward_mode)  # fail fast on a bad population
+        settings = EnvSettings(profile=profile, reward_mode=reward_mode)
+        settings.build_model()  # fail fast on a bad population
         overrides = parse_overrides(set_ or [])
-        check_hyperparameters(name, env_kwargs, overrides, steps)
+        check_hyperparameters(name, settings, overrides, steps)
     run_dir = out if out is not None else default_run_dir(name, seed)
     check_output_directory(run_dir, force=force, marker=RUN_FILE, create_parents=out is None)
     with reporting_bad_input(), staged_directory(run_dir, replace_whole=True) as staged:
         train(
             name,
-            env_kwargs,
+            settings,
             steps=steps,
             seed=seed,
             out=staged,
@@ -118,7 +117,7 @@ def _print_summary(info: RunInfo, run_dir: Path) -> None:
         policy=info.algorithm,
         n_customers=metrics["n_customers"],
         seed=metrics["seed"],
-        env_kwargs=metrics["env_kwargs"],
+        settings=info.settings,
         kpis={k: KPI(v["mean"], v["ci95"]) for k, v in metrics["kpis"].items()},
         action_distribution=metrics["action_distribution"],
         action_entropy=metrics["action_entropy"],

@@ -15,6 +15,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from rec_env.dynamics import CustomerBatch, CustomerModel
+from rec_env.settings import DEFAULT_HORIZON
 
 __all__ = ["Cohort", "CohortResult", "PolicyLike", "run_cohort"]
 
@@ -113,7 +114,7 @@ def run_cohort(
     model: CustomerModel,
     policy: PolicyLike,
     n_customers: int,
-    horizon: int = 52,
+    horizon: int = DEFAULT_HORIZON,
     seed: int | None = 0,
     learn: bool = True,
     deterministic: bool = True,

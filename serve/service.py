@@ -42,7 +42,7 @@ _CHECK_CUSTOMERS = 256
 
 def _catalog(info: RunInfo) -> str:
     """The action catalog the run was trained with."""
-    return str(info.env_kwargs.get("catalog", "strategy"))
+    return info.settings.catalog
 
 
 class ActionNotAllowedError(ValueError):
@@ -166,7 +166,7 @@ class DecisionService:
                 explainer = PolicyExplainer(
                     policy,
                     n_background=settings.n_background,
-                    population=info.population,
+                    population=info.settings.profile,
                     catalog=_catalog(info),
                     seed=settings.explain_seed,
                 )
@@ -182,7 +182,7 @@ class DecisionService:
         if self.policy.algorithm not in NUMPY_ALGORITHMS:
             return self.policy.action_probabilities
         cohort = population_background(
-            _CHECK_CUSTOMERS, self.info.population, _catalog(self.info), seed=0
+            _CHECK_CUSTOMERS, self.info.settings.profile, _catalog(self.info), seed=0
         ).astype(np.float64)
         fast = numpy_probabilities(self.policy, self.actions, cohort)
         return fast if fast is not None else self.policy.action_probabilities

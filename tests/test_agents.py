@@ -125,8 +125,7 @@ def fake_run(tmp_path, policy: Policy):
         RunInfo(
             algorithm=policy.algorithm,
             env_id="rec_env/Recommendation-v0",
-            env_kwargs={},
-            population="default",
+            env={},
             feature_names=[],
             action_names=list(policy.action_names),
             hyperparameters={},

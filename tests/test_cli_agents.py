@@ -32,7 +32,8 @@ def bandit_run(tmp_path_factory):
 def test_train_writes_a_run_directory(bandit_run) -> None:
     info = read_run_info(bandit_run)  # validates every field of run.json
     assert info.algorithm == "egreedy" and info.seed == 1 and info.final_metrics
-    assert info.env_kwargs["profile"] == "default"
+    assert info.settings.profile == "default"
+    assert info.env["horizon"] == 52
     assert not [p.name for p in bandit_run.parent.iterdir() if p.name.startswith(".")]
     assert (bandit_run / "learning_curve.csv").read_text().startswith("timesteps")
 

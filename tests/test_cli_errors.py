@@ -47,8 +47,7 @@ def run_dir(tmp_path_factory) -> Path:
         RunInfo(
             algorithm="linucb",
             env_id="rec_env/Recommendation-v0",
-            env_kwargs={"profile": "default", "reward_mode": "profit"},
-            population="default",
+            env={"profile": "default", "reward_mode": "profit"},
             feature_names=list(FEATURE_NAMES),
             action_names=list(policy.action_names),
             hyperparameters={},
@@ -244,7 +243,7 @@ def test_serve_on_an_invalid_host_is_one_line_and_exit_2(workdir, run_dir) -> No
 
 # ---------------------------------------------------------------------------- Ctrl-C
 def test_train_interrupted_leaves_no_run_directory(workdir, monkeypatch) -> None:
-    def interrupted_training(algorithm, env_kwargs, *, out, **kwargs) -> Path:
+    def interrupted_training(algorithm, settings, *, out, **kwargs) -> Path:
         (Path(out) / "model.zip").write_bytes(b"half")
         raise KeyboardInterrupt
 

@@ -29,8 +29,8 @@ def write_policy_run(directory, action_names, action: int) -> None:
     policy = FixedActionPolicy(len(action_names), action, action_names=tuple(action_names))
     policy.save(directory)
     write_run_info(directory, RunInfo(
-        algorithm="fixed", env_id="rec_env/Recommendation-v0", env_kwargs={},
-        population="default", feature_names=[], action_names=list(action_names),
+        algorithm="fixed", env_id="rec_env/Recommendation-v0", env={}, feature_names=[],
+        action_names=list(action_names),
         hyperparameters={}, seed=0, recenv_version="test", model_file="policy.json",
         model_sha256=file_sha256(directory / "policy.json"),
     ))  # fmt: skip

@@ -284,7 +284,7 @@ def bandit_run(tmp_path) -> Path:
     LinUCB(A, TABLE.names, random_state=0).save(directory)
     info = RunInfo(
         algorithm="linucb", env_id="rec_env/Recommendation-v0",
-        env_kwargs={"profile": "default", "reward_mode": "profit"}, population="default",
+        env={"profile": "default", "reward_mode": "profit"},
         feature_names=list(FEATURE_NAMES), action_names=list(TABLE.names), hyperparameters={},
         seed=0, recenv_version="0", model_file="state.npz",
         model_sha256=file_sha256(directory / "state.npz"),

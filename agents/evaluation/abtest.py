@@ -40,6 +40,7 @@ at 90 % power 127.23 with the correction (Zar 1999, *Biostatistical Analysis*, e
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,8 @@ import numpy as np
 
 from rec_env.agents.evaluation.evaluate import KPI
 from rec_env.dynamics import CustomerModel
-from rec_env.env import build_model
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
+from rec_env.settings import EnvSettings
 
 __all__ = [
     "ABTestResult",
@@ -134,7 +135,7 @@ class ABTestResult:
         conversion: Lift in conversion (two-proportion z-test).
         cycles: Cycles per customer.
         seed: Seed of the test.
-        env_kwargs: The environment's keyword arguments.
+        settings: The simulated world (its horizon is the test's ``cycles``).
     """
 
     a: ArmResult
@@ -143,7 +144,7 @@ class ABTestResult:
     conversion: Lift
     cycles: int
     seed: int
-    env_kwargs: dict[str, str]
+    settings: dict[str, Any]
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
@@ -163,7 +164,7 @@ class ABTestResult:
             },
             "cycles": self.cycles,
             "seed": self.seed,
-            "env_kwargs": self.env_kwargs,
+            "settings": self.settings,
         }
 
 
@@ -306,7 +307,7 @@ def run_ab_test(
     n_customers: int = 10_000,
     cycles: int = 8,
     seed: int = 0,
-    env_kwargs: dict[str, Any] | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
     model: CustomerModel | None = None,
 ) -> ABTestResult:
     """Randomise ``n_customers`` between two policies and measure the lift of B over A.
@@ -319,8 +320,9 @@ def run_ab_test(
         n_customers: Customers in the test, at least 4; A gets ``ceil(n / 2)``, B the rest.
         cycles: Cycles each customer is followed for (the test's duration).
         seed: Seed of every random draw (customers, dynamics, policies).
-        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``cycle_days``.
-        model: A prebuilt customer model (skips building one from ``env_kwargs``).
+        settings: The simulated world (:class:`~rec_env.settings.EnvSettings` or a mapping);
+            ``cycles`` replaces its horizon.
+        model: A prebuilt customer model (skips building one from ``settings``).
 
     Raises:
         ValueError: For fewer than 4 customers, fewer than 1 cycle, or an invalid policy.
@@ -329,8 +331,8 @@ def run_ab_test(
         raise ValueError(f"an A/B test needs at least 4 customers, got {n_customers}")
     if cycles < 1:
         raise ValueError(f"an A/B test needs at least 1 cycle, got {cycles}")
-    env_kwargs = dict(env_kwargs or {})
-    model = model or build_model(**env_kwargs)
+    settings = EnvSettings.coerce(settings).replace(horizon=cycles)
+    model = model or settings.build_model()
     streams = np.random.SeedSequence(seed).spawn(4)
     cohort_seeds = [int(s.generate_state(1)[0]) for s in streams[:2]]
     policy_seeds = [int(s.generate_state(1)[0]) for s in streams[2:]]
@@ -360,7 +362,7 @@ def run_ab_test(
         conversion=proportion_lift(converted[0], sizes[0], converted[1], sizes[1]),
         cycles=cycles,
         seed=seed,
-        env_kwargs={k: str(v) for k, v in env_kwargs.items()},
+        settings=settings.to_dict(),
     )
 
 

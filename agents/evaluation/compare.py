@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from rec_env.agents.registry import (
     make_baseline,
 )
 from rec_env.agents.runs import load_run, read_curve
-from rec_env.env import build_model
+from rec_env.settings import EnvSettings
 
 __all__ = ["Contender", "compare", "resolve_contenders", "write_outputs"]
 
@@ -40,15 +41,13 @@ class Contender:
     curve: list[dict[str, float]] = field(default_factory=list)
 
 
-def resolve_contenders(
-    entries: list[str], env_kwargs: dict[str, Any], seed: int
-) -> list[Contender]:
+def resolve_contenders(entries: list[str], settings: EnvSettings, seed: int) -> list[Contender]:
     """Turn run directories and algorithm names into policies to evaluate.
 
     Raises:
         ValueError: For an unknown name, a missing run, or a broken run directory.
     """
-    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    model = settings.build_model()
     contenders: list[Contender] = []
     for entry in entries:
         path = Path(entry)
@@ -77,14 +76,14 @@ def resolve_contenders(
 
 def compare(
     entries: list[str],
-    env_kwargs: dict[str, Any] | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
     n_customers: int = 10_000,
     seed: int = 0,
     progress: Any = None,
 ) -> tuple[list[Evaluation], list[Contender]]:
     """Evaluate every entry on the same cohort (same seed: same customers, same randomness)."""
-    env_kwargs = dict(env_kwargs or {})
-    contenders = resolve_contenders(entries, env_kwargs, seed)
+    settings = EnvSettings.coerce(settings)
+    contenders = resolve_contenders(entries, settings, seed)
     results = []
     for contender in contenders:
         if progress is not None:
@@ -92,7 +91,7 @@ def compare(
         results.append(
             evaluate(
                 contender.policy,
-                env_kwargs,
+                settings,
                 n_customers,
                 seed,
                 learn=contender.learn,

@@ -8,7 +8,7 @@ customers (normal approximation; ratio estimator for the conversion rate).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 
 from rec_env.agents.baselines import MyopicOracle
-from rec_env.env import build_model
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
+from rec_env.settings import EnvSettings
 
 __all__ = ["EVAL_SEED", "KPI", "Evaluation", "evaluate", "kpis_with_ci", "oracle_profit"]
 
@@ -57,7 +57,7 @@ class Evaluation:
         policy: Name of the policy.
         n_customers: Cohort size.
         seed: Cohort seed.
-        env_kwargs: The environment's keyword arguments.
+        settings: The simulated world (:class:`~rec_env.settings.EnvSettings`).
         kpis: KPI name → mean and 95 % CI.
         action_distribution: Action name → share of decisions (of alive customers).
         action_entropy: Entropy of the action distribution in nats (diversity).
@@ -69,7 +69,7 @@ class Evaluation:
     policy: str
     n_customers: int
     seed: int
-    env_kwargs: dict[str, Any]
+    settings: EnvSettings
     kpis: dict[str, KPI]
     action_distribution: dict[str, float]
     action_entropy: float
@@ -79,6 +79,7 @@ class Evaluation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form."""
         data = asdict(self)
+        data["settings"] = self.settings.to_dict()
         data["kpis"] = {k: {"mean": v.mean, "ci95": v.ci} for k, v in self.kpis.items()}
         return data
 
@@ -124,27 +125,17 @@ def kpis_with_ci(result: CohortResult) -> dict[str, KPI]:
     }
 
 
-def _model_key(env_kwargs: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((k, str(v)) for k, v in env_kwargs.items()))
-
-
 @lru_cache(maxsize=32)
-def _oracle_profit_cached(key: tuple[tuple[str, Any], ...], n_customers: int, seed: int) -> float:
-    env_kwargs = dict(key)
-    horizon = int(env_kwargs.pop("horizon", 52))
-    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "reward_mode"})
-    oracle = MyopicOracle(model.actions.n_actions)
-    return float(run_cohort(model, oracle, n_customers, horizon, seed).profit.mean())
-
-
-def oracle_profit(env_kwargs: dict[str, Any], n_customers: int, seed: int) -> float:
+def oracle_profit(settings: EnvSettings, n_customers: int, seed: int) -> float:
     """Mean profit per customer of the myopic (profit) oracle on the same cohort (cached)."""
-    return _oracle_profit_cached(_model_key(env_kwargs), n_customers, seed)
+    model = settings.replace(reward_mode="profit").build_model()
+    oracle = MyopicOracle(model.actions.n_actions)
+    return float(run_cohort(model, oracle, n_customers, settings.horizon, seed).profit.mean())
 
 
 def evaluate(
     policy: PolicyLike,
-    env_kwargs: dict[str, Any] | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
     n_customers: int = 10_000,
     seed: int = 0,
     learn: bool = False,
@@ -157,7 +148,8 @@ def evaluate(
     Args:
         policy: Anything with ``predict(obs, action_masks, deterministic)``; policies with
             ``set_env`` (the oracle) are attached to the cohort.
-        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        settings: The simulated world: :class:`~rec_env.settings.EnvSettings` or a mapping of
+            its fields (``None``: the defaults).
         n_customers: Cohort size.
         seed: Cohort seed: the same seed gives the same customers and random numbers.
         learn: Let online learners ``update`` from every cycle and explore (``predict`` with
@@ -170,12 +162,18 @@ def evaluate(
     Returns:
         The evaluation.
     """
-    env_kwargs = dict(env_kwargs or {})
-    horizon = int(env_kwargs.get("horizon", 52))
-    model = build_model(**{k: v for k, v in env_kwargs.items() if k != "horizon"})
+    settings = EnvSettings.coerce(settings)
+    model = settings.build_model()
     # online learners explore while they learn; frozen policies act greedily
     result = run_cohort(
-        model, policy, n_customers, horizon, seed, learn, deterministic=not learn, progress=progress
+        model,
+        policy,
+        n_customers,
+        settings.horizon,
+        seed,
+        learn,
+        deterministic=not learn,
+        progress=progress,
     )
     counts = result.action_counts.astype(np.float64)
     shares = counts / max(counts.sum(), 1.0)
@@ -183,13 +181,13 @@ def evaluate(
     kpis = kpis_with_ci(result)
     share = None
     if compare_to_oracle:
-        reference = oracle_profit(env_kwargs, n_customers, seed)
+        reference = oracle_profit(settings, n_customers, seed)
         share = kpis["profit_per_customer"].mean / reference if reference else None
     return Evaluation(
         policy=name or getattr(policy, "algorithm", type(policy).__name__),
         n_customers=n_customers,
         seed=seed,
-        env_kwargs={k: str(v) for k, v in env_kwargs.items()},
+        settings=settings,
         kpis=kpis,
         action_distribution={
             a: float(s) for a, s in zip(result.action_names, shares, strict=True) if s > 0

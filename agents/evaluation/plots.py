@@ -10,7 +10,7 @@ from rec_env.agents.evaluation.evaluate import Evaluation
 __all__ = ["plot_kpis", "plot_learning_curves"]
 
 _PANELS = (
-    ("profit_per_customer", "profit per customer (USD, 52 cycles)", 1.0),
+    ("profit_per_customer", "profit per customer (USD, per customer lifetime)", 1.0),
     ("conversion_rate", "conversion rate (% of customer-cycles)", 100.0),
     ("contacts_per_customer", "messages per customer", 1.0),
     ("churn_rate", "churn rate (%)", 100.0),

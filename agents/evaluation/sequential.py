@@ -30,6 +30,7 @@ from rec_env.agents.baselines import (
 )
 from rec_env.env import build_model
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
+from rec_env.settings import DEFAULT_HORIZON
 
 __all__ = ["Comparison", "paired_comparison", "sequential_evidence"]
 
@@ -85,7 +86,10 @@ def paired_comparison(
 
 
 def sequential_evidence(
-    n_customers: int = 20_000, seed: int = 0, horizon: int = 52, profile: str = "default"
+    n_customers: int = 20_000,
+    seed: int = 0,
+    horizon: int = DEFAULT_HORIZON,
+    profile: str = "default",
 ) -> list[Comparison]:
     """Run the four comparisons of the module docstring."""
     model = build_model(profile, "profit")

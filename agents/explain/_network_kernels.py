@@ -12,15 +12,18 @@ in numpy for any network; this is the same arithmetic, fused, for ``relu → rel
 3. The second layer's bounds come from the linear relaxation ``s z ≤ relu(z) ≤ s (z - l)`` of
    the variable units (``s = h / (h - l)``), whose linear part is exact over the tile. Its
    active units are folded into the output layer (``W₂ W₃``), its dead units dropped.
-4. Per coalition only the variable units are multiplied, and only those that are positive in
-   that coalition: the work is counted exactly (multiply-adds).
+4. Per coalition only the variable units go through matrix products (BLAS, through numba's
+   ``np.dot``); the work is counted (multiply-adds).
 
 Inputs are float32 and C-contiguous; the values come out as float64.
 """
 
 from __future__ import annotations
 
+# numba's np.dot runs on scipy's BLAS: importing it here loads it before the explainer pins the
+# thread pools (:mod:`~rec_env.agents.explain.threads`), so that the pinning covers it.
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401
 from numba import njit
 
 __all__ = ["row_values"]
@@ -132,47 +135,41 @@ def _tile_values(
     variable, start2, steps2, active2, variable2 = _second_layer(
         tile_start, low_steps, low_min, low_max, w2, b2, margin
     )
-    n_out, n_var, n_var2 = w3.shape[1], variable.size, variable2.size
-    # Output layer: the active second-layer units' exact part, and W2 W3 for the variable ones.
-    out_table = np.empty((low_sums.shape[0], n_out), dtype=np.float32)
-    _doubling(
-        _project(start2.reshape(1, -1), active2, w3)[0] + b3,
-        _project(steps2, active2, w3),
-        out_table,
-    )
-    pre_table = np.empty((low_sums.shape[0], n_var2), dtype=np.float32)
-    _doubling(start2[variable2], steps2[:, variable2], pre_table)
-    through = np.empty((n_var, n_var2 + n_out), dtype=np.float32)
-    for i in range(n_var):
-        for i2 in range(n_var2):
-            through[i, i2] = w2[variable[i], variable2[i2]]
-    through[:, n_var2:] = _project(w2[variable], active2, w3)
-    w3_variable = np.ascontiguousarray(w3[variable2])
-    hidden = np.empty(n_var2 + n_out, dtype=np.float32)
-    work = 0
-    for t in range(low_sums.shape[0]):
-        hidden[:n_var2] = pre_table[t]
-        hidden[n_var2:] = out_table[t]
+    n_tile, n_out, n_var, n_var2 = low_sums.shape[0], w3.shape[1], variable.size, variable2.size
+    width = n_var2 + n_out
+    # Exact parts by subset sums: the variable second-layer units, then the outputs, side by side.
+    start = np.empty(width, dtype=np.float32)
+    steps = np.empty((low_steps.shape[0], width), dtype=np.float32)
+    start[:n_var2] = start2[variable2]
+    start[n_var2:] = _project(start2.reshape(1, -1), active2, w3)[0] + b3
+    steps[:, :n_var2] = steps2[:, variable2]
+    steps[:, n_var2:] = _project(steps2, active2, w3)
+    hidden = np.empty((n_tile, width), dtype=np.float32)
+    _doubling(start, steps, hidden)
+    if n_var:  # the variable first-layer units, into both: W2 and the folded W2 W3
+        through = np.empty((n_var, width), dtype=np.float32)
         for i in range(n_var):
-            activation = tile_start[variable[i]] + low_sums[t, variable[i]]
-            if activation > 0.0:
-                work += n_var2 + n_out
-                for c in range(n_var2 + n_out):
-                    hidden[c] += activation * through[i, c]
-        for i2 in range(n_var2):
-            activation = hidden[i2]
-            if activation > 0.0:
-                work += n_out
-                for c in range(n_out):
-                    hidden[n_var2 + c] += activation * w3_variable[i2, c]
+            for i2 in range(n_var2):
+                through[i, i2] = w2[variable[i], variable2[i2]]
+        through[:, n_var2:] = _project(w2[variable], active2, w3)
+        activations = np.empty((n_tile, n_var), dtype=np.float32)
+        for t in range(n_tile):
+            for i in range(n_var):
+                activations[t, i] = max(tile_start[variable[i]] + low_sums[t, variable[i]], 0.0)
+        hidden += np.dot(activations, through)
+    outputs = np.ascontiguousarray(hidden[:, n_var2:])
+    if n_var2:
+        positive = np.maximum(np.ascontiguousarray(hidden[:, :n_var2]), np.float32(0.0))
+        outputs += np.dot(positive, np.ascontiguousarray(w3[variable2]))
+    for t in range(n_tile):
         if probability:  # P(a) = 1 / Σ_c exp(l_c - l_a), column 0 is a
             total = 0.0
             for c in range(n_out):
-                total += np.exp(hidden[n_var2 + c] - hidden[n_var2])
+                total += np.exp(outputs[t, c] - outputs[t, 0])
             values[t] = 1.0 / total
         else:
-            values[t] = hidden[n_var2]
-    return work
+            values[t] = outputs[t, 0]
+    return n_tile * (n_var * width + n_var2 * n_out)
 
 
 @njit(cache=True)

@@ -16,7 +16,7 @@ features ``p`` where the customer ``x`` differs from it (:mod:`~.shapley`):
    kernel (:mod:`~._network_kernels`) drops the ReLU units that no coalition of a tile can
    switch on, folds those no coalition can switch off into subset sums, bounds the second
    layer by a linear relaxation and folds it the same way, and multiplies only the units
-   that are positive in each coalition. Any other network runs layer by layer on the tile.
+   that remain. Any other network runs layer by layer on the tile.
 4. **Output** (:mod:`~.heads`): only the output columns the tile needs are computed, and the
    head turns them into the explained value; a tile where the value is 0 (a masked action)
    costs nothing.
@@ -49,8 +49,8 @@ __all__ = ["FOLDED_TILE_BITS", "TILE_BITS", "NetworkShapley"]
 TILE_BITS = 11
 """Coalitions per tile layer by layer: at most ``2^11`` (0.5 MB per 64-wide float32 layer)."""
 
-FOLDED_TILE_BITS = 8
-"""Coalitions per tile of the folding kernel: at most ``2^8``. Smaller tiles leave fewer units
+FOLDED_TILE_BITS = 9
+"""Coalitions per tile of the folding kernel: at most ``2^9``. Smaller tiles leave fewer units
 variable (tighter bounds) but cost more set-up per coalition."""
 
 _MARGIN = 1e-6

@@ -9,6 +9,7 @@ expectation (:class:`ExpectedRewards`), for training only: the saved model needs
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
 from rec_env.agents.registry import SB3_ALGORITHMS, check_algorithm
 from rec_env.agents.sb3.policy import POLICY_CLASSES, SB3Policy
 from rec_env.agents.sb3.schemas import Hyperparams, resolve_hyperparams
+from rec_env.settings import EnvSettings
 
 __all__ = ["ExpectedRewards", "LearningCurveCallback", "train_sb3"]
 
@@ -37,7 +39,7 @@ class LearningCurveCallback(BaseCallback):
     the trained one. The parameters of the best evaluation are kept in :attr:`best_state`.
 
     Args:
-        env_kwargs: The environment's keyword arguments.
+        settings: The simulated world to evaluate in.
         eval_every: Timesteps between evaluations (``0``: only before and after training).
         eval_customers: Cohort size.
         eval_seed: Cohort seed (the same cohort every time).
@@ -47,7 +49,7 @@ class LearningCurveCallback(BaseCallback):
 
     def __init__(
         self,
-        env_kwargs: dict[str, Any],
+        settings: EnvSettings,
         eval_every: int,
         eval_customers: int,
         eval_seed: int = EVAL_SEED,
@@ -57,7 +59,7 @@ class LearningCurveCallback(BaseCallback):
         super().__init__(verbose)
         if eval_every < 0 or eval_customers < 1:
             raise ValueError("eval_every must be >= 0 and eval_customers >= 1")
-        self.env_kwargs = dict(env_kwargs)
+        self.settings = settings
         self.eval_every = int(eval_every)
         self.eval_customers = int(eval_customers)
         self.eval_seed = int(eval_seed)
@@ -89,7 +91,7 @@ class LearningCurveCallback(BaseCallback):
         started = time.perf_counter()
         policy = SB3Policy.from_model(self.model, action_names=self.action_names)
         result = evaluate(
-            policy, self.env_kwargs, self.eval_customers, self.eval_seed, compare_to_oracle=False
+            policy, self.settings, self.eval_customers, self.eval_seed, compare_to_oracle=False
         )
         profit = result.kpis["profit_per_customer"]
         row = {
@@ -142,8 +144,8 @@ class ExpectedRewards(VecEnvWrapper):
         return obs, self._expected.copy(), dones, infos
 
 
-def _training_env(params: Hyperparams, seed: int, env_kwargs: dict[str, Any]) -> VecEnv:
-    venv: VecEnv = make_vec_env(params.n_envs, seed=seed, **env_kwargs)
+def _training_env(params: Hyperparams, seed: int, settings: EnvSettings) -> VecEnv:
+    venv: VecEnv = make_vec_env(params.n_envs, seed=seed, settings=settings)
     if params.training_reward == "expected":
         venv = ExpectedRewards(venv)
     if not params.normalize_reward:
@@ -153,7 +155,7 @@ def _training_env(params: Hyperparams, seed: int, env_kwargs: dict[str, Any]) ->
 
 def train_sb3(
     algorithm: str,
-    env_kwargs: dict[str, Any] | None = None,
+    settings: EnvSettings | Mapping[str, Any] | None = None,
     total_timesteps: int | None = None,
     seed: int = 0,
     hyperparams: dict[str, Any] | None = None,
@@ -173,7 +175,8 @@ def train_sb3(
 
     Args:
         algorithm: ``"ppo"``, ``"a2c"``, ``"dqn"`` or ``"maskable_ppo"``.
-        env_kwargs: ``profile``, ``reward_mode``, ``catalog``, ``horizon``, ``cycle_days``.
+        settings: The simulated world: :class:`~rec_env.settings.EnvSettings` or a mapping of
+            its fields (``None``: the defaults).
         total_timesteps: Customer-steps to train for (default: the file's ``n_timesteps``).
         seed: Seed of the environment, the network initialisation and the sampling.
         hyperparams: Overrides of the hyperparameter file
@@ -195,10 +198,10 @@ def train_sb3(
     """
     algorithm = check_algorithm(algorithm, SB3_ALGORITHMS)
     params = resolve_hyperparams(algorithm, ENV_ID, hyperparams)
-    env_kwargs = dict(env_kwargs or {})
+    settings = EnvSettings.coerce(settings)
     budget = int(total_timesteps if total_timesteps is not None else params.n_timesteps)
     set_random_seed(seed)
-    env = _training_env(params, seed, env_kwargs)
+    env = _training_env(params, seed, settings)
     model = POLICY_CLASSES[algorithm].model_class(
         "MlpPolicy",
         env,
@@ -210,7 +213,7 @@ def train_sb3(
     )
     action_names = tuple(env.get_attr("action_names")[0])
     callback = LearningCurveCallback(
-        env_kwargs, eval_every, eval_customers, eval_seed, action_names, verbose
+        settings, eval_every, eval_customers, eval_seed, action_names, verbose
     )
     model.learn(budget, callback=callback, progress_bar=progress)
     if keep_best and callback.best_state is not None:
