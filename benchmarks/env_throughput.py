@@ -181,6 +181,10 @@ def build_benchmarks(seed: int = 0) -> list[tuple[str, int, StepBlock]]:
         shape = (VEC_ENV_BLOCK, venv.num_envs)
         return vec_env_block(venv, rng.integers(venv.action_space.n, size=shape))
 
+    def gym_vector(vector: gym.vector.VectorEnv) -> StepBlock:
+        shape = (VEC_ENV_BLOCK, vector.num_envs)
+        return gym_vector_block(vector, rng.integers(vector.single_action_space.n, size=shape))
+
     dummy = DummyVecEnv([lambda: gym.make(rec_env.ENV_ID)] * DUMMY_VEC_ENVS)
     benchmarks = [
         ("CartPole-v1 (gym.make)", 1, single("CartPole-v1")),
@@ -190,7 +194,27 @@ def build_benchmarks(seed: int = 0) -> list[tuple[str, int, StepBlock]]:
     for n_envs in VEC_ENV_SIZES:
         venv = rec_env.make_vec_env(n_envs, seed=0)
         benchmarks.append((f"rec_env.make_vec_env({n_envs})", n_envs, vec(venv)))
+    if getattr(gym.spec(rec_env.ENV_ID), "vector_entry_point", None):  # absent before issue 9
+        for n_envs in VEC_ENV_SIZES:
+            vector = gym.make_vec(
+                rec_env.ENV_ID, num_envs=n_envs, vectorization_mode="vector_entry_point"
+            )
+            benchmarks.append(
+                (f"gym.make_vec({n_envs}, vector_entry_point)", n_envs, gym_vector(vector))
+            )
     return benchmarks
+
+
+def gym_vector_block(vector: gym.vector.VectorEnv, actions: np.ndarray) -> StepBlock:
+    """A function that steps a Gymnasium ``VectorEnv`` once per row of ``actions``."""
+    vector.reset(seed=0)
+
+    def run_block() -> int:
+        for row in actions:
+            vector.step(row)
+        return len(actions)
+
+    return run_block
 
 
 def run_benchmarks(seconds: float, warmup: float, rounds: int = ROUNDS) -> list[Measurement]:
