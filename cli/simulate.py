@@ -15,13 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from rec_env.agents.base import Policy
-from rec_env.agents.baselines import (
-    ContactCooldown,
-    FixedActionPolicy,
-    MyopicOracle,
-    RandomPolicy,
-    RuleBasedPolicy,
-)
+from rec_env.agents.baselines import FixedActionPolicy
+from rec_env.agents.registry import action_kwargs, make_baseline
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.dynamics import REWARD_MODES, CustomerModel, RewardMode
 from rec_env.env import build_model
@@ -64,26 +59,15 @@ def build_policy(policy: str, model: CustomerModel, seed: int) -> Policy:
     """
     actions = model.actions
     kind, _, argument = policy.partition(":")
-    if kind == "random":
-        return RandomPolicy(actions.n_actions, actions.names, random_state=seed)
     if kind == "fixed":
         return FixedActionPolicy(
             actions.n_actions,
             action=actions.index(argument),
             fallback=actions.no_action,
-            action_names=actions.names,
+            **action_kwargs(actions),
         )
-    if kind == "oracle":
-        return MyopicOracle(actions.n_actions, action_names=actions.names)
-    if kind == "rule":
-        return RuleBasedPolicy.from_catalog(actions)
-    if kind == "cooldown":
-        return ContactCooldown(
-            MyopicOracle(actions.n_actions, action_names=actions.names),
-            no_action=actions.no_action,
-            min_days_between_contacts=14,
-            max_contacts_30d=2,
-        )
+    if kind in ("random", "oracle", "rule", "cooldown"):
+        return make_baseline(kind, model, seed)
     raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICY_KINDS)}")
 
 

@@ -51,6 +51,7 @@ class CustomerSlots:
         self.last_outcome: StepOutcome | None = None
         self.started = False
         self._all = np.arange(self.n)
+        self._segment_names = np.array(model.sampler.segment_names, dtype=object)
         self.reseed(rng)
 
     @property
@@ -110,8 +111,7 @@ class CustomerSlots:
 
     def segments(self, rows: np.ndarray) -> np.ndarray:
         """Segment names of the customers in ``rows`` (object array)."""
-        names = np.array(self.model.sampler.segment_names, dtype=object)
-        return names[self.batch.segment[rows]]
+        return self._segment_names[self.batch.segment[rows]]
 
     def action_masks(self) -> np.ndarray:
         """``(n, n_actions)`` bool consent masks."""

@@ -63,6 +63,13 @@ class FeatureSpace:
         width: What :meth:`scaled` divides by (default: ``high - low`` where finite and
             positive, else 1).
 
+    Attributes:
+        names: Column names.
+        d: Number of features.
+        low, high, center, width, inverse_width: ``(d,)`` read-only float64 arrays.
+        consent_columns: Columns of ``consent_email``, ``consent_sms`` and ``consent_push``
+            (:func:`rec_env.features.consent_columns`), or ``None`` if the space lacks one.
+
     Raises:
         ValueError: If the names are not unique, a shape differs, ``low > high``, or a width is
             not finite and positive.
@@ -77,7 +84,7 @@ class FeatureSpace:
         width: Any = None,
     ) -> None:
         self.names: tuple[str, ...] = tuple(str(name) for name in names)
-        d = len(self.names)
+        self.d = d = len(self.names)
         if len(set(self.names)) != d:
             duplicates = sorted({n for n in self.names if self.names.count(n) > 1})
             raise ValueError(f"feature names must be unique; repeated: {', '.join(duplicates)}")
@@ -101,7 +108,6 @@ class FeatureSpace:
         self.inverse_width = 1.0 / self.width
         self.inverse_width.setflags(write=False)
         self.consent_columns: list[int] | None = consent_columns(self.names)
-        """Columns of ``consent_email``, ``consent_sms``, ``consent_push``, or ``None``."""
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -147,11 +153,6 @@ class FeatureSpace:
         return cls.named(value)
 
     # ------------------------------------------------------------------ reading contexts
-    @property
-    def d(self) -> int:
-        """Number of features."""
-        return len(self.names)
-
     def index(self, name: str) -> int:
         """Column of the feature ``name``.
 
@@ -170,6 +171,8 @@ class FeatureSpace:
             ValueError: If the number of columns is not ``d``.
         """
         contexts = np.asarray(contexts)
+        if contexts.ndim == 2 and contexts.shape[1] == self.d:  # the usual case, first
+            return contexts
         if contexts.ndim == 1:
             contexts = contexts[None, :]
         if contexts.ndim != 2 or contexts.shape[1] != self.d:

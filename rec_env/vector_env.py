@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rec_env.autoreset import CustomerSlots
-from rec_env.dynamics import RewardMode
+from rec_env.dynamics import RewardMode, StepOutcome
 from rec_env.env import RENDER_MODES, check_render_mode, resolve_settings, shared_model
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
 from rec_env.settings import EnvSettings
@@ -27,6 +27,7 @@ from rec_env.settings import EnvSettings
 __all__ = ["RecommendationVectorEnv"]
 
 _INFO_KEYS = ("profit", "revenue", "purchased", "delivered", "opened", "unsubscribed", "churned")
+_INFO_ROWS = [StepOutcome.FIELDS.index(key) for key in _INFO_KEYS]
 
 
 class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
@@ -161,11 +162,14 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         restarting = self._autoreset
         stepped = ~restarting
         infos: dict[str, Any] = {}
-        if stepped.any():  # as SyncVectorEnv: a key appears when some slot reports it
-            for key in _INFO_KEYS:
-                infos[key] = np.where(stepped, getattr(outcome, key), 0.0)
-                infos[f"_{key}"] = stepped.copy()
-        if restarting.any():
+        restart = bool(restarting.any())
+        if not restart or stepped.any():  # as SyncVectorEnv: a key appears when a slot has it
+            block = outcome.values[_INFO_ROWS]  # one (n_keys, num_envs) copy, read by name
+            block[:, restarting] = 0.0
+            for key, row in zip(_INFO_KEYS, block, strict=True):
+                infos[key] = row
+                infos[f"_{key}"] = stepped
+        if restart:
             rows = np.flatnonzero(restarting)
             observations[rows] = self.slots.restart(rows)
             rewards[rows] = 0.0

@@ -145,7 +145,7 @@ def test_network_engine_matches_brute_force(monkeypatch, widths, activation, til
     channel = np.array([3, 0, 1, 2])  # no_action, then one action per channel
     masking = ActionMasking(4, [1, 3, 5], channel)
     excluded = np.array([False, False, True, False])
-    engine = NetworkShapley(network, background)
+    engine = NetworkShapley.for_network(network, background)
     for action in (0, 1):
         result = engine.shap_values(x, MaskedSoftmaxHead(action, masking, excluded))
         reference, base = brute_force_shapley(
@@ -170,9 +170,17 @@ def test_folding_skips_the_units_no_coalition_can_switch() -> None:
     network = small_network(0, (12, 10, 4))
     background = foreign_contexts(1, 4)
     x = foreign_contexts(2, 1)[0]
-    result = NetworkShapley(network, background).shap_values(x, SingleOutputHead(0))
+    result = NetworkShapley.for_network(network, background).shap_values(x, SingleOutputHead(0))
     first, second, _ = network.layers
     unfolded = result.coalitions * (first.weight.shape[1] * second.weight.shape[1] + 10)
     assert result.multiply_adds < unfolded
     reference, _ = brute_force_shapley(lambda z: network.outputs(z)[:, 0], x, background)
     np.testing.assert_allclose(result.values, reference, atol=2e-5)
+
+
+@pytest.mark.parametrize("k", [1, 3, 8])
+def test_game_shapley_values_equal_the_coefficient_matrix(k: int) -> None:
+    from rec_env.agents.explain.shapley import game_shapley_values, shapley_matrix
+
+    values = np.random.default_rng(k).normal(size=1 << k)
+    np.testing.assert_allclose(game_shapley_values(values), values @ shapley_matrix(k), atol=1e-12)

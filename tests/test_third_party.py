@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -77,6 +78,24 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
+_PPO_KEYS = (
+    "n_steps",
+    "batch_size",
+    "n_epochs",
+    "learning_rate",
+    "gamma",
+    "gae_lambda",
+    "ent_coef",
+)
+
+
+def recommended_ppo_settings() -> dict:
+    """The plain-SB3 recipe: the zoo file ``rec_env/zoo/ppo.yml`` (the README shows the same)."""
+    from rec_env.zoo import load_hyperparams
+
+    return load_hyperparams("ppo")[ENV_ID]
+
+
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_plain_sb3_ppo_with_the_recommended_settings_beats_no_action() -> None:
@@ -85,23 +104,16 @@ def test_plain_sb3_ppo_with_the_recommended_settings_beats_no_action() -> None:
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
 
+    params = recommended_ppo_settings()
     env = make_vec_env(
-        ENV_ID, n_envs=64, seed=0, wrapper_class=lambda e: ExpectedReward(ScaleObservation(e))
-    )
-    env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=0.98)
-    model = PPO(
-        "MlpPolicy",
-        env,
-        n_steps=64,
-        batch_size=1024,
-        n_epochs=5,
-        learning_rate=2e-3,
-        gamma=0.98,
-        gae_lambda=0.8,
-        ent_coef=0.01,
+        ENV_ID,
+        n_envs=params["n_envs"],
         seed=0,
-        device="cpu",
+        wrapper_class=lambda e: ExpectedReward(ScaleObservation(e)),
     )
+    env = VecNormalize(env, norm_obs=False, norm_reward=True, gamma=params["gamma"])
+    settings = {key: params[key] for key in _PPO_KEYS}
+    model = PPO("MlpPolicy", env, seed=0, device="cpu", **settings)
     model.learn(200_000)
 
     class Trained:
@@ -116,6 +128,19 @@ def test_plain_sb3_ppo_with_the_recommended_settings_beats_no_action() -> None:
     trained = run_cohort(world, Trained(), 20_000, seed=1).profit.mean()
     baseline = run_cohort(world, NoAction(), 20_000, seed=1).profit.mean()
     assert trained > baseline + 0.1, (trained, baseline)
+
+
+def test_readme_snippet_uses_the_recommended_settings() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Training with your own RL code", 1)[1].split("\n## ", 1)[0]
+    snippet = section.split("```python", 1)[1].split("```", 1)[0]
+    params = recommended_ppo_settings()
+    for key in (*_PPO_KEYS, "n_envs"):
+        match = re.search(rf"\b{key}=([0-9.e-]+),", snippet)
+        assert match is not None, key
+        assert float(match.group(1)) == float(params[key]), key
+    assert "ExpectedReward(ScaleObservation(env))" in snippet
+    assert "norm_reward=True" in snippet and "norm_obs=False" in snippet
 
 
 # ---------------------------------------------------------------------------- rl-baselines3-zoo

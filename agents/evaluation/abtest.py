@@ -270,6 +270,7 @@ def resolve_arm(spec: str, model: CustomerModel, seed: int) -> Arm:
     from rec_env.agents.registry import (
         BANDIT_ALGORITHMS,
         SB3_ALGORITHMS,
+        action_kwargs,
         check_algorithm,
         make_bandit,
         make_baseline,
@@ -291,7 +292,9 @@ def resolve_arm(spec: str, model: CustomerModel, seed: int) -> Arm:
             action = actions.index(argument)
         except KeyError as error:
             raise ValueError(str(error.args[0])) from None
-        fixed = FixedActionPolicy(actions.n_actions, action, actions.no_action)
+        fixed = FixedActionPolicy(
+            actions.n_actions, action, actions.no_action, **action_kwargs(actions)
+        )
         return Arm(spec, fixed)
     name = check_algorithm(spec)
     if name in SB3_ALGORITHMS:

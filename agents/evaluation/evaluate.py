@@ -129,7 +129,9 @@ def kpis_with_ci(result: CohortResult) -> dict[str, KPI]:
 def oracle_profit(settings: EnvSettings, n_customers: int, seed: int) -> float:
     """Mean profit per customer of the myopic (profit) oracle on the same cohort (cached)."""
     model = settings.replace(reward_mode="profit").build_model()
-    oracle = MyopicOracle(model.actions.n_actions)
+    from rec_env.agents.registry import action_kwargs
+
+    oracle = MyopicOracle(model.actions.n_actions, **action_kwargs(model.actions))
     return float(run_cohort(model, oracle, n_customers, settings.horizon, seed).profit.mean())
 
 

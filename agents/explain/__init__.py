@@ -3,9 +3,11 @@
 * :mod:`~rec_env.agents.explain.explainer`: :class:`PolicyExplainer`, the API;
 * :mod:`~rec_env.agents.explain.outputs`: what is explained for each kind of policy;
 * :mod:`~rec_env.agents.explain.background`: the background samples;
-* :mod:`~rec_env.agents.explain.masking`: the allowed actions of every coalition;
+* :mod:`~rec_env.agents.explain.masking`: the actions allowed to a context;
 * :mod:`~rec_env.agents.explain.shapley`: the model-agnostic exact engine;
-* :mod:`~rec_env.agents.explain.network_shapley`: the exact engine for SB3 networks;
+* :mod:`~rec_env.agents.explain.network_shapley`: the exact engine for SB3 networks, with its
+  output heads (:mod:`~rec_env.agents.explain.heads`) and compiled folding kernel
+  (:mod:`~rec_env.agents.explain._network_kernels`);
 * :mod:`~rec_env.agents.explain.threads`: one intra-op thread while explaining.
 """
 

@@ -1,7 +1,7 @@
 """Output heads of the network engine: what is read off the network's last layer.
 
 The network engine (:mod:`~.network_shapley`) evaluates the coalitions of a background row in
-tiles. A head tells it which players must stay fixed within a tile, which output columns a
+tiles. A head tells it which players must stay fixed within a tile, which output columns each
 tile needs, and how to turn those outputs into the explained value:
 
 * :class:`SingleOutputHead`: one output as it is (a DQN's Q-value);
@@ -12,7 +12,6 @@ tile needs, and how to turn those outputs into the explained value:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 
 import numpy as np
 
@@ -20,9 +19,10 @@ from rec_env.agents.explain.masking import ActionMasking
 
 __all__ = ["MaskedSoftmaxHead", "OutputHead", "SingleOutputHead", "TileColumns"]
 
-TileColumns = Callable[[int], "np.ndarray | None"]
-"""``index of a tile's first coalition -> output columns`` (the explained one first), or None
-if the explained value is 0 on the whole tile."""
+TileColumns = tuple[np.ndarray, np.ndarray]
+"""``(columns (n_tiles, n_outputs), counts (n_tiles,))``: tile ``h`` needs the output columns
+``columns[h, :counts[h]]``, the explained one first; ``counts[h] == 0`` means the explained
+value is 0 on the whole tile."""
 
 
 class OutputHead(ABC):
@@ -37,13 +37,18 @@ class OutputHead(ABC):
         return np.zeros(players.size, dtype=bool)
 
     @abstractmethod
-    def for_row(self, x: np.ndarray, row: np.ndarray, players: np.ndarray) -> TileColumns:
+    def tile_columns(
+        self, x: np.ndarray, row: np.ndarray, players: np.ndarray, n_low: int, n_outputs: int
+    ) -> TileColumns:
         """The output columns of each tile of one background row's coalitions.
 
         Args:
             x: The explained context.
             row: The background row.
-            players: The row's players in coalition-bit order (bit ``j`` is ``players[j]``).
+            players: The row's players in coalition-bit order (bit ``j`` is ``players[j]``);
+                the first ``n_low`` vary within a tile, tile ``h`` sets the others by its bits.
+            n_low: Players that vary within a tile.
+            n_outputs: The network's outputs.
         """
 
     @abstractmethod
@@ -57,10 +62,12 @@ class SingleOutputHead(OutputHead):
     def __init__(self, action: int) -> None:
         self.action = action
 
-    def for_row(self, x: np.ndarray, row: np.ndarray, players: np.ndarray) -> TileColumns:
+    def tile_columns(
+        self, x: np.ndarray, row: np.ndarray, players: np.ndarray, n_low: int, n_outputs: int
+    ) -> TileColumns:
         """Always the explained column."""
-        column = np.array([self.action])
-        return lambda _first: column
+        n_tiles = 1 << (players.size - n_low)
+        return np.full((n_tiles, 1), self.action, dtype=np.intp), np.ones(n_tiles, dtype=np.intp)
 
     def reduce(self, outputs: np.ndarray) -> np.ndarray:
         """The column itself."""
@@ -90,27 +97,26 @@ class MaskedSoftmaxHead(OutputHead):
         columns = self.masking.columns or []
         return (players[:, None] == np.asarray(columns, dtype=players.dtype)).any(axis=1)
 
-    def for_row(self, x: np.ndarray, row: np.ndarray, players: np.ndarray) -> TileColumns:
+    def tile_columns(
+        self, x: np.ndarray, row: np.ndarray, players: np.ndarray, n_low: int, n_outputs: int
+    ) -> TileColumns:
         """The allowed actions of each tile, from its consent values."""
-        consent = np.flatnonzero(self.fixed_players(players))
-        cache: dict[int, np.ndarray | None] = {}
-
-        def columns(first: int) -> np.ndarray | None:
-            key = sum(1 << i for i, j in enumerate(consent) if first >> int(j) & 1)
-            if key not in cache:
-                hybrid = row.copy()
-                chosen = [players[j] for i, j in enumerate(consent) if key >> i & 1]
-                hybrid[chosen] = x[chosen]
-                allowed = self.masking.allowed(hybrid[None, :], self.excluded)[0]
-                others = np.flatnonzero(allowed)
-                cache[key] = (
-                    np.concatenate([[self.action], others[others != self.action]])
-                    if allowed[self.action]
-                    else None
-                )
-            return cache[key]
-
-        return columns
+        consent = np.flatnonzero(self.fixed_players(players))  # all among the high players
+        # One mask per combination of the consent players: x's value or the row's.
+        chosen = (np.arange(1 << consent.size)[:, None] >> np.arange(consent.size)) & 1
+        hybrids = np.repeat(row[None, :], chosen.shape[0], axis=0)
+        for i, j in enumerate(consent):
+            hybrids[chosen[:, i] == 1, players[j]] = x[players[j]]
+        allowed = self.masking.allowed(hybrids, self.excluded)
+        counts = np.where(allowed[:, self.action], allowed.sum(axis=1), 0)
+        # Allowed columns first, the explained action first of all.
+        rank = 2 * ~allowed + (np.arange(n_outputs) != self.action)
+        combinations = np.argsort(rank, axis=1, kind="stable")
+        tiles = np.arange(1 << (players.size - n_low))
+        keys = np.zeros(tiles.size, dtype=np.intp)
+        for i, j in enumerate(consent):
+            keys |= ((tiles >> (j - n_low)) & 1) << i
+        return combinations[keys], counts[keys]
 
     def reduce(self, outputs: np.ndarray) -> np.ndarray:
         """``1 / Σ_c exp(l_c - l_a)`` with ``l_a`` in column 0."""

@@ -21,13 +21,14 @@ features ``p`` where the customer ``x`` differs from it (:mod:`~.shapley`):
    head turns them into the explained value; a tile where the value is 0 (a masked action)
    costs nothing.
 
-Row ``b``'s Shapley values are ``values_b @ C_k`` (:func:`~.shapley.shapley_matrix`), averaged
+Row ``b``'s Shapley values are ``values_b @ C_k`` (:func:`~.shapley.game_shapley_values`), averaged
 over the rows. The customer's own output is the average of the rows' grand coalitions, so local
 accuracy holds up to float32 rounding (tests check 1e-6 against the policy).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -37,14 +38,20 @@ from rec_env.agents.explain.heads import OutputHead, TileColumns
 from rec_env.agents.explain.shapley import (
     ShapleyValues,
     differing_features,
-    shapley_matrix,
+    game_shapley_values,
     subset_sums,
 )
 
 if TYPE_CHECKING:  # the engine needs no torch: only its policies do
     from rec_env.agents.sb3.network import NumpyNetwork
 
-__all__ = ["FOLDED_TILE_BITS", "TILE_BITS", "NetworkShapley"]
+__all__ = [
+    "FOLDED_TILE_BITS",
+    "TILE_BITS",
+    "FoldedNetworkShapley",
+    "LayerByLayerShapley",
+    "NetworkShapley",
+]
 
 TILE_BITS = 11
 """Coalitions per tile layer by layer: at most ``2^11`` (0.5 MB per 64-wide float32 layer)."""
@@ -57,8 +64,11 @@ _MARGIN = 1e-6
 """A unit counts as fixed only this far from 0, so float rounding of the bounds cannot fool it."""
 
 
-class NetworkShapley:
+class NetworkShapley(ABC):
     """Exact interventional Shapley values of one output of a :class:`NumpyNetwork`.
+
+    Use :meth:`for_network`, which picks the folding kernel for SB3's usual network and the
+    layer-by-layer evaluation for any other.
 
     Args:
         network: The network.
@@ -71,14 +81,19 @@ class NetworkShapley:
         first = network.layers[0]
         self._background_scaled = network.scaling(self.background)
         self._background_first = self._background_scaled @ first.weight + first.bias
-        self._folded: tuple[np.ndarray, ...] | None = None
-        activations = [layer.activation for layer in network.layers]
-        if activations == ["relu", "relu", None]:  # the kernel's network
-            _, second, last = network.layers
-            self._folded = tuple(
-                np.ascontiguousarray(a, dtype=np.float32)
-                for a in (second.weight, second.bias, last.weight, last.bias)
-            )
+        self._n_outputs = network.layers[-1].bias.size
+
+    @property
+    @abstractmethod
+    def tile_bits(self) -> int:
+        """Tiles hold at most ``2^tile_bits`` coalitions."""
+
+    @staticmethod
+    def for_network(network: NumpyNetwork, background: np.ndarray) -> NetworkShapley:
+        """The engine for ``network``."""
+        if FoldedNetworkShapley.fits(network):
+            return FoldedNetworkShapley(network, background)
+        return LayerByLayerShapley(network, background)
 
     def shap_values(self, x: np.ndarray, head: OutputHead) -> ShapleyValues:
         """Shapley values of the head's value at ``x`` (``base_value + Σ values == output``)."""
@@ -93,12 +108,13 @@ class NetworkShapley:
             steps = (x_scaled[p] - self._background_scaled[b, p])[:, None] * weight[p]
             order, n_free = _player_order(steps, head.fixed_players(p))
             p, steps = p[order], steps[order]
-            columns = head.for_row(x, self.background[b], p)
-            values, work = self._row_values(self._background_first[b], steps, n_free, columns, head)
+            n_low = min(n_free, self.tile_bits)
+            columns = head.tile_columns(x, self.background[b], p, n_low, self._n_outputs)
+            values, work = self._row_values(self._background_first[b], steps, n_low, columns, head)
             base += values[0]
             output += values[-1]
             if p.size:
-                phi[p] += values @ shapley_matrix(p.size)
+                phi[p] += game_shapley_values(values)
             coalitions += values.size
             multiply_adds += work
         n_rows = len(players)
@@ -106,50 +122,88 @@ class NetworkShapley:
             phi / n_rows, base / n_rows, output / n_rows, coalitions, multiply_adds
         )
 
+    @abstractmethod
     def _row_values(
         self,
         start: np.ndarray,
         steps: np.ndarray,
-        n_free: int,
+        n_low: int,
         columns: TileColumns,
         head: OutputHead,
     ) -> tuple[np.ndarray, int]:
-        """The explained value of all ``2^k`` coalitions of one background row, and the work."""
-        if self._folded is None:
-            return self._layer_by_layer(start, steps, n_free, columns, head)
-        n_low = min(n_free, FOLDED_TILE_BITS)
-        n_tiles = 1 << (steps.shape[0] - n_low)
-        table = np.zeros((n_tiles, self.network.layers[-1].bias.size), dtype=np.intp)
-        counts = np.zeros(n_tiles, dtype=np.intp)
-        for h in range(n_tiles):
-            tile_columns = columns(h << n_low)
-            if tile_columns is not None:
-                counts[h] = tile_columns.size
-                table[h, : tile_columns.size] = tile_columns
-        return row_values(
-            start, np.ascontiguousarray(steps), n_low, *self._folded, table, counts,
-            head.softmax, _MARGIN,
-        )  # fmt: skip
+        """The explained value of all ``2^k`` coalitions of one background row, and the work.
 
-    def _layer_by_layer(
+        Args:
+            start: ``(h1,)`` the row's first-layer pre-activations.
+            steps: ``(k, h1)`` the players' steps in coalition-bit order.
+            n_low: The first ``n_low`` players vary within a tile, the others set the tile.
+            columns: The output columns of each tile (:meth:`OutputHead.tile_columns`).
+            head: The output head.
+        """
+
+
+class FoldedNetworkShapley(NetworkShapley):
+    """SB3's usual network (two ReLU layers, then linear), by the folding kernel."""
+
+    def __init__(self, network: NumpyNetwork, background: np.ndarray) -> None:
+        super().__init__(network, background)
+        _, second, last = network.layers
+        self._weights = tuple(
+            np.ascontiguousarray(a, dtype=np.float32)
+            for a in (second.weight, second.bias, last.weight, last.bias)
+        )
+
+    @staticmethod
+    def fits(network: NumpyNetwork) -> bool:
+        """Whether the kernel computes this network."""
+        return [layer.activation for layer in network.layers] == ["relu", "relu", None]
+
+    @property
+    def tile_bits(self) -> int:
+        """:data:`FOLDED_TILE_BITS`."""
+        return FOLDED_TILE_BITS
+
+    def _row_values(
         self,
         start: np.ndarray,
         steps: np.ndarray,
-        n_free: int,
+        n_low: int,
         columns: TileColumns,
         head: OutputHead,
     ) -> tuple[np.ndarray, int]:
-        """:meth:`_row_values` for any network: every layer on every coalition of a tile."""
+        table, counts = columns
+        return row_values(
+            start, np.ascontiguousarray(steps), n_low, *self._weights, table, counts,
+            head.softmax, _MARGIN,
+        )  # fmt: skip
+
+
+class LayerByLayerShapley(NetworkShapley):
+    """Any network: every layer on every coalition of a tile (no folding)."""
+
+    @property
+    def tile_bits(self) -> int:
+        """:data:`TILE_BITS`."""
+        return TILE_BITS
+
+    def _row_values(
+        self,
+        start: np.ndarray,
+        steps: np.ndarray,
+        n_low: int,
+        columns: TileColumns,
+        head: OutputHead,
+    ) -> tuple[np.ndarray, int]:
         *hidden, last = self.network.layers
-        low = min(n_free, TILE_BITS)
-        low_sums = subset_sums(np.zeros_like(start), steps[:low])
-        size = 1 << low
+        table, counts = columns
+        low_sums = subset_sums(np.zeros_like(start), steps[:n_low])
+        size = 1 << n_low
         values = np.zeros(1 << steps.shape[0])
         work = 0
-        for h, tile_start in enumerate(subset_sums(start, steps[low:])):
-            tile_columns = columns(h * size)
-            if tile_columns is None:  # the explained value is 0 on the whole tile
+        for h, tile_start in enumerate(subset_sums(start, steps[n_low:])):
+            if counts[h] == 0:  # the explained value is 0 on the whole tile
                 continue
+            tile_columns = table[h, : counts[h]]
             outputs = low_sums + tile_start
             if hidden:
                 outputs = hidden[0].activate(outputs)

@@ -109,7 +109,7 @@ class NetworkActionProbability(ActionProbability):
     ) -> None:
         super().__init__(policy, masking, background)
         self.network = network
-        self.engine = NetworkShapley(network, background)
+        self.engine = NetworkShapley.for_network(network, background)
 
     def probabilities(self, obs: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         """The numpy network's masked softmax (equal to the policy's to float32 rounding)."""
@@ -132,7 +132,7 @@ class NetworkQValue(ExplainedOutput):
     ) -> None:
         super().__init__(policy, masking, background)
         self.network = network
-        self.engine = NetworkShapley(network, background)
+        self.engine = NetworkShapley.for_network(network, background)
 
     def direct(self, obs: np.ndarray, actions: np.ndarray, excluded: np.ndarray) -> np.ndarray:
         """The Q-values of ``actions``."""

@@ -17,9 +17,9 @@ with the background.
 
 The ``2^k`` coalitions of a row are laid out in binary order (bit ``j`` of the coalition index is
 player ``j``), which lets every per-coalition quantity be built by doubling:
-``values[2^j : 2^{j+1}] = values[:2^j] + delta_j``. The Shapley values of a row are then one
-matrix product ``f_row @ C_k`` with the cached ``(2^k, k)`` coefficients of
-:func:`shapley_matrix`.
+``values[2^j : 2^{j+1}] = values[:2^j] + delta_j``. The Shapley values of a row are then
+``f_row @ C_k`` with the ``(2^k, k)`` coefficients of :func:`shapley_matrix`, computed in one
+pass over the coalitions (:func:`game_shapley_values`).
 
 Efficiency (local accuracy) holds by construction: for every row the coefficients of player
 ``j`` sum, over the players, to ``f(x) - f(b)``, so ``base + Σφ = f(x)`` up to float64
@@ -34,6 +34,7 @@ from functools import lru_cache
 from math import factorial
 
 import numpy as np
+from numba import njit
 
 __all__ = [
     "ExactShapley",
@@ -41,6 +42,7 @@ __all__ = [
     "brute_force_shapley",
     "coalition_bits",
     "differing_features",
+    "game_shapley_values",
     "row_chunks",
     "shapley_matrix",
     "subset_sums",
@@ -94,6 +96,43 @@ def shapley_matrix(k: int) -> np.ndarray:
     matrix = np.where(bits, with_j, without_j)
     matrix.setflags(write=False)
     return matrix
+
+
+@lru_cache(maxsize=32)
+def _size_weights(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """``w(|t| - 1)`` and ``w(|t|)`` for every coalition ``t`` of ``k`` players (binary order)."""
+    sizes = coalition_bits(k).sum(axis=1)
+    weights = np.array([factorial(s) * factorial(k - s - 1) / factorial(k) for s in range(k)])
+    weights = np.append(weights, 0.0)  # w(k): the grand coalition has no player to add
+    return weights[np.maximum(sizes - 1, 0)], weights[sizes]
+
+
+def game_shapley_values(values: np.ndarray) -> np.ndarray:
+    """``(k,)`` Shapley values of a ``k``-player game from its ``2^k`` values in binary order.
+
+    The same as ``values @ shapley_matrix(k)``, without the ``(2^k, k)`` matrix: with
+    ``a(t) = w(|t| - 1) v(t)`` and ``b(t) = w(|t|) v(t)``, player ``j`` gets
+    ``Σ_{t ∋ j} a(t) - Σ_{t ∌ j} b(t) = Σ_{t ∋ j} (a + b)(t) - Σ_t b(t)``: one pass over the
+    coalitions.
+    """
+    k = values.size.bit_length() - 1
+    with_j, without_j = _size_weights(k)
+    lacking = values * without_j
+    return _sums_by_player(values * with_j + lacking, k) - lacking.sum()
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sums_by_player(values: np.ndarray, k: int) -> np.ndarray:
+    """``Σ_{t ∋ j} values[t]`` for every player ``j`` (contiguous runs: bit ``j`` set)."""
+    sums = np.zeros(k)
+    for j in range(k):
+        half = 1 << j
+        total = 0.0
+        for block in range(half, values.size, 2 * half):
+            for t in range(block, block + half):
+                total += values[t]
+        sums[j] = total
+    return sums
 
 
 def subset_sums(start: np.ndarray, steps: np.ndarray) -> np.ndarray:
@@ -189,7 +228,7 @@ class ExactShapley:
                 base += block[0]
                 fx += block[-1]
                 if n > 1:
-                    phi[players[b]] += block @ shapley_matrix(players[b].size)
+                    phi[players[b]] += game_shapley_values(block)
                 start += n
         n_rows = len(players)
         coalitions = sum(1 << p.size for p in players)

@@ -31,7 +31,7 @@ async def model_info(service: ServiceDep) -> dict[str, Any]:
         "algorithm": info.algorithm,
         "model_version": service.model_version,
         "sha256": info.model_sha256,
-        "population": info.population,
+        "population": info.settings.profile,
         "trained_timesteps": info.timesteps,
         "actions": [service.describe_action(i) for i in range(service.actions.n_actions)],
         "features": [asdict(f) for f in FEATURES],
