@@ -14,21 +14,18 @@ README "Training with your own RL code" gives the settings measured to work with
 
 from __future__ import annotations
 
-from typing import Any, Literal, SupportsFloat
+from typing import Any, SupportsFloat
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rec_env.features import FEATURES, OBS_HIGH
+from rec_env.features import OBS_HIGH
+from rec_env.scaling import InputScaling, Scaling
 
 __all__ = ["ExpectedReward", "ScaleObservation", "Scaling", "scale_features"]
 
-Scaling = Literal["linear", "log"]
-
-_HIGH = OBS_HIGH
-_LOG_FEATURES = np.array([not f.binary and f.high > 1.0 for f in FEATURES], dtype=bool)
-_LOG_HIGH = np.log1p(_HIGH)
+_SCALINGS = {scaling: InputScaling.from_bounds(OBS_HIGH, scaling) for scaling in ("linear", "log")}
 
 
 def scale_features(obs: np.ndarray, scaling: Scaling = "log") -> np.ndarray:
@@ -43,14 +40,9 @@ def scale_features(obs: np.ndarray, scaling: Scaling = "log") -> np.ndarray:
     Raises:
         ValueError: For an unknown ``scaling``.
     """
-    obs = np.asarray(obs, dtype=np.float32)
-    linear = obs / _HIGH
-    if scaling == "linear":
-        return np.minimum(linear, 1.0)
-    if scaling != "log":
+    if scaling not in _SCALINGS:
         raise ValueError(f"scaling must be 'linear' or 'log', got {scaling!r}")
-    logarithmic = np.log1p(np.maximum(obs, 0.0)) / _LOG_HIGH
-    return np.minimum(np.where(_LOG_FEATURES, logarithmic, linear), 1.0).astype(np.float32)
+    return _SCALINGS[scaling](obs)
 
 
 class ScaleObservation(
@@ -69,7 +61,7 @@ class ScaleObservation(
     def __init__(self, env: gym.Env[np.ndarray, np.int64], scaling: Scaling = "log") -> None:
         gym.utils.RecordConstructorArgs.__init__(self, scaling=scaling)
         gym.ObservationWrapper.__init__(self, env)
-        scale_features(np.zeros(len(FEATURES)), scaling)  # validate early
+        scale_features(np.zeros_like(OBS_HIGH), scaling)  # validate early
         self.scaling: Scaling = scaling
         shape = env.observation_space.shape
         self.observation_space = spaces.Box(0.0, 1.0, shape=shape, dtype=np.float32)

@@ -203,9 +203,9 @@ def test_explainer_and_server_use_one_network_copy(policies, customers) -> None:
     import torch
     from gymnasium import spaces
 
-    from rec_env.agents.sb3.network import InputScaling
     from rec_env.agents.sb3.policy import ScaledFeatures
     from rec_env.features import OBS_HIGH, OBS_LOW
+    from rec_env.scaling import InputScaling
     from rec_env.serve.fast_policy import numpy_probabilities
 
     policy = policies["ppo"]

@@ -89,7 +89,8 @@ FOREIGN = ("visits", "consent_email", "spend", "consent_sms", "tenure", "consent
 
 def small_network(seed: int, widths: tuple[int, ...], activation: str = "relu"):
     """A random scaled MLP on the 7 foreign features; biases spread so units die or stay on."""
-    from rec_env.agents.sb3.network import DenseLayer, InputScaling, NumpyNetwork
+    from rec_env.agents.sb3.network import DenseLayer, NumpyNetwork
+    from rec_env.scaling import InputScaling
 
     rng = np.random.default_rng(seed)
     sizes = (len(FOREIGN), *widths)

@@ -28,7 +28,7 @@ from rec_env.agents.base import (
     read_policy_file,
     uniform_over_allowed,
 )
-from rec_env.agents.sb3.network import InputScaling, Scaling, scale_observations
+from rec_env.scaling import InputScaling, Scaling, scale_observations
 
 __all__ = [
     "MODEL_FILE",
