@@ -1,6 +1,6 @@
 """How fast PPO learns on the recommendation env: wall time and steps to 90 % of its final value.
 
-Trains PPO with the defaults of ``agents/hyperparams/ppo.yaml`` (``train_sb3("ppo", {})``) and
+Trains PPO with the defaults of ``agents/sb3/hyperparams/ppo.yaml`` (``train_sb3("ppo", {})``) and
 evaluates the deterministic policy every ``--eval-every`` customer-steps on a fixed cohort. It
 reports the learning curve, the customer-steps and training seconds until the curve first reaches
 90 % of its final evaluation, and the final policy against the myopic oracle on a large cohort
