@@ -120,6 +120,7 @@ class Policy(ABC):
             else _channel_indices(self.action_channels, self.n_actions)
         )
         self._consent_columns = _columns(self.features.consent_columns)
+        self._single_masks: dict[bytes, np.ndarray] = {}
 
     # ------------------------------------------------------------------ masks
     def consent_masks(self, obs: np.ndarray) -> np.ndarray | None:
@@ -134,7 +135,16 @@ class Policy(ABC):
         if self._channel_index is None or self._consent_columns is None:
             return None
         obs = self.features.check(obs)
-        return consent_masks(obs[:, self._consent_columns], self._channel_index)
+        consent = obs[:, self._consent_columns] > 0.5
+        if consent.shape[0] != 1:
+            return consent_masks(consent, self._channel_index)
+        # One customer at a time (serving, single-stream learning): small numpy calls dominate,
+        # so remember the mask of each of the few consent combinations seen.
+        key = consent.tobytes()
+        mask = self._single_masks.get(key)
+        if mask is None:
+            mask = self._single_masks[key] = consent_masks(consent, self._channel_index)
+        return mask.copy()
 
     def allowed_actions(
         self, obs: np.ndarray, action_masks: np.ndarray | None = None
