@@ -88,7 +88,7 @@ class RecommendationVecEnv(VecEnv):
         self.render_mode = render_mode  # read by VecEnv.__init__ through get_attr
         super().__init__(n_envs, observation_space, action_space)
         self.slots = CustomerSlots(self.model, n_envs, self.horizon, np.random.default_rng(seed))
-        self._actions = np.zeros(n_envs, dtype=np.intp)
+        self._actions: np.ndarray = np.zeros(n_envs, dtype=np.intp)
 
     # ------------------------------------------------------------------ VecEnv API
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
@@ -105,8 +105,8 @@ class RecommendationVecEnv(VecEnv):
         return self.slots.start()
 
     def step_async(self, actions: np.ndarray) -> None:
-        """Store the actions of the next step."""
-        self._actions[:] = np.asarray(actions).reshape(self.num_envs)
+        """Remember the actions of the next step (:meth:`step_wait` copies and checks them)."""
+        self._actions = np.asarray(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
         """Advance every customer one cycle and restart the ones that ended."""
