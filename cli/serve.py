@@ -97,6 +97,22 @@ def serve_command(
             "is sent on a channel of unknown consent.",
         ),
     ] = None,
+    reward_min: Annotated[
+        float | None,
+        typer.Option(help="Lowest accepted reward in USD; below it: 422 [default: -1000]."),
+    ] = None,
+    reward_max: Annotated[
+        float | None,
+        typer.Option(help="Highest accepted reward in USD; above it: 422 [default: 1000]."),
+    ] = None,
+    max_body_bytes: Annotated[
+        int | None,
+        typer.Option(help="Largest request body; larger ones get 413 [default: 8 MiB]."),
+    ] = None,
+    wal_max_bytes: Annotated[
+        int | None,
+        typer.Option(help="Bound on the decision log's write-ahead log [default: 64 MiB]."),
+    ] = None,
     torch_threads: Annotated[
         int, typer.Option(help="Torch threads (1 is fastest for single decisions).")
     ] = 1,
@@ -137,6 +153,10 @@ def serve_command(
         "explain": explain,
         "n_background": n_background,
         "assume_consent": assume_consent,
+        "reward_min": reward_min,
+        "reward_max": reward_max,
+        "max_body_bytes": max_body_bytes,
+        "wal_max_bytes": wal_max_bytes,
     }
     try:
         settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})

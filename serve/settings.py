@@ -5,19 +5,43 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rec_env.customer import parse_channels
 
-__all__ = ["MAX_BACKGROUND", "MAX_BATCH", "ExplorationKind", "ServeSettings"]
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_REWARD_MAX",
+    "DEFAULT_REWARD_MIN",
+    "DEFAULT_WAL_MAX_BYTES",
+    "MAX_BACKGROUND",
+    "MAX_BATCH",
+    "ExplorationKind",
+    "ServeSettings",
+]
 
 MAX_BATCH = 10_000
 """Largest number of customers one ``/v1/recommend/batch`` call may carry."""
 
 MAX_BACKGROUND = 1024
 """Most background customers of a SHAP explanation (the server's and ``recenv explain``'s)."""
+
+DEFAULT_REWARD_MIN = -1_000.0
+"""Lowest reward accepted by default: a week's profit on one customer, in USD."""
+
+DEFAULT_REWARD_MAX = 1_000.0
+"""Highest reward accepted by default (USD). Far above any week's profit on one customer in the
+simulated populations (the largest seen is a few hundred dollars); a value beyond it is more
+likely a unit error (cents) or an attack than a sale, and one such value would dominate what an
+online bandit has learned."""
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+"""Largest request body (8 MiB): a 10,000-customer batch of full rows is about 4 MB."""
+
+DEFAULT_WAL_MAX_BYTES = 64 * 1024 * 1024
+"""Bound on the decision log's write-ahead log file (64 MiB)."""
 
 ExplorationKind = Literal["epsilon", "temperature", "none"]
 
@@ -46,7 +70,8 @@ class ServeSettings(BaseSettings):
     db: Path = Field(Path("decisions.db"), description="SQLite decision log (WAL mode).")
     api_key: SecretStr | None = Field(
         None,
-        description="If set, the X-API-Key header must carry it for rewards, /v1/model, /metrics.",
+        description="If set, the X-API-Key header must carry it for rewards, /v1/model, /metrics. "
+        "Pass it as RECENV_API_KEY rather than on the command line, where `ps` shows it.",
     )
     exploration: ExplorationKind = Field(
         "epsilon", description="How served actions explore around the policy's probabilities."
@@ -77,12 +102,58 @@ class ServeSettings(BaseSettings):
     max_batch: int = Field(
         MAX_BATCH, ge=1, le=MAX_BATCH, description="Most customers in one batch call."
     )
+    reward_min: float = Field(
+        DEFAULT_REWARD_MIN,
+        ge=-1e9,
+        le=1e9,
+        description="Lowest accepted reward (USD profit of one decision); below it: 422, "
+        "neither logged nor learned.",
+    )
+    reward_max: float = Field(
+        DEFAULT_REWARD_MAX,
+        ge=-1e9,
+        le=1e9,
+        description="Highest accepted reward (USD); above it: 422, neither logged nor learned.",
+    )
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY_BYTES,
+        ge=1024,
+        le=1024**3,
+        description="Largest request body in bytes; a larger one gets 413 before it is parsed.",
+    )
+    wal_max_bytes: int = Field(
+        DEFAULT_WAL_MAX_BYTES,
+        ge=1024 * 1024,
+        le=64 * 1024**3,
+        description="Bound on the decision log's write-ahead log file, in bytes.",
+    )
     assume_consent: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Channels on which a customer's unknown consent (left out of the request) "
         "counts as given, e.g. 'email,push' or 'all'. By default unknown consent is no consent: "
         "nothing is sent on that channel.",
     )
+
+    @field_validator("api_key")
+    @classmethod
+    def _non_empty_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key would start a server that refuses every key: refuse it instead."""
+        if value is not None and not value.get_secret_value().strip():
+            raise PydanticCustomError(
+                "empty_api_key",
+                "is empty (is RECENV_API_KEY set?); give a key or leave the option out",
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _reward_range(self) -> ServeSettings:
+        if not self.reward_min < self.reward_max:
+            raise PydanticCustomError(
+                "reward_range",
+                "reward_min ({low}) must be below reward_max ({high})",
+                {"low": self.reward_min, "high": self.reward_max},
+            )
+        return self
 
     @field_validator("assume_consent", mode="before")
     @classmethod
