@@ -12,6 +12,7 @@ Subclasses implement :meth:`Policy._action_probabilities` (and optionally
 
 from __future__ import annotations
 
+import hashlib
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,9 @@ FeaturesLike = FeatureSpace | Mapping[str, Any] | Sequence[str] | None
 
 NO_CHANNEL = "none"
 """Channel name of actions that send nothing (always allowed)."""
+
+POLICY_FILE = "policy.json"
+"""Name of a saved policy's configuration file (algorithm, constructor arguments, generator)."""
 
 
 def masked_argmax(scores: np.ndarray, action_masks: np.ndarray | None) -> np.ndarray:
@@ -96,6 +100,8 @@ class Policy(ABC):
     """
 
     algorithm: ClassVar[str] = "policy"
+    saved_files: ClassVar[tuple[str, ...]] = (POLICY_FILE,)
+    """The files :meth:`save` writes and :meth:`load` reads, by name inside the directory."""
 
     def __init__(
         self,
@@ -257,6 +263,28 @@ class Policy(ABC):
         policy._load_state(directory)
         return policy
 
+    def learned_arrays(self) -> dict[str, np.ndarray]:
+        """The learned parameters by name (none for a stateless policy)."""
+        return {}
+
+    def weights_sha256(self) -> str:
+        """Hex SHA-256 of what the policy decides with: its configuration and learned arrays.
+
+        Hashed in order: the algorithm and :meth:`get_config` less ``random_state`` (the seed
+        of sampling, not a weight) as canonical JSON, then each of :meth:`learned_arrays` in
+        sorted name order as its name, dtype, shape and bytes, every part length-prefixed.
+        Unlike a hash of the saved files, it is equal for bit-identical trainings (SB3 stores
+        the training's start time in ``model.zip``).
+        """
+        digest = hashlib.sha256()
+        config = {k: v for k, v in self.get_config().items() if k != "random_state"}
+        _digest_part(digest, {"algorithm": self.algorithm, "config": config})
+        arrays = self.learned_arrays()
+        for name in sorted(arrays):
+            array = np.ascontiguousarray(arrays[name])
+            _digest_part(digest, [name, array.dtype.str, list(array.shape)], array.tobytes())
+        return digest.hexdigest()
+
     def _save_state(self, directory: Path) -> None:
         """Write learned state (nothing for stateless policies)."""
         return None
@@ -274,13 +302,25 @@ class OnlinePolicy(Policy):
         """Learn from a batch: observations ``(n, F)``, actions ``(n,)``, rewards ``(n,)``."""
 
 
+def _digest_part(digest: Any, header: Any, payload: bytes = b"") -> None:
+    """Feed ``header`` (as canonical JSON) and ``payload`` to ``digest``, each length-prefixed."""
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), default=_json_scalar)
+    for part in (text.encode("utf-8"), payload):
+        digest.update(len(part).to_bytes(8, "little"))
+        digest.update(part)
+
+
+def _json_scalar(value: Any) -> Any:
+    """A numpy scalar or array as its Python value (for ``json.dumps``)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
 def _as_batch(obs: np.ndarray) -> np.ndarray:
     """``obs`` as a 2-D array (one customer may be 1-D)."""
     obs = np.asarray(obs)
     return obs[None, :] if obs.ndim == 1 else obs
-
-
-POLICY_FILE = "policy.json"
 
 
 def read_policy_file(directory: str | Path) -> dict[str, Any]:

@@ -2,57 +2,97 @@
 
 A run directory holds:
 
-* the policy: ``policy.json`` plus ``model.zip`` (SB3) or ``state.npz`` (bandits);
+* the policy: ``policy.json`` plus ``model.zip`` (SB3) or ``state.npz`` (bandits); baselines
+  have ``policy.json`` only;
 * ``run.json``: env id and :class:`~rec_env.settings.EnvSettings` (``env``), feature and action
-  names, algorithm, hyperparameters, seed, recenv version, the SHA-256 of the model file, and
-  the final metrics;
-* ``learning_curve.csv``: periodic evaluations during training.
+  names, algorithm, hyperparameters, seed, recenv version, the integrity fields below, and the
+  final metrics;
+* ``learning_curve.csv``: periodic evaluations during training (a report: never loaded).
+
+**Integrity.** ``run.json`` records
+
+* ``files``: ``{file name: SHA-256}`` of *every* file the policy's loader reads, e.g.
+  ``{"model.zip": "…", "policy.json": "…"}``. Names are plain names of the known policy files
+  (``policy.json``, ``model.zip``, ``state.npz``), never paths, so a run directory cannot name a
+  file outside itself;
+* ``weights_sha256``: :meth:`~rec_env.agents.base.Policy.weights_sha256`, a hash of what the
+  policy decides with (configuration and learned arrays, not the file bytes, which for SB3 hold
+  the training's start time). ``model_version`` (``<algorithm>-<first 12 hex digits>``) is
+  built from it, so bit-identical trainings share a version.
+
+:func:`load_run` (through :func:`rec_env.agents.integrity.load_verified_policy`) reads each
+listed file once into memory (refusing symbolic links and anything but regular files), checks
+its SHA-256, writes the verified bytes into a private temporary directory and loads the policy
+from there: the bytes hashed are the bytes loaded, whatever happens to the run directory
+meanwhile. It refuses a run whose ``files`` do not list exactly the files its algorithm loads,
+a known policy file present but not listed, and a loaded policy whose weights hash differs from
+``weights_sha256``. An SB3 zip unpickles code when loaded, so the check comes before any
+loading; the hashes are only as trustworthy as ``run.json`` itself.
+
+Run directories written before these fields existed (``model_file`` and ``model_sha256``, which
+hashed one file while the loader read others) are refused with a request to retrain.
 
 ``run.json`` is read in one place, :func:`read_run_info`, which validates every field
-(:class:`RunInfo`). :func:`load_run` also checks the model file's SHA-256 against it before
-loading the model, because an SB3 zip unpickles code: load only directories you trust.
+(:class:`RunInfo`).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from rec_env.agents.base import Policy, read_policy_file
+from rec_env.agents.base import POLICY_FILE, Policy
+from rec_env.agents.integrity import (
+    POLICY_FILES,
+    RUN_FILE,
+    file_sha256,
+    load_policy,
+    load_verified_policy,
+    model_file,
+    policy_class,
+    policy_digests,
+)
 from rec_env.settings import EnvSettings
 
 __all__ = [
     "CURVE_FILE",
+    "POLICY_FILES",
     "RUN_FILE",
     "RunInfo",
     "default_run_dir",
     "file_sha256",
     "load_policy",
     "load_run",
+    "load_verified_policy",
     "model_file",
+    "policy_class",
+    "policy_digests",
     "read_curve",
     "read_run_info",
     "write_curve",
     "write_run_info",
 ]
 
-RUN_FILE = "run.json"
 CURVE_FILE = "learning_curve.csv"
-_MODEL_FILES = ("model.zip", "state.npz", "policy.json")
 
 _Name = Annotated[str, Field(min_length=1)]
+_Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_OLD_FORMAT = (
+    "written by an older recenv, which hashed one model file (model_file, model_sha256) while "
+    "the loader read others; retrain it with `recenv train` to record every file's SHA-256 "
+    "(files) and the weights' (weights_sha256)"
+)
 
 
 class RunInfo(BaseModel):
     """The contents of ``run.json``, validated field by field when read.
 
-    Types are strict (``"action_names": 5`` or ``"seed": "0"`` is an error, not coerced), the
-    model file must be one of the known model file names in the run directory itself, and the
+    Types are strict (``"action_names": 5`` or ``"seed": "0"`` is an error, not coerced),
+    ``files`` names only known policy files of the run directory itself (no paths), and the
     environment settings must be valid :class:`~rec_env.settings.EnvSettings`.
     """
 
@@ -66,8 +106,8 @@ class RunInfo(BaseModel):
     hyperparameters: dict[str, Any]
     seed: int = Field(ge=0)
     recenv_version: str
-    model_file: str
-    model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    files: dict[str, _Sha256]
+    weights_sha256: _Sha256
     timesteps: int = Field(0, ge=0)
     wall_time_s: float = Field(0.0, ge=0.0)
     final_metrics: dict[str, Any] = Field(default_factory=dict)
@@ -90,35 +130,38 @@ class RunInfo(BaseModel):
             raise ValueError(f"duplicate names {', '.join(duplicates)}")
         return value
 
-    @field_validator("model_file")
+    @field_validator("files")
     @classmethod
-    def _known_model_file(cls, value: str) -> str:
-        if value not in _MODEL_FILES:
-            raise ValueError(f"must be one of {', '.join(_MODEL_FILES)}, got {value!r}")
-        return value
+    def _known_policy_files(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(name for name in value if name not in POLICY_FILES)
+        if unknown:
+            raise ValueError(
+                f"{unknown[0]!r} is not a policy file of a run directory; files names only "
+                f"{', '.join(POLICY_FILES)}, inside the run directory (no paths)"
+            )
+        if POLICY_FILE not in value:
+            raise ValueError(f"must list {POLICY_FILE}")
+        return dict(sorted(value.items()))
+
+    @property
+    def model_file(self) -> str:
+        """The main file of the policy: ``model.zip``, ``state.npz``, else ``policy.json``."""
+        return next(name for name in POLICY_FILES if name in self.files)
+
+    @property
+    def model_sha256(self) -> str:
+        """SHA-256 of :attr:`model_file` (what ``sha256sum`` prints for it)."""
+        return self.files[self.model_file]
+
+    @property
+    def model_version(self) -> str:
+        """``<algorithm>-<12 hex digits of weights_sha256>``: equal weights, equal version."""
+        return f"{self.algorithm}-{self.weights_sha256[:12]}"
 
 
 def default_run_dir(algorithm: str, seed: int) -> Path:
     """Where ``recenv train`` writes a run by default: ``runs/<algorithm>-seed<seed>``."""
     return Path("runs") / f"{algorithm}-seed{seed}"
-
-
-def file_sha256(path: str | Path) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_file(directory: str | Path) -> Path:
-    """The file holding the learned model of a saved policy (what the SHA-256 covers)."""
-    directory = Path(directory)
-    for name in _MODEL_FILES:
-        if (directory / name).is_file():
-            return directory / name
-    raise ValueError(f"{directory}: no model file ({', '.join(_MODEL_FILES)})")
 
 
 def _plain(value: Any) -> Any:
@@ -153,33 +196,6 @@ def read_curve(directory: str | Path) -> list[dict[str, float]]:
         return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(handle)]
 
 
-def load_policy(directory: str | Path) -> Policy:
-    """Load any saved policy (SB3, bandit or baseline) by the algorithm in ``policy.json``."""
-    from rec_env.agents import baselines
-    from rec_env.agents.registry import BANDIT_ALGORITHMS, SB3_ALGORITHMS
-
-    algorithm = read_policy_file(directory)["algorithm"]
-    if algorithm in SB3_ALGORITHMS:
-        from rec_env.agents.sb3 import SB3Policy
-
-        return SB3Policy.load(directory)
-    if algorithm in BANDIT_ALGORITHMS:
-        from rec_env.agents.bandits import BANDITS
-
-        return BANDITS[algorithm].load(directory)
-    stateless = {
-        cls.algorithm: cls
-        for cls in (
-            baselines.RandomPolicy,
-            baselines.FixedActionPolicy,
-            baselines.FlagTargetedPolicy,
-        )
-    }
-    if algorithm in stateless:
-        return stateless[algorithm].load(directory)
-    raise ValueError(f"{directory}: unknown algorithm {algorithm!r} in policy.json")
-
-
 def _validation_message(error: ValidationError) -> str:
     """A pydantic error as ``field: problem; field: problem``."""
     return "; ".join(
@@ -188,12 +204,28 @@ def _validation_message(error: ValidationError) -> str:
     )
 
 
+def _refuse_old_format(path: Path, text: str) -> None:
+    """Refuse a ``run.json`` of the format before ``files`` (one line: retrain it).
+
+    Raises:
+        ValueError: If it has ``model_file`` or ``model_sha256`` and no ``files``.
+    """
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return  # reported as malformed by the validation
+    old_keys = {"model_file", "model_sha256"}
+    if isinstance(payload, dict) and "files" not in payload and old_keys & payload.keys():
+        raise ValueError(f"{path}: {_OLD_FORMAT}")
+
+
 def read_run_info(directory: str | Path) -> RunInfo:
     """Read and validate a run directory's ``run.json``: the one reader of that file.
 
     Raises:
         ValueError: If the directory or its ``run.json`` is missing, or ``run.json`` is not
-            valid JSON or not a valid :class:`RunInfo` (the message names the field).
+            valid JSON, of the format before ``files`` (retrain it), or not a valid
+            :class:`RunInfo` (the message names the field).
     """
     directory = Path(directory)
     if not directory.is_dir():
@@ -205,6 +237,9 @@ def read_run_info(directory: str | Path) -> RunInfo:
         raise ValueError(f"{directory}: not a run directory (no {RUN_FILE})") from None
     except UnicodeDecodeError:
         raise ValueError(f"{path}: malformed (not UTF-8 text)") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    _refuse_old_format(path, text)
     try:
         return RunInfo.model_validate_json(text)
     except ValidationError as exc:
@@ -214,25 +249,24 @@ def read_run_info(directory: str | Path) -> RunInfo:
 
 
 def load_run(directory: str | Path, verify: bool = True) -> tuple[Policy, RunInfo]:
-    """Load a run directory's policy and ``run.json``.
+    """Load a run directory's policy, verified against its ``run.json``, and ``run.json``.
 
     Args:
         directory: The run directory.
-        verify: Check the model file's SHA-256 against ``run.json`` before loading.
+        verify: Check every file's SHA-256 and the weights' against ``run.json`` (``False``
+            only for directories this process wrote itself).
 
     Raises:
-        ValueError: If the directory is not a run, ``run.json`` is malformed, the model file
-            does not match its recorded SHA-256, or the policy's actions are not those of
-            ``run.json``.
+        ValueError: If the directory is not a run, ``run.json`` is malformed or of the old
+            format, a file does not match its recorded SHA-256 or is not the loader's, the
+            weights do not match, or the policy's actions are not those of ``run.json``.
     """
     directory = Path(directory)
     info = read_run_info(directory)
-    model = directory / info.model_file
-    if not model.is_file():
-        raise ValueError(f"{directory}: model file {info.model_file} is missing")
-    if verify and file_sha256(model) != info.model_sha256:
-        raise ValueError(f"{model}: SHA-256 does not match {RUN_FILE}; refusing to load it")
-    policy = load_policy(directory)
+    expected_weights = info.weights_sha256 if verify else None
+    policy = load_verified_policy(
+        directory, info.algorithm, info.files, expected_weights, check_sha256=verify
+    )
     if list(policy.action_names) != info.action_names:
         raise ValueError(
             f"{directory / RUN_FILE}: action_names do not match the policy's "

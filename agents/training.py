@@ -25,10 +25,11 @@ from rec_env.agents.registry import (
     make_bandit,
 )
 from rec_env.agents.runs import (
+    POLICY_FILES,
     RunInfo,
     default_run_dir,
-    file_sha256,
-    model_file,
+    load_run,
+    policy_digests,
     write_curve,
     write_run_info,
 )
@@ -202,7 +203,8 @@ def train(
         tensorboard_log: TensorBoard directory (SB3 only).
 
     Returns:
-        The run directory.
+        The run directory, with ``run.json`` recording every policy file's SHA-256 and the
+        weights' (see :mod:`rec_env.agents.runs`).
     """
     algorithm = check_algorithm(algorithm, TRAINABLE)
     settings = EnvSettings.coerce(settings)
@@ -243,10 +245,11 @@ def train(
             tensorboard_log=tensorboard_log,
         )
     wall = time.perf_counter() - start
+    for name in set(POLICY_FILES) - set(policy.saved_files):  # another run's, left in ``out``
+        (directory / name).unlink(missing_ok=True)
     policy.save(directory)
     write_curve(directory, curve)
     final = evaluate(policy, settings, final_customers, EVAL_SEED, name=algorithm)
-    artifact = model_file(directory)
     write_run_info(
         directory,
         RunInfo(
@@ -258,11 +261,11 @@ def train(
             hyperparameters=used,
             seed=seed,
             recenv_version=__version__,
-            model_file=artifact.name,
-            model_sha256=file_sha256(artifact),
+            **policy_digests(directory, policy),
             timesteps=total,
             wall_time_s=round(wall, 2),
             final_metrics=final.to_dict(),
         ),
     )
+    load_run(directory)  # the run loads back and verifies, or training fails now, not serving
     return directory

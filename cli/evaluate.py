@@ -28,7 +28,7 @@ def eval_command(
 ) -> None:
     """Evaluate a trained policy over full customer lifetimes, with 95% confidence intervals.
 
-    The model file's SHA-256 is checked against run.json before it is loaded.
+    Every file the policy is loaded from is checked against its SHA-256 in run.json first.
     """
     from rec_env.agents.runs import load_run
 

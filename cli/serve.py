@@ -47,6 +47,7 @@ def _check_can_listen(host: str, port: int) -> None:
 
 
 def serve_command(
+    ctx: typer.Context,
     model: Annotated[
         Path, typer.Option("--model", help="Run directory written by `recenv train`.")
     ],
@@ -59,7 +60,9 @@ def serve_command(
         str | None,
         typer.Option(
             envvar="RECENV_API_KEY",
-            help="Require this X-API-Key header for rewards, /v1/model and /metrics.",
+            help="Require this X-API-Key header for rewards, /v1/model and /metrics. Set it "
+            "in the environment (RECENV_API_KEY=... recenv serve ...): on the command line "
+            "`ps` shows it to every user. An empty key is refused.",
             show_envvar=True,
         ),
     ] = None,
@@ -75,11 +78,14 @@ def serve_command(
     ] = None,
     state_dir: Annotated[
         Path | None,
-        typer.Option(help="Keep an online learner's (bandit's) updated state here."),
+        typer.Option(
+            help="Keep snapshots of an online learner's (bandit's) state here, so a restart "
+            "replays only the rewards logged since the last one."
+        ),
     ] = None,
     state_save_every: Annotated[
         int | None,
-        typer.Option(help="Save the online state every this many rewards [default: 1]."),
+        typer.Option(help="Snapshot the online state every this many rewards [default: 100]."),
     ] = None,
     explain: Annotated[
         bool | None, typer.Option(help="Build the SHAP explainer at startup [default: on].")
@@ -99,15 +105,23 @@ def serve_command(
     ] = None,
     reward_min: Annotated[
         float | None,
-        typer.Option(help="Lowest accepted reward in USD; below it: 422 [default: -1000]."),
+        typer.Option(
+            help="Lowest accepted reward in USD; below it: 422, neither logged nor learned "
+            "[default: -1000]."
+        ),
     ] = None,
     reward_max: Annotated[
         float | None,
-        typer.Option(help="Highest accepted reward in USD; above it: 422 [default: 1000]."),
+        typer.Option(
+            help="Highest accepted reward in USD; above it: 422, neither logged nor learned "
+            "[default: 1000]."
+        ),
     ] = None,
     max_body_bytes: Annotated[
         int | None,
-        typer.Option(help="Largest request body; larger ones get 413 [default: 8 MiB]."),
+        typer.Option(
+            help="Largest request body in bytes; a larger one gets 413 unread [default: 8 MiB]."
+        ),
     ] = None,
     wal_max_bytes: Annotated[
         int | None,
@@ -128,6 +142,13 @@ def serve_command(
     out fall back to RECENV_* environment variables, then to the defaults shown. One worker
     process: the decision log and online learning live in it. OpenAPI docs: /docs.
     """
+    source = ctx.get_parameter_source("api_key")  # by name: typer vendors its own click
+    if api_key is not None and getattr(source, "name", None) == "COMMANDLINE":
+        typer.echo(
+            "warning: --api-key on the command line is visible to every user (ps); "
+            "set RECENV_API_KEY in the environment instead",
+            err=True,
+        )
     if not 0 < port < 65536:
         fail(f"--port must be between 1 and 65535, got {port}")
     if torch_threads < 1:

@@ -1,8 +1,12 @@
-"""The FastAPI application: factory, lifespan, error handlers and OpenAPI schema.
+"""The FastAPI application: factory, lifespan, limits, error handlers and OpenAPI schema.
 
 ``create_app(settings)`` builds the app; its lifespan loads the model from ``settings.model_dir``
 (checking the SHA-256 recorded in ``run.json``), opens the decision log and, for online
-policies, restores their state, and on shutdown saves that state and closes the log.
+policies, restores their state, and on shutdown saves that state and closes the log. Once the
+service is loaded, the request models are narrowed to its catalog and the settings' limits
+(:func:`rec_env.serve.validation.build_validators`); the OpenAPI schema is generated from
+those same models. Bodies over ``max_body_bytes`` get 413 before they are read
+(:class:`rec_env.serve.limits.BodyLimitMiddleware`).
 """
 
 from __future__ import annotations
@@ -19,11 +23,19 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 import rec_env
+from rec_env.serve.limits import BodyLimitMiddleware
 from rec_env.serve.metrics import Metrics, MetricsMiddleware
-from rec_env.serve.routes import BATCH_REQUEST_SCHEMA_REF, RECOMMEND_REQUEST_SCHEMA_REF, router
-from rec_env.serve.schemas import BatchRecommendRequest, RecommendRequest
+from rec_env.serve.routes import router
+from rec_env.serve.routes.docs import add_offline_docs
+from rec_env.serve.schemas import (
+    BatchRecommendRequest,
+    ExplainRequest,
+    RecommendRequest,
+    RewardRequest,
+)
 from rec_env.serve.service import DecisionService
 from rec_env.serve.settings import ServeSettings
+from rec_env.serve.validation import RequestValidators, build_validators
 
 __all__ = ["create_app"]
 
@@ -35,13 +47,30 @@ with its propensity, and learn from rewards.
 
 * `POST /v1/recommend` and `POST /v1/recommend/batch` sample actions from the policy's
   probabilities with exploration, among the actions the customer consented to.
-* `POST /v1/events/{event_id}/reward` records the outcome; online policies (bandits) learn.
+* `POST /v1/events/{{event_id}}/reward` records the outcome; online policies (bandits) learn.
+  Rewards must lie in [{reward_min:g}, {reward_max:g}] (`--reward-min`, `--reward-max`);
+  others get 422 and are neither logged nor learned.
 * `POST /v1/explain` gives SHAP contributions of the features.
 * A customer may leave features out (any subset of the 16, nested under `features` or flat):
   they are filled in with documented defaults and listed in `filled_in`. Unknown consent is
   no consent unless the operator assumes it (`--assume-consent`).
 * `GET /v1/model`, `GET /metrics` (API key if configured) and `GET /health`.
+
+Validation is the schema below, strictly: numbers are JSON numbers, finite and in range;
+booleans (`true`, `false`) are not numbers, not even for the 0/1 flags, and only booleans are
+booleans; unknown keys are refused; action names are those of the served catalog. Any invalid
+body, including one that is not JSON at all, gets 422 with the location of each problem, on
+every endpoint. A body over {max_body_bytes:,} bytes (`--max-body-bytes`) gets 413 unread.
 """
+
+
+def _description(settings: ServeSettings) -> str:
+    """The API description, with the operator's limits."""
+    return _DESCRIPTION.format(
+        reward_min=settings.reward_min,
+        reward_max=settings.reward_max,
+        max_body_bytes=settings.max_body_bytes,
+    )
 
 
 def _json_safe_errors(errors: Any) -> list[dict[str, Any]]:
@@ -72,7 +101,11 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
-    """The OpenAPI schema, with the request models whose bodies are parsed from raw bytes."""
+    """The OpenAPI schema, with the request models the app validates bodies with.
+
+    Bodies are parsed from raw bytes, so their models are added here: the app's narrowed
+    models once the service is loaded (the schema is then cached), the generic ones before.
+    """
     if app.openapi_schema:
         return app.openapi_schema
     schema = get_openapi(
@@ -81,17 +114,33 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         description=app.description,
         routes=app.routes,
     )
+    validators: RequestValidators | None = app.state.validators
+    models = (
+        validators.models()
+        if validators is not None
+        else [RecommendRequest, BatchRecommendRequest, ExplainRequest, RewardRequest]
+    )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model, ref in (
-        (BatchRecommendRequest, BATCH_REQUEST_SCHEMA_REF),
-        (RecommendRequest, RECOMMEND_REQUEST_SCHEMA_REF),
-    ):
+    for model in models:
         body = model.model_json_schema(ref_template="#/components/schemas/{model}")
         for name, definition in body.pop("$defs", {}).items():
-            components.setdefault(name, definition)
-        components[ref.rsplit("/", 1)[-1]] = body
-    app.openapi_schema = schema
+            components[name] = definition
+        components[model.__name__] = body
+    if validators is not None:
+        app.openapi_schema = schema
     return schema
+
+
+def _validators(service: DecisionService, settings: ServeSettings) -> RequestValidators:
+    """The body validators of ``service``'s catalog and the settings' limits."""
+    names = service.actions.names
+    return build_validators(
+        names,
+        names[service.actions.no_action],
+        settings.max_batch,
+        settings.reward_min,
+        settings.reward_max,
+    )
 
 
 def create_app(
@@ -107,7 +156,7 @@ def create_app(
 
     Returns:
         The FastAPI app. Its ``state`` holds ``settings``, ``metrics`` and, while running,
-        ``service``.
+        ``service`` and ``validators``.
     """
     settings = settings if settings is not None else ServeSettings()  # type: ignore[call-arg]
     metrics = service.metrics if service is not None else Metrics()
@@ -117,6 +166,7 @@ def create_app(
         loaded = service
         if loaded is None:
             loaded = await run_in_threadpool(DecisionService.from_settings, settings, metrics)
+        app.state.validators = _validators(loaded, settings)
         app.state.service = loaded
         try:
             yield
@@ -127,15 +177,21 @@ def create_app(
     app = FastAPI(
         title="recenv decision service",
         version=rec_env.__version__,
-        description=_DESCRIPTION,
+        description=_description(settings),
         lifespan=lifespan,
+        docs_url=None,  # served from local assets by add_offline_docs
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     app.state.service = None
+    app.state.validators = None if service is None else _validators(service, settings)
+    # Outermost last: metrics count the 413s of the body limit too.
+    app.add_middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
+    add_offline_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

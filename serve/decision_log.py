@@ -3,32 +3,26 @@
 Each call to the service is one row of ``requests`` holding its arrays, and each customer of the
 call is one row of ``decisions``. A 10,000-customer batch is one wide insert plus one
 ``executemany`` of narrow rows appended in key order; ``recenv log export`` flattens the log into
-one row per decision (see :mod:`rec_env.datasets.decision_log_tables`).
+one row per decision (see :mod:`rec_env.datasets.decision_log_tables`). The tables are described
+in :mod:`rec_env.serve.decision_log_schema`.
 
 Event ids (:mod:`rec_env.serve.event_ids`) are version-4 UUIDs that encode the request and the
-position, so a reward finds its decision by two primary-key lookups.
+position, so a reward finds its decision by two primary-key lookups. Rewards are numbered
+(``seq``) in the order they are recorded, so a learner can replay every reward after the last
+one its snapshot had learned (:meth:`DecisionLog.rewards_after`).
 
-Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
+One writer per database: the log takes an exclusive OS lock on ``<db>.lock``
+(:mod:`rec_env.serve.database_lock`), so a second server on the same file refuses to start
+instead of sharing rewards, online state and the sampler stream with the first. Within the
+process, one connection serves every thread, guarded by a lock; each request or batch is one
+transaction, so a decision or a reward is either fully logged or not at all. Recording a reward
+is one ``INSERT … ON CONFLICT DO NOTHING``, so even writers in several processes (with
+``exclusive=False``) store exactly one reward per event and never fail on the constraint.
 
-* ``models``: ``model_version`` (key), ``algorithm``, ``sha256`` of the model file,
-  ``action_names`` (JSON list), ``registered_at``.
-* ``requests``: ``request_id`` (key), ``request_key`` (unique), ``position_offset``,
-  ``created_at`` (Unix seconds), ``model_version``, ``policy_updates`` (rewards an online
-  policy had learned from), ``n`` (customers), ``features`` (``(n, 16)`` little-endian float64
-  in :data:`~rec_env.features.FEATURE_NAMES` order), ``allowed`` (``(n, A)`` uint8, 1 where
-  the action was allowed: consent and not excluded) and ``probabilities`` (``(n, A)``
-  little-endian float64, the probabilities the served action was drawn from).
-* ``decisions``: ``request_id`` and ``position`` (key), ``event_id``, ``customer_id``,
-  ``action`` (index), ``propensity`` (its probability).
-* ``rewards``: ``event_id`` (key), ``reward``, ``received_at``.
-
-One connection serves every thread, guarded by a lock; each request or batch is one transaction,
-so a decision or a reward is either fully logged or not at all. ``synchronous=NORMAL`` in WAL
-mode keeps every committed transaction across a crash of the process; only a power loss can
-lose the last commits. Checkpoints (copying the write-ahead log into the database file) run in
-a background thread every :data:`CHECKPOINT_INTERVAL` seconds instead of inside the commit
-that crosses SQLite's threshold, so no request pays for them; closing the log checkpoints the
-rest and truncates the write-ahead log.
+``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a crash of the
+process; only a power loss can lose the last commits. Checkpoints run in a background thread
+and keep the write-ahead log under ``wal_max_bytes`` (:mod:`rec_env.serve.wal_bound`); closing
+the log checkpoints the rest and truncates the write-ahead log.
 """
 
 from __future__ import annotations
@@ -38,17 +32,21 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rec_env.datasets.decision_log_tables import SCHEMA_VERSION
 from rec_env.features import FEATURE_NAMES
+from rec_env.serve.database_lock import DatabaseLock
+from rec_env.serve.decision_log_schema import SCHEMA_VERSION, open_decision_log
 from rec_env.serve.event_ids import POSITIONS, event_ids, new_request_key, parse_event_id
+from rec_env.serve.settings import DEFAULT_WAL_MAX_BYTES
+from rec_env.serve.wal_bound import WalBound, WalCheckpointer
 
 __all__ = [
+    "CHECKPOINT_INTERVAL",
     "SCHEMA_VERSION",
     "DecisionLog",
     "LoggedDecision",
@@ -58,72 +56,21 @@ __all__ = [
 ]
 
 CHECKPOINT_INTERVAL = 1.0
-"""Seconds between background checkpoints."""
+"""Seconds between periodic background checkpoints."""
+
+REPLAY_CHUNK = 10_000
+"""Rewards read per query by :meth:`DecisionLog.rewards_after`."""
 
 _N_FEATURES = len(FEATURE_NAMES)
 _FLOAT = np.dtype("<f8")
+_ROW_BYTES = _N_FEATURES * _FLOAT.itemsize
 
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS models (
-    model_version TEXT PRIMARY KEY,
-    algorithm TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    action_names TEXT NOT NULL,
-    registered_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS requests (
-    request_id INTEGER PRIMARY KEY,
-    request_key TEXT NOT NULL UNIQUE,
-    position_offset INTEGER NOT NULL,
-    created_at REAL NOT NULL,
-    model_version TEXT NOT NULL REFERENCES models (model_version),
-    policy_updates INTEGER NOT NULL,
-    n INTEGER NOT NULL,
-    features BLOB NOT NULL,
-    allowed BLOB NOT NULL,
-    probabilities BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    request_id INTEGER NOT NULL REFERENCES requests (request_id),
-    position INTEGER NOT NULL,
-    event_id TEXT NOT NULL,
-    customer_id TEXT,
-    action INTEGER NOT NULL,
-    propensity REAL NOT NULL,
-    PRIMARY KEY (request_id, position)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS rewards (
-    event_id TEXT PRIMARY KEY,
-    reward REAL NOT NULL,
-    received_at REAL NOT NULL
-);
-PRAGMA user_version = {SCHEMA_VERSION};
-"""
-
-
-class _Checkpointer(threading.Thread):
-    """Copy the write-ahead log into the database file periodically, on its own connection."""
-
-    def __init__(self, path: Path, interval: float) -> None:
-        super().__init__(name="decision-log-checkpointer", daemon=True)
-        self.path = path
-        self.interval = interval
-        self._stop_requested = threading.Event()
-
-    def run(self) -> None:
-        """Checkpoint (PASSIVE: never blocks writers) until :meth:`stop`."""
-        connection = sqlite3.connect(self.path, timeout=5.0)
-        try:
-            while not self._stop_requested.wait(self.interval):
-                with contextlib.suppress(sqlite3.OperationalError):  # busy: next round
-                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        """Stop after the current checkpoint."""
-        self._stop_requested.set()
-        self.join()
+_REWARDS_AFTER = (
+    "SELECT w.seq, w.event_id, w.request_id, w.position, w.reward, d.action, d.propensity "
+    "FROM rewards AS w JOIN requests AS r ON r.request_id = w.request_id "
+    "JOIN decisions AS d ON d.request_id = w.request_id AND d.position = w.position "
+    "WHERE w.seq > ? AND r.model_version = ? ORDER BY w.seq LIMIT ?"
+)
 
 
 class UnknownEventError(KeyError):
@@ -169,23 +116,32 @@ class RewardReceipt:
         decision: The decision the reward belongs to.
         reward: The recorded reward.
         duplicate: True if this exact reward had already been recorded (nothing changed).
+        seq: Sequence number of the reward's row (of the existing row for a duplicate):
+            rewards are numbered 1, 2, … in the order they were recorded.
     """
 
     decision: LoggedDecision
     reward: float
     duplicate: bool
+    seq: int
 
 
 class DecisionLog:
     """Append decisions and rewards to a SQLite database in WAL mode, from any thread.
 
     Args:
-        path: Database file; created with its tables if missing.
-        timeout: Seconds to wait for a lock held by another process.
-        checkpoint_interval: Seconds between background checkpoints.
+        path: Database file; created with its tables if missing (a version-1 log is upgraded).
+        timeout: Seconds to wait for a lock held by another connection.
+        checkpoint_interval: Seconds between periodic background checkpoints.
+        wal_max_bytes: Bound on the write-ahead log file (it may exceed it by one transaction
+            only if a transaction is larger than a quarter of the bound).
+        exclusive: Take the database's writer lock, so no other process (or open log) writes
+            it at the same time. Without it, several writers share the file safely (one
+            reward per event), but each keeps its own online state and sampler.
 
     Raises:
-        ValueError: If the file cannot be opened as a decision log of this version.
+        ValueError: If the file cannot be opened as a decision log of this version, or another
+            writer holds it.
     """
 
     def __init__(
@@ -193,38 +149,46 @@ class DecisionLog:
         path: str | Path,
         timeout: float = 30.0,
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
+        wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES,
+        exclusive: bool = True,
     ) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
+        self._wal = WalBound(self.path, wal_max_bytes, timeout)
+        self._writer_lock = DatabaseLock(self.path) if exclusive else None
         try:
-            self._connection = sqlite3.connect(
-                self.path, timeout=timeout, isolation_level=None, check_same_thread=False
-            )
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA synchronous=NORMAL")
-            version = self._connection.execute("PRAGMA user_version").fetchone()[0]
-            tables = self._connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
-            if tables and version != SCHEMA_VERSION:
-                self._connection.close()
-                raise ValueError(
-                    f"{self.path}: not a decision log of this recenv version "
-                    f"(schema {version}, expected {SCHEMA_VERSION}); use another --db"
-                )
-            self._connection.executescript(_SCHEMA)
-            self._connection.execute("PRAGMA wal_autocheckpoint=0")
-        except sqlite3.Error as exc:
-            raise ValueError(f"{self.path}: cannot open the decision log ({exc})") from None
-        self._checkpointer = _Checkpointer(self.path, checkpoint_interval)
+            self._connection = open_decision_log(self.path, timeout)
+            self._wal.configure(self._connection)
+        except BaseException:
+            if self._writer_lock is not None:
+                self._writer_lock.release()
+            raise
+        self._closed = False
+        self._checkpointer = WalCheckpointer(
+            self.path, checkpoint_interval, self._wal, self._truncate_wal
+        )
         self._checkpointer.start()
 
     def close(self) -> None:
-        """Checkpoint everything, truncate the write-ahead log and close the connection."""
+        """Checkpoint everything, truncate the write-ahead log, close, release the lock.
+
+        Closing a closed log does nothing.
+        """
         self._checkpointer.stop()
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
             # with a reader elsewhere SQLite cannot truncate now; it checkpoints on a later open
             with contextlib.suppress(sqlite3.OperationalError):
                 self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._connection.close()
+        if self._writer_lock is not None:
+            self._writer_lock.release()
+
+    def wal_bytes(self) -> int:
+        """Size of the write-ahead log file now."""
+        return self._wal.wal_bytes()
 
     def register_model(
         self, model_version: str, algorithm: str, sha256: str, action_names: Sequence[str]
@@ -245,6 +209,7 @@ class DecisionLog:
         probabilities: np.ndarray,
         actions: np.ndarray,
         customer_ids: Sequence[str | None] | None = None,
+        sampler_seed: int | None = None,
     ) -> list[str]:
         """Log the decisions of one request in one transaction.
 
@@ -256,6 +221,9 @@ class DecisionLog:
             probabilities: ``(n, A)`` probabilities the actions were drawn from.
             actions: ``(n,)`` served actions.
             customer_ids: Optional caller ids of the customers.
+            sampler_seed: Seed of the generator that drew the actions (one uniform number per
+                customer); the same transaction adds ``n`` to its count of draws
+                (:meth:`sampler_draws`).
 
         Returns:
             The ``n`` new event ids.
@@ -278,14 +246,14 @@ class DecisionLog:
         customers = customer_ids if customer_ids is not None else (None,) * n
         with self._lock:
             connection = self._connection
-            connection.execute("BEGIN")
+            self._wal.before_write(connection)
+            connection.execute("BEGIN IMMEDIATE")
             try:
                 cursor = connection.execute(
                     "INSERT INTO requests VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)", request
                 )
-                request_id = cursor.lastrowid
                 rows = zip(
-                    (request_id,) * n,
+                    (cursor.lastrowid,) * n,
                     range(n),
                     ids,
                     customers,
@@ -294,19 +262,34 @@ class DecisionLog:
                     strict=True,
                 )
                 connection.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", rows)
+                if sampler_seed is not None:
+                    connection.execute(
+                        "INSERT INTO sampler_draws VALUES (?, ?) "
+                        "ON CONFLICT (seed) DO UPDATE SET draws = draws + excluded.draws",
+                        (str(sampler_seed), n),
+                    )
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
         return ids
 
+    def sampler_draws(self, seed: int) -> int:
+        """Uniform numbers drawn for logged decisions by the sampler seeded with ``seed``."""
+        with self._lock:
+            row = self._connection.execute(
+                "SELECT draws FROM sampler_draws WHERE seed = ?", (str(seed),)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
     def decision(self, event_id: str) -> LoggedDecision | None:
         """The logged decision ``event_id``, or None if there is none."""
         with self._lock:
-            return self._decision(event_id)
+            located = self._locate(event_id)
+            return None if located is None else self._read_decision(event_id, *located)
 
     def record_reward(self, event_id: str, reward: float) -> RewardReceipt:
-        """Record the reward of a decision, at most once.
+        """Record the reward of a decision, at most once, in one atomic statement.
 
         Args:
             event_id: The decision's event id.
@@ -320,20 +303,58 @@ class DecisionLog:
             RewardConflictError: If the event already has a different reward.
         """
         with self._lock:
-            decision = self._decision(event_id)
-            if decision is None:
+            located = self._locate(event_id)
+            decision = None if located is None else self._read_decision(event_id, *located)
+            if located is None or decision is None:
                 raise UnknownEventError(event_id)
-            row = self._connection.execute(
-                "SELECT reward FROM rewards WHERE event_id = ?", (event_id,)
+            self._wal.before_write(self._connection)
+            # check and insert in one statement: atomic across processes too (fetchall ends
+            # the statement, which commits it)
+            inserted = self._connection.execute(
+                "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
+                (event_id, located[0], located[1], reward, time.time()),
+            ).fetchall()
+            if inserted:
+                return RewardReceipt(decision, reward, duplicate=False, seq=inserted[0][0])
+            seq, recorded = self._connection.execute(
+                "SELECT seq, reward FROM rewards WHERE event_id = ?", (event_id,)
             ).fetchone()
-            if row is not None:
-                if row[0] != reward:
-                    raise RewardConflictError(event_id, row[0])
-                return RewardReceipt(decision, reward, duplicate=True)
-            self._connection.execute(
-                "INSERT INTO rewards VALUES (?, ?, ?)", (event_id, reward, time.time())
-            )
-            return RewardReceipt(decision, reward, duplicate=False)
+        if recorded != reward:
+            raise RewardConflictError(event_id, recorded)
+        return RewardReceipt(decision, reward, duplicate=True, seq=seq)
+
+    def last_reward_seq(self) -> int:
+        """Sequence number of the last recorded reward (0 if there is none)."""
+        with self._lock:
+            seq = self._connection.execute("SELECT MAX(seq) FROM rewards").fetchone()[0]
+        return 0 if seq is None else int(seq)
+
+    def rewards_after(
+        self, seq: int, model_version: str
+    ) -> Iterator[tuple[int, LoggedDecision, float]]:
+        """Every reward numbered above ``seq`` of a decision by ``model_version``, in order.
+
+        Reads :data:`REPLAY_CHUNK` rewards at a time (memory for one chunk, whatever the size
+        of the log), holding the log's lock only while reading each chunk.
+
+        Yields:
+            ``(seq, decision, reward)``.
+        """
+        after = seq
+        while True:
+            with self._lock:
+                rows = self._connection.execute(
+                    _REWARDS_AFTER, (after, model_version, REPLAY_CHUNK)
+                ).fetchall()
+                features = self._features_of([(row[2], row[3]) for row in rows])
+            if not rows:
+                return
+            for row, x in zip(rows, features, strict=True):
+                number, event_id, _, _, reward, action, propensity = row
+                decision = LoggedDecision(event_id, model_version, x, int(action), propensity)
+                yield number, decision, float(reward)
+            after = rows[-1][0]
 
     def counts(self) -> tuple[int, int]:
         """Numbers of logged decisions and rewards."""
@@ -342,8 +363,13 @@ class DecisionLog:
             rewards = self._connection.execute("SELECT COUNT(*) FROM rewards").fetchone()[0]
         return int(decisions), int(rewards)
 
-    def _decision(self, event_id: str) -> LoggedDecision | None:
-        """Read a decision (the caller holds the lock)."""
+    def _truncate_wal(self) -> bool:
+        """Truncate the write-ahead log between two writes (for the background thread)."""
+        with self._lock:
+            return self._wal.truncate(self._connection)
+
+    def _locate(self, event_id: str) -> tuple[int, int, str] | None:
+        """``(request_id, position, model_version)`` of a decision (the caller holds the lock)."""
         parsed = parse_event_id(event_id)
         if parsed is None:
             return None
@@ -355,7 +381,12 @@ class DecisionLog:
         if request is None:
             return None
         request_id, offset, model_version = request
-        position = (code - offset) % POSITIONS
+        return request_id, (code - offset) % POSITIONS, model_version
+
+    def _read_decision(
+        self, event_id: str, request_id: int, position: int, model_version: str
+    ) -> LoggedDecision | None:
+        """Read a located decision (the caller holds the lock); None if the id is not its id."""
         row = self._connection.execute(
             "SELECT event_id, action, propensity FROM decisions "
             "WHERE request_id = ? AND position = ?",
@@ -363,8 +394,23 @@ class DecisionLog:
         ).fetchone()
         if row is None or row[0] != event_id:
             return None
-        size = _N_FEATURES * _FLOAT.itemsize
-        with self._connection.blobopen("requests", "features", request_id, readonly=True) as blob:
-            blob.seek(position * size)
-            features = np.frombuffer(blob.read(size), dtype=_FLOAT)
+        features = self._features_of([(request_id, position)])[0]
         return LoggedDecision(event_id, model_version, features, int(row[1]), float(row[2]))
+
+    def _features_of(self, rows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Features of decisions ``(request_id, position)``, reading only their bytes.
+
+        Opens each request's ``features`` blob once, however many of its rows are asked for.
+        """
+        features: list[np.ndarray] = [np.empty(0)] * len(rows)
+        by_request: dict[int, list[int]] = {}
+        for i, (request_id, _) in enumerate(rows):
+            by_request.setdefault(request_id, []).append(i)
+        for request_id, indices in by_request.items():
+            with self._connection.blobopen(
+                "requests", "features", request_id, readonly=True
+            ) as blob:
+                for i in indices:
+                    blob.seek(rows[i][1] * _ROW_BYTES)
+                    features[i] = np.frombuffer(blob.read(_ROW_BYTES), dtype=_FLOAT)
+        return features

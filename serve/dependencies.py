@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the service, the settings and the API key check.
+"""FastAPI dependencies: the service, the settings, the body validators and the API key check.
 
 They read what the lifespan put on ``app.state``; tests replace any of them with
 ``app.dependency_overrides[get_service] = ...``. They are coroutines so that FastAPI calls
@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader
 
 from rec_env.serve.service import DecisionService
 from rec_env.serve.settings import ServeSettings
+from rec_env.serve.validation import RequestValidators
 
 __all__ = [
     "API_KEY_HEADER",
@@ -22,6 +23,7 @@ __all__ = [
     "SettingsDep",
     "get_service",
     "get_settings",
+    "request_validators",
     "require_api_key",
 ]
 
@@ -49,6 +51,21 @@ async def get_service(request: Request) -> DecisionService:
     if service is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded")
     return service
+
+
+def request_validators(request: Request) -> RequestValidators:
+    """The body validators built for the loaded service (its catalog, the settings' limits).
+
+    A plain function that routes call, not a dependency: on ``/v1/recommend`` one more
+    dependency would cost FastAPI about as much as parsing the body.
+
+    Raises:
+        HTTPException: 503 if the service is not loaded.
+    """
+    validators = getattr(request.app.state, "validators", None)
+    if validators is None:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded")
+    return validators
 
 
 SettingsDep = Annotated[ServeSettings, Depends(get_settings)]

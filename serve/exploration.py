@@ -18,18 +18,21 @@ service mixes exploration into the policy's probabilities ``p`` over the allowed
 * ``none``: serve ``p`` as it is (a deterministic policy then logs propensity 1).
 
 The served action is drawn from ``q`` with one uniform number per customer from a seeded
-``np.random.Generator``, and ``q`` of that action is its propensity.
+``np.random.Generator``, and ``q`` of that action is its propensity. An :class:`ActionSampler`
+with a fixed seed continues its stream across restarts: the decision log counts the uniforms
+drawn from each seed, and a new session skips them instead of drawing them again.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
 
 from rec_env.serve.settings import ExplorationKind
 
-__all__ = ["MIN_PROBABILITY", "Exploration", "sample_actions"]
+__all__ = ["MIN_PROBABILITY", "ActionSampler", "Exploration", "sample_actions"]
 
 MIN_PROBABILITY = 1e-3
 """Floor of the policy's probabilities under temperature exploration."""
@@ -97,3 +100,30 @@ def sample_actions(probabilities: np.ndarray, random: np.random.Generator) -> np
     # a product rounded up to the row total must not land on trailing zero-probability actions
     last_positive = probabilities.shape[1] - 1 - np.argmax(probabilities[:, ::-1] > 0.0, axis=1)
     return np.minimum(actions, last_positive)
+
+
+class ActionSampler:
+    """Draw served actions from one seeded stream, one uniform number per customer.
+
+    The stream is a PCG64 generator; a uniform in [0, 1) takes exactly one of its 64-bit
+    outputs, so skipping ``skip`` uniforms is :meth:`numpy.random.PCG64.advance` (O(log skip)).
+
+    Args:
+        seed: Seed of the stream (None: fresh OS entropy).
+        skip: Uniforms already drawn from this seed's stream by earlier sessions; the stream
+            continues after them instead of repeating them.
+
+    Attributes:
+        seed: The seed (given or drawn), reported so that a session can be replayed.
+        random: The generator.
+    """
+
+    def __init__(self, seed: int | None = None, skip: int = 0) -> None:
+        self.seed = seed if seed is not None else secrets.randbits(63)
+        self.random = np.random.Generator(np.random.PCG64(self.seed))
+        if skip:
+            self.random.bit_generator.advance(skip)
+
+    def sample(self, probabilities: np.ndarray) -> np.ndarray:
+        """One action per row of ``probabilities`` ``(n, A)`` (:func:`sample_actions`)."""
+        return sample_actions(probabilities, self.random)

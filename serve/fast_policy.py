@@ -24,13 +24,23 @@ import numpy as np
 from rec_env.agents.base import Policy
 from rec_env.catalog import ActionTable
 
-__all__ = ["NUMPY_ALGORITHMS", "TOLERANCE", "ProbabilityFunction", "numpy_probabilities"]
+__all__ = [
+    "CHECK_CUSTOMERS",
+    "NUMPY_ALGORITHMS",
+    "TOLERANCE",
+    "ProbabilityFunction",
+    "numpy_probabilities",
+    "serving_probabilities",
+]
 
 TOLERANCE = 1e-5
 """Largest difference from the policy's own probabilities accepted at startup."""
 
 ProbabilityFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(obs (n, 16), masks (n, A)) -> probabilities (n, A)``."""
+
+CHECK_CUSTOMERS = 256
+"""Customers of the run's population on which the numpy copy must match the policy."""
 
 NUMPY_ALGORITHMS = ("ppo", "a2c", "maskable_ppo")
 """Algorithms whose probabilities are a masked softmax of an MLP (the ones this applies to)."""
@@ -58,3 +68,23 @@ def numpy_probabilities(
     if not np.allclose(network.probabilities(check_obs, masks), expected, rtol=0, atol=TOLERANCE):
         return None
     return network.probabilities
+
+
+def serving_probabilities(
+    policy: Policy, actions: ActionTable, population: str, catalog: str
+) -> ProbabilityFunction:
+    """The fastest exact probability function of ``policy``: the numpy copy or the policy's own.
+
+    Args:
+        policy: The served policy.
+        actions: Its action table.
+        population: The run's population, whose customers the copy is checked on.
+        catalog: The run's action catalog.
+    """
+    if policy.algorithm not in NUMPY_ALGORITHMS:
+        return policy.action_probabilities
+    from rec_env.agents.explain import population_background
+
+    cohort = population_background(CHECK_CUSTOMERS, population, catalog, seed=0)
+    fast = numpy_probabilities(policy, actions, cohort.astype(np.float64))
+    return fast if fast is not None else policy.action_probabilities

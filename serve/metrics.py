@@ -86,7 +86,11 @@ class Metrics:
             self.explanations += 1
 
     def add_reward(self, outcome: str, reward: float | None = None) -> None:
-        """Count a reward by outcome (``recorded``, ``duplicate``, ``conflict``, ``unknown``)."""
+        """Count a reward by outcome: ``recorded``, ``duplicate``, ``conflict``, and so on.
+
+        The outcomes rendered are ``recorded``, ``duplicate``, ``conflict``, ``unknown`` and
+        ``out_of_range``.
+        """
         with self._lock:
             self.rewards[outcome] += 1
             if outcome == "recorded" and reward is not None:
@@ -131,7 +135,7 @@ class Metrics:
                 "# HELP recenv_rewards_total Rewards received, by outcome.",
                 "# TYPE recenv_rewards_total counter",
             ]
-            for outcome in ("recorded", "duplicate", "conflict", "unknown"):
+            for outcome in ("recorded", "duplicate", "conflict", "unknown", "out_of_range"):
                 lines.append(
                     f"recenv_rewards_total{_labels(outcome=outcome)} {self.rewards[outcome]}"
                 )

@@ -2,18 +2,35 @@
 
 A customer is a :class:`rec_env.customer.CustomerProfile`: its features are generated from
 :data:`rec_env.features.FEATURES`, so every feature's name, description, unit, range and
-default appear in the OpenAPI schema and are enforced on input: numbers must be finite and
-within range (strings and booleans are not numbers), flags must be 0 or 1 and unknown keys are
-rejected. Any subset of the features may be given; the others are filled in with the documented
-defaults of :data:`rec_env.customer.FEATURE_DEFAULTS` and reported in ``filled_in``. A failed
-check is a 422 response whose ``loc`` names the field.
+default appear in the OpenAPI schema and are enforced on input. Any subset of the features may
+be given; the others are filled in with the documented defaults of
+:data:`rec_env.customer.FEATURE_DEFAULTS` and reported in ``filled_in``.
+
+One strict policy, identical in the schema and in validation (the schema is generated from
+these models): numbers are JSON numbers, finite and within range; strings and booleans are not
+numbers (``true`` is not 1, not even for the 0/1 flags); booleans are only ``true`` and
+``false`` (not ``1`` or ``"yes"``); integers are whole numbers (``3`` or ``3.0``, as JSON
+Schema's ``integer``); unknown keys are rejected. A failed check, and a body that is not JSON at
+all, is a 422 response whose ``loc`` names the field. The models here know nothing of the
+served catalog or the operator's limits; :mod:`rec_env.serve.validation` derives from them the
+models an app validates with.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    TypeAdapter,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 from typing_extensions import TypedDict
 
 from rec_env.customer import (
@@ -27,6 +44,7 @@ from rec_env.serve.settings import MAX_BATCH
 
 __all__ = [
     "EXAMPLE_FEATURES",
+    "MAX_EXCLUDED",
     "SEED_EXAMPLE",
     "Action",
     "BatchFilledFeature",
@@ -48,6 +66,10 @@ __all__ = [
     "RecommendResponse",
     "RewardRequest",
     "RewardResponse",
+    "ValidationErrorResponse",
+    "ValidationProblem",
+    "feature_columns_type",
+    "whole_number",
 ]
 
 EXAMPLE_FEATURES: dict[str, float] = {
@@ -85,9 +107,10 @@ SEED_EXAMPLE: dict[str, float] = {
 """The seed's flat example customer: the ten profile features; contact state and consent are
 filled in."""
 
-_MAX_EXCLUDED = 256
+MAX_EXCLUDED = 256
+"""Most actions one request may exclude."""
 _MAX_ID_LENGTH = 256
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
+_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 _EXAMPLE_ACTION = {"index": 5, "name": "discount_15_sms", "offer": "discount", "channel": "sms"}
 _EXAMPLE_FILLED_IN = [
     {"feature": "days_since_contact", "value": 365.0, "reason": "not given: no contact recorded"},
@@ -111,37 +134,120 @@ _EXAMPLE_EXPLANATION = {
 }
 
 
-FeatureColumns: Any = TypedDict(  # type: ignore[misc]  # built from FEATURES
-    "FeatureColumns",
-    {
-        f.name: Annotated[
-            list[feature_value_type(f)],  # type: ignore[misc]
-            Field(min_length=1, max_length=MAX_BATCH, description=feature_description(f)),
-        ]
-        for f in FEATURES
-    },
-    total=False,
-)
-FeatureColumns.__doc__ = (
-    "The features of many customers column by column: one equally long list per feature. "
-    "Any subset of the features; a feature without a column is filled in for every customer."
-)
-FeatureColumns.__pydantic_config__ = ConfigDict(
-    extra="forbid",
-    allow_inf_nan=False,
-    json_schema_extra={"examples": [{k: [v, v] for k, v in EXAMPLE_FEATURES.items()}]},
-)
+def feature_columns_type(max_batch: int) -> Any:
+    """The ``columns`` of a batch: one list of at most ``max_batch`` values per feature."""
+    columns: Any = TypedDict(  # type: ignore[misc]  # built from FEATURES
+        "FeatureColumns",
+        {
+            f.name: Annotated[
+                list[feature_value_type(f)],  # type: ignore[misc]
+                Field(min_length=1, max_length=max_batch, description=feature_description(f)),
+            ]
+            for f in FEATURES
+        },
+        total=False,
+    )
+    columns.__doc__ = (
+        "The features of many customers column by column: one equally long list per feature. "
+        "Any subset (at least one) of the features; a feature without a column is filled in "
+        "for every customer."
+    )
+    columns.__pydantic_config__ = ConfigDict(
+        extra="forbid",
+        allow_inf_nan=False,
+        strict=True,
+        json_schema_extra={
+            "minProperties": 1,
+            "examples": [{k: [v, v] for k, v in EXAMPLE_FEATURES.items()}],
+        },
+    )
+    return columns
+
+
+FeatureColumns: Any = feature_columns_type(MAX_BATCH)
+"""``columns`` with the largest batch limit (:data:`~rec_env.serve.settings.MAX_BATCH`)."""
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    """JSON Schema's integer is any number without a fraction: 3.0 is 3 (but true is not 1)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def whole_number(**bounds: int) -> Any:
+    """An integer as JSON Schema's ``integer``: 3 or 3.0, not 3.5, "3" or true.
+
+    ``bounds`` (``ge=1``, ...) apply to the integer, so the schema shows them as ``minimum``
+    and ``maximum``.
+    """
+    return Annotated[int, Field(strict=True, **bounds), BeforeValidator(_whole_float_to_int)]
+
+
+def _absent_means_none(schema: dict[str, Any]) -> None:
+    """Schema of a field that may be left out but not given as ``null``: no default shown."""
+    schema.pop("default", None)
+
+
+def _nested_or_flat(schema: dict[str, Any]) -> None:
+    """Turn the schema of a :class:`CustomerProfile` request into its two accepted forms.
+
+    Validation takes the features nested under ``features`` or, if there is no ``features``
+    key, flat at the top level beside the other fields; either way no other key is accepted.
+    The schema says the same with ``anyOf``: the nested form, or the flat form whose properties
+    are the other fields and the features.
+    """
+    properties = schema.pop("properties")
+    schema.pop("additionalProperties", None)
+    options = {name: value for name, value in properties.items() if name != "features"}
+    schema["anyOf"] = [
+        {
+            "title": "nested",
+            "type": "object",
+            "properties": {**options, "features": properties["features"]},
+            "additionalProperties": False,
+        },
+        {
+            "title": "flat",
+            "type": "object",
+            "properties": {**options, **_FEATURE_PROPERTIES},
+            "additionalProperties": False,
+        },
+    ]
+
+
+_FEATURE_PROPERTIES: dict[str, Any] = TypeAdapter(CustomerFeatures).json_schema()["properties"]
+"""The JSON schema of each feature (as in ``CustomerFeatures``), for the flat form."""
+
+
+class _NestedOrFlat(CustomerProfile):
+    """A request about one customer, whose JSON schema shows the nested and the flat form."""
+
+    model_config = ConfigDict(strict=True, allow_inf_nan=False)
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The model's schema with its properties split into the two forms."""
+        json_schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        _nested_or_flat(handler.resolve_ref_schema(json_schema))
+        return json_schema
 
 
 def _check_columns(columns: dict[str, list[float]]) -> int:
-    """The number of customers of equally long columns."""
+    """The number of customers of equally long columns (``unequal_lengths`` error if not)."""
     if not columns:
         raise ValueError("give at least one feature column")
     lengths = {name: len(values) for name, values in columns.items()}
     first, expected = next(iter(lengths.items()))
     for name, length in lengths.items():
         if length != expected:
-            raise ValueError(f"{name} has {length} values, {first} has {expected}")
+            raise PydanticCustomError(
+                "unequal_lengths",
+                "{name} has {length} values, {first} has {expected}",
+                {"name": name, "length": length, "first": first, "expected": expected},
+            )
     return expected
 
 
@@ -163,7 +269,7 @@ class BatchFilledFeature(FilledFeature):
     n_customers: int = Field(description="How many customers of the batch got this value.")
 
 
-class RecommendRequest(CustomerProfile):
+class RecommendRequest(_NestedOrFlat):
     """Decide the marketing action for one customer.
 
     The features may be nested under ``features`` or given at the top level (the flat form);
@@ -182,20 +288,25 @@ class RecommendRequest(CustomerProfile):
         }
     )
 
-    explain: bool = Field(False, description="Also explain the decision with SHAP values.")
+    explain: bool = Field(
+        False, description="Also explain the decision with SHAP values (true or false only)."
+    )
     excluded_actions: list[str] = Field(
         default_factory=list,
-        max_length=_MAX_EXCLUDED,
-        description="Actions this customer must not get (names); no_action cannot be excluded.",
+        max_length=MAX_EXCLUDED,
+        description="Actions this customer must not get (names of the served catalog); "
+        "no_action cannot be excluded.",
     )
 
 
 class BatchRecommendRequest(_Model):
-    """Decide for many customers at once: give ``customers`` (rows) or ``columns``.
+    """Decide for many customers at once: exactly one of ``customers`` and ``columns``.
 
-    ``columns`` is the fast path for large batches (one list per feature); ``customers`` takes
-    the same objects as ``features`` of ``/v1/recommend``. Rows may leave features out and
-    columns may be missing; those features are filled in as for ``/v1/recommend``.
+    ``columns`` is the fast path for large batches (one list per feature, all of the same
+    length); ``customers`` takes the same objects as ``features`` of ``/v1/recommend``. Rows may
+    leave features out and columns may be missing; those features are filled in as for
+    ``/v1/recommend``. ``customer_ids``, if given, has one entry per customer. (Equal lengths
+    are checked but cannot be said in JSON Schema; everything else here is in the schema.)
     """
 
     model_config = ConfigDict(
@@ -203,29 +314,39 @@ class BatchRecommendRequest(_Model):
             "examples": [
                 {"customers": [EXAMPLE_FEATURES, EXAMPLE_FEATURES]},
                 {"columns": {k: [v, v] for k, v in EXAMPLE_FEATURES.items()}},
-            ]
+            ],
+            "oneOf": [{"required": ["customers"]}, {"required": ["columns"]}],
         }
     )
 
-    customers: list[CustomerFeatures] | None = Field(  # type: ignore[valid-type]
-        None,
+    # Left out means None, but null is not accepted: "exactly one of" is then the schema's oneOf.
+    customers: list[CustomerFeatures] = Field(  # type: ignore[valid-type]
+        None,  # type: ignore[arg-type]
         min_length=1,
         max_length=MAX_BATCH,
         description="One object of features per customer; any subset of the features.",
+        json_schema_extra=_absent_means_none,
     )
-    columns: FeatureColumns | None = Field(  # type: ignore[valid-type]
-        None, description="One list per feature, all of the same length."
+    columns: FeatureColumns = Field(  # type: ignore[valid-type]
+        None,
+        description="One list per feature, all of the same length.",
+        json_schema_extra=_absent_means_none,
     )
     customer_ids: list[Annotated[str, Field(max_length=_MAX_ID_LENGTH)] | None] | None = Field(
-        None, max_length=MAX_BATCH, description="Your ids of the customers, in order (logged)."
+        None,
+        max_length=MAX_BATCH,
+        description="Your ids of the customers, in order (logged); one per customer.",
     )
     excluded_actions: list[str] = Field(
         default_factory=list,
-        max_length=_MAX_EXCLUDED,
-        description="Actions no customer of the batch may get; no_action cannot be excluded.",
+        max_length=MAX_EXCLUDED,
+        description="Actions no customer of the batch may get (names of the served catalog); "
+        "no_action cannot be excluded.",
     )
     include_probabilities: bool = Field(
-        False, description="Return every customer's probabilities (in action_names order)."
+        False,
+        description="Return every customer's probabilities (in action_names order); true or "
+        "false only.",
     )
 
     @model_validator(mode="after")
@@ -235,9 +356,10 @@ class BatchRecommendRequest(_Model):
         if self.columns is not None:
             _check_columns(self.columns)
         if self.customer_ids is not None and len(self.customer_ids) != self.n_customers:
-            raise ValueError(
-                f"customer_ids has {len(self.customer_ids)} entries for {self.n_customers} "
-                "customers"
+            raise PydanticCustomError(
+                "unequal_lengths",
+                "customer_ids has {n_ids} entries for {n} customers",
+                {"n_ids": len(self.customer_ids), "n": self.n_customers},
             )
         return self
 
@@ -357,7 +479,7 @@ class BatchRecommendResponse(BaseModel):
     )
 
 
-class ExplainRequest(CustomerProfile):
+class ExplainRequest(_NestedOrFlat):
     """Explain what the model would do for a customer; nothing is logged.
 
     The customer is given and filled in as for ``/v1/recommend``.
@@ -373,10 +495,19 @@ class ExplainRequest(CustomerProfile):
     )
 
     action: str | None = Field(
-        None, description="Action to explain (default: the model's most likely allowed one)."
+        None,
+        description="Action to explain (a name of the served catalog, allowed for this "
+        "customer); default: the model's most likely allowed action.",
     )
-    excluded_actions: list[str] = Field(default_factory=list, max_length=_MAX_EXCLUDED)
-    top: int | None = Field(None, ge=1, description="Keep only the largest contributions.")
+    excluded_actions: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EXCLUDED,
+        description="Actions the model may not pick (names of the served catalog); no_action "
+        "cannot be excluded.",
+    )
+    top: whole_number(ge=1) | None = Field(  # type: ignore[valid-type]
+        None, description="Keep only the largest contributions (a whole number)."
+    )
 
 
 class ExplainResponse(Explanation):
@@ -405,7 +536,12 @@ class RewardRequest(_Model):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"reward": 12.5}]})
 
-    reward: float = Field(strict=True, description="Finite number.")
+    reward: float = Field(
+        strict=True,
+        description="Observed reward: a finite JSON number within the server's range "
+        "(--reward-min, --reward-max; minimum and maximum below). Outside it: 422, and the "
+        "reward is neither logged nor learned.",
+    )
 
 
 class RewardResponse(BaseModel):
@@ -486,3 +622,23 @@ class ErrorResponse(BaseModel):
     """An error."""
 
     detail: str
+
+
+class ValidationProblem(BaseModel):
+    """One problem of a request."""
+
+    loc: list[str | int] = Field(
+        description='Where: "body" then the path to the field, or "path" and the parameter.'
+    )
+    msg: str = Field(description="What is wrong.")
+    type: str = Field(
+        description="Kind of problem: pydantic's error type (json_invalid, missing, "
+        "float_type, less_than_equal, too_long, ...), too_many_values, unequal_lengths, "
+        "not_excludable, unknown_action or action_not_allowed."
+    )
+
+
+class ValidationErrorResponse(BaseModel):
+    """A 422: every problem of the request, located."""
+
+    detail: list[ValidationProblem]

@@ -3,11 +3,18 @@
 :class:`DecisionService` is what the HTTP layer calls; it knows nothing about HTTP. It is built
 once per process (:meth:`DecisionService.from_settings`) from the run directory of the settings
 only, after checking the model file's SHA-256 against ``run.json``.
+
+An online policy (a bandit) learns from rewards through an
+:class:`~rec_env.serve.online.OnlineLearner`. The decision log is the source of truth of what
+it learned; state snapshots (``state_dir``) only make restarts fast: at startup the newest
+intact snapshot is restored (or the run's policy, with no state directory) and every logged
+reward after its watermark is replayed, so a crash loses no update.
 """
 
 from __future__ import annotations
 
-import secrets
+import functools
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,19 +32,23 @@ from rec_env.serve.decision_log import (
     RewardReceipt,
     UnknownEventError,
 )
-from rec_env.serve.exploration import Exploration, sample_actions
-from rec_env.serve.fast_policy import NUMPY_ALGORITHMS, ProbabilityFunction, numpy_probabilities
+from rec_env.serve.exploration import ActionSampler, Exploration
+from rec_env.serve.fast_policy import serving_probabilities
 from rec_env.serve.metrics import Metrics
+from rec_env.serve.online import OnlineLearner
 from rec_env.serve.settings import ServeSettings
-from rec_env.serve.state import PolicyStateStore
+from rec_env.serve.state import PolicyStateStore, RestoredState
 
 if TYPE_CHECKING:  # pragma: no cover
     from rec_env.agents.explain.explainer import PolicyExplainer
 
-__all__ = ["ActionNotAllowedError", "DecisionService", "Decisions", "RewardOutcome"]
-
-_CHECK_CUSTOMERS = 256
-"""Customers on which a numpy copy of the policy must match the policy at startup."""
+__all__ = [
+    "ActionNotAllowedError",
+    "DecisionService",
+    "Decisions",
+    "RewardOutOfRangeError",
+    "RewardOutcome",
+]
 
 
 def _catalog(info: RunInfo) -> str:
@@ -45,8 +56,39 @@ def _catalog(info: RunInfo) -> str:
     return info.settings.catalog
 
 
+def _explainer(settings: ServeSettings, info: RunInfo, policy: Policy) -> PolicyExplainer | None:
+    """The explainer of ``policy``, or None if explanations are off."""
+    if not settings.explain:
+        return None
+    from rec_env.agents.explain.explainer import PolicyExplainer
+
+    return PolicyExplainer(
+        policy,
+        n_background=settings.n_background,
+        population=info.settings.profile,
+        catalog=_catalog(info),
+        seed=settings.explain_seed,
+    )
+
+
 class ActionNotAllowedError(ValueError):
     """An action name is unknown, or may not be excluded or explained here."""
+
+
+class RewardOutOfRangeError(ValueError):
+    """A reward is not finite or outside the operator's range; it is neither logged nor learned.
+
+    Attributes:
+        reward: The rejected reward.
+        low: Lowest accepted reward.
+        high: Highest accepted reward.
+    """
+
+    def __init__(self, reward: float, low: float, high: float) -> None:
+        super().__init__(f"reward {reward!r} is outside the accepted range [{low!r}, {high!r}]")
+        self.reward = reward
+        self.low = low
+        self.high = high
 
 
 @dataclass(frozen=True)
@@ -84,15 +126,22 @@ class RewardOutcome:
 class DecisionService:
     """Serve decisions of one policy, log them, and learn from rewards if the policy is online.
 
+    The decision log is the source of truth of what an online policy learned: at construction,
+    every logged reward of this model version after ``reward_seq`` is replayed in seq order, and
+    live rewards are learned in seq order too, so the policy always equals the one restored
+    (``reward_seq``, ``n_updates``) that then learned each later logged reward exactly once.
+
     Args:
         policy: The policy (already verified and loaded).
         info: Its ``run.json``.
         settings: The service settings.
         log: The decision log.
         explainer: The explainer of ``policy``, or None to disable explanations.
-        state_store: Where an online policy's updates are persisted, if anywhere.
+        state_store: Where an online policy's snapshots go, if anywhere.
         n_updates: Rewards the policy had already learned from (restored state).
         metrics: Where decisions, explanations and rewards are counted (default: new).
+        reward_seq: Seq of the last logged reward the policy had learned (restored state's
+            watermark; 0 for the run's policy).
     """
 
     def __init__(
@@ -105,6 +154,7 @@ class DecisionService:
         state_store: PolicyStateStore | None = None,
         n_updates: int = 0,
         metrics: Metrics | None = None,
+        reward_seq: int = 0,
     ) -> None:
         self.policy = policy
         self.info = info
@@ -112,9 +162,7 @@ class DecisionService:
         self.log = log
         self.explainer = explainer
         self.state_store = state_store
-        self.n_updates = n_updates
         self.metrics = metrics if metrics is not None else Metrics()
-        self._saved_updates = n_updates
         self.actions = ActionTable.from_catalog(load_catalog(_catalog(info)))
         columns = consent_columns(FEATURE_NAMES)
         assert columns is not None  # the service's features always hold the consent flags
@@ -126,20 +174,38 @@ class DecisionService:
                 f"({', '.join(self.actions.names)})"
             )
         self.exploration = Exploration(settings.exploration, settings.epsilon, settings.temperature)
-        self.seed = settings.seed if settings.seed is not None else secrets.randbits(63)
-        self.random = np.random.default_rng(self.seed)
-        self.model_version = f"{info.algorithm}-{info.model_sha256[:12]}"
+        drawn = log.sampler_draws(settings.seed) if settings.seed is not None else 0
+        self.sampler = ActionSampler(settings.seed, skip=drawn)
+        self.seed = self.sampler.seed
+        self.model_version = info.model_version
         self._lock = threading.Lock()
-        self._probabilities = self._fast_probabilities()
+        self.learner: OnlineLearner | None = None
+        if isinstance(policy, OnlinePolicy):
+            self.learner = OnlineLearner(
+                policy, self._lock, state_store, settings.state_save_every, n_updates, reward_seq
+            )
+        self._n_updates = n_updates  # an offline policy's constant
+        self._probabilities = serving_probabilities(
+            policy, self.actions, info.settings.profile, _catalog(info)
+        )
         self._warm_up()
         log.register_model(self.model_version, info.algorithm, info.model_sha256, info.action_names)
+        if self.learner is not None:
+            rewards = log.rewards_after(reward_seq, self.model_version)
+            if self.learner.replay(rewards, self.reward_in_range):
+                self.learner.save()  # the next restart starts from here
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_settings(
         cls, settings: ServeSettings, metrics: Metrics | None = None
     ) -> DecisionService:
-        """Load and verify the run of ``settings``, restore online state, open the log.
+        """Load and verify the run, restore online state, build the explainer, open the log.
+
+        The decision log is opened (and created) last, so a run or settings that cannot be
+        served leave no database behind. An online policy starts from the newest intact
+        snapshot of ``settings.state_dir`` (or from the run) and replays the rewards logged
+        after it (:class:`DecisionService`).
 
         Args:
             settings: The service settings.
@@ -148,44 +214,32 @@ class DecisionService:
         Raises:
             ValueError: If the run directory is missing or invalid, its model file does not
                 match its SHA-256, the state directory belongs to another model, or the
-                decision log cannot be opened.
+                decision log cannot be opened (or another server has it open).
         """
         policy, info = load_run(settings.model_dir, verify=True)
-        state_store, n_updates = None, 0
+        store: PolicyStateStore | None = None
+        restored: RestoredState | None = None
         if isinstance(policy, OnlinePolicy) and settings.state_dir is not None:
-            state_store = PolicyStateStore(settings.state_dir, info.algorithm, info.model_sha256)
-            restored = state_store.load()
-            if restored is not None:
-                policy, n_updates = restored
-        log = DecisionLog(settings.db)
+            store = PolicyStateStore(settings.state_dir, info.algorithm, info.model_sha256)
+            restored = store.load()
+        explainer = _explainer(settings, info, restored.policy if restored else policy)
+        log = DecisionLog(settings.db, wal_max_bytes=settings.wal_max_bytes, exclusive=True)
         try:
-            explainer = None
-            if settings.explain:
-                from rec_env.agents.explain.explainer import PolicyExplainer
-
-                explainer = PolicyExplainer(
-                    policy,
-                    n_background=settings.n_background,
-                    population=info.settings.profile,
-                    catalog=_catalog(info),
-                    seed=settings.explain_seed,
-                )
-            return cls(policy, info, settings, log, explainer, state_store, n_updates, metrics)
+            last_seq = log.last_reward_seq()
+            if store is not None and restored is not None and restored.reward_seq > last_seq:
+                # the log lost its last commits (power loss) or is another database: the
+                # snapshot learned rewards the log does not hold, so start from an older one
+                restored = store.load(max_reward_seq=last_seq)
+                explainer = _explainer(settings, info, restored.policy if restored else policy)
+            if restored is None:
+                return cls(policy, info, settings, log, explainer, store, metrics=metrics)
+            return cls(
+                restored.policy, info, settings, log, explainer, store, restored.n_updates,
+                metrics, restored.reward_seq,
+            )  # fmt: skip
         except BaseException:
             log.close()
             raise
-
-    def _fast_probabilities(self) -> ProbabilityFunction:
-        """The policy's probabilities in numpy if it is an SB3 MLP that allows it (checked)."""
-        from rec_env.agents.explain import population_background
-
-        if self.policy.algorithm not in NUMPY_ALGORITHMS:
-            return self.policy.action_probabilities
-        cohort = population_background(
-            _CHECK_CUSTOMERS, self.info.settings.profile, _catalog(self.info), seed=0
-        ).astype(np.float64)
-        fast = numpy_probabilities(self.policy, self.actions, cohort)
-        return fast if fast is not None else self.policy.action_probabilities
 
     def _warm_up(self) -> None:
         """Compile numba kernels and import shap now, not in the first requests.
@@ -202,11 +256,12 @@ class DecisionService:
         generator.state = state
 
     def close(self) -> None:
-        """Persist unsaved online updates and close the decision log."""
-        with self._lock:
-            if self.state_store is not None and self.n_updates != self._saved_updates:
-                self._save_state()
-        self.log.close()
+        """Snapshot unsaved online updates and close the decision log."""
+        try:
+            if self.learner is not None:
+                self.learner.save()
+        finally:
+            self.log.close()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -217,7 +272,17 @@ class DecisionService:
     @property
     def online(self) -> bool:
         """True if the policy learns from rewards."""
-        return isinstance(self.policy, OnlinePolicy)
+        return self.learner is not None
+
+    @property
+    def n_updates(self) -> int:
+        """Rewards the online policy has learned from (0 for an offline policy)."""
+        return self.learner.n_updates if self.learner is not None else self._n_updates
+
+    def reward_in_range(self, reward: float) -> bool:
+        """True if ``reward`` is finite and within the operator's range."""
+        low, high = self.settings.reward_min, self.settings.reward_max
+        return math.isfinite(reward) and low <= reward <= high
 
     def action_index(self, name: str) -> int:
         """Index of the action ``name``.
@@ -282,7 +347,7 @@ class DecisionService:
         with self._lock:
             policy_probabilities = self._probabilities(obs, allowed)
             probabilities = self.exploration.apply(policy_probabilities, allowed)
-            actions = sample_actions(probabilities, self.random)
+            actions = self.sampler.sample(probabilities)
             n_updates = self.n_updates
         event_ids = self.log.log_decisions(
             self.model_version,
@@ -292,6 +357,7 @@ class DecisionService:
             probabilities,
             actions,
             customer_ids,
+            sampler_seed=self.settings.seed,
         )
         self.metrics.add_decisions(obs.shape[0])
         propensities = probabilities[np.arange(obs.shape[0]), actions]
@@ -326,12 +392,27 @@ class DecisionService:
     def reward(self, event_id: str, reward: float) -> RewardOutcome:
         """Record a decision's reward and let an online policy learn from it, exactly once.
 
-        A reward for a decision of another model version is logged but not learned from.
+        A reward for a decision of another model version is logged but not learned from. For an
+        online policy, logging the reward and learning it happen under one lock, so the policy
+        learns rewards in the order of their seqs, as a replay of the log after a restart does;
+        a snapshot, if due, is written after the lock is released.
 
         Raises:
+            RewardOutOfRangeError: If the reward is not finite or outside ``[reward_min,
+                reward_max]`` (nothing is logged or learned).
             UnknownEventError: If no decision has this id.
             RewardConflictError: If the decision already has a different reward.
         """
+        if not self.reward_in_range(reward):
+            self.metrics.add_reward("out_of_range")
+            raise RewardOutOfRangeError(reward, self.settings.reward_min, self.settings.reward_max)
+        if self.learner is None:
+            return RewardOutcome(self._record_reward(event_id, reward), False, self.n_updates)
+        record = functools.partial(self._record_reward, event_id, reward)
+        return RewardOutcome(*self.learner.record_and_learn(record, self.model_version))
+
+    def _record_reward(self, event_id: str, reward: float) -> RewardReceipt:
+        """Log a reward and count it by outcome."""
         try:
             receipt = self.log.record_reward(event_id, reward)
         except UnknownEventError:
@@ -341,29 +422,4 @@ class DecisionService:
             self.metrics.add_reward("conflict")
             raise
         self.metrics.add_reward("duplicate" if receipt.duplicate else "recorded", reward)
-        decision, policy = receipt.decision, self.policy
-        if (
-            receipt.duplicate
-            or not isinstance(policy, OnlinePolicy)
-            or decision.model_version != self.model_version
-        ):
-            return RewardOutcome(receipt, False, self.n_updates)
-        with self._lock:
-            policy.update(
-                decision.features[None, :],
-                np.array([decision.action]),
-                np.array([reward], dtype=np.float64),
-            )
-            self.n_updates += 1
-            if (
-                self.state_store is not None
-                and self.n_updates - self._saved_updates >= self.settings.state_save_every
-            ):
-                self._save_state()
-            return RewardOutcome(receipt, True, self.n_updates)
-
-    def _save_state(self) -> None:
-        """Snapshot the online policy (the caller holds the lock)."""
-        assert self.state_store is not None and isinstance(self.policy, OnlinePolicy)
-        self.state_store.save(self.policy, self.n_updates)
-        self._saved_updates = self.n_updates
+        return receipt

@@ -88,11 +88,16 @@ class ServeSettings(BaseSettings):
     )
     state_dir: Path | None = Field(
         None,
-        description="Where an online learner (bandit) keeps its updated state across restarts "
-        "(default: updates live in memory only).",
+        description="Where an online learner (bandit) keeps snapshots of its state. The decision "
+        "log is the source of truth: at startup the learner replays every logged reward after "
+        "the newest snapshot (with no state directory: after the run's initial state), so "
+        "snapshots only make restarts fast.",
     )
     state_save_every: int = Field(
-        1, ge=1, description="Persist an online learner's state every this many rewards."
+        100,
+        ge=1,
+        description="Snapshot an online learner's state every this many rewards (at most this "
+        "many are replayed from the decision log at a restart).",
     )
     explain: bool = Field(True, description="Build the SHAP explainer at startup.")
     n_background: int = Field(

@@ -22,7 +22,7 @@ from rec_env.agents.baselines import (
 )
 from rec_env.agents.evaluation.compare import compare, write_outputs
 from rec_env.agents.registry import BASELINES, check_algorithm, make_baseline
-from rec_env.agents.runs import RunInfo, file_sha256, load_run, write_run_info
+from rec_env.agents.runs import RunInfo, load_run, policy_digests, write_run_info
 from rec_env.rollout import Cohort
 
 
@@ -131,8 +131,7 @@ def fake_run(tmp_path, policy: Policy):
             hyperparameters={},
             seed=0,
             recenv_version="0",
-            model_file="policy.json",
-            model_sha256=file_sha256(tmp_path / "policy.json"),
+            **policy_digests(tmp_path, policy),
         ),
     )
     return tmp_path

@@ -351,6 +351,82 @@ def test_invalid_feedback_is_rejected_before_learning() -> None:
         LinUCB(3).predict(np.zeros((2, 5)))
 
 
+# ---------------------------------------------------------------------------- non-finite values
+def learned_some(name: str) -> BanditPolicy:
+    """A bandit with some learned state (so "unchanged" is not just "still at the prior"),
+    none of it on actions 1 and 2."""
+    policy = make(name)
+    rng = np.random.default_rng(3)
+    obs = synthetic_obs(rng, 64)
+    policy.update(obs, rng.integers(3, N_ACTIONS, 64), rng.normal(1.0, 2.0, 64))
+    return policy
+
+
+def assert_unchanged(policy: BanditPolicy, before: dict[str, np.ndarray], weights: str) -> None:
+    for key, array in before.items():
+        np.testing.assert_array_equal(getattr(policy, key), array)
+    assert policy.weights_sha256() == weights
+
+
+@pytest.mark.parametrize("name", sorted(BANDITS))
+def test_non_finite_feedback_is_refused_and_learns_nothing(name: str) -> None:
+    policy = learned_some(name)
+    before, weights = state_arrays(policy), policy.weights_sha256()
+    obs = synthetic_obs(np.random.default_rng(4), 2)
+    for bad in (np.nan, np.inf, -np.inf):
+        with pytest.raises(ValueError, match="rewards must be finite"):
+            policy.update(obs, [1, 2], [1.0, bad])
+        broken = obs.copy()
+        broken[1, 5] = bad
+        with pytest.raises(ValueError, match="observations must be finite"):
+            policy.update(broken, [1, 2], [1.0, 1.0])
+        assert_unchanged(policy, before, weights)
+
+
+@pytest.mark.parametrize("name", sorted(BANDITS))
+def test_an_update_that_would_overflow_the_state_is_refused(name: str) -> None:
+    """1e308 is finite, but two of them on one arm overflow sums: refused, state unchanged."""
+    policy = learned_some(name)
+    obs = np.ones((1, OBS_HIGH.shape[0]))
+    linear = name in ("linucb", "lin_ts")
+    policy.update(obs, [2], [1e308])  # one, on a fresh action, is still a finite state
+    assert all(np.isfinite(array).all() for array in state_arrays(policy).values())
+    before, weights = state_arrays(policy), policy.weights_sha256()
+    # the linear bandits sum r·x (1e308 twice overflows); the running means overflow on the
+    # deviation from the mean (-1e308 after 1e308), or on a batch's sum (1e308 twice)
+    overflowing = [[1e308]] if linear else [[-1e308], [1e308, 1e308]]
+    for rewards in overflowing:
+        batch = np.repeat(obs, len(rewards), axis=0)
+        with pytest.raises(ValueError, match="overflow"):
+            policy.update(batch, [2] * len(rewards), rewards)
+        assert_unchanged(policy, before, weights)
+    policy.update(obs, [3], [1.0])  # and it still learns
+    assert policy.counts_[3] == before["counts_"][3] + 1
+
+
+@pytest.mark.parametrize("name", sorted(BANDITS))
+def test_load_refuses_non_finite_state(name: str, tmp_path) -> None:
+    policy = learned_some(name)
+    policy.save(tmp_path)
+    arrays = state_arrays(policy)
+    for key, array in arrays.items():
+        if array.dtype.kind != "f":
+            continue
+        for bad in (np.nan, np.inf):
+            broken = array.copy()
+            broken.flat[0] = bad
+            np.savez(tmp_path / STATE_FILE, **{**arrays, key: broken})
+            with pytest.raises(ValueError, match=rf"state\.npz: {key} holds non-finite values"):
+                BANDITS[name].load(tmp_path)
+    negative = arrays["counts_"].copy()
+    negative[0] = -1
+    np.savez(tmp_path / STATE_FILE, **{**arrays, "counts_": negative})
+    with pytest.raises(ValueError, match=r"state\.npz: counts_ holds negative counts"):
+        BANDITS[name].load(tmp_path)
+    np.savez(tmp_path / STATE_FILE, **arrays)
+    assert BANDITS[name].load(tmp_path).weights_sha256() == policy.weights_sha256()
+
+
 # ---------------------------------------------------------------------------- any feature space
 def named_space(d: int, seed: int = 0) -> FeatureSpace:
     """``d`` named features with bounds, so that the contexts are scaled into [0, 1]."""

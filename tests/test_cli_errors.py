@@ -17,7 +17,7 @@ from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env.agents.registry import TRAINABLE, make_bandit
-from rec_env.agents.runs import RunInfo, default_run_dir, file_sha256, write_run_info
+from rec_env.agents.runs import RunInfo, default_run_dir, policy_digests, write_run_info
 from rec_env.cli._errors import INTERRUPTED_EXIT_CODE, MAX_CUSTOMERS
 from rec_env.cli.main import app
 from rec_env.env import build_model
@@ -53,8 +53,7 @@ def run_dir(tmp_path_factory) -> Path:
             hyperparameters={},
             seed=0,
             recenv_version="0",
-            model_file="state.npz",
-            model_sha256=file_sha256(directory / "state.npz"),
+            **policy_digests(directory, policy),
         ),
     )
     return directory

@@ -15,7 +15,7 @@ from rec_env.agents.base import uniform_over_allowed
 from rec_env.agents.baselines import FixedActionPolicy, RandomPolicy
 from rec_env.agents.ope import ESTIMATORS, evaluate_policy
 from rec_env.agents.ope.simulation import simulate_logged_data
-from rec_env.agents.runs import RunInfo, file_sha256, write_run_info
+from rec_env.agents.runs import RunInfo, policy_digests, write_run_info
 from rec_env.cli.main import app
 from rec_env.datasets.decision_log import read_decision_log
 from rec_env.serve.decision_log import DecisionLog
@@ -31,8 +31,7 @@ def write_policy_run(directory, action_names, action: int) -> None:
     write_run_info(directory, RunInfo(
         algorithm="fixed", env_id="rec_env/Recommendation-v0", env={}, feature_names=[],
         action_names=list(action_names),
-        hyperparameters={}, seed=0, recenv_version="test", model_file="policy.json",
-        model_sha256=file_sha256(directory / "policy.json"),
+        hyperparameters={}, seed=0, recenv_version="test", **policy_digests(directory, policy),
     ))  # fmt: skip
 
 

@@ -4,6 +4,7 @@ rewards and online learning across restarts."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -273,6 +274,127 @@ def test_a_lower_batch_limit_from_overridden_settings(lin) -> None:
         lin.app.dependency_overrides.clear()
 
 
+@pytest.mark.parametrize("flag", ["true", "false"])
+def test_booleans_are_not_numbers_for_any_feature(lin, flag) -> None:
+    """Not even for the 0/1 flags: the schema says number, and so does validation."""
+    for feature in FEATURES:
+        nested = f'{{"features": {{"{feature.name}": {flag}}}}}'
+        for path in ("/v1/recommend", "/v1/explain"):
+            for body in (nested, f'{{"{feature.name}": {flag}}}'):
+                response = lin.post(path, content=body, headers=JSON)
+                assert response.status_code == 422, (path, body)
+        rows = f'{{"customers": [{{"{feature.name}": {flag}}}]}}'
+        cols = f'{{"columns": {{"{feature.name}": [{flag}]}}}}'
+        for body in (rows, cols):
+            response = lin.post("/v1/recommend/batch", content=body, headers=JSON)
+            assert response.status_code == 422
+            assert feature.name in response.json()["detail"][0]["loc"]
+
+
+@pytest.mark.parametrize("raw", ['"yes"', "1", "0", '"true"', "null", "[]"])
+def test_options_take_json_booleans_only(lin, raw) -> None:
+    response = lin.post("/v1/recommend", content=f'{{"explain": {raw}}}', headers=JSON)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "explain"]
+    batch = f'{{"customers": [{{}}], "include_probabilities": {raw}}}'
+    response = lin.post("/v1/recommend/batch", content=batch, headers=JSON)
+    assert response.json()["detail"][0]["loc"] == ["body", "include_probabilities"]
+    assert lin.post("/v1/recommend", json={"explain": False}).status_code == 200
+
+
+@pytest.mark.parametrize("raw", [b"{", b"\xff\xfe", b"", b'{"a": 1,}', b"NaN]", b"{'a': 1}"])
+def test_unparsable_json_is_422_on_every_endpoint(lin, raw) -> None:
+    event = lin.post("/v1/recommend", json={}).json()["event_id"]
+    for path in ("/v1/recommend", "/v1/recommend/batch", "/v1/explain",
+                 f"/v1/events/{event}/reward"):  # fmt: skip
+        for headers in (JSON, {"content-type": "text/plain"}, {}):
+            response = lin.post(path, content=raw, headers=headers)
+            assert response.status_code == 422, (path, raw)
+            [error] = response.json()["detail"]
+            assert error["loc"] == ["body"] and error["type"] == "json_invalid"
+
+
+def test_every_body_endpoint_documents_413_and_422(lin) -> None:
+    paths = lin.get("/openapi.json").json()["paths"]
+    posts = [operations["post"] for operations in paths.values() if "post" in operations]
+    assert len(posts) == 4
+    for operation in posts:
+        assert {"413", "422"} <= set(operation["responses"]), operation["summary"]
+        assert "not JSON" in operation["responses"]["422"]["description"]
+
+
+def test_the_schema_names_the_catalog_and_the_layouts(lin) -> None:
+    components = lin.get("/openapi.json").json()["components"]["schemas"]
+    batch = components["BatchRecommendRequest"]
+    assert batch["oneOf"] == [{"required": ["customers"]}, {"required": ["columns"]}]
+    assert batch["properties"]["customers"]["type"] == "array"  # not nullable
+    assert batch["properties"]["customers"]["maxItems"] == 10_000
+    excludable = [name for name in TABLE.names if name != "no_action"]
+    for name in ("RecommendRequest", "ExplainRequest"):
+        nested, flat = components[name]["anyOf"]
+        assert set(flat["properties"]) >= set(FEATURE_NAMES)
+        assert "features" not in flat["properties"]
+        assert nested["properties"]["excluded_actions"]["items"]["enum"] == excludable
+        assert nested["additionalProperties"] is flat["additionalProperties"] is False
+    assert batch["properties"]["excluded_actions"]["items"]["enum"] == excludable
+    action = components["ExplainRequest"]["anyOf"][0]["properties"]["action"]
+    assert action["anyOf"][0]["enum"] == list(TABLE.names)
+    assert components["RecommendRequest"]["anyOf"][0]["properties"]["explain"]["type"] == "boolean"
+
+
+SCHEMA_CASES = [
+    ("/v1/recommend", {"features": {"recency": 3}}),
+    ("/v1/recommend", {"recency": 3, "customer_id": "c"}),
+    ("/v1/recommend", {}),
+    ("/v1/recommend", {"features": {"recency": 3}, "recency": 3}),
+    ("/v1/recommend", {"features": None}),
+    ("/v1/recommend", {"recency": True}),
+    ("/v1/recommend", {"consent_sms": 0.5}),
+    ("/v1/recommend", {"consent_sms": 1.0}),
+    ("/v1/recommend", {"explain": "yes"}),
+    ("/v1/recommend", {"excluded_actions": ["discount_10_sms"]}),
+    ("/v1/recommend", {"excluded_actions": ["no_action"]}),
+    ("/v1/recommend", {"excluded_actions": ["discount_99_sms"]}),
+    ("/v1/recommend", {"customer_id": 7}),
+    ("/v1/recommend", {"customer_id": "x" * 257}),
+    ("/v1/recommend", {"shoe_size": 44}),
+    ("/v1/recommend", []),
+    ("/v1/recommend/batch", {"customers": [{}]}),
+    ("/v1/recommend/batch", {"columns": {"recency": [1, 2]}}),
+    ("/v1/recommend/batch", {"customers": [{}], "columns": {"recency": [1]}}),
+    ("/v1/recommend/batch", {"customers": None, "columns": {"recency": [1]}}),
+    ("/v1/recommend/batch", {}),
+    ("/v1/recommend/batch", {"customers": []}),
+    ("/v1/recommend/batch", {"columns": {}}),
+    ("/v1/recommend/batch", {"columns": {"recency": []}}),
+    ("/v1/recommend/batch", {"customers": [{}], "include_probabilities": 1}),
+    ("/v1/recommend/batch", {"customers": [{}], "customer_ids": None}),
+    ("/v1/recommend/batch", {"customers": [{}], "excluded_actions": ["no_action"]}),
+    ("/v1/explain", {"features": {}, "action": "no_action"}),
+    ("/v1/explain", {"action": "nope"}),
+    ("/v1/explain", {"top": 0}),
+    ("/v1/explain", {"top": 2.5}),
+    ("/v1/explain", {"top": None, "action": None}),
+    ("/v1/explain", {"explain": True}),
+]
+
+
+def test_validation_accepts_exactly_what_the_schema_accepts(lin) -> None:
+    """The bodies' JSON schemas, checked by a JSON Schema validator, agree with the server."""
+    from jsonschema import Draft202012Validator
+
+    document = lin.get("/openapi.json").json()
+    event = lin.post("/v1/recommend", json={}).json()["event_id"]
+    cases = [*SCHEMA_CASES, *[(f"/v1/events/{event}/reward", {"reward": value})
+                              for value in (1.0, 1000, 1000.5, -1e308, True, "1")]]  # fmt: skip
+    for path, body in cases:
+        template = "/v1/events/{event_id}/reward" if "/events/" in path else path
+        ref = document["paths"][template]["post"]["requestBody"]["content"]["application/json"]
+        validator = Draft202012Validator({**document, **ref["schema"]})
+        status = lin.post(path, json=body).status_code
+        assert validator.is_valid(body) == (status != 422), (path, body, status)
+
+
 # ---------------------------------------------------------------------------- rewards
 def test_rewards_are_idempotent(ppo) -> None:
     event = ppo.post("/v1/recommend", json={"features": customer()}).json()["event_id"]
@@ -321,16 +443,20 @@ def test_bandit_learns_from_rewards_and_keeps_its_state_across_restarts(lin_run,
         # rewards of decisions made before the restart still count, once
         late = restarted.post(f"/v1/events/{events[2]['event_id']}/reward", json={"reward": 3})
         assert late.json()["duplicate"] is True
-    with serving(lin_run, tmp_path) as without_state:  # the run itself is unchanged
-        assert without_state.get("/v1/model").json()["n_updates"] == 0
-        np.testing.assert_array_equal(without_state.app.state.service.policy.gram_inverse_, before)
+    with serving(lin_run, tmp_path) as without_state:  # the log alone holds what was learned
+        assert without_state.get("/v1/model").json()["n_updates"] == 3
+        np.testing.assert_array_equal(without_state.app.state.service.policy.gram_inverse_, after)
+    (tmp_path / "fresh").mkdir()
+    with serving(lin_run, tmp_path / "fresh") as fresh:  # the run itself is unchanged
+        assert fresh.get("/v1/model").json()["n_updates"] == 0
+        np.testing.assert_array_equal(fresh.app.state.service.policy.gram_inverse_, before)
 
 
 def test_a_state_dir_of_another_model_is_refused(lin_run, tmp_path) -> None:
     from rec_env.agents.runs import load_run
 
     policy, _ = load_run(lin_run)
-    PolicyStateStore(tmp_path / "state", "linucb", "0" * 64).save(policy, 5)
+    PolicyStateStore(tmp_path / "state", "linucb", "0" * 64).save(policy, 5, 5)
     with (
         pytest.raises(ValueError, match="another model"),
         serving(lin_run, tmp_path, state_dir=tmp_path / "state"),
@@ -408,7 +534,7 @@ def test_api_key_protects_rewards_and_admin_endpoints(ppo) -> None:
 def test_model_health_and_metrics(ppo, ppo_run) -> None:
     info = ppo.get("/v1/model").json()
     run = json.loads((ppo_run / "run.json").read_text())
-    assert info["sha256"] == run["model_sha256"] and info["algorithm"] == "ppo"
+    assert info["sha256"] == run["files"]["model.zip"] and info["algorithm"] == "ppo"
     assert [a["name"] for a in info["actions"]] == run["action_names"]
     assert [f["name"] for f in info["features"]] == list(FEATURE_NAMES)
     assert info["features"][0]["high"] == FEATURES[0].high
@@ -429,6 +555,19 @@ def test_model_health_and_metrics(ppo, ppo_run) -> None:
     assert float(values["recenv_decisions_total"]) >= 1
     assert float(values['recenv_rewards_total{outcome="recorded"}']) >= 1
     assert float(values['recenv_rewards_total{outcome="duplicate"}']) >= 1
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_the_docs_work_offline(lin, page) -> None:
+    """The pages load their scripts, styles and icon from this server, and name no other host."""
+    html = lin.get(page)
+    assert html.status_code == 200 and html.headers["content-type"].startswith("text/html")
+    urls = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)|url: ?["']([^"']+)""", html.text)
+    urls = [first or second for first, second in urls]
+    assert "/openapi.json" in urls and any(url.endswith(".js") for url in urls)
+    assert not re.search(r"(https?:)?//[\w.-]+", html.text), html.text  # no host, no CDN
+    for url in urls:
+        assert lin.get(url).status_code == 200, url
 
 
 def test_unexpected_errors_are_500_without_a_traceback(lin_run, tmp_path) -> None:

@@ -1,10 +1,11 @@
 """Building blocks of the service without HTTP: decision log, export, exploration, event ids,
-online state snapshots, and the ``recenv log export`` / ``recenv serve`` command lines."""
+and the ``recenv log export`` / ``recenv serve`` command lines."""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -17,15 +18,21 @@ from cli_checks import assert_bad_input
 from typer.testing import CliRunner
 
 from rec_env.agents.bandits import LinUCB
-from rec_env.agents.runs import RunInfo, file_sha256, write_run_info
+from rec_env.agents.integrity import policy_digests
+from rec_env.agents.runs import RunInfo, write_run_info
 from rec_env.catalog import ActionTable, load_catalog
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
-from rec_env.serve.decision_log import DecisionLog, RewardConflictError, UnknownEventError
+from rec_env.serve import decision_log
+from rec_env.serve.decision_log import (
+    SCHEMA_VERSION,
+    DecisionLog,
+    RewardConflictError,
+    UnknownEventError,
+)
 from rec_env.serve.event_ids import event_ids
 from rec_env.serve.exploration import MIN_PROBABILITY, Exploration, sample_actions
 from rec_env.serve.settings import ServeSettings
-from rec_env.serve.state import CURRENT_FILE, PolicyStateStore
 
 runner = CliRunner()
 TABLE = ActionTable.from_catalog(load_catalog("strategy"))
@@ -139,6 +146,100 @@ def test_files_that_are_not_decision_logs_are_refused(tmp_path) -> None:
         DecisionLog(tmp_path / "other.db")
 
 
+def test_rewards_are_numbered_in_the_order_they_are_recorded(log) -> None:
+    assert log.last_reward_seq() == 0
+    events = write(log, decisions(5))
+    receipts = [log.record_reward(event, float(i)) for i, event in enumerate(events[:3])]
+    assert [r.seq for r in receipts] == [1, 2, 3] and log.last_reward_seq() == 3
+    retry = log.record_reward(events[1], 1.0)
+    assert retry.duplicate and retry.seq == 2 and log.last_reward_seq() == 3
+    with pytest.raises(RewardConflictError):
+        log.record_reward(events[1], 9.0)
+    assert log.record_reward(events[4], 4.0).seq == 4
+
+
+def test_rewards_after_replays_one_models_rewards_in_order_in_chunks(log, monkeypatch) -> None:
+    monkeypatch.setattr(decision_log, "REPLAY_CHUNK", 3)  # several chunks
+    log.register_model("other-1", "linucb", "0" * 64, TABLE.names)
+    ours, big = write(log, decisions(4, seed=1)), write(log, decisions(300, seed=2))
+    theirs = log.log_decisions("other-1", 0, **{k: v for k, v in decisions(3).items()})
+    order = [big[299], theirs[0], ours[2], big[7], theirs[1], ours[0], big[150], big[8]]
+    seqs = {event: log.record_reward(event, float(i)).seq for i, event in enumerate(order)}
+    mine = [event for event in order if event not in theirs]
+    replayed = list(log.rewards_after(0, "linucb-abc"))
+    assert [decision.event_id for _, decision, _ in replayed] == mine
+    assert [seq for seq, _, _ in replayed] == [seqs[event] for event in mine]
+    for _, decision, reward in replayed:
+        expected = log.decision(decision.event_id)
+        np.testing.assert_array_equal(decision.features, expected.features)
+        assert (decision.action, decision.propensity) == (expected.action, expected.propensity)
+        assert decision.model_version == "linucb-abc" and reward == order.index(decision.event_id)
+    after = list(log.rewards_after(seqs[ours[2]], "linucb-abc"))
+    assert [decision.event_id for _, decision, _ in after] == mine[2:]
+    assert list(log.rewards_after(log.last_reward_seq(), "linucb-abc")) == []
+    assert [d.event_id for _, d, _ in log.rewards_after(0, "other-1")] == theirs[:2]
+
+
+def test_the_sampler_draws_are_counted_per_seed_with_the_decisions(log) -> None:
+    seed = 2**63 - 1
+    assert log.sampler_draws(seed) == 0
+    for n in (7, 1, 250):
+        log.log_decisions("linucb-abc", 0, **decisions(n), sampler_seed=seed)
+    write(log, decisions(4))  # no seed: not counted
+    log.log_decisions("linucb-abc", 0, **decisions(2), sampler_seed=5)
+    assert log.sampler_draws(seed) == 258 and log.sampler_draws(5) == 2
+
+
+def test_a_version_1_log_is_upgraded_and_its_rewards_numbered(log, tmp_path) -> None:
+    events = write(log, decisions(50)) + write(log, decisions(2, seed=1))
+    for i, event in enumerate([events[40], events[51], events[3]]):
+        log.record_reward(event, float(i))
+    log.close()
+    with sqlite3.connect(log.path) as connection:  # back to the version-1 layout
+        connection.executescript("""
+            CREATE TABLE old (event_id TEXT PRIMARY KEY, reward REAL NOT NULL,
+                              received_at REAL NOT NULL);
+            INSERT INTO old SELECT event_id, reward, received_at FROM rewards ORDER BY seq;
+            DROP TABLE rewards; ALTER TABLE old RENAME TO rewards;
+            DROP TABLE sampler_draws; PRAGMA user_version = 1;
+        """)  # fmt: skip
+    out = tmp_path / "v1.csv"
+    result = runner.invoke(app, ["log", "export", "--db", str(log.path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    upgraded = DecisionLog(log.path)
+    try:
+        replayed = [(seq, d.event_id, r) for seq, d, r in upgraded.rewards_after(0, "linucb-abc")]
+        assert replayed == [(1, events[40], 0.0), (2, events[51], 1.0), (3, events[3], 2.0)]
+        assert upgraded.record_reward(events[0], 5.0).seq == 4
+        assert upgraded.sampler_draws(0) == 0
+    finally:
+        upgraded.close()
+    with sqlite3.connect(log.path) as connection:
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+
+
+def test_one_writer_per_database(log, tmp_path) -> None:
+    """A second writer is refused, naming the holder; readers and shared writers are not."""
+    with pytest.raises(ValueError, match=rf"decisions\.db: already in use .*pid {os.getpid()}"):
+        DecisionLog(log.path)
+    link = tmp_path / "link.db"
+    link.symlink_to(log.path)
+    with pytest.raises(ValueError, match="already in use"):
+        DecisionLog(link)
+    shared = DecisionLog(log.path, exclusive=False)
+    try:
+        event = write(log, decisions(1))[0]
+        assert shared.record_reward(event, 2.0).seq == 1
+        assert log.record_reward(event, 2.0).duplicate
+    finally:
+        shared.close()
+    out = tmp_path / "while-open.csv"
+    result = runner.invoke(app, ["log", "export", "--db", str(log.path), "--out", str(out)])
+    assert result.exit_code == 0 and "1 decisions" in result.stdout
+    log.close()
+    DecisionLog(log.path).close()  # released on close
+
+
 # ---------------------------------------------------------------------------- export
 def test_export_joins_decisions_with_rewards(log, tmp_path) -> None:
     first, second = decisions(30, seed=1), decisions(5, seed=2)
@@ -233,30 +334,6 @@ def test_sampling_follows_the_probabilities_and_never_picks_a_zero() -> None:
     assert (sample_actions(np.repeat(edge, 1000, axis=0), np.random.default_rng(1)) == 1).all()
 
 
-# ---------------------------------------------------------------------------- online state
-def test_state_snapshots_round_trip_and_replace_each_other(tmp_path) -> None:
-    policy = LinUCB(A, TABLE.names, random_state=0)
-    store = PolicyStateStore(tmp_path / "state", "linucb", "f" * 64)
-    assert store.load() is None
-    rng = np.random.default_rng(0)
-    obs = rng.random((40, len(FEATURE_NAMES)))
-    policy.update(obs, rng.integers(0, A, 40), rng.random(40))
-    first = store.save(policy, 40)
-    policy.update(obs[:5], np.zeros(5, dtype=int), np.ones(5))
-    second = store.save(policy, 45)
-    assert not first.exists() and second.is_dir()
-    assert (tmp_path / "state" / CURRENT_FILE).read_text() == second.name
-    restored, n_updates = store.load()
-    assert n_updates == 45
-    np.testing.assert_array_equal(restored.gram_inverse_, policy.gram_inverse_)
-    with pytest.raises(ValueError, match="another model"):
-        PolicyStateStore(tmp_path / "state", "linucb", "0" * 64).load()
-    with (second / "state.npz").open("ab") as handle:
-        handle.write(b"\0")
-    with pytest.raises(ValueError, match="SHA-256"):
-        store.load()
-
-
 # ---------------------------------------------------------------------------- settings
 def test_settings_come_from_recenv_environment_variables(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("RECENV_MODEL_DIR", str(tmp_path))
@@ -281,13 +358,13 @@ def test_settings_come_from_recenv_environment_variables(monkeypatch, tmp_path) 
 def bandit_run(tmp_path) -> Path:
     """A run directory of an untrained LinUCB (no training needed for argument checks)."""
     directory = tmp_path / "run"
-    LinUCB(A, TABLE.names, random_state=0).save(directory)
+    policy = LinUCB(A, TABLE.names, random_state=0)
+    policy.save(directory)
     info = RunInfo(
         algorithm="linucb", env_id="rec_env/Recommendation-v0",
         env={"profile": "default", "reward_mode": "profit"},
         feature_names=list(FEATURE_NAMES), action_names=list(TABLE.names), hyperparameters={},
-        seed=0, recenv_version="0", model_file="state.npz",
-        model_sha256=file_sha256(directory / "state.npz"),
+        seed=0, recenv_version="0", **policy_digests(directory, policy),
     )  # fmt: skip
     write_run_info(directory, info)
     return directory
@@ -305,6 +382,6 @@ def test_serve_bad_input_is_one_line_and_exit_2(bandit_run, tmp_path) -> None:
     bad_db = [*serve, str(bandit_run), "--db", str(tmp_path / "no" / "dir" / "d.db")]
     assert_bad_input(runner.invoke(app, bad_db), "decision log")
     run = json.loads((bandit_run / "run.json").read_text())
-    run["model_sha256"] = "0" * 64
+    run["files"]["state.npz"] = "0" * 64
     (bandit_run / "run.json").write_text(json.dumps(run))
     assert_bad_input(runner.invoke(app, [*serve, str(bandit_run)]), "SHA-256")

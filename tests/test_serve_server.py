@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import sqlite3
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from serve_process import running_server
 
 from rec_env.agents.training import train
 from rec_env.serve.schemas import EXAMPLE_FEATURES
@@ -25,48 +23,30 @@ KEY = {"X-API-Key": "test-key"}
 
 
 @dataclass
-class Server:
+class ServedRun:
     url: str
     process: subprocess.Popen
     db: Path
     state_dir: Path
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
+def server(tmp_path_factory) -> Iterator[ServedRun]:
     directory = tmp_path_factory.mktemp("server")
     run = train("linucb", steps=1024, out=directory / "linucb", eval_customers=50,
                 final_customers=50, hyperparams={"n_envs": 128})  # fmt: skip
-    port = free_port()
-    command = [
-        sys.executable, "-c", "from rec_env.cli.main import app; app()", "serve",
-        "--model", str(run), "--port", str(port), "--db", str(directory / "decisions.db"),
-        "--state-dir", str(directory / "state"), "--api-key", "test-key", "--no-explain",
-        "--seed", "0", "--log-level", "warning", "--assume-consent", "email",
-    ]  # fmt: skip
-    with (directory / "server.log").open("w") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        assert process.poll() is None, (directory / "server.log").read_text()
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.2)
-    yield Server(url, process, directory / "decisions.db", directory / "state")
-    if process.poll() is None:
-        process.kill()
-        process.wait()
+    options = ["--state-dir", str(directory / "state"), "--no-explain", "--seed", "0",
+               "--assume-consent", "email"]  # fmt: skip
+    with running_server(run, directory, *options, api_key="test-key") as served:
+        yield ServedRun(served.url, served.process, directory / "decisions.db", directory / "state")
+
+
+def test_the_api_key_comes_from_the_environment_not_argv(server) -> None:
+    """The README's way: RECENV_API_KEY=... recenv serve ...; `ps` shows no key."""
+    command_line = Path(f"/proc/{server.process.pid}/cmdline").read_bytes().split(b"\0")
+    assert b"test-key" not in command_line and b"--api-key" not in command_line
+    assert httpx.get(f"{server.url}/v1/model").status_code == 401
+    assert httpx.get(f"{server.url}/v1/model", headers=KEY).status_code == 200
 
 
 def test_the_real_server_answers_over_http(server) -> None:
@@ -79,6 +59,24 @@ def test_the_real_server_answers_over_http(server) -> None:
         assert client.post(reward, json={"reward": 1.0}, headers=KEY).json()["learned"] is True
         assert client.get("/v1/model", headers=KEY).json()["n_updates"] == 1
         assert client.get("/openapi.json").status_code == 200
+
+
+def test_the_real_server_refuses_large_bodies_with_413(server) -> None:
+    """Over the default 8 MiB: refused on Content-Length, and chunked bodies are cut off."""
+    big = b'{"customers": [' + b"{}," * (3 * 2**20) + b"{}]}"  # 9 MiB
+
+    def chunks():
+        for start in range(0, len(big), 2**16):
+            yield big[start : start + 2**16]
+
+    for content in (big, chunks()):
+        response = httpx.post(f"{server.url}/v1/recommend/batch", content=content, timeout=60)
+        assert response.status_code == 413 and "8388608 bytes" in response.json()["detail"]
+    tiny = b'{"customers": [' + b"{}," * 200_000 + b"{}]}"  # within the limit: scanned, 422
+    response = httpx.post(f"{server.url}/v1/recommend/batch", content=tiny, timeout=60)
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "customers"]
+    assert httpx.get(f"{server.url}/health").status_code == 200
 
 
 def test_concurrent_decisions_and_rewards_are_logged_exactly_once(server) -> None:
@@ -145,3 +143,17 @@ def test_stopping_the_server_saves_the_online_state(server) -> None:
     assert server.process.wait(timeout=60) in (0, -signal.SIGTERM)
     snapshot = server.state_dir / (server.state_dir / CURRENT_FILE).read_text()
     assert json.loads((snapshot / MANIFEST_FILE).read_text())["n_updates"] == n_updates > 0
+
+
+def test_an_api_key_on_the_command_line_is_warned_about(tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from rec_env.cli.main import app
+
+    missing = str(tmp_path / "no-run")
+    on_argv = CliRunner().invoke(app, ["serve", "--model", missing, "--api-key", "s3cret"])
+    assert "set RECENV_API_KEY" in on_argv.stderr
+    from_env = CliRunner().invoke(app, ["serve", "--model", missing], env={"RECENV_API_KEY": "k"})
+    assert "RECENV_API_KEY" not in from_env.stderr and from_env.exit_code == 2
+    empty = CliRunner().invoke(app, ["serve", "--model", missing], env={"RECENV_API_KEY": ""})
+    assert empty.exit_code == 2 and "--api-key" in empty.stderr and "empty" in empty.stderr

@@ -19,6 +19,8 @@ from numba import njit
 
 from rec_env.agents.bandits.base import _ACTIONS_OUT_OF_RANGE, _NO_ALLOWED_ACTION
 
+_OVERFLOW = "rewards or observations too large: the learned state would overflow; not learned"
+
 _REASSOCIATE = {"reassoc", "contract"}
 """Fast-math flags of the score kernels: reassociation lets the dot products vectorise."""
 
@@ -254,24 +256,34 @@ def _sherman_morrison_updates(
     r"""Fold the samples one at a time, in order, into the per-action statistics, in place.
 
     Updates :math:`A_a^{-1}` (Sherman–Morrison), :math:`b_a` and the counts, then refreshes the
-    derived arrays of the changed actions.
+    derived arrays of the changed actions. The changed actions' rows are copied first and put
+    back if any learned or derived value came out non-finite (a reward of 1e308 twice overflows
+    :math:`b_a`), so a batch is learned whole or not at all.
 
     With :math:`u = A^{-1} x` and :math:`v = u / \sqrt{1 + x^\top u}` the update is
     :math:`A^{-1} \leftarrow A^{-1} - v v^\top`: both halves subtract the same product
     :math:`v_j v_k`, so :math:`A^{-1}` stays symmetric.
 
     Raises:
-        ValueError: Before any change, if an action is out of range or a reward not finite.
+        ValueError: Before any change, if an action is out of range or a reward not finite;
+            after restoring the state, if the update would make it non-finite.
     """
     n_actions, d = reward_vectors.shape
+    changed = np.zeros(n_actions, dtype=np.bool_)
     for i in range(actions.shape[0]):
         if actions[i] < 0 or actions[i] >= n_actions:
             raise ValueError(_ACTIONS_OUT_OF_RANGE)
         if not np.isfinite(rewards[i]):
             raise ValueError("rewards must be finite")
+        changed[actions[i]] = True
+    touched = np.flatnonzero(changed)
+    saved_inverse = np.empty((touched.shape[0], d, d))
+    saved_vectors = np.empty((touched.shape[0], d))
+    for m in range(touched.shape[0]):
+        saved_inverse[m] = gram_inverse[touched[m]]
+        saved_vectors[m] = reward_vectors[touched[m]]
     x = np.empty((1, d))
     u = np.empty(d)
-    changed = np.zeros(n_actions, dtype=np.bool_)
     for i in range(actions.shape[0]):
         a = actions[i]
         _scaled_context(obs, i, scaling, x, 0)
@@ -289,5 +301,35 @@ def _sherman_morrison_updates(
                 gram_inverse[a, j, k] -= u_j * u[k]
             reward_vectors[a, j] += reward * x[0, j]
         counts[a] += 1
-        changed[a] = True
     _refresh_derived(gram_inverse, reward_vectors, changed, theta, packed)
+    if not _rows_finite(touched, gram_inverse, reward_vectors, theta, packed):
+        for m in range(touched.shape[0]):
+            gram_inverse[touched[m]] = saved_inverse[m]
+            reward_vectors[touched[m]] = saved_vectors[m]
+        for i in range(actions.shape[0]):
+            counts[actions[i]] -= 1
+        _refresh_derived(gram_inverse, reward_vectors, changed, theta, packed)
+        raise ValueError(_OVERFLOW)
+
+
+@njit(cache=True)
+def _rows_finite(
+    rows: np.ndarray,
+    gram_inverse: np.ndarray,
+    reward_vectors: np.ndarray,
+    theta: np.ndarray,
+    packed: np.ndarray,
+) -> bool:
+    """Whether the learned and derived arrays of the actions ``rows`` are all finite."""
+    d = reward_vectors.shape[1]
+    total = 0.0  # value * 0 is 0 for a finite value and NaN otherwise: no branch per value
+    for a in rows:
+        for j in range(d):
+            total += reward_vectors[a, j] * 0.0
+            for k in range(d):
+                total += gram_inverse[a, j, k] * 0.0
+        for j in range(theta.shape[1]):
+            total += theta[a, j] * 0.0
+        for j in range(packed.shape[1]):
+            total += packed[a, j] * 0.0
+    return np.isfinite(total)

@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import numpy as np
 from numba import njit
 
-from rec_env.agents.base import FeaturesLike, OnlinePolicy, Policy
+from rec_env.agents.base import POLICY_FILE, FeaturesLike, OnlinePolicy, Policy
 
 __all__ = ["STATE_FILE", "BanditPolicy"]
 
@@ -67,18 +67,42 @@ def _feedback_arrays(
     """``actions`` (intp) and ``rewards`` (float64) of an update batch of ``n`` customers.
 
     Raises:
-        ValueError: If their lengths are not ``n``.
+        ValueError: If their lengths are not ``n`` or a reward is not finite.
     """
     actions = np.asarray(actions, dtype=np.intp)
     rewards = np.asarray(rewards, dtype=np.float64)
     if actions.shape != (n,) or rewards.shape != (n,):
         raise ValueError("obs, actions and rewards must hold the same number of customers")
+    if not _all_finite(rewards):
+        raise ValueError("rewards must be finite")
     return actions, rewards
+
+
+def _check_finite_observations(obs: np.ndarray) -> None:
+    """Refuse observations with NaN or infinite values (a bandit would learn them for good).
+
+    Raises:
+        ValueError: If a value of ``obs`` is not a finite number.
+    """
+    obs = np.asarray(obs)
+    if obs.dtype.kind not in "biuf":
+        obs = obs.astype(np.float64)  # raises ValueError for text
+    if not _all_finite(obs):
+        raise ValueError("observations must be finite")
 
 
 # ---------------------------------------------------------------------------- kernels
 _NO_ALLOWED_ACTION = "a row of action_masks allows no action"
 _ACTIONS_OUT_OF_RANGE = "actions must be in [0, n_actions)"
+
+
+@njit(cache=True)
+def _all_finite(values: np.ndarray) -> bool:
+    """Whether every value is finite (one pass, no temporaries: cheap on the serving path)."""
+    for value in values.flat:  # noqa: SIM110 - a loop numba compiles, not a generator
+        if not np.isfinite(value):
+            return False
+    return True
 
 
 @njit(cache=True)
@@ -173,6 +197,7 @@ class BanditPolicy(OnlinePolicy):
     features: FeaturesLike = field(default=None, kw_only=True, repr=False)
 
     state_names: ClassVar[tuple[str, ...]] = ()
+    saved_files: ClassVar[tuple[str, ...]] = (POLICY_FILE, STATE_FILE)
     _BASE_FIELDS: ClassVar[frozenset[str]] = frozenset({"action_channels", "features"})
 
     def __post_init__(self) -> None:
@@ -223,29 +248,47 @@ class BanditPolicy(OnlinePolicy):
         }
         return {**super().get_config(), **hyperparameters}
 
+    def learned_arrays(self) -> dict[str, np.ndarray]:
+        """The learned arrays named in ``state_names``."""
+        return {name: getattr(self, name) for name in self.state_names}
+
     def _save_state(self, directory: Path) -> None:
         """Write the learned arrays to ``state.npz``."""
-        np.savez(directory / STATE_FILE, **{name: getattr(self, name) for name in self.state_names})
+        np.savez(directory / STATE_FILE, **self.learned_arrays())
 
     def _load_state(self, directory: Path) -> None:
-        """Read the learned arrays from ``state.npz`` (no pickle), checking their shapes.
+        """Read the learned arrays from ``state.npz`` (no pickle), checking every one first.
 
         Raises:
-            ValueError: If the file is missing, or an array is missing or has the wrong shape.
+            ValueError: If the file is missing, or an array is missing, has the wrong shape,
+                holds a non-finite value or a negative count (the message names the file and
+                the array); nothing is set then.
         """
         path = directory / STATE_FILE
         if not path.exists():
             raise ValueError(f"{directory}: no {STATE_FILE} (the bandit's learned state)")
+        loaded = {}
         with np.load(path, allow_pickle=False) as data:
             for name in self.state_names:
                 current = getattr(self, name)
                 if name not in data.files:
                     raise ValueError(f"{path}: missing array {name!r}")
-                if data[name].shape != current.shape:
+                array = data[name]
+                if array.shape != current.shape:
                     raise ValueError(
-                        f"{path}: {name} has shape {data[name].shape}, expected {current.shape}"
+                        f"{path}: {name} has shape {array.shape}, expected {current.shape}"
                     )
-                setattr(self, name, data[name].astype(current.dtype))
+                if not np.can_cast(array.dtype, current.dtype, casting="same_kind"):
+                    raise ValueError(
+                        f"{path}: {name} has dtype {array.dtype}, expected {current.dtype}"
+                    )
+                if not np.isfinite(array).all():
+                    raise ValueError(f"{path}: {name} holds non-finite values (NaN or infinity)")
+                if name == "counts_" and (array < 0).any():
+                    raise ValueError(f"{path}: {name} holds negative counts")
+                loaded[name] = array.astype(current.dtype)
+        for name, array in loaded.items():
+            setattr(self, name, array)
         self._state_loaded()
 
     def _state_loaded(self) -> None:

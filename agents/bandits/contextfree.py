@@ -11,11 +11,13 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+from numba import njit
 
 from rec_env.agents.bandits.base import (
     _ACTIONS_OUT_OF_RANGE,
     BanditPolicy,
     _argmax_frequencies,
+    _check_finite_observations,
     _check_number,
     _feedback_arrays,
     _full_masks,
@@ -24,6 +26,8 @@ from rec_env.agents.bandits.base import (
     _sample_allowed,
 )
 from rec_env.agents.base import _as_batch, uniform_over_allowed
+
+_OVERFLOW = "rewards too large: the learned moments would overflow; not learned"
 
 __all__ = ["UCB1", "EpsilonGreedy", "ThompsonSampling"]
 
@@ -55,32 +59,81 @@ class _ContextFreeBandit(BanditPolicy):
         """Fold a batch into the per-action moments (Chan et al.'s parallel update).
 
         Exactly the running mean and sum of squared deviations of the whole stream, up to
-        rounding, whatever the batch size.
+        rounding, whatever the batch size. The new moments are computed aside and kept only
+        if they are all finite, so a batch is learned whole or not at all.
 
         Args:
-            obs: ``(n, n_features)`` observations (only their number is checked).
+            obs: ``(n, n_features)`` observations (only their number and finiteness are
+                checked).
             actions: ``(n,)`` actions taken.
             rewards: ``(n,)`` rewards received.
+
+        Raises:
+            ValueError: On mismatched lengths, actions out of range, non-finite observations
+                or rewards, or rewards so large that the moments would overflow; the state is
+                unchanged then.
         """
-        n = np.size(actions) if obs is None else _as_batch(obs).shape[0]
+        if obs is not None:
+            obs = _as_batch(obs)
+            _check_finite_observations(obs)
+        n = np.size(actions) if obs is None else obs.shape[0]
         actions, rewards = _feedback_arrays(n, actions, rewards)
-        if n and (actions.min() < 0 or actions.max() >= self.n_actions):
-            raise ValueError(_ACTIONS_OUT_OF_RANGE)
-        if not np.isfinite(rewards).all():
-            raise ValueError("rewards must be finite")
-        batch_counts = np.bincount(actions, minlength=self.n_actions)
-        seen = batch_counts > 0
-        batch_means = np.bincount(actions, rewards, self.n_actions) / np.maximum(batch_counts, 1)
-        deviations = rewards - batch_means[actions]
-        batch_squares = np.bincount(actions, deviations * deviations, self.n_actions)
-        total = self.counts_ + batch_counts
-        delta = batch_means - self.means_
-        share = np.where(seen, batch_counts / np.maximum(total, 1), 0.0)
-        self.means_ = np.where(seen, self.means_ + delta * share, self.means_)
-        self.squared_deviations_ = self.squared_deviations_ + np.where(
-            seen, batch_squares + delta * delta * self.counts_ * share, 0.0
+        means, squared_deviations, counts = _folded_moments(
+            self.counts_, self.means_, self.squared_deviations_, actions, rewards
         )
-        self.counts_ = total
+        self.means_, self.squared_deviations_, self.counts_ = means, squared_deviations, counts
+
+
+@njit(cache=True)
+def _folded_moments(
+    counts: np.ndarray,
+    means: np.ndarray,
+    squared_deviations: np.ndarray,
+    actions: np.ndarray,
+    rewards: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r"""The per-action moments after a batch, as new arrays (Chan et al.'s parallel update).
+
+    With the batch's :math:`m` rewards of action :math:`a`, their mean :math:`\bar r_B` and
+    squared deviations :math:`S_B`, and :math:`\delta = \bar r_B - \bar r_a`:
+    :math:`\bar r_a \leftarrow \bar r_a + \delta\, m / (n_a + m)` and
+    :math:`S_a \leftarrow S_a + S_B + \delta^2 n_a m / (n_a + m)`.
+
+    Raises:
+        ValueError: If an action is out of range, or the new moments would not be finite
+            (the inputs are left untouched either way).
+    """
+    n_actions = counts.shape[0]
+    batch_counts = np.zeros(n_actions, dtype=np.int64)
+    sums = np.zeros(n_actions)
+    for i in range(actions.shape[0]):
+        if actions[i] < 0 or actions[i] >= n_actions:
+            raise ValueError(_ACTIONS_OUT_OF_RANGE)
+        batch_counts[actions[i]] += 1
+        sums[actions[i]] += rewards[i]
+    batch_means = np.zeros(n_actions)
+    for a in range(n_actions):
+        if batch_counts[a] > 0:
+            batch_means[a] = sums[a] / batch_counts[a]
+    batch_squares = np.zeros(n_actions)
+    for i in range(actions.shape[0]):
+        deviation = rewards[i] - batch_means[actions[i]]
+        batch_squares[actions[i]] += deviation * deviation
+    new_means, new_squares = means.copy(), squared_deviations.copy()
+    total = counts + batch_counts
+    for a in range(n_actions):
+        if batch_counts[a] > 0:
+            delta = batch_means[a] - means[a]
+            share = batch_counts[a] / total[a]
+            new_means[a] = means[a] + delta * share
+            new_squares[a] = squared_deviations[a] + batch_squares[a]
+            if counts[a] > 0:  # the first rewards of an action: no term (not inf * 0 = NaN)
+                new_squares[a] = squared_deviations[a] + (
+                    batch_squares[a] + delta * delta * counts[a] * share
+                )
+            if not (np.isfinite(new_means[a]) and np.isfinite(new_squares[a])):
+                raise ValueError(_OVERFLOW)
+    return new_means, new_squares, total
 
 
 @dataclass(eq=False, kw_only=True)

@@ -39,6 +39,7 @@ from rec_env.agents.bandits._linear_kernels import (
 from rec_env.agents.bandits.base import (
     BanditPolicy,
     _argmax_frequencies,
+    _check_finite_observations,
     _check_number,
     _feedback_arrays,
     _masked_argmax,
@@ -145,10 +146,12 @@ class _LinearBandit(BanditPolicy):
             rewards: ``(n,)`` rewards received.
 
         Raises:
-            ValueError: On mismatched lengths, actions out of range or non-finite rewards
-                (before anything is learned).
+            ValueError: On mismatched lengths, actions out of range, non-finite observations or
+                rewards, or values so large that the state would overflow; the state is
+                unchanged then.
         """
         obs = self.features.check(obs)
+        _check_finite_observations(obs)
         actions, rewards = _feedback_arrays(obs.shape[0], actions, rewards)
         _sherman_morrison_updates(
             obs,

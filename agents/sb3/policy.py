@@ -22,6 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
 from rec_env.agents.base import (
+    POLICY_FILE,
     FeaturesLike,
     Policy,
     masked_argmax,
@@ -133,6 +134,7 @@ class SB3Policy(Policy):
 
     algorithm: ClassVar[str] = "sb3"
     model_class: ClassVar[type[BaseAlgorithm]] = BaseAlgorithm
+    saved_files: ClassVar[tuple[str, ...]] = (POLICY_FILE, MODEL_FILE)
 
     def __init__(
         self,
@@ -197,6 +199,15 @@ class SB3Policy(Policy):
         policy = super().load(directory)
         assert isinstance(policy, SB3Policy)
         return policy
+
+    def learned_arrays(self) -> dict[str, np.ndarray]:
+        """The policy network's ``state_dict`` (parameters and saved buffers) as numpy arrays.
+
+        Only what decides: the optimiser's state and the training metadata that ``model.zip``
+        also holds (its start time among them) are left out.
+        """
+        state = self.model.policy.state_dict()
+        return {name: tensor.detach().cpu().numpy() for name, tensor in state.items()}
 
     def _save_state(self, directory: Path) -> None:
         """Write the SB3 archive ``model.zip``."""

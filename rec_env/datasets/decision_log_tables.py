@@ -20,10 +20,24 @@ import numpy as np
 
 from rec_env.features import FEATURE_NAMES
 
-__all__ = ["EXPORT_FORMATS", "SCHEMA_VERSION", "export_decisions", "iter_decision_tables"]
+__all__ = [
+    "EXPORT_FORMATS",
+    "READABLE_SCHEMA_VERSIONS",
+    "SCHEMA_VERSION",
+    "export_decisions",
+    "iter_decision_tables",
+]
 
-SCHEMA_VERSION = 1
-"""Schema of the decision log that ``recenv serve`` writes (``PRAGMA user_version``)."""
+SCHEMA_VERSION = 2
+"""Schema of the decision log that ``recenv serve`` writes (``PRAGMA user_version``).
+
+Version 2 numbers the rewards (``rewards.seq``) and counts the sampler's draws per seed."""
+
+READABLE_SCHEMA_VERSIONS = (1, 2)
+"""Schemas the export reads: every version's ``decisions`` and ``rewards`` join the same way."""
+
+_GROUP_PAGE = 10_000
+"""Requests read per query when grouping them into chunks."""
 
 EXPORT_FORMATS: dict[str, str] = {".parquet": "parquet", ".csv": "csv"}
 """File extensions :func:`export_decisions` understands, and their formats."""
@@ -67,7 +81,7 @@ def _open_read_only(db: str | Path) -> sqlite3.Connection:
     if not {"models", "requests", "decisions", "rewards"} <= tables:
         connection.close()
         raise ValueError(f"{path}: not a recenv decision log (tables are missing)")
-    if version != SCHEMA_VERSION:
+    if version not in READABLE_SCHEMA_VERSIONS:
         connection.close()
         raise ValueError(f"{path}: decision log schema {version}, expected {SCHEMA_VERSION}")
     return connection
@@ -87,17 +101,32 @@ def _action_columns(connection: sqlite3.Connection) -> tuple[list[str], dict[str
 
 
 def _request_groups(connection: sqlite3.Connection, chunk_rows: int) -> Iterator[tuple[int, int]]:
-    """Ranges ``(first, last)`` of request ids holding about ``chunk_rows`` decisions each."""
-    first, count, last = None, 0, None
-    for request_id, n in connection.execute("SELECT request_id, n FROM requests ORDER BY 1"):
-        if first is None:
-            first = request_id
-        count, last = count + n, request_id
-        if count >= chunk_rows:
-            yield first, last
-            first, count = None, 0
-    if first is not None and last is not None:
-        yield first, last
+    """Ranges ``(first, last)`` of request ids holding about ``chunk_rows`` decisions each.
+
+    Covers the requests logged when it starts, read a page at a time: no statement stays open
+    across chunks, so the export never holds a read transaction that would keep a running
+    server from resetting its write-ahead log.
+    """
+    newest = connection.execute("SELECT MAX(request_id) FROM requests").fetchone()[0]
+    first, count, after = None, 0, 0
+    while newest is not None and after < newest:
+        page = connection.execute(
+            "SELECT request_id, n FROM requests WHERE request_id > ? AND request_id <= ? "
+            "ORDER BY request_id LIMIT ?",
+            (after, newest, _GROUP_PAGE),
+        ).fetchall()
+        if not page:
+            break
+        for request_id, n in page:
+            if first is None:
+                first = request_id
+            count += n
+            if count >= chunk_rows:
+                yield first, request_id
+                first, count = None, 0
+        after = page[-1][0]
+    if first is not None:
+        yield first, after
 
 
 class _RequestArrays:

@@ -5,9 +5,12 @@
 * :mod:`~rec_env.serve.routes.explain`: ``/v1/explain`` explains without deciding;
 * :mod:`~rec_env.serve.routes.events`: ``/v1/events/{event_id}/reward`` closes the loop;
 * :mod:`~rec_env.serve.routes.model`, :mod:`~rec_env.serve.routes.health` and
-  :mod:`~rec_env.serve.routes.metrics`: ``/v1/model``, ``/health`` and ``/metrics``.
+  :mod:`~rec_env.serve.routes.metrics`: ``/v1/model``, ``/health`` and ``/metrics``;
+* :mod:`~rec_env.serve.routes.docs`: ``/docs`` and ``/redoc`` from local assets.
 
-:data:`router` includes them all, in that order.
+:data:`router` includes the first six, in that order. Every JSON body is read as bytes and
+validated by the app's :class:`~rec_env.serve.validation.RequestValidators`; its schema is
+referenced from OpenAPI by component name (``#/components/schemas/<Model>``).
 """
 
 from __future__ import annotations
@@ -15,9 +18,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from rec_env.serve.routes import events, explain, health, metrics, model, recommend
-from rec_env.serve.routes.recommend import BATCH_REQUEST_SCHEMA_REF, RECOMMEND_REQUEST_SCHEMA_REF
 
-__all__ = ["BATCH_REQUEST_SCHEMA_REF", "RECOMMEND_REQUEST_SCHEMA_REF", "router"]
+__all__ = ["router"]
 
 router = APIRouter()
 for _resource in (recommend, explain, events, model, health, metrics):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 
 from rec_env.customer import fill_in_rows
-from rec_env.serve.dependencies import ServiceDep
+from rec_env.serve.dependencies import ServiceDep, request_validators
 from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
-from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED
+from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, INVALID_BODY, raw_json_body
 from rec_env.serve.schemas import ExplainRequest, ExplainResponse
 from rec_env.serve.service import ActionNotAllowedError, DecisionService
 
@@ -36,16 +36,20 @@ def explanation(
     "/v1/explain",
     response_model=ExplainResponse,
     summary="Explain the model's output for a customer",
-    responses=EXPLANATIONS_DISABLED,
+    openapi_extra=raw_json_body("#/components/schemas/ExplainRequest"),
+    responses={**INVALID_BODY, **EXPLANATIONS_DISABLED},
 )
-async def explain(body: ExplainRequest, service: ServiceDep) -> dict[str, Any]:
+async def explain(request: Request, service: ServiceDep) -> dict[str, Any]:
     """SHAP contributions of every feature to the model's output for one action.
 
     The output is the action's probability (PPO, A2C), Q-value (DQN) or estimated reward
     (linear bandits). Without ``action``, the model's most likely allowed action is explained.
     The customer is filled in as for ``/v1/recommend`` (``filled_in`` says how), so the
     explanation is of the decision the service would make. Nothing is decided or logged.
+    ``action`` must be allowed for the customer (consent on its channel, not excluded).
     """
+    validator = request_validators(request).explain
+    body: ExplainRequest = await validator.parse_async(await request.body())
     require_explainer(service)
     customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
@@ -61,6 +65,7 @@ async def explain(body: ExplainRequest, service: ServiceDep) -> dict[str, Any]:
                 ("body", "action"),
                 f"{body.action} is not allowed for this customer (no consent on its channel, "
                 "unknown consent counting as none, or excluded)",
+                "action_not_allowed",
             )
     result = await run_in_threadpool(explanation, service, obs, action, excluded[None, :], body.top)
     filled_in = [filled.as_dict() for filled in customer.filled_in]

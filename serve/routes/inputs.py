@@ -1,42 +1,38 @@
-"""Request bodies into arrays: raw JSON parsing, excluded actions, and 422s that name the field.
+"""Validated requests into arrays: excluded actions, and 422s that name the field.
 
-Customers are completed by :func:`rec_env.customer.fill_in_rows` and
+Bodies are parsed by the app's :class:`~rec_env.serve.validation.RequestValidators`. Customers
+are completed by :func:`rec_env.customer.fill_in_rows` and
 :func:`rec_env.customer.fill_in_columns`, the functions ``recenv explain`` uses too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 from fastapi import HTTPException, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import TypeAdapter, ValidationError
 
 from rec_env.serve.service import ActionNotAllowedError, DecisionService
 
-__all__ = ["excluded_actions", "invalid", "parse_body", "require_explainer"]
+__all__ = ["excluded_actions", "invalid", "require_explainer"]
 
 
-def invalid(loc: Sequence[str | int], message: str) -> RequestValidationError:
-    """A 422 error at ``loc``."""
-    return RequestValidationError([{"type": "value_error", "loc": tuple(loc), "msg": message}])
-
-
-def parse_body(adapter: TypeAdapter[Any], raw: bytes) -> Any:
-    """Validate a raw JSON body with pydantic; errors become 422s located in ``body``."""
-    try:
-        return adapter.validate_json(raw)
-    except ValidationError as exc:
-        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
-        raise RequestValidationError(errors) from None
+def invalid(
+    loc: Sequence[str | int], message: str, kind: str = "value_error"
+) -> RequestValidationError:
+    """A 422 error of type ``kind`` at ``loc``."""
+    return RequestValidationError([{"type": kind, "loc": tuple(loc), "msg": message}])
 
 
 def excluded_actions(
     service: DecisionService, names: Sequence[str], loc: tuple[str, ...]
 ) -> np.ndarray:
-    """``(A,)`` bool of the excluded action names; 422 naming a bad entry."""
+    """``(A,)`` bool of the excluded action names; 422 naming a bad entry.
+
+    The validators already refuse unknown names and the do-nothing action; this is the
+    service's own check, for callers that bypass them.
+    """
     excluded = np.zeros(service.actions.n_actions, dtype=bool)
     for position, name in enumerate(names):
         try:

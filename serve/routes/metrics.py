@@ -20,7 +20,12 @@ router = APIRouter(tags=["admin"])
     summary="Prometheus metrics",
     dependencies=[Depends(require_api_key)],
     responses={
-        **UNAUTHORIZED,
+        401: {  # JSON, unlike the 200 (response_class would make it text/plain)
+            "description": UNAUTHORIZED[401]["description"],
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}
+            },
+        },
         200: {
             "description": "Prometheus text exposition format.",
             "content": {CONTENT_TYPE: {"example": "recenv_decisions_total 42\n"}},

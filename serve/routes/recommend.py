@@ -13,13 +13,12 @@ import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from pydantic import TypeAdapter
 
 from rec_env.customer import fill_in_columns, fill_in_rows
-from rec_env.serve.dependencies import ServiceDep, SettingsDep
+from rec_env.serve.dependencies import ServiceDep, SettingsDep, request_validators
 from rec_env.serve.routes.explain import explanation
-from rec_env.serve.routes.inputs import excluded_actions, invalid, parse_body, require_explainer
-from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, VALIDATION_ERROR, raw_json_body
+from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
+from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, INVALID_BODY, raw_json_body
 from rec_env.serve.schemas import (
     BatchRecommendRequest,
     BatchRecommendResponse,
@@ -27,26 +26,19 @@ from rec_env.serve.schemas import (
     RecommendResponse,
 )
 from rec_env.serve.service import DecisionService
+from rec_env.serve.validation import BodyValidator
 
-__all__ = ["BATCH_REQUEST_SCHEMA_REF", "RECOMMEND_REQUEST_SCHEMA_REF", "router"]
+__all__ = ["router"]
 
 router = APIRouter(tags=["decisions"])
-
-BATCH_REQUEST_SCHEMA_REF = "#/components/schemas/BatchRecommendRequest"
-"""The batch body is parsed by pydantic from the raw bytes; its schema is added to OpenAPI."""
-RECOMMEND_REQUEST_SCHEMA_REF = "#/components/schemas/RecommendRequest"
-"""Likewise for ``/v1/recommend``."""
-
-_batch_request = TypeAdapter(BatchRecommendRequest)
-_recommend_request = TypeAdapter(RecommendRequest)
 
 
 @router.post(
     "/v1/recommend",
     response_model=RecommendResponse,
     summary="Decide the action for one customer",
-    openapi_extra=raw_json_body(RECOMMEND_REQUEST_SCHEMA_REF),
-    responses={**VALIDATION_ERROR, **EXPLANATIONS_DISABLED},
+    openapi_extra=raw_json_body("#/components/schemas/RecommendRequest"),
+    responses={**INVALID_BODY, **EXPLANATIONS_DISABLED},
 )
 async def recommend(request: Request, service: ServiceDep) -> Response:
     """Sample the action for one customer from the policy's probabilities with exploration.
@@ -59,9 +51,11 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     reward to ``/v1/events/{event_id}/reward``.
 
     The body is validated by pydantic straight from its bytes and the response is serialised
-    once, by ``json.dumps``: this is the hot path of the service.
+    once, by ``json.dumps``: this is the hot path of the service. ``explain`` takes only
+    ``true`` or ``false``; ``excluded_actions`` only names of the served catalog.
     """
-    body: RecommendRequest = parse_body(_recommend_request, await request.body())
+    validator = request_validators(request).recommend
+    body: RecommendRequest = await validator.parse_async(await request.body())
     if body.explain:
         require_explainer(service)
     customer = fill_in_rows([body.features], service.assume_consent)
@@ -87,9 +81,11 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     return Response(json.dumps(response).encode(), media_type="application/json")
 
 
-def _decide_batch(service: DecisionService, max_batch: int, raw: bytes) -> dict[str, Any]:
+def _decide_batch(
+    service: DecisionService, validator: BodyValidator, max_batch: int, raw: bytes
+) -> dict[str, Any]:
     """Parse, fill in, decide and log a batch (runs in a worker thread)."""
-    body: BatchRecommendRequest = parse_body(_batch_request, raw)
+    body: BatchRecommendRequest = validator.parse(raw)
     if body.n_customers > max_batch:
         layout = "customers" if body.customers is not None else "columns"
         raise invalid(("body", layout), f"at most {max_batch} customers per call")
@@ -118,8 +114,8 @@ def _decide_batch(service: DecisionService, max_batch: int, raw: bytes) -> dict[
     "/v1/recommend/batch",
     response_model=BatchRecommendResponse,
     summary="Decide for up to 10,000 customers",
-    openapi_extra=raw_json_body(BATCH_REQUEST_SCHEMA_REF),
-    responses=VALIDATION_ERROR,
+    openapi_extra=raw_json_body("#/components/schemas/BatchRecommendRequest"),
+    responses=INVALID_BODY,
 )
 async def recommend_batch(
     request: Request, service: ServiceDep, settings: SettingsDep
@@ -130,7 +126,10 @@ async def recommend_batch(
     (one list per feature). Rows may leave features out and columns may be missing: those
     features are filled in as for ``/v1/recommend`` and counted in ``filled_in``.
     ``excluded_actions`` applies to every customer. The decisions come back column by column,
-    in the order of the request.
+    in the order of the request. The number of customers is checked before any row is
+    parsed: a longer list gets 422 at once.
     """
     raw = await request.body()
-    return await run_in_threadpool(_decide_batch, service, settings.max_batch, raw)
+    return await run_in_threadpool(
+        _decide_batch, service, request_validators(request).batch, settings.max_batch, raw
+    )

@@ -1,0 +1,175 @@
+"""The decision log's tables: create them, check their version, upgrade a version-1 log.
+
+Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
+
+* ``models``: ``model_version`` (key), ``algorithm``, ``sha256`` of the model file,
+  ``action_names`` (JSON list), ``registered_at``.
+* ``requests``: ``request_id`` (key), ``request_key`` (unique), ``position_offset``,
+  ``created_at`` (Unix seconds), ``model_version``, ``policy_updates`` (rewards an online
+  policy had learned from), ``n`` (customers), ``features`` (``(n, 16)`` little-endian float64
+  in :data:`~rec_env.features.FEATURE_NAMES` order), ``allowed`` (``(n, A)`` uint8, 1 where
+  the action was allowed: consent and not excluded) and ``probabilities`` (``(n, A)``
+  little-endian float64, the probabilities the served action was drawn from).
+* ``decisions``: ``request_id`` and ``position`` (key), ``event_id``, ``customer_id``,
+  ``action`` (index), ``propensity`` (its probability).
+* ``rewards``: ``seq`` (key: 1, 2, … in the order rewards were recorded; rows are never deleted,
+  so it only grows), ``event_id`` (unique), the decision's ``request_id`` and ``position``,
+  ``reward``, ``received_at``.
+* ``sampler_draws``: ``seed`` (decimal text) and ``draws``, the uniform numbers the action
+  sampler seeded with it has drawn for logged decisions.
+
+Version 1 had no ``rewards.seq``, ``request_id``, ``position`` nor ``sampler_draws``; opening
+such a log for writing upgrades it in one transaction, numbering its rewards in the order they
+were recorded.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from rec_env.datasets.decision_log_tables import SCHEMA_VERSION
+from rec_env.serve.event_ids import POSITIONS, parse_event_id
+
+__all__ = ["SCHEMA_VERSION", "open_decision_log"]
+
+_REWARDS = """
+CREATE TABLE IF NOT EXISTS rewards (
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL UNIQUE,
+    request_id INTEGER NOT NULL REFERENCES requests (request_id),
+    position INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    received_at REAL NOT NULL
+)"""
+
+_TABLES = (
+    """
+CREATE TABLE IF NOT EXISTS models (
+    model_version TEXT PRIMARY KEY,
+    algorithm TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    action_names TEXT NOT NULL,
+    registered_at REAL NOT NULL
+)""",
+    """
+CREATE TABLE IF NOT EXISTS requests (
+    request_id INTEGER PRIMARY KEY,
+    request_key TEXT NOT NULL UNIQUE,
+    position_offset INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    model_version TEXT NOT NULL REFERENCES models (model_version),
+    policy_updates INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    features BLOB NOT NULL,
+    allowed BLOB NOT NULL,
+    probabilities BLOB NOT NULL
+)""",
+    """
+CREATE TABLE IF NOT EXISTS decisions (
+    request_id INTEGER NOT NULL REFERENCES requests (request_id),
+    position INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    customer_id TEXT,
+    action INTEGER NOT NULL,
+    propensity REAL NOT NULL,
+    PRIMARY KEY (request_id, position)
+) WITHOUT ROWID""",
+    _REWARDS,
+    """
+CREATE TABLE IF NOT EXISTS sampler_draws (
+    seed TEXT PRIMARY KEY,
+    draws INTEGER NOT NULL
+) WITHOUT ROWID""",
+)
+
+_MIGRATION_CHUNK = 10_000
+
+
+def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
+    """Connect to ``path`` in WAL mode (autocommit), with its tables at :data:`SCHEMA_VERSION`.
+
+    Args:
+        path: The SQLite file; created with its tables if missing.
+        timeout: Seconds to wait for a lock held by another connection.
+
+    Raises:
+        ValueError: If the file is not a decision log of this or the previous version.
+    """
+    connection = sqlite3.connect(
+        path, timeout=timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        # the version is read under the write lock, so two processes cannot both upgrade
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            _create_or_upgrade(connection, path)
+            connection.execute("COMMIT")
+        except BaseException:
+            connection.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        connection.close()
+        raise ValueError(f"{path}: cannot open the decision log ({exc})") from None
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _create_or_upgrade(connection: sqlite3.Connection, path: Path) -> None:
+    """Create missing tables, upgrade version 1, refuse anything else (in a transaction)."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    tables = connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
+    if tables and version == 1:
+        _upgrade_rewards_from_version_1(connection)
+    elif tables and version != SCHEMA_VERSION:
+        raise ValueError(
+            f"{path}: not a decision log of this recenv version "
+            f"(schema {version}, expected {SCHEMA_VERSION}); use another --db"
+        )
+    for statement in _TABLES:
+        connection.execute(statement)
+    connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def _upgrade_rewards_from_version_1(connection: sqlite3.Connection) -> None:
+    """Rebuild ``rewards`` with ``seq``, ``request_id`` and ``position``, in rowid order."""
+    connection.execute("ALTER TABLE rewards RENAME TO rewards_version_1")
+    connection.execute(_REWARDS)
+    after = 0
+    while True:
+        rows = connection.execute(
+            "SELECT rowid, event_id, reward, received_at FROM rewards_version_1 "
+            "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (after, _MIGRATION_CHUNK),
+        ).fetchall()
+        if not rows:
+            break
+        upgraded = []
+        for _, event_id, reward, received_at in rows:
+            request_id, position = _locate(connection, event_id)
+            upgraded.append((event_id, request_id, position, reward, received_at))
+        connection.executemany(
+            "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            upgraded,
+        )
+        after = rows[-1][0]
+    connection.execute("DROP TABLE rewards_version_1")
+
+
+def _locate(connection: sqlite3.Connection, event_id: str) -> tuple[int, int]:
+    """``(request_id, position)`` of a logged decision, for the upgrade."""
+    parsed = parse_event_id(event_id)
+    request = None
+    if parsed is not None:
+        request = connection.execute(
+            "SELECT request_id, position_offset FROM requests WHERE request_key = ?",
+            (parsed[0],),
+        ).fetchone()
+    if parsed is None or request is None:
+        raise sqlite3.DatabaseError(f"a reward names no logged decision ({event_id})")
+    return request[0], (parsed[1] - request[1]) % POSITIONS

@@ -1,0 +1,225 @@
+"""The request models an app validates with, built from its catalog and its settings.
+
+:mod:`rec_env.serve.schemas` defines the requests; here they are narrowed to what one server
+accepts: ``excluded_actions`` and ``action`` to the names of the served catalog, batch lists to
+``max_batch`` customers, the reward to ``[reward_min, reward_max]``. The app validates every
+body with these models and publishes their JSON schema in OpenAPI, so the schema and the
+validation cannot drift apart. Each body is first held to a :class:`ValueBudget` (a cheap scan
+of its bytes), then parsed by pydantic straight from the bytes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationError, WithJsonSchema
+from pydantic import create_model as create_pydantic_model
+from pydantic_core import PydanticCustomError
+
+from rec_env.features import FEATURES
+from rec_env.serve.limits import ValueBudget
+from rec_env.serve.schemas import (
+    MAX_EXCLUDED,
+    BatchRecommendRequest,
+    CustomerFeatures,
+    ExplainRequest,
+    RecommendRequest,
+    RewardRequest,
+    feature_columns_type,
+)
+
+__all__ = ["BodyValidator", "RequestValidators", "build_validators"]
+
+_INLINE_BYTES = 64 * 1024
+"""Bodies up to this size are parsed on the event loop; larger ones in a worker thread."""
+
+_N_FEATURES = len(FEATURES)
+
+
+class BodyValidator:
+    """Validate one endpoint's raw JSON body: the value budget, then the pydantic model.
+
+    Args:
+        model: The request model (its JSON schema is the body's schema in OpenAPI).
+        budget: What a valid body holds at most.
+    """
+
+    def __init__(self, model: type[BaseModel], budget: ValueBudget) -> None:
+        self.model = model
+        self.budget = budget
+        self._adapter = TypeAdapter(model)
+
+    def parse(self, raw: bytes) -> Any:
+        """The validated request.
+
+        Raises:
+            RequestValidationError: 422 located in ``body``: over budget, not JSON
+                (``json_invalid``), or invalid.
+        """
+        return self._parse(raw, self.budget.needs_scan(raw))
+
+    async def parse_async(self, raw: bytes) -> Any:
+        """:meth:`parse` from the event loop: large or suspect bodies in a worker thread."""
+        suspect = self.budget.needs_scan(raw)
+        if suspect or len(raw) > _INLINE_BYTES:
+            return await run_in_threadpool(self._parse, raw, suspect)
+        return self._parse(raw, False)
+
+    def _parse(self, raw: bytes, suspect: bool) -> Any:
+        """Scan ``raw`` against the budget if ``suspect``, then validate it."""
+        excess = self.budget.scan(raw) if suspect else None
+        if excess is not None:
+            raise RequestValidationError([excess])
+        try:
+            return self._adapter.validate_json(raw)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+            raise RequestValidationError(
+                [{**error, "loc": ("body", *error["loc"])} for error in errors]
+            ) from None
+
+
+@dataclass(frozen=True)
+class RequestValidators:
+    """The body validators of one app, by endpoint."""
+
+    recommend: BodyValidator
+    batch: BodyValidator
+    explain: BodyValidator
+    reward: BodyValidator
+
+    def models(self) -> list[type[BaseModel]]:
+        """The request models, for the OpenAPI schema."""
+        return [self.recommend.model, self.batch.model, self.explain.model, self.reward.model]
+
+
+def _action_name(names: Sequence[str], fallback: str | None) -> Any:
+    """A string that must be one of ``names``, but not ``fallback`` (the do-nothing action)."""
+    accepted = [name for name in names if name != fallback]
+    accepted_set = frozenset(accepted)
+
+    def check(name: str) -> str:
+        if name in accepted_set:
+            return name
+        if name == fallback:
+            raise PydanticCustomError(
+                "not_excludable",
+                "{name} cannot be excluded: it is the fallback when nothing else is allowed",
+                {"name": name},
+            )
+        raise PydanticCustomError(
+            "unknown_action",
+            "unknown action '{name}'; the actions are {choices}",
+            {"name": name, "choices": ", ".join(names)},
+        )
+
+    return Annotated[
+        str, AfterValidator(check), WithJsonSchema({"type": "string", "enum": accepted})
+    ]
+
+
+def _narrowed(
+    base: type[BaseModel], fields: dict[str, tuple[Any, Any]], budget: ValueBudget
+) -> BodyValidator:
+    """``base`` with some fields replaced (same name, so the same OpenAPI component)."""
+    model = create_pydantic_model(  # type: ignore[call-overload]
+        base.__name__, __base__=base, __module__=base.__module__, __doc__=base.__doc__, **fields
+    )
+    return BodyValidator(model, budget)
+
+
+def _description(model: type[BaseModel], field: str) -> str | None:
+    return model.model_fields[field].description
+
+
+def build_validators(
+    action_names: Sequence[str],
+    fallback_action: str,
+    max_batch: int,
+    reward_min: float,
+    reward_max: float,
+) -> RequestValidators:
+    """The body validators of a server.
+
+    Args:
+        action_names: The served catalog's actions.
+        fallback_action: The do-nothing action, which cannot be excluded.
+        max_batch: Most customers in one batch call.
+        reward_min: Lowest accepted reward.
+        reward_max: Highest accepted reward.
+    """
+    excludable = list[_action_name(action_names, fallback_action)]  # type: ignore[misc]
+
+    def excluded(base: type[BaseModel]) -> dict[str, tuple[Any, Any]]:
+        description = _description(base, "excluded_actions")
+        field = Field(default_factory=list, max_length=MAX_EXCLUDED, description=description)
+        return {"excluded_actions": (excludable, field)}
+
+    one_customer = ValueBudget(  # a top object, features, excluded_actions
+        tokens=MAX_EXCLUDED + 4 * _N_FEATURES + 64,
+        opens=8,
+        items={"excluded_actions": MAX_EXCLUDED},
+        reason=f"one customer and at most {MAX_EXCLUDED} excluded actions",
+    )
+    batch_budget = ValueBudget(  # rows or columns, plus ids and excluded actions
+        tokens=(_N_FEATURES + 2) * max_batch + MAX_EXCLUDED + 64,
+        opens=max_batch + 2 * _N_FEATURES + 8,
+        items={"customers": max_batch, "customer_ids": max_batch, "excluded_actions": MAX_EXCLUDED},
+        reason=f"a batch holds at most {max_batch:,} customers",
+    )
+    absent = BatchRecommendRequest.model_fields["customers"].json_schema_extra
+    batch_fields = {
+        "customers": (
+            list[CustomerFeatures],  # type: ignore[valid-type]
+            Field(
+                None,
+                min_length=1,
+                max_length=max_batch,
+                description=_description(BatchRecommendRequest, "customers"),
+                json_schema_extra=absent,
+            ),
+        ),
+        "columns": (
+            feature_columns_type(max_batch),
+            Field(
+                None,
+                description=_description(BatchRecommendRequest, "columns"),
+                json_schema_extra=absent,
+            ),
+        ),
+        "customer_ids": (
+            BatchRecommendRequest.model_fields["customer_ids"].annotation,
+            Field(
+                None,
+                max_length=max_batch,
+                description=_description(BatchRecommendRequest, "customer_ids"),
+            ),
+        ),
+    }
+    explained = _action_name(action_names, None) | None
+    action = Field(None, description=_description(ExplainRequest, "action"))
+    reward = Field(
+        strict=True, ge=reward_min, le=reward_max, description=_description(RewardRequest, "reward")
+    )
+    return RequestValidators(
+        recommend=_narrowed(RecommendRequest, excluded(RecommendRequest), one_customer),
+        batch=_narrowed(
+            BatchRecommendRequest,
+            {**batch_fields, **excluded(BatchRecommendRequest)},
+            batch_budget,
+        ),
+        explain=_narrowed(
+            ExplainRequest,
+            {**excluded(ExplainRequest), "action": (explained, action)},
+            one_customer,
+        ),
+        reward=_narrowed(
+            RewardRequest,
+            {"reward": (float, reward)},
+            ValueBudget(tokens=16, opens=4, reason="a reward is one number"),
+        ),
+    )
