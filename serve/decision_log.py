@@ -165,7 +165,7 @@ class DecisionLog:
             raise
         self._closed = False
         self._checkpointer = WalCheckpointer(
-            self.path, checkpoint_interval, self._wal, self._truncate_wal
+            self.path, checkpoint_interval, self._wal, self._restart_wal
         )
         self._checkpointer.start()
 
@@ -363,10 +363,10 @@ class DecisionLog:
             rewards = self._connection.execute("SELECT COUNT(*) FROM rewards").fetchone()[0]
         return int(decisions), int(rewards)
 
-    def _truncate_wal(self) -> bool:
-        """Truncate the write-ahead log between two writes (for the background thread)."""
+    def _restart_wal(self) -> bool:
+        """Restart the write-ahead log between two writes (for the background thread)."""
         with self._lock:
-            return self._wal.truncate(self._connection)
+            return self._wal.restart(self._connection)
 
     def _locate(self, event_id: str) -> tuple[int, int, str] | None:
         """``(request_id, position, model_version)`` of a decision (the caller holds the lock)."""

@@ -2,7 +2,7 @@
 
 The bound is small here (1 MiB) and every transaction small (at most 40 customers: about ten
 4 KiB pages), so the guarantee of :mod:`rec_env.serve.wal_bound` is exactly the bound: a writer
-that finds the WAL past three quarters of it truncates it before writing, and the quarter
+that finds the WAL past three quarters of it restarts it before writing, and the quarter
 left is far more than one transaction. Without checkpoints that reset the WAL, these workloads
 write several times the bound.
 """
@@ -85,7 +85,7 @@ def test_the_wal_stays_under_its_bound_under_concurrent_writes(tmp_path) -> None
     log.close()
 
 
-def test_a_writer_truncates_the_wal_when_the_background_thread_does_not(
+def test_a_writer_restarts_the_wal_when_the_background_thread_does_not(
     tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setattr(wal_bound, "POLL_INTERVAL", 3600.0)  # the thread sleeps throughout
@@ -101,14 +101,26 @@ def test_a_writer_truncates_the_wal_when_the_background_thread_does_not(
     log.close()
 
 
-def test_the_background_thread_truncates_the_wal_past_half_the_bound(tmp_path) -> None:
+def wal_frames(log: DecisionLog) -> int:
+    """Frames in the WAL now (a PASSIVE checkpoint's report, from another connection)."""
+    with sqlite3.connect(log.path) as other:
+        return other.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1]
+
+
+def test_the_background_thread_restarts_the_wal_past_half_the_bound(tmp_path) -> None:
     log = open_log(tmp_path / "decisions.db", checkpoint_interval=3600.0)
     rng = np.random.default_rng(0)
     n_decisions = 0
-    while log.wal_bytes() < BOUND // 2:  # stops below 3/4: no writer truncates it
+    while log.wal_bytes() < BOUND // 2:  # stops below 3/4: no writer restarts it
         n_decisions += len(write_batch(log, 40, rng))
+    full = wal_frames(log)
     deadline = time.monotonic() + 30
-    while log.wal_bytes() > 0:
+    # once the thread has restarted the WAL, the next write starts it over: few frames, and
+    # journal_size_limit cuts the file back to a quarter of the bound
+    while True:
+        n_decisions += len(write_batch(log, 1, rng))
+        if wal_frames(log) < full // 10 and log.wal_bytes() <= BOUND // 4:
+            break
         assert time.monotonic() < deadline, f"the WAL stayed at {log.wal_bytes()} bytes"
         time.sleep(0.05)
     assert_consistent(log, n_decisions, 0)
@@ -121,9 +133,7 @@ def test_a_bound_must_be_positive(tmp_path, bound) -> None:
         DecisionLog(tmp_path / "decisions.db", wal_max_bytes=bound)
 
 
-def test_an_export_in_progress_does_not_keep_the_wal_from_being_truncated(
-    tmp_path, monkeypatch
-) -> None:
+def test_an_export_in_progress_does_not_keep_the_wal_from_restarting(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(decision_log_tables, "_GROUP_PAGE", 2)  # several pages of requests
     log = open_log(tmp_path / "decisions.db")
     rng = np.random.default_rng(0)
@@ -132,8 +142,11 @@ def test_an_export_in_progress_does_not_keep_the_wal_from_being_truncated(
     chunks = decision_log_tables.iter_decision_tables(log.path, chunk_rows=3)
     exported = next(chunks).column("event_id").to_pylist()
     write_batch(log, 2, rng)  # logged after the export started: not exported
+    before = wal_frames(log)
     with log._lock:  # between two chunks the export holds no snapshot
-        assert log._wal.truncate(log._connection) and log.wal_bytes() == 0
+        assert log._wal.restart(log._connection)
+    write_batch(log, 1, rng)  # starts the WAL over (not exported either)
+    assert wal_frames(log) < before
     exported += [event for chunk in chunks for event in chunk.column("event_id").to_pylist()]
     assert exported == events
     log.close()
