@@ -160,6 +160,7 @@ def serve_command(
     from pydantic import ValidationError
 
     from rec_env.serve import DecisionService, ServeSettings, create_app
+    from rec_env.serve.database_lock import DatabaseLock
 
     given: dict[str, Any] = {
         "model_dir": model,
@@ -185,6 +186,9 @@ def serve_command(
         fail(_settings_error(exc))
     _check_can_listen(host, port)
     with reporting_bad_input():
+        # refuse a second server on this --db before spending seconds loading the model; the
+        # decision log takes the lock for good when it opens
+        DatabaseLock(settings.db).release()
         service = DecisionService.from_settings(settings)
     if "torch" in sys.modules:
         import torch
