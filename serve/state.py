@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from rec_env.agents.base import OnlinePolicy
-from rec_env.agents.runs import load_policy
+from rec_env.agents.integrity import load_verified_policy
 
 __all__ = [
     "CURRENT_FILE",
@@ -265,10 +265,8 @@ class PolicyStateStore:
             present = {p.name for p in snapshot.iterdir() if p.name != MANIFEST_FILE}
             if not manifest.files or present != set(manifest.files):
                 raise ValueError(f"holds {sorted(present)}, expected {sorted(manifest.files)}")
-            for file_name, expected in manifest.files.items():
-                if _sha256(snapshot / file_name) != expected:
-                    raise ValueError(f"{file_name}: SHA-256 does not match {MANIFEST_FILE}")
-            policy = load_policy(snapshot)
+            # from exactly the bytes whose SHA-256 was checked, as for a run directory
+            policy = load_verified_policy(snapshot, manifest.algorithm, manifest.files)
         except (OSError, ValueError, KeyError) as exc:
             logger.warning("%s: corrupt state snapshot, skipped (%s)", snapshot, exc)
             return None
