@@ -4,7 +4,9 @@
 * :mod:`~rec_env.agents.evaluation.compare`: several contenders side by side;
 * :mod:`~rec_env.agents.evaluation.abtest`: simulated A/B tests and power plans;
 * :mod:`~rec_env.agents.evaluation.sequential`: paired comparisons on common random numbers;
-* :mod:`~rec_env.agents.evaluation.plots`: KPI bars and learning curves.
+* :mod:`~rec_env.agents.evaluation.plots`: KPI bars and learning curves;
+* :mod:`~rec_env.agents.evaluation.item_metrics`: NDCG/HR/precision@k, intra-list diversity,
+  novelty, catalog coverage and the Gini coefficient of exposure of product recommendations.
 """
 
 from __future__ import annotations
@@ -17,5 +19,30 @@ from rec_env.agents.evaluation.evaluate import (
     kpis_with_ci,
     oracle_profit,
 )
+from rec_env.agents.evaluation.item_metrics import (
+    catalog_coverage,
+    exposure_gini,
+    hit_rate_at_k,
+    intra_list_diversity,
+    ndcg_at_k,
+    novelty,
+    precision_at_k,
+    top_m_relevant,
+)
 
-__all__ = ["EVAL_SEED", "KPI", "Evaluation", "evaluate", "kpis_with_ci", "oracle_profit"]
+__all__ = [
+    "EVAL_SEED",
+    "KPI",
+    "Evaluation",
+    "catalog_coverage",
+    "evaluate",
+    "exposure_gini",
+    "hit_rate_at_k",
+    "intra_list_diversity",
+    "kpis_with_ci",
+    "ndcg_at_k",
+    "novelty",
+    "oracle_profit",
+    "precision_at_k",
+    "top_m_relevant",
+]
