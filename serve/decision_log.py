@@ -324,6 +324,12 @@ class DecisionLog:
             raise RewardConflictError(event_id, recorded)
         return RewardReceipt(decision, reward, duplicate=True, seq=seq)
 
+    @property
+    def log_id(self) -> str:
+        """The log's random identity, drawn when its file was created."""
+        with self._lock:
+            return str(self._connection.execute("SELECT log_id FROM log_identity").fetchone()[0])
+
     def last_reward_seq(self) -> int:
         """Sequence number of the last recorded reward (0 if there is none)."""
         with self._lock:

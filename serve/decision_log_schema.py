@@ -17,8 +17,11 @@ Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
   ``reward``, ``received_at``.
 * ``sampler_draws``: ``seed`` (decimal text) and ``draws``, the uniform numbers the action
   sampler seeded with it has drawn for logged decisions.
+* ``log_identity``: one row, ``log_id``, a random hex id drawn when the log was created; an
+  online learner's snapshots record it, so they are only ever replayed on their own log.
 
-Version 1 had no ``rewards.seq``, ``request_id``, ``position`` nor ``sampler_draws``; opening
+Version 1 had no ``rewards.seq``, ``request_id``, ``position``, ``sampler_draws`` nor
+``log_identity``; opening
 such a log for writing upgrades it in one transaction, numbering its rewards in the order they
 were recorded.
 """
@@ -26,6 +29,7 @@ were recorded.
 from __future__ import annotations
 
 import sqlite3
+import uuid
 from pathlib import Path
 
 from rec_env.datasets.decision_log_tables import SCHEMA_VERSION
@@ -76,6 +80,10 @@ CREATE TABLE IF NOT EXISTS decisions (
     PRIMARY KEY (request_id, position)
 ) WITHOUT ROWID""",
     _REWARDS,
+    """
+CREATE TABLE IF NOT EXISTS log_identity (
+    log_id TEXT NOT NULL
+)""",
     """
 CREATE TABLE IF NOT EXISTS sampler_draws (
     seed TEXT PRIMARY KEY,
@@ -132,6 +140,11 @@ def _create_or_upgrade(connection: sqlite3.Connection, path: Path) -> None:
         )
     for statement in _TABLES:
         connection.execute(statement)
+    # a random identity, so an online learner's snapshots are only ever replayed on their log
+    connection.execute(
+        "INSERT INTO log_identity SELECT ? WHERE NOT EXISTS (SELECT 1 FROM log_identity)",
+        (uuid.uuid4().hex,),
+    )
     connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -225,6 +225,13 @@ class DecisionService:
         explainer = _explainer(settings, info, restored.policy if restored else policy)
         log = DecisionLog(settings.db, wal_max_bytes=settings.wal_max_bytes, exclusive=True)
         try:
+            if store is not None:
+                store.log_id = log.log_id
+                if restored is not None and restored.log_id != log.log_id:
+                    raise ValueError(
+                        f"{settings.state_dir}: holds the state learned from another decision "
+                        f"log than {settings.db}; use the --state-dir of that log, or a fresh one"
+                    )
             last_seq = log.last_reward_seq()
             if store is not None and restored is not None and restored.reward_seq > last_seq:
                 # the log lost its last commits (power loss) or is another database: the

@@ -73,6 +73,8 @@ class StateManifest:
         reward_seq: The watermark: seq of the last reward learned (0: none).
         files: SHA-256 of each file of the snapshot but the manifest, by name.
         saved_at: Unix time of the snapshot.
+        log_id: Identity of the decision log whose rewards the policy learned (its watermark
+            is a position in that log only).
     """
 
     algorithm: str
@@ -81,6 +83,7 @@ class StateManifest:
     reward_seq: int
     files: dict[str, str] = field(default_factory=dict)
     saved_at: float = 0.0
+    log_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,12 +95,14 @@ class RestoredState:
         n_updates: Rewards it had learned from.
         reward_seq: Seq of the last reward it learned (replay the log after it).
         snapshot: The snapshot directory.
+        log_id: Identity of the decision log it learned from.
     """
 
     policy: OnlinePolicy
     n_updates: int
     reward_seq: int
     snapshot: Path
+    log_id: str = ""
 
 
 def _sha256(path: Path) -> str:
@@ -138,6 +143,7 @@ _FIELD_TYPES = {
     "reward_seq": int,
     "files": dict,
     "saved_at": (int, float),
+    "log_id": str,
 }
 
 
@@ -172,6 +178,7 @@ class PolicyStateStore:
         self.directory = Path(directory)
         self.algorithm = algorithm
         self.run_sha256 = run_sha256
+        self.log_id = ""  # the decision log's identity, set once the log is open
         self._live: str | None = None  # the snapshot last loaded or saved: known intact
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
@@ -273,7 +280,9 @@ class PolicyStateStore:
         if not isinstance(policy, OnlinePolicy) or policy.algorithm != self.algorithm:
             logger.warning("%s: not a %s policy, skipped", snapshot, self.algorithm)
             return None
-        return RestoredState(policy, manifest.n_updates, manifest.reward_seq, snapshot)
+        return RestoredState(
+            policy, manifest.n_updates, manifest.reward_seq, snapshot, manifest.log_id
+        )
 
     def _discard(self, name: str, reason: str) -> None:
         """Rename a snapshot so that it is never loaded again (kept for the operator)."""
@@ -306,6 +315,7 @@ class PolicyStateStore:
                 reward_seq=reward_seq,
                 files=files,
                 saved_at=time.time(),
+                log_id=self.log_id,
             )
             _write_durably(staging / MANIFEST_FILE, json.dumps(asdict(manifest), indent=2))
             for file_name in files:

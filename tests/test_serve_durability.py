@@ -225,6 +225,22 @@ def test_a_reward_whose_update_a_crash_lost_is_learned_at_restart(ucb_run, tmp_p
         without_state.close()
 
 
+def test_a_state_dir_serves_only_the_log_it_learned_from(ucb_run, tmp_path) -> None:
+    """Snapshots of one log on another log would learn rewards that log never held."""
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start(ucb_run, tmp_path / "a", state_dir=tmp_path / "state", state_save_every=1)
+    serve_and_reward(first, 3, seed=1)
+    first.close()
+    with pytest.raises(ValueError, match="another decision log"):
+        start(ucb_run, tmp_path / "b", state_dir=tmp_path / "state")
+    again = start(ucb_run, tmp_path / "a", state_dir=tmp_path / "state")  # its own log: fine
+    try:
+        assert again.n_updates == 3
+    finally:
+        again.close()
+
+
 @pytest.mark.parametrize(
     "damage", ["garbage CURRENT", "truncated state", "deleted snapshot", "log lost commits"]
 )
