@@ -41,7 +41,6 @@ import platform
 import select
 import shlex
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +53,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _serve_process import free_port, start_server, train_small_run
 
 DEFAULT_COMMAND = f"{shlex.quote(sys.executable)} -c 'from rec_env.cli.main import app; app()'"
 EXTRA_RSS_GOAL_MB = 100.0
@@ -94,45 +94,12 @@ class AttackResult:
         )
 
 
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def train_small_run(command: list[str], directory: Path) -> Path:
-    """A small LinUCB run trained by ``command`` (the code under test)."""
-    out = directory / "linucb"
-    subprocess.run(
-        [*command, "train", "linucb", "--steps", "2048", "--out", str(out),
-         "--eval-customers", "50", "--final-customers", "50", "--no-progress"],
-        cwd=directory, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    return out
-
-
 @contextmanager
 def running_server(command: list[str], model: Path, directory: Path) -> Iterator[tuple[int, int]]:
     """Run ``recenv serve`` until the block ends; yield its port and process id."""
     port = free_port()
-    serve = [*command, "serve", "--model", str(model.resolve()), "--db",
-             str(directory / "decisions.db"), "--port", str(port), "--seed", "0",
-             "--no-explain", "--log-level", "warning"]  # fmt: skip
-    server = subprocess.Popen(serve, cwd=directory, stderr=subprocess.PIPE)
+    server = start_server(command, model, directory / "decisions.db", port)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start within 120 s")
-            time.sleep(0.2)
         yield port, server.pid
     finally:
         server.kill()

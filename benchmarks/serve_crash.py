@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _serve_process import free_port, start_server
 
 _CLI = "from rec_env.cli.main import app; app()"
 _CUSTOMER = {
@@ -123,12 +123,6 @@ class Load:
                     return
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _train(python: str, algorithm: str, directory: Path) -> Path:
     out = directory / algorithm
     command = [python, "-c", _CLI, "train", algorithm, "--steps", "256", "--out", str(out),
@@ -140,28 +134,13 @@ def _train(python: str, algorithm: str, directory: Path) -> Path:
 def _start(
     python: str, run: Path, directory: Path, save_every: int
 ) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    command = [
-        python, "-c", _CLI, "serve", "--model", str(run), "--port", str(port),
-        "--db", str(directory / "decisions.db"), "--state-dir", str(directory / "state"),
-        "--state-save-every", str(save_every), "--no-explain", "--seed", "0",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    with (directory / "server.log").open("a") as log:
-        process = subprocess.Popen(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError((directory / "server.log").read_text()[-2000:])
-        try:
-            if httpx.get(f"{url}/health", timeout=1.0).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    process.kill()
-    raise RuntimeError("the server did not start")
+    port = free_port()
+    options = ["--state-dir", str(directory / "state"), "--state-save-every", str(save_every)]
+    process = start_server(
+        [python, "-c", _CLI], run, directory / "decisions.db", port, options,
+        log=directory / "server.log",
+    )  # fmt: skip
+    return process, f"http://127.0.0.1:{port}"
 
 
 def _lost(directory: Path, url: str) -> tuple[int, int]:

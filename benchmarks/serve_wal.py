@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import shlex
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -41,8 +40,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import httpx
 import numpy as np
+from _serve_process import free_port, start_server, train_small_run
 
 from rec_env.features import FEATURES
 
@@ -83,48 +82,6 @@ class Report:
     logged_rewards: int
     rewards_match: bool
     errors: dict[str, int]
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def train_small_run(command: list[str], directory: Path) -> Path:
-    """A small LinUCB run trained by ``command`` (the code under test)."""
-    out = directory / "linucb"
-    subprocess.run(
-        [*command, "train", "linucb", "--steps", "2048", "--out", str(out),
-         "--eval-customers", "50", "--final-customers", "50", "--no-progress"],
-        cwd=directory, check=True, stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    return out
-
-
-def start_server(
-    command: list[str], model: Path, db: Path, port: int, wal_max_bytes: int | None
-) -> subprocess.Popen:
-    """Start ``recenv serve`` and wait until ``/health`` answers."""
-    serve = [*command, "serve", "--model", str(model.resolve()), "--db", str(db), "--port",
-             str(port), "--seed", "0", "--no-explain", "--log-level", "warning"]  # fmt: skip
-    if wal_max_bytes is not None:
-        serve += ["--wal-max-bytes", str(wal_max_bytes)]
-    server = subprocess.Popen(serve, cwd=db.parent, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited: {server.stderr.read().decode()[-2000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1.0).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline:
-            server.kill()
-            raise RuntimeError("the server did not start within 120 s")
-        time.sleep(0.2)
 
 
 def request_bodies(batch_size: int, seed: int = 0) -> tuple[list[bytes], list[bytes]]:
@@ -235,7 +192,8 @@ def run(args: argparse.Namespace, directory: Path) -> Report:
     db, port = directory / "decisions.db", free_port()
     wal_max_bytes = None if args.no_wal_option else args.wal_max_bytes
     bodies = request_bodies(args.batch_size)
-    server = start_server(command, model, db, port, wal_max_bytes)
+    options = [] if wal_max_bytes is None else ["--wal-max-bytes", str(wal_max_bytes)]
+    server = start_server(command, model, db, port, options)
     try:
         warm_up = ClientTally()  # the first batch and single: lazy imports, compilation
         client(port, args.threads, bodies, float("inf"), warm_up, iterations=2)
