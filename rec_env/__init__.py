@@ -26,7 +26,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ENV_ID",
+    "ENV_WORLDS",
     "FEATURE_NAMES",
+    "ITEM_ENV_ID",
+    "SLATE_ENV_ID",
     "ConfigError",
     "EnvSettings",
     "RecommendationEnv",
@@ -38,6 +41,10 @@ __all__ = [
 ]
 
 ENV_ID = "rec_env/Recommendation-v0"
+ITEM_ENV_ID = "rec_env/ItemRecommendation-v0"
+SLATE_ENV_ID = "rec_env/SlateRecommendation-v0"
+ENV_WORLDS: dict[str, str] = {ENV_ID: "strategy", ITEM_ENV_ID: "item", SLATE_ENV_ID: "slate"}
+"""Each registered env id and the ``EnvSettings.world`` it simulates."""
 
 # Entry points are strings, so registering imports neither env module's heavier dependencies.
 register(
@@ -52,6 +59,18 @@ register(
         "horizon": DEFAULT_HORIZON,
     },
 )
+
+for _env_id, _entry in (
+    (ITEM_ENV_ID, "ItemRecommendationEnv"),
+    (SLATE_ENV_ID, "SlateRecommendationEnv"),
+):
+    register(
+        id=_env_id,
+        entry_point=f"rec_env.item_env:{_entry}",
+        vector_entry_point="rec_env.vector_env:RecommendationVectorEnv",
+        max_episode_steps=DEFAULT_HORIZON,
+        kwargs={"world": ENV_WORLDS[_env_id]},
+    )
 
 
 def make_vec_env(

@@ -157,6 +157,86 @@ def _delivery(obs: np.ndarray, i: int, channel: int) -> float:
     return 1.0 if obs[CONSENT0 + channel, i] > 0.5 else 0.0
 
 
+@njit(cache=True, inline="always")
+def lifecycle(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    contact_history: np.ndarray,
+    discount_history: np.ndarray,
+    slot_c: int,
+    slot_d: int,
+    i: int,
+    channel: int,
+    delivered: float,
+    discounted: float,
+    opened: float,
+    purchased: float,
+    value: float,
+    tolerance: float,
+    days: float,
+    decay_engagement: float,
+    decay_frequency: float,
+    u_unsubscribe: float,
+    u_churn: float,
+    u_visit: float,
+) -> tuple[float, float]:
+    """Steps 5-8 of a cycle for customer ``i``, shared by every world's step kernel.
+
+    Unsubscribes, churn (never in a cycle with a purchase), organic visits and the update of the
+    16 strategy features and the contact/discount histories, given what the cycle's message did
+    (``delivered``, ``discounted``, ``opened``) and whether and for how much the customer bought
+    (``purchased``, ``value``: the order value that moves ``monetary_value``).
+
+    Returns:
+        ``(unsubscribed, churned)`` as 0.0/1.0.
+    """
+    years = days / DAYS_PER_YEAR
+    engagement = obs[ENGAGEMENT, i]
+    contacts = obs[CONTACTS_30D, i]
+    fat = fatigue(hid[FATIGUE_SENSITIVITY, i], contacts)
+    unsubscribed = 0.0
+    if delivered > 0.0 and u_unsubscribe < hid[UNSUBSCRIBE_RATE, i] / fat:
+        unsubscribed = 1.0
+        obs[CONSENT0 + channel, i] = 0.0
+    over = max(contacts + delivered - tolerance, 0.0)
+    hazard = (
+        hid[CHURN_RATE, i]
+        * years
+        * (1.0 + obs[LAST_PURCHASE, i] / DAYS_PER_YEAR)
+        * (1.0 + hid[CONTACT_CHURN, i] * over)
+    )
+    churned = 1.0 if purchased == 0.0 and u_churn < 1.0 - math.exp(-hazard) else 0.0
+    visited = opened
+    if u_visit < 1.0 - math.exp(-hid[VISIT_RATE, i] * years):
+        visited = 1.0
+
+    if purchased > 0.0:
+        obs[LAST_PURCHASE, i] = 0.0
+        obs[MONETARY, i] += MONETARY_WEIGHT * (min(value, MAX_MONETARY) - obs[MONETARY, i])
+    else:
+        obs[LAST_PURCHASE, i] = min(obs[LAST_PURCHASE, i] + days, MAX_DAYS)
+    obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + purchased, MAX_FREQUENCY)
+    if visited > 0.0 or purchased > 0.0:
+        obs[RECENCY, i] = 0.0
+    else:
+        obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_RECENCY)
+    # engagement decays in cycles without interaction, and ignored messages erode it
+    e = engagement if visited > 0.0 or purchased > 0.0 else engagement * decay_engagement
+    e *= 1.0 - hid[IRRITATION, i] * delivered * (1.0 - opened)
+    obs[ENGAGEMENT, i] = e + (0.05 * visited + 0.15 * opened + 0.3 * purchased) * (1.0 - e)
+    if delivered > 0.0:
+        rate = obs[RATE0 + channel, i]
+        obs[RATE0 + channel, i] = rate + RATE_WEIGHT * (opened - rate)
+        obs[DAYS_SINCE_CONTACT, i] = 0.0
+    else:
+        obs[DAYS_SINCE_CONTACT, i] = min(obs[DAYS_SINCE_CONTACT, i] + days, MAX_CONTACT_DAYS)
+    obs[CONTACTS_30D, i] += delivered - contact_history[slot_c, i]
+    obs[DISCOUNTS_90D, i] += discounted - discount_history[slot_d, i]
+    contact_history[slot_c, i] = delivered
+    discount_history[slot_d, i] = discounted
+    return unsubscribed, churned
+
+
 # ---------------------------------------------------------------------- kernels
 @njit(cache=True, error_model="numpy")
 def expected_kernel(
@@ -264,23 +344,6 @@ def step_kernel(
         contact_cost = delivered * act[A_COST, a]
         profit = list_value * gross_margin - discount_cost - shipping_cost - contact_cost
 
-        # 5: unsubscribes; 7: churn (never in a cycle with a purchase)
-        unsubscribed = 0.0
-        if delivered > 0.0 and uniforms[3, i] < hid[UNSUBSCRIBE_RATE, i] / fat:
-            unsubscribed = 1.0
-            obs[CONSENT0 + channel, i] = 0.0
-        over = max(contacts + delivered - tolerance, 0.0)
-        hazard = (
-            hid[CHURN_RATE, i]
-            * years
-            * (1.0 + obs[LAST_PURCHASE, i] / DAYS_PER_YEAR)
-            * (1.0 + hid[CONTACT_CHURN, i] * over)
-        )
-        churned = 1.0 if purchased == 0.0 and uniforms[4, i] < 1.0 - math.exp(-hazard) else 0.0
-        visited = opened
-        if uniforms[2, i] < 1.0 - math.exp(-hid[VISIT_RATE, i] * years):
-            visited = 1.0
-
         if reward_mode == REWARD_PROFIT:
             reward = profit
         elif reward_mode == REWARD_CONVERSION:
@@ -288,31 +351,29 @@ def step_kernel(
         else:
             reward = rule_reward(obs, i, channel, act[A_DISCOUNT, a], act[A_SHIPPING, a])
 
-        # 8: state update
-        if purchased > 0.0:
-            obs[LAST_PURCHASE, i] = 0.0
-            obs[MONETARY, i] += MONETARY_WEIGHT * (min(value, MAX_MONETARY) - obs[MONETARY, i])
-        else:
-            obs[LAST_PURCHASE, i] = min(obs[LAST_PURCHASE, i] + days, MAX_DAYS)
-        obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + purchased, MAX_FREQUENCY)
-        if visited > 0.0 or purchased > 0.0:
-            obs[RECENCY, i] = 0.0
-        else:
-            obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_RECENCY)
-        # engagement decays in cycles without interaction, and ignored messages erode it
-        e = engagement if visited > 0.0 or purchased > 0.0 else engagement * decay_engagement
-        e *= 1.0 - hid[IRRITATION, i] * delivered * (1.0 - opened)
-        obs[ENGAGEMENT, i] = e + (0.05 * visited + 0.15 * opened + 0.3 * purchased) * (1.0 - e)
-        if delivered > 0.0:
-            rate = obs[RATE0 + channel, i]
-            obs[RATE0 + channel, i] = rate + RATE_WEIGHT * (opened - rate)
-            obs[DAYS_SINCE_CONTACT, i] = 0.0
-        else:
-            obs[DAYS_SINCE_CONTACT, i] = min(obs[DAYS_SINCE_CONTACT, i] + days, MAX_CONTACT_DAYS)
-        obs[CONTACTS_30D, i] += delivered - contact_history[slot_c, i]
-        obs[DISCOUNTS_90D, i] += discounted - discount_history[slot_d, i]
-        contact_history[slot_c, i] = delivered
-        discount_history[slot_d, i] = discounted
+        # 5-8: unsubscribes, churn, visits and the state update
+        unsubscribed, churned = lifecycle(
+            obs,
+            hid,
+            contact_history,
+            discount_history,
+            slot_c,
+            slot_d,
+            i,
+            channel,
+            delivered,
+            discounted,
+            opened,
+            purchased,
+            value,
+            tolerance,
+            days,
+            decay_engagement,
+            decay_frequency,
+            uniforms[3, i],
+            uniforms[4, i],
+            uniforms[2, i],
+        )
 
         out[OUT_REWARD, i] = reward
         out[OUT_TERMINATED, i] = churned

@@ -12,7 +12,10 @@ from __future__ import annotations
 import numpy as np
 
 from rec_env.dynamics import CustomerModel, CustomerPool, StepOutcome
+from rec_env.features import FEATURE_NAMES
 from rec_env.render import render_rgb, render_text
+
+N_STRATEGY_FEATURES = len(FEATURE_NAMES)
 
 __all__ = ["CustomerSlots"]
 
@@ -47,7 +50,7 @@ class CustomerSlots:
         self.horizon = int(horizon)
         self.batch = model.new_batch(self.n)
         self.cycles = np.zeros(self.n, dtype=np.int64)
-        self.last_actions = np.zeros(self.n, dtype=np.intp)
+        self.last_actions: np.ndarray = np.zeros(self.n, dtype=np.intp)
         self.last_outcome: StepOutcome | None = None
         self.started = False
         self._all = np.arange(self.n)
@@ -89,11 +92,15 @@ class CustomerSlots:
         """
         if not self.started:
             raise RuntimeError("call reset() before step()")
-        actions = np.asarray(actions).reshape(self.n)
-        n_actions = self.model.actions.n_actions
-        if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
-            raise ValueError(f"actions must be in Discrete({n_actions}), got {actions!r}")
-        self.last_actions[:] = actions
+        check = getattr(self.model, "check_actions", None)
+        if callable(check):  # the slate world's scoring vectors
+            self.last_actions = check(actions, self.n)
+        else:
+            actions = np.asarray(actions).reshape(self.n)
+            n_actions = self.model.actions.n_actions
+            if actions.size and (actions.min() < 0 or actions.max() >= n_actions):
+                raise ValueError(f"actions must be in Discrete({n_actions}), got {actions!r}")
+            self.last_actions[:] = actions
         outcome = self.model.step(self.batch, self.last_actions, self.rng)
         self.last_outcome = outcome
         self.cycles += 1
@@ -123,7 +130,7 @@ class CustomerSlots:
 
     def _last(self, i: int) -> tuple[int | None, dict[str, float] | None]:
         # A slot whose customer has not been stepped yet has no last cycle to show.
-        if self.last_outcome is None or self.cycles[i] == 0:
+        if self.last_outcome is None or self.cycles[i] == 0 or self.last_actions.ndim > 1:
             return None, None
         return int(self.last_actions[i]), self.last_outcome.customer(i)
 
@@ -133,7 +140,8 @@ class CustomerSlots:
         images = []
         for i in self._all if rows is None else rows:
             action, outcome = self._last(int(i))
-            images.append(render_rgb(self.batch.features[:, i], masks[i], action, outcome))
+            features = self.batch.features[:N_STRATEGY_FEATURES, i]
+            images.append(render_rgb(features, masks[i], action, outcome))
         return images
 
     def render_text(self, i: int) -> str:
@@ -147,4 +155,5 @@ class CustomerSlots:
             self.model.actions.names,
             action,
             outcome,
+            getattr(self.model, "feature_names", FEATURE_NAMES),
         )

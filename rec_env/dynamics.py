@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rec_env.population import CustomerSampler, Population
 
 __all__ = [
+    "ITEM_OUTCOME_FIELDS",
     "OUTCOME_FIELDS",
     "REWARD_MODES",
     "CustomerBatch",
@@ -55,7 +56,19 @@ OUTCOME_FIELDS: tuple[str, ...] = (
 The kernels write these rows (:mod:`rec_env._kernels` names them from this tuple), and every
 reader goes through :class:`StepOutcome` by name.
 """
-_OUTCOME_ROW = {name: row for row, name in enumerate(OUTCOME_FIELDS)}
+ITEM_OUTCOME_FIELDS: tuple[str, ...] = (
+    *OUTCOME_FIELDS,
+    "clicked",
+    "click_position",
+    "clicked_product",
+    "message_purchase",
+    "organic_purchase",
+    "organic_product",
+)
+"""The item world's outcome rows: :data:`OUTCOME_FIELDS` first, then whether a product of the
+message was clicked, its position in the slate and its product index (-1: none), whether it was
+bought, and whether and which product was bought organically (-1: none)."""
+_OUTCOME_ROW = {name: row for row, name in enumerate(ITEM_OUTCOME_FIELDS)}
 _CONSENT_ROWS = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
 
 
@@ -107,10 +120,9 @@ class StepOutcome:
         self.observation = observation
 
     def __getattr__(self, name: str) -> np.ndarray:
-        try:
-            row = _OUTCOME_ROW[name]
-        except KeyError:
-            raise AttributeError(name) from None
+        row = _OUTCOME_ROW.get(name, -1)
+        if not 0 <= row < self.values.shape[0]:
+            raise AttributeError(name)
         if name == "terminated":
             return self.values[row] > 0.5
         return self.values[row]
@@ -132,17 +144,20 @@ class CustomerPool:
         self.sampler = sampler
         self.rng = rng
         self.chunk = chunk
-        self._observed = np.zeros((0, len(FEATURE_NAMES)))
-        self._hidden = np.zeros((0, len(HIDDEN_PARAMETERS)))
+        self._observed: np.ndarray | None = None
+        self._hidden: np.ndarray | None = None
         self._segments = np.zeros(0, dtype=np.intp)
 
     def take(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``k`` new customers: observed ``(k, F)``, hidden ``(k, P)``, segments ``(k,)``."""
-        if self._segments.size < k:
+        if self._observed is None or self._segments.size < k:
             observed, hidden, segments = self.sampler.sample(self.rng, max(self.chunk, k))
-            self._observed = np.concatenate([self._observed, observed])
-            self._hidden = np.concatenate([self._hidden, hidden])
+            if self._observed is not None and self._hidden is not None:
+                observed = np.concatenate([self._observed, observed])
+                hidden = np.concatenate([self._hidden, hidden])
+            self._observed, self._hidden = observed, hidden
             self._segments = np.concatenate([self._segments, segments])
+        assert self._observed is not None and self._hidden is not None
         taken = self._observed[:k], self._hidden[:k], self._segments[:k]
         self._observed, self._hidden = self._observed[k:], self._hidden[k:]
         self._segments = self._segments[k:]

@@ -21,6 +21,7 @@ __all__ = [
     "RecommendationEnv",
     "build_model",
     "check_render_mode",
+    "model_spaces",
     "resolve_settings",
     "shared_model",
 ]
@@ -79,7 +80,10 @@ def shared_model(settings: EnvSettings) -> CustomerModel:
     validate the population and catalog files again. A file given by path is reloaded when it
     changes on disk.
     """
-    return _cached_model(settings, _file_stamp(settings.profile), _file_stamp(settings.catalog))
+    stamps = (_file_stamp(settings.profile), _file_stamp(settings.catalog))
+    if settings.world != "strategy":
+        stamps += (_file_stamp(settings.products),)
+    return _cached_model(settings, stamps)
 
 
 def _file_stamp(name: str) -> tuple[str, int] | None:
@@ -90,10 +94,22 @@ def _file_stamp(name: str) -> tuple[str, int] | None:
 
 
 @functools.lru_cache(maxsize=16)
-def _cached_model(
-    settings: EnvSettings, profile_stamp: object, catalog_stamp: object
-) -> CustomerModel:
+def _cached_model(settings: EnvSettings, stamps: tuple[object, ...]) -> CustomerModel:
     return settings.build_model()
+
+
+def model_spaces(model: Any) -> tuple[spaces.Box, spaces.Space]:
+    """The single-customer observation and action spaces of a world's model.
+
+    The strategy world: 16 features and ``Discrete(n_actions)``; the item world its
+    ``16 + 3C`` features and ``Discrete(n_actions)``; the slate world a ``Box`` scoring vector.
+    """
+    low, high = getattr(model, "obs_low", OBS_LOW), getattr(model, "obs_high", OBS_HIGH)
+    observation = spaces.Box(low, high, dtype=np.float32)
+    action_dim = getattr(model, "action_dim", None)
+    if action_dim is not None:
+        return observation, spaces.Box(-1.0, 1.0, (action_dim,), dtype=np.float32)
+    return observation, spaces.Discrete(model.actions.n_actions)
 
 
 def check_render_mode(render_mode: str | None) -> None:

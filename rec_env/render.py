@@ -134,6 +134,7 @@ def render_text(
     action_names: Sequence[str],
     action: int | None = None,
     outcome: Mapping[str, float] | None = None,
+    feature_names: Sequence[str] = FEATURE_NAMES,
 ) -> str:
     """The ``"ansi"`` rendering: cycle, segment, last action and reward, then the features.
 
@@ -146,5 +147,5 @@ def render_text(
         happened = [name for name in OUTCOME_LAMPS if outcome.get(name, 0.0) > 0.5]
         last = f"last: {action_names[action]} reward={float(outcome.get('reward', 0.0)):+.4g}"
         last += f" ({', '.join(happened)})" if happened else ""
-    cells = [f"{name}={value:.4g}" for name, value in zip(FEATURE_NAMES, features, strict=True)]
+    cells = [f"{name}={value:.4g}" for name, value in zip(feature_names, features, strict=True)]
     return f"cycle {cycle} [{segment}] {last} | " + ", ".join(cells)

@@ -15,8 +15,14 @@ from rec_env.dynamics import REWARD_MODES
 
 if TYPE_CHECKING:  # pragma: no cover
     from rec_env.dynamics import CustomerModel
+    from rec_env.item_dynamics import ItemModel
 
-__all__ = ["DEFAULT_CYCLE_DAYS", "DEFAULT_HORIZON", "EnvSettings"]
+__all__ = ["DEFAULT_CYCLE_DAYS", "DEFAULT_HORIZON", "WORLDS", "EnvSettings"]
+
+WORLDS: tuple[str, ...] = ("strategy", "item", "slate")
+"""What an action is: an offer × channel, one product × channel, or a slate of products."""
+
+_ITEM_FIELDS = ("products", "slate_size", "choice_model", "offers")
 
 DEFAULT_HORIZON = 52
 """Cycles per customer before truncation: a year of weekly campaigns."""
@@ -35,6 +41,12 @@ class EnvSettings:
         catalog: Action catalog name or YAML path.
         horizon: Cycles per customer before truncation.
         cycle_days: Days per cycle.
+        world: ``"strategy"`` (offer × channel actions), ``"item"`` (one product × channel
+            per message) or ``"slate"`` (``slate_size`` products per message).
+        products: Product table name or path (item and slate worlds).
+        slate_size: Products per message in the slate world (1 in the item world).
+        choice_model: ``"mnl"`` or ``"cascade"``: how a customer picks from a slate.
+        offers: Discount levels a product message may carry (0: none).
 
     Raises:
         ValueError: If a value is out of range; the message names the field.
@@ -45,6 +57,11 @@ class EnvSettings:
     catalog: str = "strategy"
     horizon: int = DEFAULT_HORIZON
     cycle_days: float = DEFAULT_CYCLE_DAYS
+    world: str = "strategy"
+    products: str = "default"
+    slate_size: int = 4
+    choice_model: str = "mnl"
+    offers: tuple[float, ...] = (0.0,)
 
     def __post_init__(self) -> None:
         # Paths are kept as strings so that settings hash, compare and serialise the same way.
@@ -62,6 +79,30 @@ class EnvSettings:
         object.__setattr__(self, "cycle_days", float(self.cycle_days))
         if not 1.0 <= self.cycle_days <= 90.0:
             raise ValueError(f"cycle_days must be between 1 and 90, got {self.cycle_days}")
+        self._check_item_fields()
+
+    def _check_item_fields(self) -> None:
+        if self.world not in WORLDS:
+            raise ValueError(f"world must be one of {', '.join(WORLDS)}, got {self.world!r}")
+        object.__setattr__(self, "products", str(self.products))
+        if isinstance(self.slate_size, bool) or int(self.slate_size) != self.slate_size:
+            raise ValueError(f"slate_size must be a whole number, got {self.slate_size!r}")
+        object.__setattr__(self, "slate_size", int(self.slate_size))
+        if not 1 <= self.slate_size <= 20:
+            raise ValueError(f"slate_size must be between 1 and 20, got {self.slate_size}")
+        if self.choice_model not in ("mnl", "cascade"):
+            raise ValueError(f"choice_model must be 'mnl' or 'cascade', got {self.choice_model!r}")
+        offers = tuple(float(o) for o in self.offers)
+        if not offers or any(not 0.0 <= o < 1.0 for o in offers) or len(set(offers)) < len(offers):
+            raise ValueError(f"offers must be distinct discounts in [0, 1), got {self.offers!r}")
+        object.__setattr__(self, "offers", offers)
+        if self.world != "strategy" and self.reward_mode == "rule":
+            raise ValueError("reward_mode 'rule' is the strategy world's; use profit or conversion")
+
+    @property
+    def k(self) -> int:
+        """Products per message: ``slate_size`` in the slate world, else 1."""
+        return self.slate_size if self.world == "slate" else 1
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any] | None) -> EnvSettings:
@@ -88,19 +129,29 @@ class EnvSettings:
         return cls.from_dict(settings)
 
     def to_dict(self) -> dict[str, Any]:
-        """The settings as JSON-serialisable values."""
-        return asdict(self)
+        """The settings as JSON-serialisable values (the strategy world omits item fields)."""
+        data = asdict(self)
+        data["offers"] = list(self.offers)
+        if self.world == "strategy":
+            for name in ("world", *_ITEM_FIELDS):
+                data.pop(name)
+        return data
 
     def replace(self, **changes: Any) -> EnvSettings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
-    def build_model(self) -> CustomerModel:
-        """The batched customer model of these settings (loads population and catalog).
+    def build_model(self) -> CustomerModel | ItemModel:
+        """The batched customer model of these settings (loads population, catalog, products).
 
         Raises:
-            rec_env.errors.ConfigError: If the population or catalog file is missing or invalid.
+            rec_env.errors.ConfigError: If a population, catalog or product file is missing or
+                invalid.
         """
         from rec_env.env import build_model
 
-        return build_model(self.profile, self.reward_mode, self.catalog, self.cycle_days)  # type: ignore[arg-type]
+        if self.world == "strategy":
+            return build_model(self.profile, self.reward_mode, self.catalog, self.cycle_days)  # type: ignore[arg-type]
+        from rec_env.item_env import build_item_model
+
+        return build_item_model(self)

@@ -13,7 +13,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -23,8 +22,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from rec_env.autoreset import CustomerSlots
 from rec_env.dynamics import RewardMode
-from rec_env.env import resolve_settings, shared_model
-from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
+from rec_env.env import model_spaces, resolve_settings, shared_model
+from rec_env.features import FEATURE_NAMES
 from rec_env.settings import EnvSettings
 
 __all__ = ["RecommendationVecEnv"]
@@ -66,6 +65,9 @@ class RecommendationVecEnv(VecEnv):
         horizon: int | None = None,
         cycle_days: float | None = None,
         render_mode: str | None = None,
+        world: str | None = None,
+        products: str | Path | None = None,
+        **item_options: Any,
     ) -> None:
         if n_envs < 1:
             raise ValueError(f"n_envs must be at least 1, got {n_envs}")
@@ -78,13 +80,15 @@ class RecommendationVecEnv(VecEnv):
             catalog=catalog,
             horizon=horizon,
             cycle_days=cycle_days,
+            world=world,
+            products=products,
+            **item_options,
         )
         self.model = shared_model(self.settings)
         self.horizon = self.settings.horizon
-        self.feature_names = FEATURE_NAMES
+        self.feature_names = getattr(self.model, "feature_names", FEATURE_NAMES)
         self.action_names = self.model.actions.names
-        observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
-        action_space = spaces.Discrete(self.model.actions.n_actions)
+        observation_space, action_space = model_spaces(self.model)
         self.render_mode = render_mode  # read by VecEnv.__init__ through get_attr
         super().__init__(n_envs, observation_space, action_space)
         self.slots = CustomerSlots(self.model, n_envs, self.horizon, np.random.default_rng(seed))

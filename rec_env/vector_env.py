@@ -14,14 +14,19 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rec_env.autoreset import CustomerSlots
 from rec_env.dynamics import RewardMode, StepOutcome
-from rec_env.env import RENDER_MODES, check_render_mode, resolve_settings, shared_model
-from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
+from rec_env.env import (
+    RENDER_MODES,
+    check_render_mode,
+    model_spaces,
+    resolve_settings,
+    shared_model,
+)
+from rec_env.features import FEATURE_NAMES
 from rec_env.settings import EnvSettings
 
 __all__ = ["RecommendationVectorEnv"]
@@ -81,6 +86,9 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         cycle_days: float | None = None,
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
+        world: str | None = None,
+        products: str | Path | None = None,
+        **item_options: Any,
     ) -> None:
         check_render_mode(render_mode)
         if max_episode_steps is not None and int(max_episode_steps) < 1:
@@ -92,15 +100,17 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             catalog=catalog,
             horizon=horizon,
             cycle_days=cycle_days,
+            world=world,
+            products=products,
+            **item_options,
         )
         self.model = shared_model(self.settings)
         self.horizon = min(self.settings.horizon, int(max_episode_steps or self.settings.horizon))
         self.num_envs = int(num_envs)
         self.render_mode = render_mode
-        self.feature_names = FEATURE_NAMES
+        self.feature_names = getattr(self.model, "feature_names", FEATURE_NAMES)
         self.action_names = self.model.actions.names
-        self.single_observation_space = spaces.Box(OBS_LOW, OBS_HIGH, dtype=np.float32)
-        self.single_action_space = spaces.Discrete(self.model.actions.n_actions)
+        self.single_observation_space, self.single_action_space = model_spaces(self.model)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.slots = CustomerSlots(self.model, self.num_envs, self.horizon, self.np_random)

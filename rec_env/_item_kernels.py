@@ -1,0 +1,832 @@
+"""The item world's dynamics and reward: batched kernels (numba) over products and slates.
+
+A product message is a message like any other: consent, opens, fatigue, unsubscribes, churn,
+the RFM update and discount habits go through the same formulas as the strategy world
+(:func:`rec_env._kernels.lifecycle`, :func:`~rec_env._kernels.fatigue`,
+:func:`~rec_env._kernels.organic_probability`). What is new is here, each formula once, shared
+by the sampling kernel and the exact-expectation kernels:
+
+* :func:`click_utility` and :func:`slate_click_probabilities`: which product of a slate, if
+  any, an engaged customer clicks (multinomial logit with a no-click option, or a cascade);
+* :func:`buy_probability`: whether the clicked product is bought;
+* :func:`organic_category_weight`: which category an organic purchase falls in;
+* the item state update (interest drift, satiation, boredom) in :func:`item_step_kernel`.
+
+The item world's constants (``W_*``) are rows of one ``params`` array built by
+:mod:`rec_env.item_dynamics`, which documents each formula; kernels take plain arrays and
+draw nothing: the caller passes the uniforms.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from rec_env._kernels import (
+    CLICK_CONVERSION,
+    CONSENT0,
+    CONTACTS_30D,
+    DAYS_PER_YEAR,
+    DISCOUNT_ELASTICITY,
+    DISCOUNTS_90D,
+    ENGAGEMENT,
+    ENGAGEMENT_DECAY_DAYS,
+    FATIGUE_SENSITIVITY,
+    HABITUATION,
+    N_CHANNELS,
+    ORDER_VALUE,
+    PURCHASE_RATE,
+    REFERENCE_DISCOUNT,
+    RESP0,
+    REWARD_CONVERSION,
+    fatigue,
+    lifecycle,
+    organic_probability,
+)
+from rec_env.dynamics import ITEM_OUTCOME_FIELDS
+
+# Rows of the params array (names and defaults in rec_env.item_dynamics.ITEM_CONSTANTS).
+W_CLICK_TASTE = 0
+W_NO_CLICK = 1
+W_POSITION = 2
+W_NOVELTY = 3
+W_BOREDOM = 4
+W_BUY_SCALE = 5
+W_BUY_TASTE = 6
+W_SATIATION = 7
+W_ORGANIC_TASTE = 8
+W_DRIFT_CLICK = 9
+W_DRIFT_BUY = 10
+W_SATIATION_DAYS = 11
+W_BOREDOM_DAYS = 12
+N_PARAMS = 13
+
+# Rows of the per-customer item parameters (``ihid``).
+I_PRICE_SENSITIVITY = 0
+I_NOVELTY = 1
+N_ITEM_HIDDEN = 2
+
+MAX_SATIATION = 20.0
+MAX_BOREDOM = 50.0
+MAX_CATEGORY_DAYS = 365.0
+N_UNIFORMS = 9
+"""Uniform rows per cycle: open, click, buy, visit, unsubscribe, churn, organic purchase,
+organic category, organic product."""
+
+_OUT = {name: row for row, name in enumerate(ITEM_OUTCOME_FIELDS)}
+OUT_REWARD = _OUT["reward"]
+OUT_TERMINATED = _OUT["terminated"]
+OUT_DELIVERED = _OUT["delivered"]
+OUT_OPENED = _OUT["opened"]
+OUT_PURCHASED = _OUT["purchased"]
+OUT_REVENUE = _OUT["revenue"]
+OUT_DISCOUNT_COST = _OUT["discount_cost"]
+OUT_SHIPPING_COST = _OUT["shipping_cost"]
+OUT_CONTACT_COST = _OUT["contact_cost"]
+OUT_UNSUBSCRIBED = _OUT["unsubscribed"]
+OUT_CHURNED = _OUT["churned"]
+OUT_PROFIT = _OUT["profit"]
+OUT_CLICKED = _OUT["clicked"]
+OUT_CLICK_POSITION = _OUT["click_position"]
+OUT_CLICKED_PRODUCT = _OUT["clicked_product"]
+OUT_MESSAGE_PURCHASE = _OUT["message_purchase"]
+OUT_ORGANIC_PURCHASE = _OUT["organic_purchase"]
+OUT_ORGANIC_PRODUCT = _OUT["organic_product"]
+N_ITEM_OUT = len(ITEM_OUTCOME_FIELDS)
+
+
+# ---------------------------------------------------------------------- formulas
+@njit(cache=True, inline="always")
+def affinity(taste: np.ndarray, i: int, topics: np.ndarray, j: int) -> float:
+    """Cosine of customer ``i``'s taste and product ``j``'s topics (unit vectors): in [0, 1]."""
+    s = 0.0
+    for t in range(topics.shape[1]):
+        s += taste[t, i] * topics[j, t]
+    return s
+
+
+@njit(cache=True, inline="always")
+def click_utility(
+    params: np.ndarray, fit: float, novelty: float, is_new: float, boredom: float
+) -> float:
+    """Click utility: ``w_taste·fit + w_novelty·novelty·new − w_boredom·boredom``."""
+    return (
+        params[W_CLICK_TASTE] * fit
+        + params[W_NOVELTY] * novelty * is_new
+        - params[W_BOREDOM] * boredom
+    )
+
+
+@njit(cache=True, inline="always")
+def buy_probability(
+    params: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    i: int,
+    fit: float,
+    price: float,
+    satiation: float,
+    discount: float,
+) -> float:
+    """P(buy | clicked): conversion × taste × price fit × satiation × the offer's lift.
+
+    ``min(1, w_buy · click_conversion · exp(w_buy_taste · (fit − 1)) · exp(−price_sensitivity ·
+    max(0, ln(price · (1 − discount) / order_value))) · exp(−w_satiation · satiation) ·
+    (1 + discount_elasticity · discount / 0.15))``.
+    """
+    paid = price * (1.0 - discount)
+    over = max(math.log(paid / hid[ORDER_VALUE, i]), 0.0)
+    p = (
+        params[W_BUY_SCALE]
+        * hid[CLICK_CONVERSION, i]
+        * math.exp(params[W_BUY_TASTE] * (fit - 1.0))
+        * math.exp(-ihid[I_PRICE_SENSITIVITY, i] * over)
+        * math.exp(-params[W_SATIATION] * satiation)
+        * (1.0 + hid[DISCOUNT_ELASTICITY, i] * discount / REFERENCE_DISCOUNT)
+    )
+    return min(p, 1.0)
+
+
+@njit(cache=True, inline="always")
+def slate_click_probabilities(
+    params: np.ndarray, utilities: np.ndarray, k: int, choice: int, out: np.ndarray
+) -> None:
+    """P(click position m) for the first ``k`` utilities of a slate, into ``out[:k]``.
+
+    ``choice`` 0 (multinomial logit): ``exp(v_m − w_position·m) / (exp(w_no_click) +
+    Σ exp(v_l − w_position·l))``. ``choice`` 1 (cascade): the customer scans in order and clicks
+    position ``m`` with ``α_m = exp(−w_position·m) · σ(v_m − w_no_click)`` if no earlier one was
+    clicked, so ``P(m) = α_m · Π_{l<m} (1 − α_l)``.
+    """
+    if choice == 0:
+        total = math.exp(params[W_NO_CLICK])
+        for m in range(k):
+            out[m] = math.exp(utilities[m] - params[W_POSITION] * m)
+            total += out[m]
+        for m in range(k):
+            out[m] /= total
+    else:
+        reach = 1.0
+        for m in range(k):
+            alpha = math.exp(-params[W_POSITION] * m) / (
+                1.0 + math.exp(params[W_NO_CLICK] - utilities[m])
+            )
+            out[m] = reach * alpha
+            reach *= 1.0 - alpha
+
+
+@njit(cache=True, inline="always")
+def organic_category_weight(
+    params: np.ndarray, fit: float, satiation: float, log_share: float
+) -> float:
+    """Unnormalised P(organic purchase falls in a category): popularity × taste × satiation."""
+    return math.exp(log_share + params[W_ORGANIC_TASTE] * fit - params[W_SATIATION] * satiation)
+
+
+@njit(cache=True, inline="always")
+def _organic_state(
+    params: np.ndarray,
+    taste: np.ndarray,
+    obs: np.ndarray,
+    i: int,
+    cat_topics: np.ndarray,
+    cat_log_share: np.ndarray,
+    sat0: int,
+    weights: np.ndarray,
+) -> float:
+    """Fill ``weights`` with the organic category weights of customer ``i``; return their sum."""
+    total = 0.0
+    for c in range(cat_topics.shape[0]):
+        weights[c] = organic_category_weight(
+            params, affinity(taste, i, cat_topics, c), obs[sat0 + c, i], cat_log_share[c]
+        )
+        total += weights[c]
+    return total
+
+
+@njit(cache=True, inline="always")
+def _find(cumulative: np.ndarray, start: int, stop: int, u: float) -> int:
+    """First index in ``[start, stop)`` whose cumulative weight exceeds ``u`` (binary search)."""
+    lo, hi = start, stop - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if cumulative[mid] > u:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@njit(cache=True, inline="always")
+def _drift(taste: np.ndarray, i: int, topics: np.ndarray, j: int, rate: float) -> None:
+    """Interest drift: ``taste ← normalise(taste + rate · topics_j)``."""
+    norm = 0.0
+    for t in range(taste.shape[0]):
+        taste[t, i] += rate * topics[j, t]
+        norm += taste[t, i] * taste[t, i]
+    norm = math.sqrt(norm)
+    for t in range(taste.shape[0]):
+        taste[t, i] /= norm
+
+
+@njit(cache=True, inline="always")
+def _expected_message(
+    params: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    obs: np.ndarray,
+    i: int,
+    slate: np.ndarray,
+    k: int,
+    discount: float,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    sat0: int,
+    bore0: int,
+    choice: int,
+    utilities: np.ndarray,
+    probs: np.ndarray,
+) -> tuple[float, float]:
+    """Given an engaged customer: (P(message purchase), E[message profit]) of a slate."""
+    for m in range(k):
+        j = slate[m]
+        fit = affinity(taste, i, topics, j)
+        utilities[m] = click_utility(
+            params, fit, ihid[I_NOVELTY, i], 1.0 if is_new[j] else 0.0, obs[bore0 + category[j], i]
+        )
+    slate_click_probabilities(params, utilities, k, choice, probs)
+    p_buy, value = 0.0, 0.0
+    for m in range(k):
+        j = slate[m]
+        fit = affinity(taste, i, topics, j)
+        b = buy_probability(
+            params, hid, ihid, i, fit, price[j], obs[sat0 + category[j], i], discount
+        )
+        p_buy += probs[m] * b
+        value += probs[m] * b * price[j] * (margin[j] - discount)
+    return p_buy, value
+
+
+# ---------------------------------------------------------------------- kernels
+@njit(cache=True, error_model="numpy")
+def item_step_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    contact_history: np.ndarray,
+    discount_history: np.ndarray,
+    recent: np.ndarray,
+    cursor: int,
+    slates: np.ndarray,
+    channels: np.ndarray,
+    discounts: np.ndarray,
+    channel_cost: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    cat_topics: np.ndarray,
+    cat_log_share: np.ndarray,
+    cat_start: np.ndarray,
+    cat_order: np.ndarray,
+    cat_cumulative: np.ndarray,
+    params: np.ndarray,
+    sat0: int,
+    tolerance: float,
+    days: float,
+    reward_mode: int,
+    choice: int,
+    uniforms: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Advance every customer one cycle under a slate message each (``-1`` pads a slate).
+
+    ``slates`` is ``(n, K)`` product indices, ``channels`` ``(n,)`` channel indices
+    (``N_CHANNELS``: no message) and ``discounts`` ``(n,)`` the offer on the slate's products.
+    ``obs`` rows ``sat0 … sat0 + 3C`` hold satiation, boredom and days since the last purchase
+    per category; ``recent`` ``(K, n)`` the products of the last delivered message (-1: none).
+    """
+    n_cat = cat_topics.shape[0]
+    bore0 = sat0 + n_cat
+    days0 = sat0 + 2 * n_cat
+    years = days / DAYS_PER_YEAR
+    slot_c = cursor % contact_history.shape[0]
+    slot_d = cursor % discount_history.shape[0]
+    decay_engagement = math.exp(-days / ENGAGEMENT_DECAY_DAYS)
+    decay_frequency = math.exp(-days / DAYS_PER_YEAR)
+    decay_satiation = math.exp(-days / params[W_SATIATION_DAYS])
+    decay_boredom = math.exp(-days / params[W_BOREDOM_DAYS])
+    k_max = slates.shape[1]
+    utilities = np.empty(k_max)
+    probs = np.empty(k_max)
+    weights = np.empty(n_cat)
+    for i in range(obs.shape[1]):
+        channel = channels[i]
+        k = 0
+        while k < k_max and slates[i, k] >= 0:
+            k += 1
+        delivered = 0.0
+        if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
+            delivered = 1.0
+        discount = discounts[i] * delivered
+        discounted = 1.0 if discount > 0.0 else 0.0
+        engagement = obs[ENGAGEMENT, i]
+        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
+
+        # 1-3: opens, the click (at most one product) and its purchase
+        p_open = hid[RESP0 + channel, i] * fat if delivered > 0.0 else 0.0
+        opened = 1.0 if uniforms[0, i] < p_open else 0.0
+        clicked, position, product, bought = 0.0, -1, -1, 0.0
+        if opened > 0.0:
+            for m in range(k):
+                j = slates[i, m]
+                utilities[m] = click_utility(
+                    params,
+                    affinity(taste, i, topics, j),
+                    ihid[I_NOVELTY, i],
+                    1.0 if is_new[j] else 0.0,
+                    obs[bore0 + category[j], i],
+                )
+            slate_click_probabilities(params, utilities, k, choice, probs)
+            cumulative = 0.0
+            for m in range(k):
+                cumulative += probs[m]
+                if uniforms[1, i] < cumulative:
+                    position = m
+                    break
+            if position >= 0:
+                clicked = 1.0
+                product = slates[i, position]
+                fit = affinity(taste, i, topics, product)
+                p_buy = buy_probability(
+                    params,
+                    hid,
+                    ihid,
+                    i,
+                    fit,
+                    price[product],
+                    obs[sat0 + category[product], i],
+                    discount,
+                )
+                bought = 1.0 if uniforms[2, i] < p_buy else 0.0
+
+        # organic purchase: a category by taste and satiation, a product by popularity
+        p_org = organic_probability(
+            hid[PURCHASE_RATE, i],
+            engagement,
+            hid[HABITUATION, i],
+            obs[DISCOUNTS_90D, i],
+            0.0,
+            years,
+        )
+        organic, organic_product = 0.0, -1
+        if uniforms[6, i] < p_org:
+            organic = 1.0
+            total = _organic_state(params, taste, obs, i, cat_topics, cat_log_share, sat0, weights)
+            u = uniforms[7, i] * total
+            c = n_cat - 1
+            running = 0.0
+            for cc in range(n_cat):
+                running += weights[cc]
+                if u < running:
+                    c = cc
+                    break
+            organic_product = cat_order[
+                _find(cat_cumulative, cat_start[c], cat_start[c + 1], uniforms[8, i])
+            ]
+
+        # 4: money
+        revenue, profit, discount_cost, value = 0.0, 0.0, 0.0, 0.0
+        if bought > 0.0:
+            revenue += price[product] * (1.0 - discount)
+            discount_cost = price[product] * discount
+            profit += price[product] * (margin[product] - discount)
+            value += price[product] * (1.0 - discount)
+        if organic > 0.0:
+            revenue += price[organic_product]
+            profit += price[organic_product] * margin[organic_product]
+            value += price[organic_product]
+        contact_cost = delivered * channel_cost[channel]
+        profit -= contact_cost
+        purchased = 1.0 if bought > 0.0 or organic > 0.0 else 0.0
+        reward = purchased if reward_mode == REWARD_CONVERSION else profit
+
+        # 5-8: the lifecycle shared with the strategy world
+        unsubscribed, churned = lifecycle(
+            obs,
+            hid,
+            contact_history,
+            discount_history,
+            slot_c,
+            slot_d,
+            i,
+            channel,
+            delivered,
+            discounted,
+            opened,
+            purchased,
+            value,
+            tolerance,
+            days,
+            decay_engagement,
+            decay_frequency,
+            uniforms[4, i],
+            uniforms[5, i],
+            uniforms[3, i],
+        )
+
+        # item state: satiation and boredom decay, then this cycle's purchases and messages
+        for c in range(n_cat):
+            obs[sat0 + c, i] *= decay_satiation
+            obs[bore0 + c, i] *= decay_boredom
+            obs[days0 + c, i] = min(obs[days0 + c, i] + days, MAX_CATEGORY_DAYS)
+        if delivered > 0.0:
+            for m in range(k_max):
+                recent[m, i] = slates[i, m] if m < k else -1
+                if m < k:
+                    c = category[slates[i, m]]
+                    obs[bore0 + c, i] = min(obs[bore0 + c, i] + 1.0, MAX_BOREDOM)
+        if clicked > 0.0:
+            _drift(taste, i, topics, product, params[W_DRIFT_CLICK])
+        for bought_product in (product if bought > 0.0 else -1, organic_product):
+            if bought_product >= 0:
+                c = category[bought_product]
+                obs[sat0 + c, i] = min(obs[sat0 + c, i] + 1.0, MAX_SATIATION)
+                obs[days0 + c, i] = 0.0
+                _drift(taste, i, topics, bought_product, params[W_DRIFT_BUY])
+
+        out[OUT_REWARD, i] = reward
+        out[OUT_TERMINATED, i] = churned
+        out[OUT_DELIVERED, i] = delivered
+        out[OUT_OPENED, i] = opened
+        out[OUT_PURCHASED, i] = purchased
+        out[OUT_REVENUE, i] = revenue
+        out[OUT_DISCOUNT_COST, i] = discount_cost
+        out[OUT_SHIPPING_COST, i] = 0.0
+        out[OUT_CONTACT_COST, i] = contact_cost
+        out[OUT_UNSUBSCRIBED, i] = unsubscribed
+        out[OUT_CHURNED, i] = churned
+        out[OUT_PROFIT, i] = profit
+        out[OUT_CLICKED, i] = clicked
+        out[OUT_CLICK_POSITION, i] = position
+        out[OUT_CLICKED_PRODUCT, i] = product
+        out[OUT_MESSAGE_PURCHASE, i] = bought
+        out[OUT_ORGANIC_PURCHASE, i] = organic
+        out[OUT_ORGANIC_PRODUCT, i] = organic_product
+
+
+@njit(cache=True, inline="always")
+def _organic_expectation(
+    params: np.ndarray,
+    hid: np.ndarray,
+    taste: np.ndarray,
+    obs: np.ndarray,
+    i: int,
+    cat_topics: np.ndarray,
+    cat_log_share: np.ndarray,
+    cat_profit: np.ndarray,
+    sat0: int,
+    years: float,
+    weights: np.ndarray,
+) -> tuple[float, float]:
+    """(P(organic purchase), E[organic profit]) of customer ``i`` in one cycle."""
+    p_org = organic_probability(
+        hid[PURCHASE_RATE, i],
+        obs[ENGAGEMENT, i],
+        hid[HABITUATION, i],
+        obs[DISCOUNTS_90D, i],
+        0.0,
+        years,
+    )
+    total = _organic_state(params, taste, obs, i, cat_topics, cat_log_share, sat0, weights)
+    profit = 0.0
+    for c in range(cat_topics.shape[0]):
+        profit += weights[c] / total * cat_profit[c]
+    return p_org, p_org * profit
+
+
+@njit(cache=True, error_model="numpy")
+def item_expected_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    slates: np.ndarray,
+    channels: np.ndarray,
+    discounts: np.ndarray,
+    channel_cost: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    cat_topics: np.ndarray,
+    cat_log_share: np.ndarray,
+    cat_profit: np.ndarray,
+    params: np.ndarray,
+    sat0: int,
+    years: float,
+    reward_mode: int,
+    choice: int,
+    out: np.ndarray,
+) -> None:
+    """Exact expected reward of candidate messages, the same ``S`` for every customer.
+
+    ``out[i, s]`` is customer ``i``'s for the ``s``-th candidate (``slates[s]`` ``(S, K)``,
+    ``channels[s]``, ``discounts[s]``).
+
+    The same candidates are scored for every customer (the single-product action table, for
+    example); ``-1`` pads a slate and an empty slate or ``channels[s] == N_CHANNELS`` sends
+    nothing.
+    """
+    n_cat = cat_topics.shape[0]
+    bore0 = sat0 + n_cat
+    k_max = slates.shape[1]
+    utilities = np.empty(k_max)
+    probs = np.empty(k_max)
+    weights = np.empty(n_cat)
+    for i in range(obs.shape[1]):
+        p_org, organic = _organic_expectation(
+            params,
+            hid,
+            taste,
+            obs,
+            i,
+            cat_topics,
+            cat_log_share,
+            cat_profit,
+            sat0,
+            years,
+            weights,
+        )
+        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
+        for s in range(slates.shape[0]):
+            channel = channels[s]
+            k = 0
+            while k < k_max and slates[s, k] >= 0:
+                k += 1
+            p_open = 0.0
+            if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
+                p_open = hid[RESP0 + channel, i] * fat
+            p_msg, value, cost = 0.0, 0.0, 0.0
+            if p_open > 0.0:
+                cost = channel_cost[channel]
+                p_msg, value = _expected_message(
+                    params,
+                    hid,
+                    ihid,
+                    taste,
+                    obs,
+                    i,
+                    slates[s],
+                    k,
+                    discounts[s],
+                    price,
+                    margin,
+                    category,
+                    topics,
+                    is_new,
+                    sat0,
+                    bore0,
+                    choice,
+                    utilities,
+                    probs,
+                )
+            if reward_mode == REWARD_CONVERSION:
+                out[i, s] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p_msg)
+            else:
+                out[i, s] = organic + p_open * value - cost
+
+
+@njit(cache=True, error_model="numpy")
+def slate_expected_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    slates: np.ndarray,
+    channels: np.ndarray,
+    discounts: np.ndarray,
+    channel_cost: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    cat_topics: np.ndarray,
+    cat_log_share: np.ndarray,
+    cat_profit: np.ndarray,
+    params: np.ndarray,
+    sat0: int,
+    years: float,
+    reward_mode: int,
+    choice: int,
+    out: np.ndarray,
+) -> None:
+    """Exact expected reward of each customer's own message: ``slates[i]`` ``(n, K)``."""
+    n_cat = cat_topics.shape[0]
+    k_max = slates.shape[1]
+    utilities = np.empty(k_max)
+    probs = np.empty(k_max)
+    weights = np.empty(n_cat)
+    for i in range(obs.shape[1]):
+        p_org, organic = _organic_expectation(
+            params,
+            hid,
+            taste,
+            obs,
+            i,
+            cat_topics,
+            cat_log_share,
+            cat_profit,
+            sat0,
+            years,
+            weights,
+        )
+        channel = channels[i]
+        k = 0
+        while k < k_max and slates[i, k] >= 0:
+            k += 1
+        p_open, p_msg, value, cost = 0.0, 0.0, 0.0, 0.0
+        if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
+            p_open = hid[RESP0 + channel, i] * fatigue(
+                hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i]
+            )
+            cost = channel_cost[channel]
+            p_msg, value = _expected_message(
+                params,
+                hid,
+                ihid,
+                taste,
+                obs,
+                i,
+                slates[i],
+                k,
+                discounts[i],
+                price,
+                margin,
+                category,
+                topics,
+                is_new,
+                sat0,
+                sat0 + n_cat,
+                choice,
+                utilities,
+                probs,
+            )
+        if reward_mode == REWARD_CONVERSION:
+            out[i] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p_msg)
+        else:
+            out[i] = organic + p_open * value - cost
+
+
+@njit(cache=True, error_model="numpy")
+def utility_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    params: np.ndarray,
+    sat0: int,
+    out: np.ndarray,
+) -> None:
+    """``out[i, j]``: expected profit of product ``j`` to engaged customer ``i`` shown alone.
+
+    ``P(click j | shown alone) · P(buy j | click) · price_j · margin_j``: the customer's true
+    utility ranking of the catalog, which the ranking metrics judge recommendations against.
+    """
+    n_cat = (obs.shape[0] - sat0) // 3
+    bore0 = sat0 + n_cat
+    no_click = math.exp(params[W_NO_CLICK])
+    for i in range(obs.shape[1]):
+        for j in range(price.shape[0]):
+            fit = affinity(taste, i, topics, j)
+            v = math.exp(
+                click_utility(
+                    params,
+                    fit,
+                    ihid[I_NOVELTY, i],
+                    1.0 if is_new[j] else 0.0,
+                    obs[bore0 + category[j], i],
+                )
+            )
+            b = buy_probability(
+                params, hid, ihid, i, fit, price[j], obs[sat0 + category[j], i], 0.0
+            )
+            out[i, j] = v / (no_click + v) * b * price[j] * margin[j]
+
+
+@njit(cache=True, error_model="numpy")
+def greedy_slate_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    allowed: np.ndarray,
+    discount: float,
+    channel_cost: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    params: np.ndarray,
+    sat0: int,
+    reward_mode: int,
+    choice: int,
+    slates: np.ndarray,
+    channels: np.ndarray,
+    values: np.ndarray,
+) -> None:
+    """The myopic oracle's slate: greedy top-K by the exact expected value of the slate.
+
+    For each consented channel, positions are filled one at a time with the allowed product
+    (``allowed`` ``(n, P)``) that maximises the expected message value (profit or purchase
+    probability) of the slate so far; the channel with the best value net of its cost wins, and
+    no message when none is positive. Writes ``slates`` ``(n, K)``, ``channels`` ``(n,)`` and
+    the expected message value net of cost, ``values`` ``(n,)`` (organic purchases excluded:
+    no message changes them).
+    """
+    n_cat = (obs.shape[0] - sat0) // 3
+    bore0 = sat0 + n_cat
+    k_max = slates.shape[1]
+    n_products = price.shape[0]
+    utilities = np.empty(k_max)
+    probs = np.empty(k_max)
+    current = np.empty(k_max, dtype=np.intp)
+    best_slate = np.empty(k_max, dtype=np.intp)
+    for i in range(obs.shape[1]):
+        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
+        best_value, best_channel = 0.0, N_CHANNELS
+        for m in range(k_max):
+            best_slate[m] = -1
+        for channel in range(N_CHANNELS):
+            if obs[CONSENT0 + channel, i] <= 0.5:
+                continue
+            p_open = hid[RESP0 + channel, i] * fat
+            k, value = 0, 0.0
+            for _ in range(k_max):
+                pick, pick_value = -1, -np.inf
+                for j in range(n_products):
+                    if not allowed[i, j]:
+                        continue
+                    taken = False
+                    for q in range(k):
+                        if current[q] == j:
+                            taken = True
+                    if taken:
+                        continue
+                    current[k] = j
+                    p_msg, v = _expected_message(
+                        params,
+                        hid,
+                        ihid,
+                        taste,
+                        obs,
+                        i,
+                        current,
+                        k + 1,
+                        discount,
+                        price,
+                        margin,
+                        category,
+                        topics,
+                        is_new,
+                        sat0,
+                        bore0,
+                        choice,
+                        utilities,
+                        probs,
+                    )
+                    score = p_msg if reward_mode == REWARD_CONVERSION else v
+                    if score > pick_value:
+                        pick, pick_value = j, score
+                if pick < 0:
+                    break
+                current[k] = pick
+                k += 1
+                value = pick_value
+            net = p_open * value
+            if reward_mode != REWARD_CONVERSION:
+                net -= channel_cost[channel]
+            if k > 0 and net > best_value:
+                best_value, best_channel = net, channel
+                for m in range(k_max):
+                    best_slate[m] = current[m] if m < k else -1
+        channels[i] = best_channel
+        values[i] = best_value
+        for m in range(k_max):
+            slates[i, m] = best_slate[m] if best_channel < N_CHANNELS else -1
