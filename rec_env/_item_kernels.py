@@ -830,3 +830,69 @@ def greedy_slate_kernel(
         values[i] = best_value
         for m in range(k_max):
             slates[i, m] = best_slate[m] if best_channel < N_CHANNELS else -1
+
+
+@njit(cache=True, error_model="numpy")
+def action_expected_kernel(
+    obs: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    product: np.ndarray,
+    channel_of: np.ndarray,
+    offer_of: np.ndarray,
+    offers: np.ndarray,
+    channel_cost: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    cat_topics: np.ndarray,
+    cat_log_share: np.ndarray,
+    cat_profit: np.ndarray,
+    params: np.ndarray,
+    sat0: int,
+    years: float,
+    reward_mode: int,
+    choice: int,
+    out: np.ndarray,
+) -> None:
+    """:func:`item_expected_kernel` for the single-product action table, ``out`` ``(n, A)``.
+
+    The same expectation, with each (product, offer) message evaluated once per customer and
+    shared by its channels.
+    """
+    n_cat = cat_topics.shape[0]
+    bore0 = sat0 + n_cat
+    n_products, n_offers = price.shape[0], offers.shape[0]
+    utilities = np.empty(1)
+    probs = np.empty(1)
+    weights = np.empty(n_cat)
+    slate = np.empty(1, dtype=np.intp)
+    p_msg = np.empty((n_products, n_offers))
+    value = np.empty((n_products, n_offers))
+    for i in range(obs.shape[1]):
+        p_org, organic = _organic_expectation(
+            params, hid, taste, obs, i, cat_topics, cat_log_share, cat_profit, sat0, years,
+            weights,
+        )  # fmt: skip
+        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
+        for j in range(n_products):
+            slate[0] = j
+            for o in range(n_offers):
+                p_msg[j, o], value[j, o] = _expected_message(
+                    params, hid, ihid, taste, obs, i, slate, 1, offers[o], price, margin,
+                    category, topics, is_new, sat0, bore0, choice, utilities, probs,
+                )  # fmt: skip
+        for a in range(product.shape[0]):
+            channel = channel_of[a]
+            p_open, p, v, cost = 0.0, 0.0, 0.0, 0.0
+            if product[a] >= 0 and channel < N_CHANNELS and obs[CONSENT0 + channel, i] > 0.5:
+                p_open = hid[RESP0 + channel, i] * fat
+                cost = channel_cost[channel]
+                p, v = p_msg[product[a], offer_of[a]], value[product[a], offer_of[a]]
+            if reward_mode == REWARD_CONVERSION:
+                out[i, a] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p)
+            else:
+                out[i, a] = organic + p_open * v - cost

@@ -206,8 +206,13 @@ class ItemModel:
         self.obs_low, self.obs_high = item_feature_bounds(products.category_names)
         self.params = np.array([value for value, _ in ITEM_CONSTANTS.values()])
         self._sat0 = _N_STRATEGY
-        # single-product candidates of expected_rewards: one per action
-        self._candidates = self.actions.product[:, None].copy()
+        offers = np.asarray(self.actions.offers)
+        self._offer_index = np.searchsorted(offers, self.actions.discount).astype(np.intp)
+        if not np.array_equal(offers, np.sort(offers)):  # offers in any order
+            self._offer_index = np.array(
+                [list(offers).index(d) if d in offers else 0 for d in self.actions.discount],
+                dtype=np.intp,
+            )
 
     # ------------------------------------------------------------------ customers
     def new_batch(self, n: int) -> ItemBatch:
@@ -338,8 +343,30 @@ class ItemModel:
 
     def expected_rewards(self, batch: ItemBatch) -> np.ndarray:
         """Exact expected immediate reward ``(n, n_actions)`` of every single-product action."""
-        table = self.actions
-        return self._expected(batch, self._candidates, table.channel, table.discount, per_row=False)
+        a, table = self.arrays, self.actions
+        out = np.empty((batch.n, table.n_actions))
+        self._kernels.action_expected_kernel(
+            batch.features, batch.hidden, batch.item_hidden, batch.taste,
+            table.product, table.channel, self._offer_index, np.asarray(table.offers),
+            self.channel_cost, a.price, a.margin, a.category, a.topics, a.is_new, a.cat_topics,
+            a.cat_log_share, a.cat_profit, self.params, self._sat0, self.cycle_days / 365.0,
+            self._reward_code, self._choice, out,
+        )  # fmt: skip
+        return out
+
+    def candidate_rewards(
+        self, batch: ItemBatch, slates: np.ndarray, channels: np.ndarray, discounts: np.ndarray
+    ) -> np.ndarray:
+        """Exact expected reward ``(n, S)`` of ``S`` candidate messages, the same for everyone.
+
+        Args:
+            batch: The customers.
+            slates: ``(S, K)`` product indices (-1 padded).
+            channels: ``(S,)`` channel indices.
+            discounts: ``(S,)`` discounts.
+        """
+        slates = np.ascontiguousarray(np.atleast_2d(slates), dtype=np.intp)
+        return self._expected(batch, slates, channels, discounts, per_row=False)
 
     def expected_slate_rewards(
         self, batch: ItemBatch, slates: np.ndarray, channels: np.ndarray, discounts: np.ndarray
