@@ -33,6 +33,7 @@ from rec_env.dynamics import (
     RewardMode,
     StepOutcome,
 )
+from rec_env.feature_space import FeatureSpace
 from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_INDEX, consent_masks
 from rec_env.item_actions import ItemActionTable, ProductArrays
 from rec_env.item_features import BOREDOM_DAYS, SATIATION_DAYS, item_feature_bounds, item_features
@@ -427,6 +428,15 @@ class ItemModel:
             a.price, a.margin, a.category, a.topics, a.is_new, self.params, self._sat0, out,
         )  # fmt: skip
         return out
+
+    @property
+    def feature_space(self) -> FeatureSpace:
+        """The observation's :class:`~rec_env.feature_space.FeatureSpace` with its bounds.
+
+        Give it to policies (``features=model.feature_space``) so that they scale the item
+        features into [0, 1] and read consent from the observation.
+        """
+        return FeatureSpace(self.feature_names, self.obs_low, self.obs_high)
 
     @property
     def n_channels(self) -> int:
