@@ -128,6 +128,14 @@ class CustomerSlots:
         """``(n, n_actions)`` true expected immediate rewards (oracle access)."""
         return self.model.expected_rewards(self.batch)
 
+    def expected_rewards_of(self, actions: np.ndarray) -> np.ndarray:
+        """``(n,)`` true expected immediate reward of each slot's given action."""
+        own = getattr(self.model, "expected_rewards_of", None)
+        if callable(own):
+            return own(self.batch, actions)
+        actions = np.asarray(actions, dtype=np.intp).reshape(self.n, 1)
+        return np.take_along_axis(self.model.expected_rewards(self.batch), actions, 1)[:, 0]
+
     def _last(self, i: int) -> tuple[int | None, dict[str, float] | None]:
         # A slot whose customer has not been stepped yet has no last cycle to show.
         if self.last_outcome is None or self.cycles[i] == 0 or self.last_actions.ndim > 1:

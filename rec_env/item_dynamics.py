@@ -355,6 +355,20 @@ class ItemModel:
         )  # fmt: skip
         return out
 
+    def expected_rewards_of(self, batch: ItemBatch, actions: np.ndarray) -> np.ndarray:
+        """Exact expected immediate reward ``(n,)`` of each customer's own action.
+
+        The same values as ``expected_rewards(batch)[i, actions[i]]``, without scoring the
+        whole catalog (what training on expected rewards needs each step).
+        """
+        actions = np.asarray(actions, dtype=np.intp).reshape(batch.n)
+        table = self.actions
+        slates = np.full((batch.n, 1), -1, dtype=np.intp)
+        slates[:, 0] = table.product[actions]
+        return self._expected(
+            batch, slates, table.channel[actions], table.discount[actions], per_row=True
+        )
+
     def candidate_rewards(
         self, batch: ItemBatch, slates: np.ndarray, channels: np.ndarray, discounts: np.ndarray
     ) -> np.ndarray:

@@ -156,6 +156,11 @@ class SlateModel(ItemModel):
             discounts = np.full(batch.n, offers[0])
         return slates, channels, discounts
 
+    def expected_rewards_of(self, batch: Any, actions: np.ndarray) -> np.ndarray:
+        """Exact expected immediate reward ``(n,)`` of the slate each scoring vector selects."""
+        slates, channels, discounts = self.decode(batch, actions)
+        return self.expected_slate_rewards(batch, slates, channels, discounts)
+
     def step(self, batch: Any, actions: np.ndarray, rng: np.random.Generator) -> Any:
         """Advance every customer one cycle under the slate each scoring vector selects."""
         slates, channels, discounts = self.decode(batch, actions)

@@ -4,20 +4,51 @@ This is the simulation loop behind ``recenv simulate`` and the evaluator. A coho
 customers that all start together from one seed: two policies run with the same seed meet the
 same customers and the same random numbers, so their difference is measured without the noise
 of different customers.
+
+:func:`run_cohort` drives policies with one action per customer (the strategy world and the
+single-product item world); :func:`run_slate_cohort` drives the slate world. Both take an
+optional :class:`RolloutObserver`, which sees every decision before its step and every outcome
+after it (the evaluator's item metrics); without one they do no extra work.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from rec_env.dynamics import CustomerBatch, CustomerModel
+from rec_env.dynamics import CustomerBatch, CustomerModel, StepOutcome
+from rec_env.features import CHANNELS
 from rec_env.settings import DEFAULT_HORIZON
 
-__all__ = ["Cohort", "CohortResult", "PolicyLike", "run_cohort"]
+__all__ = [
+    "Cohort",
+    "CohortResult",
+    "PolicyLike",
+    "RolloutObserver",
+    "SlatePolicyLike",
+    "run_cohort",
+    "run_slate_cohort",
+]
+
+_TOTALS = (
+    "profit",
+    "reward",
+    "revenue",
+    "discount_cost",
+    "contact_cost",
+    "purchases",
+    "contacts",
+    "unsubscribes",
+    "cycles",
+)
+_OUTCOME_OF_TOTAL = {
+    "purchases": "purchased",
+    "contacts": "delivered",
+    "unsubscribes": "unsubscribed",
+}
 
 
 @runtime_checkable
@@ -31,6 +62,31 @@ class PolicyLike(Protocol):
         deterministic: bool = True,
     ) -> np.ndarray:
         """Actions ``(n,)`` for observations ``(n, n_features)``."""
+        ...
+
+
+@runtime_checkable
+class SlatePolicyLike(Protocol):
+    """A policy that writes slate messages itself (``rec_env.agents.item_baselines``)."""
+
+    def predict_slates(
+        self, obs: np.ndarray, allowed_products: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(slates (n, K) -1 padded, channels (n,), discounts (n,))`` for observations."""
+        ...
+
+
+class RolloutObserver(Protocol):
+    """Sees every cycle of a rollout: the messages decided, then what happened."""
+
+    def on_decision(
+        self, cohort: Cohort, slates: np.ndarray, channels: np.ndarray, alive: np.ndarray
+    ) -> None:
+        """Before the step: ``(n, K)`` products (-1 padded), ``(n,)`` channels, alive rows."""
+        ...
+
+    def on_outcome(self, outcome: StepOutcome, live: np.ndarray) -> None:
+        """After the step: its outcome and ``live`` (1.0 for customers alive before it)."""
         ...
 
 
@@ -72,7 +128,11 @@ class Cohort:
 
 @dataclass
 class CohortResult:
-    """Per-customer totals over the horizon (arrays of shape ``(n,)``) and action counts."""
+    """Per-customer totals over the horizon (arrays of shape ``(n,)``) and action counts.
+
+    In the slate world ``action_counts`` counts messages by channel (``action_names``:
+    ``no_action``, ``slate:email``, ``slate:sms``, ``slate:push``).
+    """
 
     profit: np.ndarray
     reward: np.ndarray
@@ -110,6 +170,41 @@ class CohortResult:
         }
 
 
+class _Totals:
+    """Per-customer sums of a rollout's outcomes, counted only while a customer is alive."""
+
+    def __init__(self, n: int, action_names: tuple[str, ...]) -> None:
+        self.n = n
+        self.sums = {k: np.zeros(n) for k in _TOTALS}
+        self.action_names = action_names
+        self.action_counts = np.zeros(len(action_names), dtype=np.int64)
+        self.reward_per_cycle: list[float] = []
+
+    def add(self, out: StepOutcome, live: np.ndarray) -> None:
+        for name, total in self.sums.items():
+            if name == "cycles":
+                total += live
+            else:
+                total += getattr(out, _OUTCOME_OF_TOTAL.get(name, name)) * live
+        self.reward_per_cycle.append(float((out.reward * live).sum() / self.n))
+
+    def result(self, churned: np.ndarray) -> CohortResult:
+        return CohortResult(
+            **self.sums,
+            churned=churned,
+            action_counts=self.action_counts,
+            action_names=self.action_names,
+            reward_per_cycle=self.reward_per_cycle,
+        )
+
+
+def _attach(policy: Any, cohort: Cohort) -> None:
+    """Give policies that need the oracle view (``set_env``) the cohort."""
+    set_env = getattr(policy, "set_env", None)
+    if callable(set_env):
+        set_env(cohort)
+
+
 def run_cohort(
     model: CustomerModel,
     policy: PolicyLike,
@@ -119,6 +214,7 @@ def run_cohort(
     learn: bool = True,
     deterministic: bool = True,
     progress: Callable[[int], None] | None = None,
+    observer: RolloutObserver | None = None,
 ) -> CohortResult:
     """Simulate ``n_customers`` under ``policy`` until churn or ``horizon`` cycles.
 
@@ -127,7 +223,7 @@ def run_cohort(
     customers take no more actions and earn nothing.
 
     Args:
-        model: The customer model (population, catalog, reward mode).
+        model: The customer model (population, catalog, reward mode), strategy or item world.
         policy: Anything with ``predict(obs, action_masks, deterministic)``.
         n_customers: Cohort size.
         horizon: Cycles per customer.
@@ -135,33 +231,17 @@ def run_cohort(
         learn: Call ``policy.update(obs, actions, rewards)`` after each cycle if it exists.
         deterministic: Passed to ``predict``.
         progress: Called with the number of cycles completed so far.
+        observer: Shown every cycle's messages and outcome (item-world models only: the
+            messages are read from ``model.actions.product``).
 
     Returns:
         Per-customer totals.
     """
     cohort = Cohort(model, n_customers, seed)
-    set_env = getattr(policy, "set_env", None)
-    if callable(set_env):
-        set_env(cohort)
+    _attach(policy, cohort)
     update = getattr(policy, "update", None) if learn else None
-    n, n_actions = cohort.n, model.actions.n_actions
-    totals = {
-        k: np.zeros(n)
-        for k in (
-            "profit",
-            "reward",
-            "revenue",
-            "discount_cost",
-            "contact_cost",
-            "purchases",
-            "contacts",
-            "unsubscribes",
-            "cycles",
-        )
-    }
-    action_counts = np.zeros(n_actions, dtype=np.int64)
-    reward_per_cycle: list[float] = []
-    no_action = model.actions.no_action
+    table = model.actions
+    totals = _Totals(cohort.n, table.names)
     for t in range(horizon):
         alive = cohort.alive
         if not alive.any():
@@ -169,37 +249,109 @@ def run_cohort(
         obs = cohort.observation()
         masks = cohort.action_masks()
         actions = np.asarray(policy.predict(obs, masks, deterministic), dtype=np.intp)
-        actions = np.where(alive, actions, no_action)
+        actions = np.where(alive, actions, table.no_action)
+        if observer is not None:
+            observer.on_decision(
+                cohort, table.product[actions][:, None], table.channel[actions], alive
+            )
         out = model.step(cohort.batch, actions, cohort.rng)
         live = alive.astype(np.float64)
-        totals["profit"] += out.profit * live
-        totals["reward"] += out.reward * live
-        totals["revenue"] += out.revenue * live
-        totals["discount_cost"] += out.discount_cost * live
-        totals["contact_cost"] += out.contact_cost * live
-        totals["purchases"] += out.purchased * live
-        totals["contacts"] += out.delivered * live
-        totals["unsubscribes"] += out.unsubscribed * live
-        totals["cycles"] += live
-        action_counts += np.bincount(actions[alive], minlength=n_actions)
-        reward_per_cycle.append(float((out.reward * live).sum() / n))
+        totals.add(out, live)
+        totals.action_counts += np.bincount(actions[alive], minlength=table.n_actions)
+        if observer is not None:
+            observer.on_outcome(out, live)
         if callable(update):
             update(obs[alive], actions[alive], out.reward[alive])
         cohort.alive = alive & ~out.terminated
         if progress is not None:
             progress(t + 1)
-    return CohortResult(
-        profit=totals["profit"],
-        reward=totals["reward"],
-        revenue=totals["revenue"],
-        discount_cost=totals["discount_cost"],
-        contact_cost=totals["contact_cost"],
-        purchases=totals["purchases"],
-        contacts=totals["contacts"],
-        unsubscribes=totals["unsubscribes"],
-        churned=~cohort.alive,
-        cycles=totals["cycles"],
-        action_counts=action_counts,
-        action_names=model.actions.names,
-        reward_per_cycle=reward_per_cycle,
-    )
+    return totals.result(~cohort.alive)
+
+
+def _slate_messages(
+    model: Any, cohort: Cohort, policy: Any, obs: np.ndarray, deterministic: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The messages ``policy`` sends: slates, scoring vectors or single-product actions."""
+    batch = cohort.batch
+    if isinstance(policy, SlatePolicyLike):
+        allowed = model.allowed_products(batch)
+        slates, channels, discounts = policy.predict_slates(obs, allowed)
+        slates = np.asarray(slates, dtype=np.intp)
+        chosen = np.take_along_axis(allowed, slates.clip(0), axis=1)
+        if not np.all(chosen | (slates < 0)):
+            raise ValueError("a slate policy recommended a product outside allowed_products")
+        return slates, np.asarray(channels, dtype=np.intp), np.asarray(discounts, np.float64)
+    table = model.actions
+    if getattr(policy, "n_actions", None) == table.n_actions:  # one product per message
+        actions = np.asarray(policy.predict(obs, cohort.action_masks(), deterministic), np.intp)
+        slates = np.full((cohort.n, model.slate_size), -1, dtype=np.intp)
+        slates[:, 0] = table.product[actions]
+        return slates, table.channel[actions], table.discount[actions]
+    scores = np.asarray(policy.predict(obs, None, deterministic), dtype=np.float64)
+    return model.decode(batch, scores)  # scoring vectors, as SlateRecommendation-v0 takes
+
+
+def run_slate_cohort(
+    model: Any,
+    policy: Any,
+    n_customers: int,
+    horizon: int = DEFAULT_HORIZON,
+    seed: int | None = 0,
+    deterministic: bool = True,
+    progress: Callable[[int], None] | None = None,
+    observer: RolloutObserver | None = None,
+) -> CohortResult:
+    """Simulate ``n_customers`` of the slate world under ``policy`` (frozen: no learning).
+
+    What the policy gives decides how it is read, in this order:
+
+    1. ``predict_slates(obs, allowed_products)`` (:class:`SlatePolicyLike`): its slates
+       (only allowed products, else ``ValueError``), channels and discounts;
+    2. a policy with ``n_actions`` equal to the item action table's (a single-product policy):
+       its actions, under the item masks, as one-product slates;
+    3. anything else: ``predict(obs, None, deterministic)`` gives ``(n, D)`` scoring vectors
+       (an SB3 ``Box`` policy), decoded by ``model.decode`` as the slate env does.
+
+    A channel without consent delivers nothing, whatever the policy chose. Churned customers
+    get no message. The random numbers are those of :func:`run_cohort` for the same seed.
+
+    Args:
+        model: A :class:`~rec_env.item_env.SlateModel` (or any item model with ``decode``
+            when scoring vectors are used).
+        policy: A slate, single-product or scoring-vector policy (above).
+        n_customers: Cohort size.
+        horizon: Cycles per customer.
+        seed: Seed of every random draw.
+        deterministic: Passed to ``predict``.
+        progress: Called with the number of cycles completed so far.
+        observer: Shown every cycle's messages and outcome.
+
+    Returns:
+        Per-customer totals; ``action_counts`` counts messages by channel.
+    """
+    cohort = Cohort(model, n_customers, seed)
+    _attach(policy, cohort)
+    no_channel = len(CHANNELS)
+    totals = _Totals(cohort.n, ("no_action", *(f"slate:{c}" for c in CHANNELS)))
+    for t in range(horizon):
+        alive = cohort.alive
+        if not alive.any():
+            break
+        obs = cohort.observation()
+        slates, channels, discounts = _slate_messages(model, cohort, policy, obs, deterministic)
+        sending = alive & (channels < no_channel) & (slates[:, 0] >= 0)
+        slates = np.where(sending[:, None], slates, -1)
+        channels = np.where(sending, channels, no_channel)
+        if observer is not None:
+            observer.on_decision(cohort, slates, channels, alive)
+        out = model.step_slates(cohort.batch, slates, channels, discounts, cohort.rng)
+        live = alive.astype(np.float64)
+        totals.add(out, live)
+        counted = np.where(channels < no_channel, channels + 1, 0)
+        totals.action_counts += np.bincount(counted[alive], minlength=no_channel + 1)
+        if observer is not None:
+            observer.on_outcome(out, live)
+        cohort.alive = alive & ~out.terminated
+        if progress is not None:
+            progress(t + 1)
+    return totals.result(~cohort.alive)

@@ -197,6 +197,10 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         """
         return self.slots.action_masks()
 
+    def expected_rewards_of(self, actions: np.ndarray) -> np.ndarray:
+        """``(n_envs,)`` true expected immediate reward of each slot's given action."""
+        return self.slots.expected_rewards_of(actions)
+
     def expected_rewards(self) -> np.ndarray:
         """``(num_envs, n_actions)`` true expected immediate rewards (oracle access)."""
         return self.slots.expected_rewards()
