@@ -11,7 +11,15 @@ step). Measured in one process, so that the noise of a shared machine hits every
 4. ``rec_env.make_vec_env(64, seed=0)`` and ``rec_env.make_vec_env(1024, seed=0)``: the SB3
    ``VecEnv`` on the batched core, one call to the kernels per step.
 
-Every loop replays random valid actions drawn before timing (action sampling is not counted).
+5. The item world (issue 11): ``rec_env.make_vec_env(1024, world="item")`` (one product per
+   message, ``Discrete(1 + 3 · n_products)``) and ``world="slate"`` (slates of K = 4 chosen by a
+   scoring vector), each with the shipped 200-product table and a 10,000-product
+   ``synthetic_products`` table. The item env's step must not grow with the catalog (only its
+   action table does); the slate env's decoding scores every product, linear by design.
+
+Every loop replays random valid actions drawn before timing (action sampling is not counted):
+uniform over ``Discrete(n)`` (so, as for a policy that ignores the masks, some messages go to
+channels without consent and are not delivered) or uniform in the slate env's ``Box``.
 The single-env loops call ``reset()`` on termination or truncation inside the timing, as a real
 loop would; the vector envs reset themselves. Every benchmark is built and warmed up before any
 timing, so the numba compilation of the first model build is not counted. Then the benchmarks
@@ -23,6 +31,7 @@ Run from the repository root::
     python benchmarks/env_throughput.py                 # ~3 s per measurement, ~1 min
     python benchmarks/env_throughput.py --quick         # 0.5 s per measurement, smoke run
     python benchmarks/env_throughput.py --seconds 5 --json throughput.json
+    python benchmarks/env_throughput.py --quick --no-items   # today's env only
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import argparse
 import json
 import os
 import platform
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -43,12 +53,19 @@ import stable_baselines3
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 import rec_env
+from rec_env.products import load_products, save_products, synthetic_products
 
 ROUNDS = 3
 SINGLE_ENV_BLOCK = 2048
 VEC_ENV_BLOCK = 32
 DUMMY_VEC_ENVS = 64
 VEC_ENV_SIZES = (64, 1024)
+ITEM_VEC_ENVS = 1024
+LARGE_CATALOG = 10_000
+ITEM_BLOCKS = {"item": VEC_ENV_BLOCK, "slate": 4}  # a 10,000-product slate step is slow
+DEFAULT_PRODUCTS = load_products("default").n_products  # 200
+ITEM_GOAL = 0.5  # the item env's customer-steps/s, as a fraction of today's VecEnv's
+CATALOG_GOAL = 2.0  # item env step time at 10,000 / 200 products (linear would be ~50x)
 
 StepBlock = Callable[[], int]
 
@@ -168,7 +185,36 @@ def time_block(run_block: StepBlock, seconds: float) -> tuple[int, float]:
 
 
 # ---------------------------------------------------------------------------- benchmarks
-def build_benchmarks(seed: int = 0) -> list[tuple[str, int, StepBlock]]:
+def random_actions(
+    space: gym.Space, steps: int, n_envs: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``(steps, n_envs, ...)`` actions drawn uniformly from a single env's action space."""
+    if isinstance(space, gym.spaces.Discrete):
+        return rng.integers(space.n, size=(steps, n_envs))
+    shape = (steps, n_envs, *space.shape)
+    return rng.uniform(space.low, space.high, size=shape).astype(space.dtype)
+
+
+def item_world_name(world: str, n_products: int) -> str:
+    """Name of the item-world benchmark of ``world`` with a catalog of ``n_products``."""
+    return f"make_vec_env({ITEM_VEC_ENVS}, {world}, {n_products:,} products)"
+
+
+def build_item_benchmarks(rng: np.random.Generator) -> list[tuple[str, int, StepBlock]]:
+    """The item and slate VecEnvs, with the shipped table and a 10,000-product one."""
+    benchmarks = []
+    with tempfile.TemporaryDirectory() as tmp:  # the model is built from it, then not read
+        large = save_products(synthetic_products(LARGE_CATALOG, seed=0), Path(tmp) / "p.csv")
+        for world, block in ITEM_BLOCKS.items():
+            for products in ("default", str(large)):
+                venv = rec_env.make_vec_env(ITEM_VEC_ENVS, seed=0, world=world, products=products)
+                actions = random_actions(venv.action_space, block, venv.num_envs, rng)
+                name = item_world_name(world, venv.model.products.n_products)
+                benchmarks.append((name, venv.num_envs, vec_env_block(venv, actions)))
+    return benchmarks
+
+
+def build_benchmarks(seed: int = 0, items: bool = True) -> list[tuple[str, int, StepBlock]]:
     """Build every env and its step loop: ``(name, n_envs, run_block)`` per benchmark."""
     rng = np.random.default_rng(seed)
 
@@ -178,8 +224,8 @@ def build_benchmarks(seed: int = 0) -> list[tuple[str, int, StepBlock]]:
         return single_env_block(env, actions)
 
     def vec(venv: VecEnv) -> StepBlock:
-        shape = (VEC_ENV_BLOCK, venv.num_envs)
-        return vec_env_block(venv, rng.integers(venv.action_space.n, size=shape))
+        actions = random_actions(venv.action_space, VEC_ENV_BLOCK, venv.num_envs, rng)
+        return vec_env_block(venv, actions)
 
     def gym_vector(vector: gym.vector.VectorEnv) -> StepBlock:
         shape = (VEC_ENV_BLOCK, vector.num_envs)
@@ -202,6 +248,8 @@ def build_benchmarks(seed: int = 0) -> list[tuple[str, int, StepBlock]]:
             benchmarks.append(
                 (f"gym.make_vec({n_envs}, vector_entry_point)", n_envs, gym_vector(vector))
             )
+    if items:
+        benchmarks += build_item_benchmarks(rng)
     return benchmarks
 
 
@@ -217,9 +265,11 @@ def gym_vector_block(vector: gym.vector.VectorEnv, actions: np.ndarray) -> StepB
     return run_block
 
 
-def run_benchmarks(seconds: float, warmup: float, rounds: int = ROUNDS) -> list[Measurement]:
+def run_benchmarks(
+    seconds: float, warmup: float, rounds: int = ROUNDS, items: bool = True
+) -> list[Measurement]:
     """Warm up every benchmark, then time them round-robin and keep each one's best round."""
-    benchmarks = build_benchmarks()
+    benchmarks = build_benchmarks(items=items)
     for _, _, run_block in benchmarks:
         time_block(run_block, warmup)
     best: dict[str, Measurement] = {}
@@ -239,7 +289,7 @@ def evaluate_goals(measurements: list[Measurement]) -> list[Goal]:
     single = by_name[f"{rec_env.ENV_ID} (gym.make)"]
     dummy = by_name[f"DummyVecEnv({DUMMY_VEC_ENVS} x gym.make)"]
     batched = by_name[f"rec_env.make_vec_env({VEC_ENV_SIZES[-1]})"]
-    return [
+    goals = [
         Goal(
             "single env step time / CartPole step time",
             single.us_per_call / cartpole.us_per_call,
@@ -261,6 +311,43 @@ def evaluate_goals(measurements: list[Measurement]) -> list[Goal]:
             unit="x",
         ),
     ]
+    return goals + item_goals(by_name, batched)
+
+
+def item_goals(by_name: dict[str, Measurement], batched: Measurement) -> list[Goal]:
+    """The item world's goals (issue 11), if its benchmarks ran."""
+    small = by_name.get(item_world_name("item", DEFAULT_PRODUCTS))
+    large = by_name.get(item_world_name("item", LARGE_CATALOG))
+    if small is None or large is None:
+        return []
+    return [
+        Goal(
+            f"item VecEnv({small.n_envs}, {DEFAULT_PRODUCTS} products) / VecEnv({batched.n_envs})",
+            small.customer_steps_per_second / batched.customer_steps_per_second,
+            ITEM_GOAL,
+            at_most=False,
+            unit="x",
+        ),
+        Goal(
+            f"item VecEnv step time, {LARGE_CATALOG:,} / {DEFAULT_PRODUCTS} products",
+            large.us_per_call / small.us_per_call,
+            CATALOG_GOAL,
+            at_most=True,
+            unit="x",
+        ),
+    ]
+
+
+def catalog_scaling(measurements: list[Measurement]) -> dict[str, float]:
+    """Step time with 10,000 products over step time with the shipped table, per world."""
+    by_name = {m.name: m for m in measurements}
+    ratios = {}
+    for world in ITEM_BLOCKS:
+        small = by_name.get(item_world_name(world, DEFAULT_PRODUCTS))
+        large = by_name.get(item_world_name(world, LARGE_CATALOG))
+        if small is not None and large is not None:
+            ratios[world] = large.us_per_call / small.us_per_call
+    return ratios
 
 
 # ---------------------------------------------------------------------------- reporting
@@ -292,12 +379,12 @@ def print_report(
     print("machine: " + ", ".join(f"{key}={value}" for key, value in info.items()))
     print(f"timing: best of {ROUNDS} rounds of {seconds:g} s each (round-robin, after warm-up)\n")
     print(
-        f"{'benchmark':<40} {'envs':>5} {'customer-steps/s':>17} {'µs/step call':>13} "
+        f"{'benchmark':<44} {'envs':>5} {'customer-steps/s':>17} {'µs/step call':>13} "
         f"{'µs/customer-step':>17}"
     )
     for m in measurements:
         print(
-            f"{m.name:<40} {m.n_envs:>5} {m.customer_steps_per_second:>17,.0f} "
+            f"{m.name:<44} {m.n_envs:>5} {m.customer_steps_per_second:>17,.0f} "
             f"{m.us_per_call:>13.2f} {m.us_per_customer_step:>17.3f}"
         )
     print(f"\n{'goal':<56} {'measured':>12} {'target':>14}")
@@ -305,6 +392,12 @@ def print_report(
         bound = ("<= " if goal.at_most else ">= ") + format_value(goal.target, goal.unit)
         verdict = "PASS" if goal.met else "MISS"
         print(f"{goal.name:<56} {format_value(goal.value, goal.unit):>12} {bound:>14}  {verdict}")
+    scaling = catalog_scaling(measurements)
+    if scaling:
+        print(f"\nstep time, {LARGE_CATALOG:,} / {DEFAULT_PRODUCTS} products (50x the catalog):")
+        for world, ratio in scaling.items():
+            why = "scores every product: linear by design" if world == "slate" else ""
+            print(f"  {world:<6} {ratio:6.2f}x  {why}".rstrip())
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -313,6 +406,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="timed budget per round")
     parser.add_argument("--quick", action="store_true", help="0.5 s per round (smoke run)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument(
+        "--no-items", action="store_true", help="skip the item and slate worlds (issue 11)"
+    )
     return parser.parse_args(argv)
 
 
@@ -321,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     seconds = 0.5 if args.quick else args.seconds
     info = machine_info()
-    measurements = run_benchmarks(seconds, warmup=min(1.0, seconds))
+    measurements = run_benchmarks(seconds, warmup=min(1.0, seconds), items=not args.no_items)
     goals = evaluate_goals(measurements)
     print_report(info, measurements, goals, seconds)
     if args.json is not None:
@@ -330,6 +426,7 @@ def main(argv: list[str] | None = None) -> None:
             "timing": {"seconds_per_round": seconds, "rounds": ROUNDS, "statistic": "best"},
             "measurements": [m.to_dict() for m in measurements],
             "goals": [goal.to_dict() for goal in goals],
+            "catalog_scaling": catalog_scaling(measurements),
         }
         args.json.write_text(json.dumps(report, indent=2) + "\n")
 
