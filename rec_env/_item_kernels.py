@@ -220,6 +220,42 @@ def _find(cumulative: np.ndarray, start: int, stop: int, u: float) -> int:
 
 
 @njit(cache=True, inline="always")
+def _in_stock(slates: np.ndarray, i: int, available: np.ndarray, shown: np.ndarray) -> int:
+    """Copy row ``i`` of ``slates`` into ``shown`` without products out of stock (-1 padded).
+
+    Returns:
+        The number of products left.
+    """
+    k = 0
+    for m in range(slates.shape[1]):
+        j = slates[i, m]
+        if j < 0:
+            break
+        if available[j]:
+            shown[i, k] = j
+            k += 1
+    for m in range(k, slates.shape[1]):
+        shown[i, m] = -1
+    return k
+
+
+@njit(cache=True, inline="always")
+def _filter_row(slate: np.ndarray, available: np.ndarray, out: np.ndarray) -> int:
+    """``slate`` without products out of stock, into ``out`` (-1 padded); returns its length."""
+    k = 0
+    for m in range(slate.shape[0]):
+        j = slate[m]
+        if j < 0:
+            break
+        if available[j]:
+            out[k] = j
+            k += 1
+    for m in range(k, out.shape[0]):
+        out[m] = -1
+    return k
+
+
+@njit(cache=True, inline="always")
 def _drift(taste: np.ndarray, i: int, topics: np.ndarray, j: int, rate: float) -> None:
     """Interest drift: ``taste ← normalise(taste + rate · topics_j)``."""
     norm = 0.0
@@ -284,6 +320,7 @@ def item_step_kernel(
     discount_history: np.ndarray,
     recent: np.ndarray,
     cursor: int,
+    shown: np.ndarray,
     slates: np.ndarray,
     channels: np.ndarray,
     discounts: np.ndarray,
@@ -293,6 +330,7 @@ def item_step_kernel(
     category: np.ndarray,
     topics: np.ndarray,
     is_new: np.ndarray,
+    available: np.ndarray,
     cat_topics: np.ndarray,
     cat_log_share: np.ndarray,
     cat_start: np.ndarray,
@@ -313,6 +351,8 @@ def item_step_kernel(
     (``N_CHANNELS``: no message) and ``discounts`` ``(n,)`` the offer on the slate's products.
     ``obs`` rows ``sat0 … sat0 + 3C`` hold satiation, boredom and days since the last purchase
     per category; ``recent`` ``(K, n)`` the products of the last delivered message (-1: none).
+    Products out of stock (``available``) are left out of a slate (``shown`` ``(n, K)``
+    receives the slate actually shown); a message with none left is not sent.
     """
     n_cat = cat_topics.shape[0]
     bore0 = sat0 + n_cat
@@ -330,9 +370,7 @@ def item_step_kernel(
     weights = np.empty(n_cat)
     for i in range(obs.shape[1]):
         channel = channels[i]
-        k = 0
-        while k < k_max and slates[i, k] >= 0:
-            k += 1
+        k = _in_stock(slates, i, available, shown)
         delivered = 0.0
         if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
             delivered = 1.0
@@ -347,7 +385,7 @@ def item_step_kernel(
         clicked, position, product, bought = 0.0, -1, -1, 0.0
         if opened > 0.0:
             for m in range(k):
-                j = slates[i, m]
+                j = shown[i, m]
                 utilities[m] = click_utility(
                     params,
                     affinity(taste, i, topics, j),
@@ -364,7 +402,7 @@ def item_step_kernel(
                     break
             if position >= 0:
                 clicked = 1.0
-                product = slates[i, position]
+                product = shown[i, position]
                 fit = affinity(taste, i, topics, product)
                 p_buy = buy_probability(
                     params,
@@ -450,9 +488,9 @@ def item_step_kernel(
             obs[days0 + c, i] = min(obs[days0 + c, i] + days, MAX_CATEGORY_DAYS)
         if delivered > 0.0:
             for m in range(k_max):
-                recent[m, i] = slates[i, m] if m < k else -1
+                recent[m, i] = shown[i, m]
                 if m < k:
-                    c = category[slates[i, m]]
+                    c = category[shown[i, m]]
                     obs[bore0 + c, i] = min(obs[bore0 + c, i] + 1.0, MAX_BOREDOM)
         if clicked > 0.0:
             _drift(taste, i, topics, product, params[W_DRIFT_CLICK])
@@ -528,6 +566,7 @@ def item_expected_kernel(
     category: np.ndarray,
     topics: np.ndarray,
     is_new: np.ndarray,
+    available: np.ndarray,
     cat_topics: np.ndarray,
     cat_log_share: np.ndarray,
     cat_profit: np.ndarray,
@@ -553,6 +592,7 @@ def item_expected_kernel(
     utilities = np.empty(k_max)
     probs = np.empty(k_max)
     weights = np.empty(n_cat)
+    row = np.empty(k_max, dtype=np.intp)
     for i in range(obs.shape[1]):
         p_org, organic = _organic_expectation(
             params,
@@ -570,9 +610,7 @@ def item_expected_kernel(
         fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
         for s in range(slates.shape[0]):
             channel = channels[s]
-            k = 0
-            while k < k_max and slates[s, k] >= 0:
-                k += 1
+            k = _filter_row(slates[s], available, row)
             p_open = 0.0
             if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
                 p_open = hid[RESP0 + channel, i] * fat
@@ -621,6 +659,7 @@ def slate_expected_kernel(
     category: np.ndarray,
     topics: np.ndarray,
     is_new: np.ndarray,
+    available: np.ndarray,
     cat_topics: np.ndarray,
     cat_log_share: np.ndarray,
     cat_profit: np.ndarray,
@@ -637,6 +676,7 @@ def slate_expected_kernel(
     utilities = np.empty(k_max)
     probs = np.empty(k_max)
     weights = np.empty(n_cat)
+    row = np.empty(k_max, dtype=np.intp)
     for i in range(obs.shape[1]):
         p_org, organic = _organic_expectation(
             params,
@@ -652,9 +692,7 @@ def slate_expected_kernel(
             weights,
         )
         channel = channels[i]
-        k = 0
-        while k < k_max and slates[i, k] >= 0:
-            k += 1
+        k = _filter_row(slates[i], available, row)
         p_open, p_msg, value, cost = 0.0, 0.0, 0.0, 0.0
         if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
             p_open = hid[RESP0 + channel, i] * fatigue(
@@ -848,6 +886,7 @@ def action_expected_kernel(
     category: np.ndarray,
     topics: np.ndarray,
     is_new: np.ndarray,
+    available: np.ndarray,
     cat_topics: np.ndarray,
     cat_log_share: np.ndarray,
     cat_profit: np.ndarray,
@@ -888,7 +927,8 @@ def action_expected_kernel(
         for a in range(product.shape[0]):
             channel = channel_of[a]
             p_open, p, v, cost = 0.0, 0.0, 0.0, 0.0
-            if product[a] >= 0 and channel < N_CHANNELS and obs[CONSENT0 + channel, i] > 0.5:
+            sent = product[a] >= 0 and channel < N_CHANNELS and obs[CONSENT0 + channel, i] > 0.5
+            if sent and available[product[a]]:
                 p_open = hid[RESP0 + channel, i] * fat
                 cost = channel_cost[channel]
                 p, v = p_msg[product[a], offer_of[a]], value[product[a], offer_of[a]]
@@ -896,3 +936,47 @@ def action_expected_kernel(
                 out[i, a] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p)
             else:
                 out[i, a] = organic + p_open * v - cost
+
+
+@njit(cache=True, error_model="numpy")
+def slate_decode_kernel(
+    weights: np.ndarray,
+    embeddings: np.ndarray,
+    available: np.ndarray,
+    recent: np.ndarray,
+    slates: np.ndarray,
+) -> None:
+    """Top-K products by ``embeddings · weights[i]``, best first, into ``slates`` ``(n, K)``.
+
+    Products out of stock (``available``) and those of the customer's last message
+    (``recent`` ``(K', n)``) are skipped; ties go to the lower product index; -1 pads a slate
+    when fewer products are allowed. One pass over the catalog per customer.
+    """
+    n, k = slates.shape
+    e = weights.shape[1]
+    scores = np.empty(k)
+    for i in range(n):
+        for m in range(k):
+            scores[m] = -np.inf
+            slates[i, m] = -1
+        for j in range(embeddings.shape[0]):
+            if not available[j]:
+                continue
+            repeated = False
+            for m in range(recent.shape[0]):
+                if recent[m, i] == j:
+                    repeated = True
+            if repeated:
+                continue
+            s = 0.0
+            for f in range(e):
+                s += weights[i, f] * embeddings[j, f]
+            if s <= scores[k - 1]:
+                continue
+            m = k - 1
+            while m > 0 and s > scores[m - 1]:
+                scores[m] = scores[m - 1]
+                slates[i, m] = slates[i, m - 1]
+                m -= 1
+            scores[m] = s
+            slates[i, m] = j

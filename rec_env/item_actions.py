@@ -116,15 +116,17 @@ class ProductArrays:
         order = np.argsort(products.category, kind="stable").astype(np.intp)
         counts = np.bincount(products.category, minlength=n_cat)
         start = np.concatenate([[0], np.cumsum(counts)]).astype(np.intp)
-        popularity = products.popularity + 1e-12  # every product can be bought organically
+        available = products.stock != 0
+        # organic purchases pick products in stock (every one of them possible)
+        popularity = np.where(available, products.popularity + 1e-12, 0.0)
         cumulative = np.zeros(products.n_products)
         cat_topics = np.zeros((n_cat, products.n_topics))
         share = np.zeros(n_cat)
         profit = np.zeros(n_cat)
         for c in range(n_cat):
             members = order[start[c] : start[c + 1]]
-            if members.size == 0:
-                continue
+            if members.size == 0 or not available[members].any():
+                continue  # no share: never chosen
             weights = popularity[members]
             share[c] = weights.sum()
             cumulative[start[c] : start[c + 1]] = np.cumsum(weights) / share[c]
@@ -140,7 +142,7 @@ class ProductArrays:
             category=np.ascontiguousarray(products.category, dtype=np.intp),
             topics=np.ascontiguousarray(topics),
             is_new=np.ascontiguousarray(products.is_new),
-            available=products.stock != 0,
+            available=available,
             cat_topics=cat_topics,
             cat_log_share=log_share,
             cat_profit=profit,

@@ -74,10 +74,16 @@ _LAST_PURCHASE = FEATURE_INDEX["last_purchase_days"]
 class ItemBatch(CustomerBatch):
     """A :class:`~rec_env.dynamics.CustomerBatch` with the item world's state.
 
+    The arrays are stored customer-major (one contiguous row per customer), because the item
+    kernels read many values of one customer at a time (36 item features, the taste); the
+    attributes are feature-major views of them, indexed like the strategy batch's.
+
     Attributes:
-        features: ``(16 + 3C, n)``: the strategy features, then the item features.
-        item_hidden: ``(2, n)`` price sensitivity and novelty appetite.
-        taste: ``(n_topics, n)`` unit taste vectors.
+        features: ``(16 + 3C, n)``: the strategy features, then the item features (a view of
+            ``observed`` ``(n, 16 + 3C)``).
+        hidden: ``(16, n)`` strategy hidden parameters (a view).
+        item_hidden: ``(2, n)`` price sensitivity and novelty appetite (a view).
+        taste: ``(n_topics, n)`` unit taste vectors (a view).
         recent: ``(K, n)`` products of the last delivered message (-1: none).
     """
 
@@ -85,9 +91,11 @@ class ItemBatch(CustomerBatch):
         self, n: int, window_30d: int, window_90d: int, n_features: int, n_topics: int, k: int
     ) -> None:
         super().__init__(n, window_30d, window_90d)
-        self.features = np.zeros((n_features, n))
-        self.item_hidden = np.zeros((2, n))
-        self.taste = np.zeros((n_topics, n))
+        self.observed = np.zeros((n, n_features))
+        self.features = self.observed.T
+        self.hidden = np.zeros((n, len(HIDDEN_PARAMETERS))).T
+        self.item_hidden = np.zeros((n, 2)).T
+        self.taste = np.zeros((n, n_topics)).T
         self.recent = np.full((k, n), -1, dtype=np.intp)
 
 
@@ -207,6 +215,8 @@ class ItemModel:
         self.obs_low, self.obs_high = item_feature_bounds(products.category_names)
         self.params = np.array([value for value, _ in ITEM_CONSTANTS.values()])
         self._sat0 = _N_STRATEGY
+        self._action_slates = np.full((self.actions.n_actions, self.slate_size), -1, np.intp)
+        self._action_slates[:, 0] = self.actions.product
         offers = np.asarray(self.actions.offers)
         self._offer_index = np.searchsorted(offers, self.actions.discount).astype(np.intp)
         if not np.array_equal(offers, np.sort(offers)):  # offers in any order
@@ -269,9 +279,8 @@ class ItemModel:
         """Advance every customer by one cycle under one single-product action each."""
         actions = np.asarray(actions, dtype=np.intp)
         table = self.actions
-        slates = np.full((batch.n, self.slate_size), -1, dtype=np.intp)
-        slates[:, 0] = table.product[actions]
-        return self.step_slates(batch, slates, table.channel[actions], table.discount[actions], rng)
+        slates = self._action_slates[actions]
+        return self._step(batch, slates, table.channel[actions], table.discount[actions], rng)
 
     def step_slates(
         self,
@@ -294,22 +303,45 @@ class ItemModel:
         Returns:
             The outcome per customer (:data:`~rec_env.dynamics.ITEM_OUTCOME_FIELDS`).
         """
+        channels, discounts = self._message_terms(channels, discounts, batch.n)
+        return self._step(batch, self._slates(slates, batch.n), channels, discounts, rng)
+
+    def _step(
+        self,
+        batch: ItemBatch,
+        slates: np.ndarray,
+        channels: np.ndarray,
+        discounts: np.ndarray,
+        rng: np.random.Generator,
+    ) -> StepOutcome:
         k = self._kernels
+        shown = np.empty_like(slates)
         uniforms = rng.random((k.N_UNIFORMS, batch.n))
         values = np.empty((k.N_ITEM_OUT, batch.n))
         a = self.arrays
         k.item_step_kernel(
             batch.features, batch.hidden, batch.item_hidden, batch.taste,
-            batch.contact_history, batch.discount_history, batch.recent, batch.cursor,
-            self._slates(slates, batch.n), np.ascontiguousarray(channels, dtype=np.intp),
-            np.ascontiguousarray(discounts, dtype=np.float64), self.channel_cost,
-            a.price, a.margin, a.category, a.topics, a.is_new, a.cat_topics, a.cat_log_share,
-            a.cat_start, a.cat_order, a.cat_cumulative, self.params, self._sat0,
+            batch.contact_history, batch.discount_history, batch.recent, batch.cursor, shown,
+            slates, channels, discounts, self.channel_cost,
+            a.price, a.margin, a.category, a.topics, a.is_new, a.available, a.cat_topics,
+            a.cat_log_share, a.cat_start, a.cat_order, a.cat_cumulative, self.params, self._sat0,
             self.population.contact_tolerance, self.cycle_days, self._reward_code, self._choice,
             uniforms, values,
         )  # fmt: skip
         batch.cursor += 1
         return StepOutcome(values, self.observe(batch))
+
+    def _message_terms(
+        self, channels: Any, discounts: Any, n: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Checked ``(n,)`` channel indices and discounts of ``n`` messages."""
+        channels = np.ascontiguousarray(np.broadcast_to(channels, (n,)), dtype=np.intp)
+        discounts = np.ascontiguousarray(np.broadcast_to(discounts, (n,)), dtype=np.float64)
+        if n and (channels.min() < 0 or channels.max() > len(CHANNELS)):
+            raise ValueError(f"channels must be in [0, {len(CHANNELS)}] ({len(CHANNELS)}: none)")
+        if n and not (np.all(discounts >= 0.0) and np.all(discounts < 1.0)):
+            raise ValueError("discounts must be in [0, 1)")
+        return channels, discounts
 
     def _slates(self, slates: np.ndarray, n: int) -> np.ndarray:
         slates = np.ascontiguousarray(np.atleast_2d(slates), dtype=np.intp)
@@ -323,7 +355,7 @@ class ItemModel:
 
     def observe(self, batch: ItemBatch) -> np.ndarray:
         """Observations ``(n, 16 + 3C)`` float32."""
-        return np.ascontiguousarray(batch.features.T, dtype=np.float32)
+        return batch.observed.astype(np.float32)
 
     # ------------------------------------------------------------------ masks and oracle
     def allowed_products(self, batch: ItemBatch) -> np.ndarray:
@@ -349,7 +381,8 @@ class ItemModel:
         self._kernels.action_expected_kernel(
             batch.features, batch.hidden, batch.item_hidden, batch.taste,
             table.product, table.channel, self._offer_index, np.asarray(table.offers),
-            self.channel_cost, a.price, a.margin, a.category, a.topics, a.is_new, a.cat_topics,
+            self.channel_cost, a.price, a.margin, a.category, a.topics, a.is_new, a.available,
+            a.cat_topics,
             a.cat_log_share, a.cat_profit, self.params, self._sat0, self.cycle_days / 365.0,
             self._reward_code, self._choice, out,
         )  # fmt: skip
@@ -381,12 +414,16 @@ class ItemModel:
             discounts: ``(S,)`` discounts.
         """
         slates = np.ascontiguousarray(np.atleast_2d(slates), dtype=np.intp)
+        if slates.size and (slates.max() >= self.products.n_products or slates.min() < -1):
+            raise ValueError("slates hold product indices in [0, n_products) or -1")
+        channels, discounts = self._message_terms(channels, discounts, slates.shape[0])
         return self._expected(batch, slates, channels, discounts, per_row=False)
 
     def expected_slate_rewards(
         self, batch: ItemBatch, slates: np.ndarray, channels: np.ndarray, discounts: np.ndarray
     ) -> np.ndarray:
         """Exact expected immediate reward ``(n,)`` of each customer's given slate message."""
+        channels, discounts = self._message_terms(channels, discounts, batch.n)
         return self._expected(batch, self._slates(slates, batch.n), channels, discounts, True)
 
     def _expected(
@@ -402,9 +439,9 @@ class ItemModel:
             batch.features, batch.hidden, batch.item_hidden, batch.taste, slates,
             np.ascontiguousarray(channels, dtype=np.intp),
             np.ascontiguousarray(discounts, dtype=np.float64), self.channel_cost,
-            a.price, a.margin, a.category, a.topics, a.is_new, a.cat_topics, a.cat_log_share,
-            a.cat_profit, self.params, self._sat0, self.cycle_days / 365.0, self._reward_code,
-            self._choice, out,
+            a.price, a.margin, a.category, a.topics, a.is_new, a.available, a.cat_topics,
+            a.cat_log_share, a.cat_profit, self.params, self._sat0, self.cycle_days / 365.0,
+            self._reward_code, self._choice, out,
         )  # fmt: skip
         return out
 

@@ -136,16 +136,15 @@ class SlateModel(ItemModel):
     def decode(self, batch: Any, actions: np.ndarray) -> tuple[np.ndarray, ...]:
         """``(slates (n, K), channels (n,), discounts (n,))`` of scoring vectors ``(n, D)``."""
         actions = self.check_actions(actions, batch.n)
-        e, k = self.embeddings.shape[1], self.slate_size
-        scores = actions[:, :e] @ self.embeddings.T
-        allowed = self.allowed_products(batch)
-        scores[~allowed] = -np.inf
-        k_eff = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")
-        slates = np.full((batch.n, k), -1, dtype=np.intp)
-        slates[:, :k_eff] = np.take_along_axis(top, order, axis=1)
-        slates[~np.isfinite(np.take_along_axis(scores, slates.clip(0), axis=1))] = -1
+        e = self.embeddings.shape[1]
+        slates = np.empty((batch.n, self.slate_size), dtype=np.intp)
+        self._kernels.slate_decode_kernel(
+            np.ascontiguousarray(actions[:, :e]),
+            self.embeddings,
+            self.arrays.available,
+            batch.recent,
+            slates,
+        )
         channel_scores = actions[:, e : e + 1 + len(CHANNELS)]
         choice = np.argmax(channel_scores, axis=1)
         channels = np.where(choice == 0, len(CHANNELS), choice - 1).astype(np.intp)
@@ -155,6 +154,19 @@ class SlateModel(ItemModel):
         else:
             discounts = np.full(batch.n, offers[0])
         return slates, channels, discounts
+
+    def expected_rewards(self, batch: Any) -> np.ndarray:
+        """Not defined: a slate world's actions are continuous.
+
+        Raises:
+            TypeError: Always; use :meth:`expected_rewards_of` (given scoring vectors),
+                :meth:`~rec_env.item_dynamics.ItemModel.expected_slate_rewards` (given slates)
+                or :meth:`~rec_env.item_dynamics.ItemModel.oracle_slates`.
+        """
+        raise TypeError(
+            "the slate world has continuous actions: use expected_rewards_of(batch, actions), "
+            "expected_slate_rewards(batch, slates, channels, discounts) or oracle_slates(batch)"
+        )
 
     def expected_rewards_of(self, batch: Any, actions: np.ndarray) -> np.ndarray:
         """Exact expected immediate reward ``(n,)`` of the slate each scoring vector selects."""

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from rec_env.autoreset import CustomerSlots
-from rec_env.dynamics import RewardMode, StepOutcome
+from rec_env.dynamics import ITEM_OUTCOME_FIELDS, RewardMode, StepOutcome
 from rec_env.env import (
     RENDER_MODES,
     check_render_mode,
@@ -27,12 +27,14 @@ from rec_env.env import (
     shared_model,
 )
 from rec_env.features import FEATURE_NAMES
+from rec_env.item_env import ITEM_INFO_KEYS
 from rec_env.settings import EnvSettings
 
 __all__ = ["RecommendationVectorEnv"]
 
 _INFO_KEYS = ("profit", "revenue", "purchased", "delivered", "opened", "unsubscribed", "churned")
 _INFO_ROWS = [StepOutcome.FIELDS.index(key) for key in _INFO_KEYS]
+_ITEM_INFO_ROWS = [ITEM_OUTCOME_FIELDS.index(key) for key in ITEM_INFO_KEYS]
 
 
 class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
@@ -115,6 +117,9 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.slots = CustomerSlots(self.model, self.num_envs, self.horizon, self.np_random)
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
+        item_world = self.settings.world != "strategy"
+        self._info_keys = ITEM_INFO_KEYS if item_world else _INFO_KEYS
+        self._info_rows = _ITEM_INFO_ROWS if item_world else _INFO_ROWS
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -174,9 +179,9 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         infos: dict[str, Any] = {}
         restart = bool(restarting.any())
         if not restart or stepped.any():  # as SyncVectorEnv: a key appears when a slot has it
-            block = outcome.values[_INFO_ROWS]  # one (n_keys, num_envs) copy, read by name
+            block = outcome.values[self._info_rows]  # one (n_keys, num_envs) copy, by name
             block[:, restarting] = 0.0
-            for key, row in zip(_INFO_KEYS, block, strict=True):
+            for key, row in zip(self._info_keys, block, strict=True):
                 infos[key] = row
                 infos[f"_{key}"] = stepped
         if restart:
