@@ -980,3 +980,33 @@ def slate_decode_kernel(
                 m -= 1
             scores[m] = s
             slates[i, m] = j
+
+
+@njit(cache=True, error_model="numpy")
+def action_mask_kernel(
+    obs: np.ndarray,
+    product: np.ndarray,
+    channel: np.ndarray,
+    available: np.ndarray,
+    recent: np.ndarray,
+    masks: np.ndarray,
+) -> None:
+    """``masks`` ``(n, A)``: consent on the action's channel, product in stock, not repeated.
+
+    The consent rule is :func:`rec_env.features.consent_masks`' (an action without a channel
+    is always allowed); products of the customer's last message (``recent``) are not allowed.
+    """
+    for i in range(masks.shape[0]):
+        consent = np.empty(N_CHANNELS + 1, dtype=np.bool_)
+        for c in range(N_CHANNELS):
+            consent[c] = obs[CONSENT0 + c, i] > 0.5
+        consent[N_CHANNELS] = True
+        for a in range(masks.shape[1]):
+            j = product[a]
+            allowed = consent[channel[a]]
+            if allowed and j >= 0:
+                allowed = available[j]
+                for m in range(recent.shape[0]):
+                    if recent[m, i] == j:
+                        allowed = False
+            masks[i, a] = allowed

@@ -34,7 +34,7 @@ from rec_env.dynamics import (
     StepOutcome,
 )
 from rec_env.feature_space import FeatureSpace
-from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_INDEX, consent_masks
+from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_INDEX
 from rec_env.item_actions import ItemActionTable, ProductArrays
 from rec_env.item_features import BOREDOM_DAYS, SATIATION_DAYS, item_feature_bounds, item_features
 from rec_env.parameters import HIDDEN_PARAMETERS
@@ -370,8 +370,10 @@ class ItemModel:
     def action_masks(self, batch: ItemBatch) -> np.ndarray:
         """``(n, n_actions)`` bool: consent, stock, and no repeat of the last message."""
         table = self.actions
-        masks = consent_masks(batch.features[_CONSENT_ROWS].T, table.channel)
-        masks[:, 1:] &= self.allowed_products(batch)[:, table.product[1:]]
+        masks = np.empty((batch.n, table.n_actions), dtype=bool)
+        self._kernels.action_mask_kernel(
+            batch.features, table.product, table.channel, self.arrays.available, batch.recent, masks
+        )
         return masks
 
     def expected_rewards(self, batch: ItemBatch) -> np.ndarray:
