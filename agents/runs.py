@@ -4,9 +4,10 @@ A run directory holds:
 
 * the policy: ``policy.json`` plus ``model.zip`` (SB3) or ``state.npz`` (bandits); baselines
   have ``policy.json`` only;
-* ``run.json``: env id and :class:`~rec_env.settings.EnvSettings` (``env``), feature and action
-  names, algorithm, hyperparameters, seed, recenv version, the integrity fields below, and the
-  final metrics;
+* ``run.json``: env id and :class:`~rec_env.settings.EnvSettings` (``env``; the id must be the
+  one of the settings' ``world``, see ``rec_env.ENV_WORLDS``), feature and action names,
+  algorithm, hyperparameters, seed, recenv version, the integrity fields below, and the final
+  metrics;
 * ``learning_curve.csv``: periodic evaluations during training (a report: never loaded).
 
 **Integrity.** ``run.json`` records
@@ -43,8 +44,16 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from rec_env import ENV_WORLDS
 from rec_env.agents.base import POLICY_FILE, Policy
 from rec_env.agents.integrity import (
     POLICY_FILES,
@@ -73,6 +82,7 @@ __all__ = [
     "policy_digests",
     "read_curve",
     "read_run_info",
+    "world_env_id",
     "write_curve",
     "write_run_info",
 ]
@@ -117,6 +127,15 @@ class RunInfo(BaseModel):
     def _valid_env_settings(cls, value: dict[str, Any]) -> dict[str, Any]:
         return EnvSettings.from_dict(value).to_dict()  # raises ValueError naming the setting
 
+    @model_validator(mode="after")
+    def _env_id_matches_world(self) -> RunInfo:
+        world = ENV_WORLDS.get(self.env_id)
+        if world is not None and world != self.settings.world:
+            raise ValueError(
+                f"env_id {self.env_id} simulates the {world} world, env says {self.settings.world}"
+            )
+        return self
+
     @property
     def settings(self) -> EnvSettings:
         """The simulated world the policy was trained and evaluated in."""
@@ -157,6 +176,14 @@ class RunInfo(BaseModel):
     def model_version(self) -> str:
         """``<algorithm>-<12 hex digits of weights_sha256>``: equal weights, equal version."""
         return f"{self.algorithm}-{self.weights_sha256[:12]}"
+
+
+def world_env_id(settings: EnvSettings) -> str:
+    """The registered env id of ``settings.world`` (:data:`rec_env.ENV_WORLDS` inverted)."""
+    for env_id, world in ENV_WORLDS.items():
+        if world == settings.world:
+            return env_id
+    raise ValueError(f"no registered env simulates the {settings.world!r} world")
 
 
 def default_run_dir(algorithm: str, seed: int) -> Path:

@@ -14,7 +14,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-from rec_env import ENV_ID, __version__
+from rec_env import __version__
 from rec_env.agents.base import Policy
 from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
 from rec_env.agents.registry import (
@@ -30,10 +30,10 @@ from rec_env.agents.runs import (
     default_run_dir,
     load_run,
     policy_digests,
+    world_env_id,
     write_curve,
     write_run_info,
 )
-from rec_env.features import FEATURE_NAMES
 from rec_env.settings import EnvSettings
 
 __all__ = ["check_hyperparameters", "train", "train_bandit"]
@@ -149,7 +149,8 @@ def check_hyperparameters(
 
     Args:
         algorithm: One of :data:`rec_env.agents.registry.TRAINABLE`.
-        settings: The simulated world (bandits are built once on its action catalog).
+        settings: The simulated world (bandits are built once on its action catalog; SB3
+            reads the YAML section of its env id).
         hyperparams: Overrides of the defaults (SB3: the YAML file; bandits: their fields).
         steps: Environment steps, overriding ``n_timesteps``.
 
@@ -157,8 +158,9 @@ def check_hyperparameters(
         Every hyperparameter, including ``n_envs`` and ``n_timesteps``.
 
     Raises:
-        ValueError: If a hyperparameter is unknown or its value invalid (the message names it);
-            :class:`rec_env.errors.ConfigError`, a ``ValueError``, for SB3's YAML file.
+        ValueError: If a hyperparameter is unknown or its value invalid (the message names it),
+            or the algorithm cannot act in the world; :class:`rec_env.errors.ConfigError`, a
+            ``ValueError``, for SB3's YAML file (which must have the world's env id).
     """
     algorithm = check_algorithm(algorithm, TRAINABLE)
     if algorithm in BANDIT_ALGORITHMS:
@@ -166,11 +168,14 @@ def check_hyperparameters(
             algorithm, EnvSettings.coerce(settings), dict(hyperparams or {}), steps
         )
     from rec_env.agents.sb3 import load_hyperparams
+    from rec_env.agents.sb3.training import check_world
 
+    settings = EnvSettings.coerce(settings)
+    check_world(algorithm, settings)
     overrides = dict(hyperparams or {})
     if steps is not None:
         overrides["n_timesteps"] = steps
-    return load_hyperparams(algorithm, overrides=overrides)
+    return load_hyperparams(algorithm, world_env_id(settings), overrides=overrides)
 
 
 def train(
@@ -203,8 +208,9 @@ def train(
         tensorboard_log: TensorBoard directory (SB3 only).
 
     Returns:
-        The run directory, with ``run.json`` recording every policy file's SHA-256 and the
-        weights' (see :mod:`rec_env.agents.runs`).
+        The run directory, with ``run.json`` recording the env id of ``settings.world``, the
+        policy's feature names, every policy file's SHA-256 and the weights' (see
+        :mod:`rec_env.agents.runs`).
     """
     algorithm = check_algorithm(algorithm, TRAINABLE)
     settings = EnvSettings.coerce(settings)
@@ -254,9 +260,9 @@ def train(
         directory,
         RunInfo(
             algorithm=algorithm,
-            env_id=ENV_ID,
+            env_id=world_env_id(settings),
             env=settings.to_dict(),
-            feature_names=list(FEATURE_NAMES),
+            feature_names=list(policy.features.names),
             action_names=list(policy.action_names),
             hyperparameters=used,
             seed=seed,

@@ -8,7 +8,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from rec_env.agents.registry import ALGORITHMS
+from rec_env import ENV_ID
+from rec_env.agents.registry import ALGORITHMS, BASELINES_BY_WORLD
+from rec_env.cli._env_option import EnvOption, ProductsOption, check_run_world, env_settings
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.cli._outputs import FORCE_INTO_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
@@ -17,16 +19,31 @@ from rec_env.dynamics import REWARD_MODES
 __all__ = ["DEFAULT_ENTRIES", "compare_command"]
 
 DEFAULT_ENTRIES = ("random", "best_fixed", "rule", "oracle", "cooldown")
+"""The strategy world's default entries; the item worlds default to all their baselines."""
+
+
+def _check_runs(entries: list[str], env: str) -> None:
+    """Refuse run directories trained in another world than ``--env`` (one error line)."""
+    from rec_env.agents.runs import read_run_info
+
+    for entry in entries:
+        if Path(entry).is_dir():
+            with reporting_bad_input():
+                world = read_run_info(entry).settings.world
+            check_run_world(entry, world, env)
 
 
 def compare_command(
     entries: Annotated[
         list[str] | None,
         typer.Argument(
-            help=f"Run directories and/or algorithm names ({', '.join(ALGORITHMS)}); "
-            f"default: {' '.join(DEFAULT_ENTRIES)}."
+            help=f"Run directories and/or algorithm names ({', '.join(ALGORITHMS)}; the item "
+            "envs have their own baselines); default: the env's baselines "
+            f"({' '.join(DEFAULT_ENTRIES)} for {ENV_ID})."
         ),
     ] = None,
+    env: EnvOption = ENV_ID,
+    products: ProductsOption = None,
     customers: Annotated[int, typer.Option(help="Customers in the shared cohort.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Cohort seed (same customers for every agent).")] = 0,
     profile: Annotated[str, typer.Option(help="Population name or YAML path.")] = "default",
@@ -40,18 +57,21 @@ def compare_command(
 
     Run directories are evaluated frozen; bandit names learn online from scratch on the cohort
     (their learning curve); a bandit run directory is shown both frozen and learning on (online).
+    Every run directory must have been trained on --env.
     """
     from rec_env.agents.evaluation.compare import compare, write_outputs
 
     check_count("--customers", customers, high=MAX_CUSTOMERS)
     if reward_mode not in REWARD_MODES:
         fail(f"--reward-mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
+    settings = env_settings(env, products, profile=profile, reward_mode=reward_mode)
+    chosen = list(entries or BASELINES_BY_WORLD[settings.world])
+    _check_runs(chosen, env)
     check_output_directory(out, force=force)
-    settings = {"profile": profile, "reward_mode": reward_mode}
     console = Console(stderr=True)
     with reporting_bad_input():
         results, contenders = compare(
-            list(entries or DEFAULT_ENTRIES),
+            chosen,
             settings,
             customers,
             seed,

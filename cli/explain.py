@@ -18,9 +18,10 @@ from rec_env.features import FEATURE_NAMES, FEATURES
 
 if TYPE_CHECKING:
     from rec_env.agents.explain.explainer import PolicyExplainer
+    from rec_env.agents.explain.shapley import ShapleyValues
     from rec_env.customer import FilledFeature
 
-__all__ = ["explain_command", "plain_words"]
+__all__ = ["explain_command", "plain_words", "print_filled_in", "save_waterfall"]
 
 _UNITS = {f.name: f for f in FEATURES}
 _OUTPUT_WORDS = {
@@ -31,8 +32,8 @@ _OUTPUT_WORDS = {
 
 
 def _format_value(name: str, value: float) -> str:
-    feature = _UNITS[name]
-    if feature.binary or float(value).is_integer():
+    feature = _UNITS.get(name)  # None: an item world's feature (counts and days)
+    if (feature is not None and feature.binary) or float(value).is_integer():
         return f"{value:g}"
     return f"{value:.3g}"
 
@@ -79,7 +80,9 @@ def explain_command(
             "column per feature for --summary."
         ),
     ],
-    model: Annotated[Path, typer.Option(help="Run directory written by recenv train.")],
+    model: Annotated[
+        Path, typer.Option("--model", "--run", help="Run directory written by recenv train.")
+    ],
     summary: Annotated[
         bool,
         typer.Option(help="Explain every customer of a CSV file: SHAP values CSV + beeswarm."),
@@ -114,10 +117,14 @@ def explain_command(
         ),
     ] = "all",
 ) -> None:
-    """Explain a trained policy's decision with exact Shapley values over the 16 features.
+    """Explain a trained policy's decision with exact Shapley values over its features.
 
     For PPO, A2C and MaskablePPO the explained value is the probability of the recommended
     action; for DQN its Q-value; for LinUCB and linear Thompson sampling its estimated reward.
+    For runs of the item and slate envs the answer names the product, its channel and the
+    runner-up, and explains the log-odds (DQN: the Q-value advantage; slates: the score margin
+    over the best product left out) over the 16 features and the item history features;
+    item features the customer file leaves out mean no history in that category.
     Contributions are measured against a background of customers drawn from the run's population
     (same seed, same background). The model file's SHA-256 is checked before it is loaded.
 
@@ -142,6 +149,15 @@ def explain_command(
         assumed = parse_channels(assume_consent)
     except ValueError as exc:
         fail(f"--assume-consent: {exc}")
+    from rec_env.agents.runs import read_run_info
+
+    with reporting_bad_input():
+        info = read_run_info(model)
+    if info.settings.world != "strategy":
+        if summary:
+            fail("--summary explains runs of the strategy env; explain item customers one by one")
+        _explain_item_run(customer, model, action, top, background, seed, out, force, assumed)
+        return
     with reporting_bad_input():
         ids, obs, filled_in = _read_customers(customer, summary, assumed)
         explainer = _load_policy(model, background, seed)
@@ -155,6 +171,32 @@ def explain_command(
         _write_summary(explainer, explanation, ids, *outputs)
     else:
         _print_one(explainer, explanation, ids[0], top, outputs[0], filled_in)
+
+
+def _explain_item_run(
+    customer: Path,
+    run: Path,
+    action: str | None,
+    top: int,
+    background: int,
+    seed: int,
+    out: Path | None,
+    force: bool,
+    assumed: tuple[str, ...],
+) -> None:
+    """``recenv explain`` of a run of the item or slate env (:mod:`rec_env.cli._item_explain`)."""
+    from rec_env.agents.explain.background import operating_background
+    from rec_env.agents.runs import load_run
+    from rec_env.cli._item_explain import explain_item_customer, read_item_customer
+
+    with reporting_bad_input():
+        policy, info = load_run(run)
+        world = info.settings.replace(world="item").build_model()  # products, item actions
+        read = read_item_customer(customer, world, assumed)
+    path = _output_paths(customer, False, out, force)[0]  # before the explaining starts
+    with reporting_bad_input():
+        rows = operating_background(background, seed=seed, model=world)
+        explain_item_customer(policy, world, read, action, top, rows, path)
 
 
 def _read_customers(
@@ -176,14 +218,30 @@ def _read_customers(
     return [customer_id], filled.observations.astype(np.float32), filled.filled_in
 
 
-def _print_filled_in(console: Console, filled_in: Sequence[FilledFeature]) -> None:
-    """The features the file left out, their values and why; assumed consent spelled out."""
-    if not filled_in:
+def print_filled_in(
+    console: Console,
+    filled_in: Sequence[FilledFeature],
+    n_features: int = len(FEATURE_NAMES),
+    others: tuple[int, str] | None = None,
+) -> None:
+    """The features the file left out, their values and why; assumed consent spelled out.
+
+    Args:
+        console: Where to print.
+        filled_in: The strategy features left out.
+        n_features: Features of the run's observation.
+        others: ``(count, reason)`` of further features left out, summarised in one line
+            (the item history features).
+    """
+    extra = others[0] if others else 0
+    if not filled_in and not extra:
         return
-    console.print(f"Filled in ({len(filled_in)} of {len(FEATURE_NAMES)} features not given):")
+    console.print(f"Filled in ({len(filled_in) + extra} of {n_features} features not given):")
     for item in filled_in:
         value = _format_value(item.feature, item.value)
         console.print(escape(f"  {item.feature} = {value}: {item.reason}"))
+    if others and extra:
+        console.print(escape(f"  {extra} item history features: {others[1]}"))
     assumed = [
         item.feature.removeprefix("consent_")
         for item in filled_in
@@ -197,6 +255,29 @@ def _print_filled_in(console: Console, filled_in: Sequence[FilledFeature]) -> No
                 "with --assume-consent."
             )
         )
+
+
+def save_waterfall(
+    values: ShapleyValues, x: np.ndarray, names: list[str], title: str, path: Path
+) -> None:
+    """Save the waterfall plot of one customer's Shapley values to ``path`` (staged)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    explanation = shap.Explanation(
+        values=np.asarray(values.values, dtype=np.float64),
+        base_values=float(values.base_value),
+        data=np.asarray(x, dtype=np.float64),
+        feature_names=names,
+    )
+    shap.plots.waterfall(explanation, max_display=12, show=False)
+    plt.title(title)
+    with staged_file(path) as staged:
+        plt.savefig(staged, dpi=120, bbox_inches="tight")
+    plt.close("all")
 
 
 def _output_paths(customer: Path, summary: bool, out: Path | None, force: bool) -> list[Path]:
@@ -244,7 +325,7 @@ def _print_one(
         f"[bold]{escape(_action_label(explainer, recommended))}[/] with probability "
         f"{probabilities[recommended]:.2f}"
     )
-    _print_filled_in(console, filled_in)
+    print_filled_in(console, filled_in)
     if action != recommended:
         console.print(
             f"Explaining [bold]{escape(_action_label(explainer, action))}[/] instead "

@@ -9,14 +9,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from rec_env import ENV_ID
 from rec_env.agents.evaluation.evaluate import KPI, Evaluation
 from rec_env.agents.registry import TRAINABLE, check_algorithm
 from rec_env.agents.runs import RUN_FILE, RunInfo, default_run_dir, read_run_info
+from rec_env.cli._env_option import EnvOption, ProductsOption, env_settings
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.cli._outputs import FORCE_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
 from rec_env.dynamics import REWARD_MODES
-from rec_env.settings import EnvSettings
 
 __all__ = ["parse_overrides", "train_command"]
 
@@ -44,6 +45,8 @@ def train_command(
         int | None,
         typer.Option(help="Environment steps (customer-cycles); default from the YAML."),
     ] = None,
+    env: EnvOption = ENV_ID,
+    products: ProductsOption = None,
     profile: Annotated[str, typer.Option(help="Population name or YAML path.")] = "default",
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
@@ -69,11 +72,13 @@ def train_command(
 ) -> None:
     """Train an agent (SB3 or bandit) and save it with run.json and its learning curve.
 
-    Hyperparameters come from the algorithm's YAML (agents/sb3/hyperparams); --steps and
-    --set override them. The run directory holds the model, run.json (with the model's
-    SHA-256 and the final metrics) and learning_curve.csv. It is written under a temporary
-    name and appears only when complete; an existing run directory is replaced only with
-    --force.
+    --env picks the world: strategy actions (the default), one product per message
+    (rec_env/ItemRecommendation-v0) or slates of products (rec_env/SlateRecommendation-v0, PPO).
+    Hyperparameters come from the algorithm's YAML (agents/sb3/hyperparams), the section of
+    the env id; --steps and --set override them. The run directory holds the model, run.json
+    (with the model's SHA-256, the env id and settings, and the final metrics) and
+    learning_curve.csv. It is written under a temporary name and appears only when complete;
+    an existing run directory is replaced only with --force.
     """
     from rec_env.agents.training import check_hyperparameters, train
 
@@ -85,9 +90,9 @@ def train_command(
         check_count("--steps", steps)
     check_count("--eval-customers", eval_customers, high=MAX_CUSTOMERS)
     check_count("--final-customers", final_customers, high=MAX_CUSTOMERS)
+    settings = env_settings(env, products, profile=profile, reward_mode=reward_mode)
     with reporting_bad_input():
-        settings = EnvSettings(profile=profile, reward_mode=reward_mode)
-        settings.build_model()  # fail fast on a bad population
+        settings.build_model()  # fail fast on a bad population or product table
         overrides = parse_overrides(set_ or [])
         check_hyperparameters(name, settings, overrides, steps)
     run_dir = out if out is not None else default_run_dir(name, seed)

@@ -34,7 +34,7 @@ from rec_env.dynamics import (
     StepOutcome,
 )
 from rec_env.feature_space import FeatureSpace
-from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_INDEX
+from rec_env.features import CHANNELS, FEATURE_INDEX
 from rec_env.item_actions import ItemActionTable, ProductArrays
 from rec_env.item_features import BOREDOM_DAYS, SATIATION_DAYS, item_feature_bounds, item_features
 from rec_env.parameters import HIDDEN_PARAMETERS
@@ -65,7 +65,6 @@ ITEM_CONSTANTS: dict[str, tuple[float, str]] = {
 """Name → (value, meaning) of the item world's constants, in the kernels' ``params`` order."""
 
 _N_STRATEGY = len(HIDDEN_PARAMETERS)
-_CONSENT_ROWS = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
 _ORDER_VALUE = list(HIDDEN_PARAMETERS).index("order_value")
 _DISCOUNT_SENSITIVE = FEATURE_INDEX["discount_sensitive"]
 _LAST_PURCHASE = FEATURE_INDEX["last_purchase_days"]

@@ -26,7 +26,7 @@ from rec_env.features import OBS_HIGH
 from rec_env.rollout import Cohort, run_cohort
 
 N_ACTIONS = 16
-RANDOMISED = ("egreedy", "thompson", "lin_ts")
+RANDOMISED = ("egreedy", "thompson", "lin_ts", "hybrid_lin_ts")
 
 
 def make(name: str, n_actions: int = N_ACTIONS, random_state: int | None = 0, **kwargs):
@@ -55,7 +55,9 @@ def state_arrays(policy: BanditPolicy) -> dict[str, np.ndarray]:
 
 # ---------------------------------------------------------------------------- interface
 def test_registry_and_signatures() -> None:
-    assert set(BANDITS) == {"egreedy", "ucb1", "thompson", "linucb", "lin_ts"}
+    assert set(BANDITS) == {
+        *("egreedy", "ucb1", "thompson", "linucb", "lin_ts", "hybrid_linucb", "hybrid_lin_ts")
+    }
     for name, cls in BANDITS.items():
         assert cls.algorithm == name
         parameters = list(inspect.signature(cls).parameters.values())
@@ -388,7 +390,7 @@ def test_an_update_that_would_overflow_the_state_is_refused(name: str) -> None:
     """1e308 is finite, but two of them on one arm overflow sums: refused, state unchanged."""
     policy = learned_some(name)
     obs = np.ones((1, OBS_HIGH.shape[0]))
-    linear = name in ("linucb", "lin_ts")
+    linear = name in ("linucb", "lin_ts", "hybrid_linucb", "hybrid_lin_ts")
     policy.update(obs, [2], [1e308])  # one, on a fresh action, is still a finite state
     assert all(np.isfinite(array).all() for array in state_arrays(policy).values())
     before, weights = state_arrays(policy), policy.weights_sha256()

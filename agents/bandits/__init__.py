@@ -4,7 +4,9 @@ Context-free (one value per action): :class:`EpsilonGreedy`, :class:`UCB1` and
 :class:`ThompsonSampling` (Gaussian, Normal–Inverse-Gamma). Linear contextual (one ridge
 regression per action on :func:`linear_contexts`): :class:`LinUCB` and
 :class:`LinearThompsonSampling`, on any :class:`~rec_env.feature_space.FeatureSpace` (the env's
-16 features by default) and any number of actions.
+16 features by default) and any number of actions. Hybrid (shared customer × action-feature
+parameters plus per-action ones, so they generalise across products): :class:`HybridLinUCB` and
+:class:`HybridLinearThompsonSampling`.
 
 Each is a dataclass of hyperparameters in the style of Open Bandit Pipeline, batch-first, seeded
 by ``random_state`` and saved as ``policy.json`` + ``state.npz``. :data:`BANDITS` maps each
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 from rec_env.agents.bandits.base import STATE_FILE, BanditPolicy
 from rec_env.agents.bandits.contextfree import UCB1, EpsilonGreedy, ThompsonSampling
+from rec_env.agents.bandits.hybrid import HybridLinearThompsonSampling, HybridLinUCB
 from rec_env.agents.bandits.linear import LinearThompsonSampling, LinUCB, linear_contexts
 
 __all__ = [
@@ -25,6 +28,8 @@ __all__ = [
     "UCB1",
     "BanditPolicy",
     "EpsilonGreedy",
+    "HybridLinUCB",
+    "HybridLinearThompsonSampling",
     "LinUCB",
     "LinearThompsonSampling",
     "ThompsonSampling",
@@ -33,6 +38,15 @@ __all__ = [
 
 BANDITS: dict[str, type[BanditPolicy]] = {
     cls.algorithm: cls
-    for cls in (EpsilonGreedy, UCB1, ThompsonSampling, LinUCB, LinearThompsonSampling)
+    for cls in (
+        EpsilonGreedy,
+        UCB1,
+        ThompsonSampling,
+        LinUCB,
+        LinearThompsonSampling,
+        HybridLinUCB,
+        HybridLinearThompsonSampling,
+    )
 }
-"""``algorithm`` → class: ``egreedy``, ``ucb1``, ``thompson``, ``linucb``, ``lin_ts``."""
+"""``algorithm`` → class: ``egreedy``, ``ucb1``, ``thompson``, ``linucb``, ``lin_ts``,
+``hybrid_linucb``, ``hybrid_lin_ts``."""

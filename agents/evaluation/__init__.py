@@ -6,7 +6,9 @@
 * :mod:`~rec_env.agents.evaluation.sequential`: paired comparisons on common random numbers;
 * :mod:`~rec_env.agents.evaluation.plots`: KPI bars and learning curves;
 * :mod:`~rec_env.agents.evaluation.item_metrics`: NDCG/HR/precision@k, intra-list diversity,
-  novelty, catalog coverage and the Gini coefficient of exposure of product recommendations.
+  novelty, catalog coverage and the Gini coefficient of exposure of product recommendations;
+* :mod:`~rec_env.agents.evaluation.multiseed`: results over training seeds as ``rliable``
+  recommends (interquartile mean, stratified-bootstrap CIs, probability of improvement).
 """
 
 from __future__ import annotations
@@ -29,20 +31,38 @@ from rec_env.agents.evaluation.item_metrics import (
     precision_at_k,
     top_m_relevant,
 )
+from rec_env.agents.evaluation.multiseed import (
+    ImprovementProbability,
+    IQMEstimate,
+    aggregate_iqm,
+    improvement_probability,
+    interquartile_mean,
+    iqm_estimate,
+    probability_of_improvement,
+    stratified_bootstrap,
+)
 
 __all__ = [
     "EVAL_SEED",
     "KPI",
     "Evaluation",
+    "IQMEstimate",
+    "ImprovementProbability",
+    "aggregate_iqm",
     "catalog_coverage",
     "evaluate",
     "exposure_gini",
     "hit_rate_at_k",
+    "improvement_probability",
+    "interquartile_mean",
     "intra_list_diversity",
+    "iqm_estimate",
     "kpis_with_ci",
     "ndcg_at_k",
     "novelty",
     "oracle_profit",
     "precision_at_k",
+    "probability_of_improvement",
+    "stratified_bootstrap",
     "top_m_relevant",
 ]

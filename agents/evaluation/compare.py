@@ -1,10 +1,14 @@
 """Compare agents side by side on one cohort: a table, CSV/JSON and PNG plots.
 
 Entries are run directories (trained policies, evaluated frozen and labelled by the directory's
-name), baseline names (``random``, ``best_fixed``, ``rule``, ``oracle``, ``cooldown``) or bandit
-names (``linucb`` …), which then learn online from scratch on the evaluation cohort, labelled
-``linucb (online)``: their online learning curve. A bandit run directory is evaluated both ways:
-frozen after training, and ``(online)``, learning on from its trained state.
+name), baseline names of the world (strategy: ``random``, ``best_fixed``, ``rule``, ``oracle``,
+``cooldown``; item and slate: ``no_action``, ``random``, ``popular``, ``popular_category``,
+``item_similarity``, ``oracle``, ``diverse_oracle``, and ``cooldown`` in the item world; see
+:data:`~rec_env.agents.registry.BASELINES_BY_WORLD`) or bandit names (``linucb`` …), which then
+learn online from scratch on the evaluation cohort, labelled ``linucb (online)``: their online
+learning curve. A bandit run directory is evaluated both ways: frozen after training, and
+``(online)``, learning on from its trained state. In the item and slate worlds every result has
+the item metrics (:mod:`~rec_env.agents.evaluation.evaluate`).
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ from typing import Any
 
 from rec_env.agents.evaluation.evaluate import Evaluation, evaluate
 from rec_env.agents.registry import (
+    ALL_ALGORITHMS,
+    ALL_BASELINES,
     BANDIT_ALGORITHMS,
-    BASELINES,
     SB3_ALGORITHMS,
     check_algorithm,
     make_bandit,
@@ -45,7 +50,8 @@ def resolve_contenders(entries: list[str], settings: EnvSettings, seed: int) -> 
     """Turn run directories and algorithm names into policies to evaluate.
 
     Raises:
-        ValueError: For an unknown name, a missing run, or a broken run directory.
+        ValueError: For an unknown name, a baseline or bandit that makes no sense in the world,
+            a missing run, or a broken run directory.
     """
     model = settings.build_model()
     contenders: list[Contender] = []
@@ -61,7 +67,7 @@ def resolve_contenders(entries: list[str], settings: EnvSettings, seed: int) -> 
             continue
         if path.suffix or "/" in entry:
             raise ValueError(f"{entry}: no such run directory")
-        name = check_algorithm(entry)
+        name = check_algorithm(entry, ALL_ALGORITHMS)
         if name in SB3_ALGORITHMS:
             raise ValueError(
                 f"{entry}: SB3 agents must be trained first (recenv train {name}); "
@@ -69,7 +75,7 @@ def resolve_contenders(entries: list[str], settings: EnvSettings, seed: int) -> 
             )
         if name in BANDIT_ALGORITHMS:
             contenders.append(Contender(f"{name} (online)", make_bandit(name, model, seed), True))
-        elif name in BASELINES:
+        elif name in ALL_BASELINES:
             contenders.append(Contender(name, make_baseline(name, model, seed)))
     return contenders
 

@@ -13,6 +13,7 @@ moved the explained value away from its average over the background.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,8 +64,9 @@ def operating_background(
     catalog: str | Path = "strategy",
     seed: int = 0,
     cycles: int = OPERATING_CYCLES,
+    model: Any = None,
 ) -> np.ndarray:
-    """``(n, 16)`` float32 observations of ``n`` customers in operation.
+    """``(n, d)`` float32 observations of ``n`` customers in operation (16 features by default).
 
     Each customer is drawn from the population, then served for a number of cycles drawn
     uniformly from 1 to ``cycles`` by a policy that picks uniformly among the actions allowed
@@ -78,6 +80,9 @@ def operating_background(
         catalog: Action catalog of the serving policy.
         seed: Seed of every draw; the same seed gives the same background.
         cycles: Longest time in operation.
+        model: A customer model with single-action ``step`` to draw from instead of
+            ``population`` and ``catalog``, e.g. an item world's ``ItemModel`` (its
+            observations have ``16 + 3C`` features; the serving policy picks among its items).
 
     Raises:
         ValueError: If ``n`` or ``cycles`` is not positive.
@@ -88,7 +93,8 @@ def operating_background(
     _check_size(n)
     if cycles < 1:
         raise ValueError(f"cycles must be at least 1, got {cycles}")
-    model = build_model(population, catalog=catalog)
+    if model is None:
+        model = build_model(population, catalog=catalog)
     rng = np.random.default_rng(seed)
     size = 2 * n + 8  # churn removes a few percent per cycle: draw spares
     batch = model.new_batch(size)

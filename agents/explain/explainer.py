@@ -34,6 +34,7 @@ from rec_env.agents.explain.outputs import ExplainedOutput, OutputKind, explaine
 from rec_env.agents.explain.threads import pinned_threads
 from rec_env.catalog import ActionTable, load_catalog
 from rec_env.features import FEATURE_NAMES, consent_columns
+from rec_env.item_actions import ItemActionTable
 
 if TYPE_CHECKING:
     import shap
@@ -57,6 +58,8 @@ class PolicyExplainer:
         catalog: The action catalog: the channels of the actions, for the consent mask, where
             the features carry consent.
         seed: Seed of the drawn background.
+        table: The actions' table (names and ``channel``) instead of the catalog's, e.g. an
+            item world's :class:`~rec_env.item_actions.ItemActionTable`.
 
     Raises:
         ValueError: If the policy and the catalog disagree on the actions, or a foreign
@@ -76,14 +79,17 @@ class PolicyExplainer:
         population: str | Path = "default",
         catalog: str | Path = "strategy",
         seed: int = 0,
+        table: ActionTable | ItemActionTable | None = None,
     ) -> None:
         self.policy = policy
         self.feature_names: tuple[str, ...] = policy.features.names
         """Names of the ``d`` features of the contexts: the policy's feature space."""
         env_features = self.feature_names == FEATURE_NAMES
-        self.table: ActionTable | None = None
+        self.table: ActionTable | ItemActionTable | None = None
         if consent_columns(self.feature_names) is not None:
-            self.table = ActionTable.from_catalog(load_catalog(catalog))
+            self.table = (
+                table if table is not None else ActionTable.from_catalog(load_catalog(catalog))
+            )
             if self.table.n_actions != policy.n_actions:
                 raise ValueError(
                     f"the policy has {policy.n_actions} actions, the catalog {self.table.n_actions}"

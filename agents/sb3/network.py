@@ -23,7 +23,7 @@ from rec_env.scaling import InputScaling
 if TYPE_CHECKING:
     from rec_env.agents.base import Policy
 
-__all__ = ["ACTIVATIONS", "DenseLayer", "NumpyNetwork", "numpy_network"]
+__all__ = ["ACTIVATIONS", "DenseLayer", "NumpyNetwork", "numpy_network", "output_difference"]
 
 
 def _relu(values: np.ndarray) -> np.ndarray:
@@ -77,7 +77,8 @@ class DenseLayer:
 class NumpyNetwork:
     """An SB3 MLP in numpy: :class:`InputScaling`, hidden layers, a linear output layer.
 
-    The output is the actor's logits (PPO, A2C, MaskablePPO) or the Q-values (DQN).
+    The output is the actor's logits (PPO, A2C, MaskablePPO), its action means (a ``Box``
+    actor, e.g. the slate world's) or the Q-values (DQN).
 
     Attributes:
         scaling: The feature extractor's input scaling.
@@ -111,6 +112,19 @@ class NumpyNetwork:
         if masks is not None:
             weights *= masks
         return weights / weights.sum(axis=1, keepdims=True)
+
+
+def output_difference(network: NumpyNetwork, first: int, second: int) -> NumpyNetwork:
+    """``network`` with one output: output ``first`` minus output ``second``.
+
+    The output layer is linear, so the difference is a linear layer too: for an actor, the
+    log-odds ``log P(first) / P(second)`` (the softmax's normaliser cancels); for a Q-network,
+    the advantage of ``first`` over ``second``.
+    """
+    *hidden, last = network.layers
+    weight = last.weight[:, [first]] - last.weight[:, [second]]
+    bias = last.bias[[first]] - last.bias[[second]]
+    return NumpyNetwork(network.scaling, (*hidden, DenseLayer(np.ascontiguousarray(weight), bias)))
 
 
 def numpy_network(policy: Policy) -> NumpyNetwork | None:

@@ -34,6 +34,7 @@ from rec_env.scaling import InputScaling, Scaling, scale_observations
 __all__ = [
     "MODEL_FILE",
     "POLICY_CLASSES",
+    "SLATE_CONFIG_KEY",
     "A2CPolicy",
     "DQNPolicy",
     "MaskablePPOPolicy",
@@ -45,6 +46,9 @@ __all__ = [
 
 MODEL_FILE = "model.zip"
 """Name of the SB3 archive next to ``policy.json``."""
+
+SLATE_CONFIG_KEY = "slate"
+"""Key of the slate decoder in a slate policy's ``policy.json`` configuration."""
 
 
 class ScaledFeatures(BaseFeaturesExtractor):
@@ -160,7 +164,19 @@ class SB3Policy(Policy):
 
     @classmethod
     def from_model(cls, model: BaseAlgorithm, **kwargs: Any) -> SB3Policy:
-        """Wrap ``model`` in the policy class of its algorithm."""
+        """Wrap ``model`` in the policy class of its algorithm.
+
+        A model with ``Box`` actions (the slate world's scoring vectors) becomes a
+        :class:`~rec_env.agents.sb3.slate.SlatePPOPolicy`, which needs ``slate`` (its
+        decoder) among ``kwargs``.
+        """
+        if isinstance(model.action_space, spaces.Box):
+            from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES
+
+            for slate_class in SLATE_POLICY_CLASSES.values():
+                if type(model) is slate_class.model_class:
+                    return slate_class(model, **kwargs)
+            raise TypeError(f"no slate policy for {type(model).__name__}")
         for policy_class in POLICY_CLASSES.values():
             if type(model) is policy_class.model_class:
                 return policy_class(model, **kwargs)
@@ -191,11 +207,18 @@ class SB3Policy(Policy):
         Raises:
             ValueError: If the directory holds no SB3 policy (or another algorithm's).
         """
+        payload = read_policy_file(directory)
         if cls is SB3Policy:
-            algorithm = read_policy_file(directory)["algorithm"]
+            algorithm = payload["algorithm"]
             if algorithm not in POLICY_CLASSES:
                 raise ValueError(f"{directory}: holds a {algorithm!r} policy, not an SB3 one")
             return POLICY_CLASSES[algorithm].load(directory)
+        if SLATE_CONFIG_KEY in payload["config"] and cls is POLICY_CLASSES.get(cls.algorithm):
+            from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES
+
+            if cls.algorithm not in SLATE_POLICY_CLASSES:
+                raise ValueError(f"{directory}: no slate policy is a {cls.algorithm!r} one")
+            return SLATE_POLICY_CLASSES[cls.algorithm].load(directory)
         policy = super().load(directory)
         assert isinstance(policy, SB3Policy)
         return policy

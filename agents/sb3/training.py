@@ -1,9 +1,12 @@
 """Train SB3 agents on the batched VecEnv with the hyperparameters of the YAML files.
 
-:func:`train_sb3` trains on :func:`rec_env.make_vec_env`, evaluates the policy every so often on
-a fixed cohort (the learning curve, :class:`LearningCurveCallback`) and returns it wrapped as an
-:class:`~rec_env.agents.sb3.policy.SB3Policy`. Rewards can be normalised, or replaced by their
-expectation (:class:`ExpectedRewards`), for training only: the saved model needs neither.
+:func:`train_sb3` trains on :func:`rec_env.make_vec_env` in any world (strategy, item or slate:
+``EnvSettings.world``, with the hyperparameters of its env id), evaluates the policy every so
+often on a fixed cohort (the learning curve, :class:`LearningCurveCallback`) and returns it
+wrapped as an :class:`~rec_env.agents.sb3.policy.SB3Policy` that is consent-safe on the world's
+observations (a :class:`~rec_env.agents.sb3.slate.SlatePPOPolicy` in the slate world). Rewards
+can be normalised, or replaced by their expectation (:class:`ExpectedRewards`), for training
+only: the saved model needs neither.
 """
 
 from __future__ import annotations
@@ -19,14 +22,45 @@ from stable_baselines3.common.utils import set_random_seed
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecNormalize
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvObs, VecEnvStepReturn
 
-from rec_env import ENV_ID, make_vec_env
+from rec_env import make_vec_env
 from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
 from rec_env.agents.registry import SB3_ALGORITHMS, check_algorithm
+from rec_env.agents.runs import world_env_id
 from rec_env.agents.sb3.policy import POLICY_CLASSES, SB3Policy
 from rec_env.agents.sb3.schemas import Hyperparams, resolve_hyperparams
+from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES, SlateDecoder
 from rec_env.settings import EnvSettings
 
-__all__ = ["ExpectedRewards", "LearningCurveCallback", "train_sb3"]
+__all__ = [
+    "ExpectedRewards",
+    "LearningCurveCallback",
+    "check_world",
+    "policy_arguments",
+    "train_sb3",
+]
+
+
+def policy_arguments(model: Any) -> dict[str, Any]:
+    """The arguments that make a policy consent-safe on ``model``'s world.
+
+    Action names and channels, the feature space of the observations in the item worlds
+    (``model.feature_space``: ``16 + 3C`` features with their bounds; the strategy world's 16
+    are the policies' default) and, in the slate world, the
+    :class:`~rec_env.agents.sb3.slate.SlateDecoder`.
+
+    Args:
+        model: A customer model (``CustomerModel``, ``ItemModel`` or ``SlateModel``).
+    """
+    arguments: dict[str, Any] = {
+        "action_names": tuple(model.actions.names),
+        "action_channels": tuple(model.actions.channel_names),
+    }
+    feature_space = getattr(model, "feature_space", None)  # item worlds: 16 + 3C features
+    if feature_space is not None:
+        arguments["features"] = feature_space
+    if hasattr(model, "decode"):  # the slate world's scoring vectors
+        arguments["slate"] = SlateDecoder.from_model(model)
+    return arguments
 
 
 class LearningCurveCallback(BaseCallback):
@@ -45,6 +79,7 @@ class LearningCurveCallback(BaseCallback):
         eval_seed: Cohort seed (the same cohort every time).
         action_names: Action names for the wrapped policy.
         verbose: ``1`` prints every evaluation.
+        policy_kwargs: Further arguments of the wrapped policy (:func:`policy_arguments`).
     """
 
     def __init__(
@@ -55,6 +90,7 @@ class LearningCurveCallback(BaseCallback):
         eval_seed: int = EVAL_SEED,
         action_names: tuple[str, ...] | None = None,
         verbose: int = 0,
+        policy_kwargs: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(verbose)
         if eval_every < 0 or eval_customers < 1:
@@ -63,7 +99,7 @@ class LearningCurveCallback(BaseCallback):
         self.eval_every = int(eval_every)
         self.eval_customers = int(eval_customers)
         self.eval_seed = int(eval_seed)
-        self.action_names = action_names
+        self.policy_kwargs = {**(policy_kwargs or {}), "action_names": action_names}
         self.curve: list[dict[str, float]] = []
         self.best_state: dict[str, torch.Tensor] | None = None
         self._best = -float("inf")
@@ -89,7 +125,7 @@ class LearningCurveCallback(BaseCallback):
 
     def _evaluate(self) -> None:
         started = time.perf_counter()
-        policy = SB3Policy.from_model(self.model, action_names=self.action_names)
+        policy = SB3Policy.from_model(self.model, **self.policy_kwargs)
         result = evaluate(
             policy, self.settings, self.eval_customers, self.eval_seed, compare_to_oracle=False
         )
@@ -116,8 +152,11 @@ class LearningCurveCallback(BaseCallback):
 class ExpectedRewards(VecEnvWrapper):
     """Replace each sampled reward by its expectation ``E[r | s, a]`` under the simulator.
 
-    The expectation is read from ``expected_rewards()`` of the wrapped
-    :class:`~rec_env.vec_env.RecommendationVecEnv` before the step, for the actions taken.
+    The expectation is computed before the step, for the actions taken: by the wrapped
+    :class:`~rec_env.vec_env.RecommendationVecEnv`'s ``expected_rewards_of(actions)``, exact in
+    every world (in the item and slate worlds it scores each customer's own message, the
+    product or the slate its scoring vector selects, not the whole catalog), else from
+    ``env_method("expected_rewards")`` for the actions taken.
 
     Args:
         venv: The batched recommendation VecEnv.
@@ -133,9 +172,13 @@ class ExpectedRewards(VecEnvWrapper):
 
     def step_async(self, actions: np.ndarray) -> None:
         """Note the expected rewards of ``actions``, then step."""
-        actions = np.asarray(actions).reshape(self.num_envs)
-        expected = self.venv.env_method("expected_rewards")
-        self._expected[:] = np.take_along_axis(np.stack(expected), actions[:, None], 1)[:, 0]
+        expected_of = getattr(self.venv, "expected_rewards_of", None)
+        if callable(expected_of):
+            self._expected[:] = expected_of(actions)
+        else:
+            chosen = np.asarray(actions).reshape(self.num_envs, 1)
+            expected = np.stack(self.venv.env_method("expected_rewards"))
+            self._expected[:] = np.take_along_axis(expected, chosen, 1)[:, 0]
         self.venv.step_async(actions)
 
     def step_wait(self) -> VecEnvStepReturn:
@@ -173,6 +216,10 @@ def train_sb3(
     inside the network (:class:`~rec_env.agents.sb3.policy.ScaledFeatures`), so the returned
     policy needs nothing else at inference. The same seed gives the same policy.
 
+    The hyperparameters are the file's section for the env id of ``settings.world``
+    (``rec_env/Recommendation-v0``, ``rec_env/ItemRecommendation-v0`` or
+    ``rec_env/SlateRecommendation-v0``). The slate world's ``Box`` actions train with PPO only.
+
     Args:
         algorithm: ``"ppo"``, ``"a2c"``, ``"dqn"`` or ``"maskable_ppo"``.
         settings: The simulated world: :class:`~rec_env.settings.EnvSettings` or a mapping of
@@ -194,11 +241,13 @@ def train_sb3(
         The trained policy and its learning curve (rows of :class:`LearningCurveCallback`).
 
     Raises:
-        ConfigError: If the hyperparameters are invalid.
+        ConfigError: If the hyperparameters are invalid or the file has none for the world.
+        ValueError: For an algorithm that cannot act in the world (the slate world's ``Box``).
     """
     algorithm = check_algorithm(algorithm, SB3_ALGORITHMS)
-    params = resolve_hyperparams(algorithm, ENV_ID, hyperparams)
     settings = EnvSettings.coerce(settings)
+    check_world(algorithm, settings)
+    params = resolve_hyperparams(algorithm, world_env_id(settings), hyperparams)
     budget = int(total_timesteps if total_timesteps is not None else params.n_timesteps)
     set_random_seed(seed)
     env = _training_env(params, seed, settings)
@@ -211,15 +260,27 @@ def train_sb3(
         verbose=verbose,
         **params.sb3_kwargs(),
     )
-    action_names = tuple(env.get_attr("action_names")[0])
+    arguments = policy_arguments(env.get_attr("model")[0])  # consent-safe on the world's obs
     callback = LearningCurveCallback(
-        settings, eval_every, eval_customers, eval_seed, action_names, verbose
+        settings, eval_every, eval_customers, eval_seed, verbose=verbose, policy_kwargs=arguments
     )
     model.learn(budget, callback=callback, progress_bar=progress)
     if keep_best and callback.best_state is not None:
         model.policy.load_state_dict(callback.best_state)
-    channels = tuple(env.get_attr("model")[0].actions.channel_names)  # consent-safe policy
-    policy = SB3Policy.from_model(
-        model, action_names=action_names, action_channels=channels, random_state=seed
-    )
+    policy = SB3Policy.from_model(model, **arguments, random_state=seed)
     return policy, callback.curve
+
+
+def check_world(algorithm: str, settings: EnvSettings) -> None:
+    """Refuse an algorithm that cannot act in ``settings.world``.
+
+    Raises:
+        ValueError: For anything but PPO in the slate world (its actions are ``Box`` scoring
+            vectors: DQN and MaskablePPO need discrete actions, and only PPO has a slate
+            policy; see ``hyperparams/ppo.yaml`` for PPO against SAC/TD3).
+    """
+    if settings.world == "slate" and algorithm not in SLATE_POLICY_CLASSES:
+        raise ValueError(
+            f"{algorithm} cannot train in the slate world (rec_env/SlateRecommendation-v0): "
+            f"its actions are continuous scoring vectors; use {', '.join(SLATE_POLICY_CLASSES)}"
+        )
