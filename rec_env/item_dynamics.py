@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rec_env.population import Population
     from rec_env.products import ProductTable
 
-__all__ = ["CHOICE_MODELS", "ITEM_CONSTANTS", "ItemBatch", "ItemModel"]
+__all__ = ["CHOICE_MODELS", "ITEM_CONSTANTS", "MAX_PAST_PURCHASES", "ItemBatch", "ItemModel"]
 
 CHOICE_MODELS: tuple[str, ...] = ("mnl", "cascade")
 
@@ -68,6 +68,9 @@ _N_STRATEGY = len(HIDDEN_PARAMETERS)
 _ORDER_VALUE = list(HIDDEN_PARAMETERS).index("order_value")
 _DISCOUNT_SENSITIVE = FEATURE_INDEX["discount_sensitive"]
 _LAST_PURCHASE = FEATURE_INDEX["last_purchase_days"]
+_FREQUENCY = FEATURE_INDEX["frequency"]
+MAX_PAST_PURCHASES = 20
+"""Most past purchases a new customer's drawn history holds."""
 
 
 class ItemBatch(CustomerBatch):
@@ -125,6 +128,38 @@ class ItemCustomerSampler:
         """The segment under which the given observed features are most likely (MAP)."""
         return self.base.most_likely_segment(features)
 
+    def _history(
+        self, rng: np.random.Generator, base_obs: np.ndarray, taste: np.ndarray
+    ) -> np.ndarray:
+        """``(n, 3C)`` item features of a purchase history drawn from the customer's taste.
+
+        ``1 + Poisson(frequency / 2)`` purchases (at most :data:`MAX_PAST_PURCHASES`) over the
+        last 365 days: the latest ``last_purchase_days`` ago, the others uniformly older; each
+        in a category drawn with weights ``share_c · exp(3 · taste · topics_c)``. They give the
+        satiation state and the days since the last purchase per category, so a customer's
+        history says something about their taste, as a retailer's order history does.
+        """
+        arrays = self.products
+        n, n_cat = base_obs.shape[0], arrays.cat_topics.shape[0]
+        logits = 3.0 * taste @ arrays.cat_topics.T + arrays.cat_log_share
+        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+        cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
+        count = 1 + rng.poisson(base_obs[:, _FREQUENCY] / 2.0)
+        count = np.minimum(count, MAX_PAST_PURCHASES)
+        u = rng.random((n, MAX_PAST_PURCHASES))
+        categories = np.minimum((u[:, :, None] > cumulative[:, None, :]).sum(axis=2), n_cat - 1)
+        latest = np.minimum(base_obs[:, _LAST_PURCHASE], 365.0)
+        ages = latest[:, None] + rng.random((n, MAX_PAST_PURCHASES)) * (365.0 - latest[:, None])
+        ages[:, 0] = latest
+        made = np.arange(MAX_PAST_PURCHASES)[None, :] < count[:, None]
+        item_obs = np.zeros((n, 3 * n_cat))
+        item_obs[:, 2 * n_cat :] = 365.0
+        rows = np.repeat(np.arange(n)[:, None], MAX_PAST_PURCHASES, axis=1)[made]
+        cats, age = categories[made], ages[made]
+        np.add.at(item_obs, (rows, cats), np.exp(-age / SATIATION_DAYS))
+        np.minimum.at(item_obs, (rows, 2 * n_cat + cats), age)
+        return item_obs
+
     def sample(
         self,
         rng: np.random.Generator,
@@ -135,24 +170,14 @@ class ItemCustomerSampler:
         """Draw ``n`` customers: ``(observed, hidden, segments)``."""
         base_obs, base_hidden, segments = self.base.sample(rng, n, segments, fixed)
         arrays = self.products
-        n_cat, n_topics = arrays.cat_topics.shape
+        n_topics = arrays.cat_topics.shape[1]
         raw = rng.gamma(0.5, 1.0, size=(n, n_topics)) + 2.0 * self.segment_taste[segments]
         taste = raw / np.linalg.norm(raw, axis=1, keepdims=True)
         sensitivity = rng.lognormal(np.log(0.5), 0.3, size=n) * (
             1.0 + base_obs[:, _DISCOUNT_SENSITIVE]
         )
         novelty = rng.beta(1.5, 3.5, size=n)
-        # one past purchase, in a category drawn by taste, as long ago as the last purchase
-        logits = 3.0 * taste @ arrays.cat_topics.T + arrays.cat_log_share
-        probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-        cumulative = np.cumsum(probs / probs.sum(axis=1, keepdims=True), axis=1)
-        favourite = np.minimum((rng.random((n, 1)) > cumulative).sum(axis=1), n_cat - 1)
-        item_obs = np.zeros((n, 3 * n_cat))
-        item_obs[:, 2 * n_cat :] = 365.0
-        rows = np.arange(n)
-        days = np.minimum(base_obs[:, _LAST_PURCHASE], 365.0)
-        item_obs[rows, favourite] = np.exp(-days / SATIATION_DAYS)
-        item_obs[rows, 2 * n_cat + favourite] = days
+        item_obs = self._history(rng, base_obs, taste)
         observed = np.concatenate([base_obs, item_obs], axis=1)
         hidden = np.column_stack([base_hidden, sensitivity, novelty, taste])
         return observed, hidden, segments
