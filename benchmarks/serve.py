@@ -10,17 +10,30 @@ throughput and the server's CPU time per request:
 3. ``batch``: ``POST /v1/recommend/batch``, 10,000 customers per request (column layout), two
    connections.
 
-Customers are drawn from the default population and their request bodies are encoded before
-the clock starts. The client is a minimal asyncio HTTP/1.1 client: httpx costs about a
-millisecond of CPU per request, which on a small machine saturates the client before the
-server. Goals (one worker): recommend p50 ≤ 3 ms and ≥ 1,000 requests/s, explain p50 ≤ 60 ms,
-batch ≥ 50,000 customers/s. Client and server share the machine's cores; ``srv cpu ms`` tells
-what the server alone needs per request.
+Then, in the same run, a second server serves a PPO run of ``rec_env/ItemRecommendation-v0``
+(200 products, 601 actions; customers with all 52 features, item history included):
+
+4. ``item rec``: ``POST /v1/recommend``, one connection: a product, its propensity and the five
+   most probable actions;
+5. ``item batch``: ``POST /v1/recommend/batch``, ``--item-batch`` customers per request (column
+   layout, 10,000 by default), two connections; ``item batch 16`` sends the 16 strategy
+   features only (no item history: the server fills in 36 columns).
+
+Customers are drawn from the default population (the item world's after a few cycles in
+operation) and their request bodies are encoded before the clock starts. The client is a
+minimal asyncio HTTP/1.1 client: httpx costs about a millisecond of CPU per request, which on a
+small machine saturates the client before the server. Goals (one worker): recommend p50 ≤ 3 ms
+and ≥ 1,000 requests/s, explain p50 ≤ 60 ms, batch ≥ 50,000 customers/s; an item decision costs
+the server at most 1.5 times the CPU of a strategy decision, and item batches reach 100,000
+customers/s. Client and server share the machine's cores; ``srv cpu ms`` tells what the server
+alone needs per request, and ``cust/cpu-s`` how many customers one worker decides per second of
+its CPU (what it reaches with the client elsewhere). The load average is printed with the
+results: on a shared machine, compare ratios measured in the same run.
 
 Run from the repository root::
 
-    python benchmarks/serve.py --model runs/ppo        # about half a minute
-    python benchmarks/serve.py                         # trains a small PPO run first
+    python benchmarks/serve.py --model runs/ppo --item-model runs/item-ppo   # a minute or two
+    python benchmarks/serve.py                         # trains small PPO runs first
     python benchmarks/serve.py --model runs/ppo --duration 2 --json serve.json
 """
 
@@ -51,6 +64,8 @@ RECOMMEND_RPS = 1_000
 EXPLAIN_P50_MS = 60.0
 BATCH_CUSTOMERS_PER_S = 50_000
 BATCH_SIZE = 10_000
+ITEM_CPU_RATIO = 1.5
+ITEM_BATCH_CUSTOMERS_PER_S = 100_000
 _SERVE = "from rec_env.cli.main import app; app()"
 
 
@@ -80,6 +95,11 @@ class Result:
         """Decided customers per second."""
         return self.requests_per_s * self.customers_per_request
 
+    @property
+    def customers_per_cpu_s(self) -> float:
+        """Customers decided per second of the server's CPU."""
+        return 1e3 * self.customers_per_request / self.server_cpu_ms
+
 
 def free_port() -> int:
     """A free TCP port on the loopback interface."""
@@ -88,14 +108,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def train_small_run(directory: Path) -> Path:
-    """A small PPO run (a few seconds of training) for when no --model is given."""
+def train_small_run(directory: Path, world: str = "strategy") -> Path:
+    """A small PPO run of ``world`` (seconds of training) for when no run is given."""
     from rec_env.agents.training import train
 
     hyperparams = {"n_envs": 64, "n_steps": 16, "batch_size": 256}
     return train(
-        "ppo", steps=8192, out=directory / "ppo", hyperparams=hyperparams,
-        eval_customers=200, final_customers=200,
+        "ppo", {"world": world}, steps=8192, out=directory / f"ppo-{world}",
+        hyperparams=hyperparams, eval_customers=200, final_customers=200,
     )  # fmt: skip
 
 
@@ -147,20 +167,35 @@ def draw_customers(n: int, seed: int = 0) -> np.ndarray:
     return np.round(population_background(n, seed=seed).astype(np.float64), 4)
 
 
-def recommend_bodies(customers: np.ndarray, explain: bool) -> list[bytes]:
-    """One encoded ``/v1/recommend`` body per customer."""
-    names = [f.name for f in FEATURES]
+def draw_item_customers(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """Feature names and ``(n, 52)`` customers of the default item world, rounded.
+
+    Each is observed after 1 to 8 cycles in operation, so their item history is not empty.
+    """
+    from rec_env.agents.explain.background import operating_background
+    from rec_env.settings import EnvSettings
+
+    model = EnvSettings(world="item").build_model()
+    customers = operating_background(n, model=model, seed=seed, cycles=8)
+    return list(model.feature_names), np.round(customers.astype(np.float64), 4)
+
+
+def recommend_bodies(
+    customers: np.ndarray, explain: bool, names: list[str] | None = None
+) -> list[bytes]:
+    """One encoded ``/v1/recommend`` body per customer (explain: strategy runs only)."""
+    names = names or [f.name for f in FEATURES]
+    options = {"explain": explain} if explain else {}
     return [
-        json.dumps(
-            {"features": dict(zip(names, row.tolist(), strict=True)), "explain": explain}
-        ).encode()
+        json.dumps({"features": dict(zip(names, row.tolist(), strict=True)), **options}).encode()
         for row in customers
     ]
 
 
-def batch_body(customers: np.ndarray) -> bytes:
+def batch_body(customers: np.ndarray, names: list[str] | None = None) -> bytes:
     """One ``/v1/recommend/batch`` body in the column layout."""
-    columns = {f.name: customers[:, j].tolist() for j, f in enumerate(FEATURES)}
+    names = names or [f.name for f in FEATURES]
+    columns = {name: customers[:, j].tolist() for j, name in enumerate(names)}
     return json.dumps({"columns": columns}).encode()
 
 
@@ -258,6 +293,8 @@ def goals(results: dict[str, Result], concurrency: int) -> list[tuple[str, bool,
     """``(goal, passed, measured)`` for every goal."""
     recommend, loaded = results["recommend"], results[f"recommend x{concurrency}"]
     explain, batch = results["explain"], results["batch"]
+    item, item_batch = results["item rec"], results["item batch"]
+    ratio = item.server_cpu_ms / recommend.server_cpu_ms
     return [
         (f"recommend p50 <= {RECOMMEND_P50_MS:g} ms", recommend.p50_ms <= RECOMMEND_P50_MS,
          f"{recommend.p50_ms:.2f} ms"),
@@ -267,54 +304,119 @@ def goals(results: dict[str, Result], concurrency: int) -> list[tuple[str, bool,
          f"{explain.p50_ms:.1f} ms"),
         (f"batch >= {BATCH_CUSTOMERS_PER_S:,} customers/s",
          batch.customers_per_s >= BATCH_CUSTOMERS_PER_S, f"{batch.customers_per_s:,.0f}/s"),
+        (f"item rec srv cpu <= {ITEM_CPU_RATIO:g}x recommend's", ratio <= ITEM_CPU_RATIO,
+         f"{ratio:.2f}x ({item.server_cpu_ms:.2f} / {recommend.server_cpu_ms:.2f} ms)"),
+        (f"item batch >= {ITEM_BATCH_CUSTOMERS_PER_S:,} customers/s",
+         item_batch.customers_per_s >= ITEM_BATCH_CUSTOMERS_PER_S,
+         f"{item_batch.customers_per_s:,.0f}/s ({item_batch.customers_per_cpu_s:,.0f} per cpu-s)"),
     ]  # fmt: skip
+
+
+def _print(results: dict[str, Result]) -> None:
+    """The table of results."""
+    header = ("scenario", "requests", "p50 ms", "p99 ms", "req/s", "cust/s", "srv cpu ms")
+    print(f"{header[0]:<14}" + "".join(f" {h:>9}" for h in header[1:]) + "  cust/cpu-s")
+    for r in results.values():
+        print(
+            f"{r.scenario:<14} {r.requests:>9,} {r.p50_ms:>9.2f} {r.p99_ms:>9.2f} "
+            f"{r.requests_per_s:>9,.0f} {r.customers_per_s:>9,.0f} {r.server_cpu_ms:>10.2f}"
+            f" {r.customers_per_cpu_s:>11,.0f}"
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--model", type=Path, help="Run directory (default: train a small PPO).")
+    parser.add_argument("--model", type=Path, help="Strategy run (default: train a small PPO).")
+    parser.add_argument(
+        "--item-model", type=Path, help="Item-world run (default: train a small PPO)."
+    )
     parser.add_argument("--duration", type=float, default=6.0, help="Seconds per scenario.")
     parser.add_argument(
         "--concurrency", type=int, default=4, help="Connections of the throughput run."
     )
+    parser.add_argument(
+        "--item-batch", type=int, default=BATCH_SIZE, help="Customers per item batch request."
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Times recommend and item rec are measured, alternately (the ratio's median).",
+    )
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
 
+    load = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="recenv-serve-bench-") as tmp:
         model = args.model or train_small_run(Path(tmp))
+        item_model = args.item_model or train_small_run(Path(tmp), "item")
         customers = draw_customers(BATCH_SIZE)
         plain, explained = (
             recommend_bodies(customers[:2000], False),
             recommend_bodies(customers[:500], True),
         )
         batches = [batch_body(np.roll(customers, k, axis=0)) for k in range(3)]
-        with running_server(model, Path(tmp) / "decisions.db", free_port()) as server:
-            scenarios = [
-                ("recommend", "/v1/recommend", plain, 1, 1),
-                (f"recommend x{args.concurrency}", "/v1/recommend", plain, 1, args.concurrency),
-                ("explain", "/v1/recommend", explained, 1, 1),
-                ("batch", "/v1/recommend/batch", batches, BATCH_SIZE, 2),
+        names, item_customers = draw_item_customers(max(args.item_batch, 2000))
+        item_plain = recommend_bodies(item_customers[:2000], False, names)
+        item_batches = [
+            batch_body(np.roll(item_customers, k, axis=0)[: args.item_batch], names)
+            for k in range(3)
+        ]
+        no_history = [  # the 16 strategy features only: no history in any category
+            batch_body(np.roll(item_customers, k, axis=0)[: args.item_batch, :16], names[:16])
+            for k in range(3)
+        ]
+        with (
+            running_server(model, Path(tmp) / "decisions.db", free_port()) as server,
+            running_server(item_model, Path(tmp) / "items.db", free_port()) as item_server,
+        ):
+
+            def run(scenario: str, target: tuple[str, int], path: str, bodies: list[bytes],
+                    size: int, connections: int) -> Result:  # fmt: skip
+                return measure(target, scenario, path, bodies, size, connections, args.duration)
+
+            pairs = [
+                (
+                    run("recommend", server, "/v1/recommend", plain, 1, 1),
+                    run("item rec", item_server, "/v1/recommend", item_plain, 1, 1),
+                )
+                for _ in range(args.rounds)
             ]
             results = {
-                name: measure(server, name, path, bodies, size, connections, args.duration)
-                for name, path, bodies, size, connections in scenarios
-            }
-    print(f"model {model}; {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
-    header = ("scenario", "requests", "p50 ms", "p99 ms", "req/s", "cust/s", "srv cpu ms")
-    print(f"{header[0]:<12}" + "".join(f" {h:>9}" for h in header[1:]))
-    for r in results.values():
-        print(
-            f"{r.scenario:<12} {r.requests:>9,} {r.p50_ms:>9.2f} {r.p99_ms:>9.2f} "
-            f"{r.requests_per_s:>9,.0f} {r.customers_per_s:>9,.0f} {r.server_cpu_ms:>10.2f}"
-        )
+                f"recommend x{args.concurrency}": run(
+                    f"recommend x{args.concurrency}", server, "/v1/recommend", plain, 1,
+                    args.concurrency,
+                ),
+                "explain": run("explain", server, "/v1/recommend", explained, 1, 1),
+                "batch": run("batch", server, "/v1/recommend/batch", batches, BATCH_SIZE, 2),
+                "item batch": run(
+                    "item batch", item_server, "/v1/recommend/batch", item_batches,
+                    args.item_batch, 2,
+                ),
+                "item batch 16": run(
+                    "item batch 16", item_server, "/v1/recommend/batch", no_history,
+                    args.item_batch, 2,
+                ),
+            }  # fmt: skip
+    ratios = [item.server_cpu_ms / strategy.server_cpu_ms for strategy, item in pairs]
+    middle = sorted(range(len(pairs)), key=lambda k: ratios[k])[len(pairs) // 2]
+    results = {"recommend": pairs[middle][0], "item rec": pairs[middle][1], **results}
+    print(f"model {model}, item model {item_model}")
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load average "
+          f"{load[0]:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
+    _print(results)
+    print("item rec / recommend srv cpu by round: " + ", ".join(f"{r:.2f}" for r in ratios))
     for goal, passed, measured in goals(results, args.concurrency):
-        print(f"{'PASS' if passed else 'FAIL'}  {goal:<36} measured {measured}")
+        print(f"{'PASS' if passed else 'FAIL'}  {goal:<40} measured {measured}")
     if args.json:
-        payload = {
+        payload: dict[str, object] = {
             name: {**asdict(r), "requests_per_s": r.requests_per_s,
-                   "customers_per_s": r.customers_per_s}
+                   "customers_per_s": r.customers_per_s,
+                   "customers_per_cpu_s": r.customers_per_cpu_s}
             for name, r in results.items()
         }  # fmt: skip
+        payload["item_cpu_ratios"] = ratios
+        payload["load_average"] = [load[0], os.getloadavg()[0]]
         payload["goals"] = [
             {"goal": g, "passed": p, "measured": m} for g, p, m in goals(results, args.concurrency)
         ]

@@ -48,9 +48,19 @@ def _check_can_listen(host: str, port: int) -> None:
 
 def serve_command(
     ctx: typer.Context,
+    run: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="RUN",
+            show_default=False,
+            help="Run directory written by `recenv train` (or give --model): a strategy, item "
+            "or slate run.",
+        ),
+    ] = None,
     model: Annotated[
-        Path, typer.Option("--model", help="Run directory written by `recenv train`.")
-    ],
+        Path | None,
+        typer.Option("--model", help="Run directory written by `recenv train` (or give RUN)."),
+    ] = None,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     db: Annotated[
@@ -128,7 +138,8 @@ def serve_command(
         typer.Option(help="Bound on the decision log's write-ahead log [default: 64 MiB]."),
     ] = None,
     torch_threads: Annotated[
-        int, typer.Option(help="Torch threads (1 is fastest for single decisions).")
+        int,
+        typer.Option(help="Torch and BLAS threads (1 is fastest for single decisions)."),
     ] = 1,
     access_log: Annotated[bool, typer.Option(help="Log every request (uvicorn).")] = False,
     log_level: Annotated[
@@ -137,10 +148,13 @@ def serve_command(
 ) -> None:
     """Serve a trained policy over HTTP: recommendations, rewards, explanations, metrics.
 
-    The model file's SHA-256 is checked against run.json before anything starts. Every decision
-    and reward is logged to the SQLite --db; export it with `recenv log export`. Options left
-    out fall back to RECENV_* environment variables, then to the defaults shown. One worker
-    process: the decision log and online learning live in it. OpenAPI docs: /docs.
+    RUN may be a run of any env: rec_env/Recommendation-v0 (an offer on a channel),
+    rec_env/ItemRecommendation-v0 (a product on a channel) or rec_env/SlateRecommendation-v0 (a
+    slate of products). The model file's SHA-256 is checked against run.json, and an item run's
+    product table against its actions, before anything starts. Every decision and reward is
+    logged to the SQLite --db; export it with `recenv log export`. Options left out fall back to
+    RECENV_* environment variables, then to the defaults shown. One worker process: the
+    decision log and online learning live in it. OpenAPI docs: /docs.
     """
     source = ctx.get_parameter_source("api_key")  # by name: typer vendors its own click
     if api_key is not None and getattr(source, "name", None) == "COMMANDLINE":
@@ -149,6 +163,9 @@ def serve_command(
             "set RECENV_API_KEY in the environment instead",
             err=True,
         )
+    if (run is None) == (model is None):
+        fail("give the run directory once: as RUN or as --model")
+    model = run if run is not None else model
     if not 0 < port < 65536:
         fail(f"--port must be between 1 and 65535, got {port}")
     if torch_threads < 1:
@@ -194,6 +211,11 @@ def serve_command(
         import torch
 
         torch.set_num_threads(torch_threads)
+    from threadpoolctl import threadpool_limits
+
+    # numpy's BLAS too: an item batch's 64 x 601 output layer would otherwise spin a second
+    # thread that costs more CPU than it saves time on a busy machine
+    threadpool_limits(limits=torch_threads, user_api="blas")
     import uvicorn
 
     typer.echo(

@@ -21,6 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 import rec_env
 from rec_env.serve.limits import BodyLimitMiddleware
@@ -35,32 +36,42 @@ from rec_env.serve.schemas import (
 )
 from rec_env.serve.service import DecisionService
 from rec_env.serve.settings import ServeSettings
-from rec_env.serve.validation import RequestValidators, build_validators
+from rec_env.serve.validation import (
+    RequestValidators,
+    build_item_validators,
+    build_validators,
+)
 
 __all__ = ["create_app"]
 
 logger = logging.getLogger("rec_env.serve")
 
 _DESCRIPTION = """
-Decide which marketing action (an offer on a channel) each customer gets, log every decision
-with its propensity, and learn from rewards.
+Decide which marketing action each customer gets (an offer on a channel; for runs of the item
+worlds a product, or a slate of products, on a channel), log every decision with its
+propensity, and learn from rewards.
 
 * `POST /v1/recommend` and `POST /v1/recommend/batch` sample actions from the policy's
-  probabilities with exploration, among the actions the customer consented to.
+  probabilities with exploration, among the actions the customer consented to. An item run
+  answers with the product (id, name, category, price), channel, offer, propensity and most
+  probable actions; a slate run with its products in display order and the probability of the
+  whole slate and of each position.
 * `POST /v1/events/{{event_id}}/reward` records the outcome; online policies (bandits) learn.
   Rewards must lie in [{reward_min:g}, {reward_max:g}] (`--reward-min`, `--reward-max`);
   others get 422 and are neither logged nor learned.
-* `POST /v1/explain` gives SHAP contributions of the features.
-* A customer may leave features out (any subset of the 16, nested under `features` or flat):
-  they are filled in with documented defaults and listed in `filled_in`. Unknown consent is
-  no consent unless the operator assumes it (`--assume-consent`).
+* `POST /v1/explain` gives SHAP contributions of the features (strategy runs).
+* A customer may leave features out (any subset of the 16, and in the item worlds of the
+  three per product category, nested under `features` or flat): they are filled in with
+  documented defaults (item features: no history) and listed in `filled_in`. Unknown consent
+  is no consent unless the operator assumes it (`--assume-consent`).
 * `GET /v1/model`, `GET /metrics` (API key if configured) and `GET /health`.
 
 Validation is the schema below, strictly: numbers are JSON numbers, finite and in range;
 booleans (`true`, `false`) are not numbers, not even for the 0/1 flags, and only booleans are
-booleans; unknown keys are refused; action names are those of the served catalog. Any invalid
-body, including one that is not JSON at all, gets 422 with the location of each problem, on
-every endpoint. A body over {max_body_bytes:,} bytes (`--max-body-bytes`) gets 413 unread.
+booleans; unknown keys are refused; action names and product ids are those of the served
+catalog. Any invalid body, including one that is not JSON at all, gets 422 with the location of
+each problem, on every endpoint. A body over {max_body_bytes:,} bytes (`--max-body-bytes`) gets
+413 unread.
 """
 
 
@@ -122,17 +133,37 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in models:
-        body = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        for name, definition in body.pop("$defs", {}).items():
-            components[name] = definition
-        components[model.__name__] = body
+        _add_component(components, model, "validation")
+    if validators is not None and validators.responses is not None:
+        # an item or slate run answers with its own models: document those
+        for path, model in zip(_RECOMMEND_PATHS, validators.responses, strict=True):
+            _add_component(components, model, "serialization")
+            response = schema["paths"][path]["post"]["responses"]["200"]
+            response["content"]["application/json"]["schema"] = {
+                "$ref": f"#/components/schemas/{model.__name__}"
+            }
     if validators is not None:
         app.openapi_schema = schema
     return schema
 
 
+_RECOMMEND_PATHS = ("/v1/recommend", "/v1/recommend/batch")
+
+
+def _add_component(components: dict[str, Any], model: type[BaseModel], mode: str) -> None:
+    """Put ``model``'s JSON schema (and its definitions) among the OpenAPI components."""
+    body = model.model_json_schema(ref_template="#/components/schemas/{model}", mode=mode)  # type: ignore[arg-type]
+    for name, definition in body.pop("$defs", {}).items():
+        components[name] = definition
+    components[model.__name__] = body
+
+
 def _validators(service: DecisionService, settings: ServeSettings) -> RequestValidators:
-    """The body validators of ``service``'s catalog and the settings' limits."""
+    """The body validators of ``service``'s world and catalog and the settings' limits."""
+    if service.world.kind != "strategy":
+        return build_item_validators(
+            service.world, settings.max_batch, settings.reward_min, settings.reward_max
+        )
     names = service.actions.names
     return build_validators(
         names,

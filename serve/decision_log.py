@@ -1,10 +1,13 @@
 """The decision log: every decision and every reward, in SQLite (WAL mode).
 
-Each call to the service is one row of ``requests`` holding its arrays, and each customer of the
-call is one row of ``decisions``. A 10,000-customer batch is one wide insert plus one
-``executemany`` of narrow rows appended in key order; ``recenv log export`` flattens the log into
-one row per decision (see :mod:`rec_env.datasets.decision_log_tables`). The tables are described
-in :mod:`rec_env.serve.decision_log_schema`.
+Each call to the service is one row of ``requests`` holding its arrays. A strategy model's call
+(:meth:`DecisionLog.log_decisions`) adds one row of ``decisions`` per customer: a 10,000-customer
+batch is one wide insert plus one ``executemany`` of narrow rows appended in key order. An item
+or slate model's call (:meth:`DecisionLog.log_columnar`) is one insert: its decisions are
+columns of the request row (:class:`ColumnarDecisions`), so logging costs the same per customer
+whatever the catalog size. ``recenv log export`` flattens the log into one row per decision (see
+:mod:`rec_env.datasets.decision_log_tables`). The tables are described in
+:mod:`rec_env.serve.decision_log_schema`.
 
 Event ids (:mod:`rec_env.serve.event_ids`) are version-4 UUIDs that encode the request and the
 position, so a reward finds its decision by two primary-key lookups. Rewards are numbered
@@ -33,7 +36,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +43,24 @@ import numpy as np
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve.database_lock import DatabaseLock
 from rec_env.serve.decision_log_schema import SCHEMA_VERSION, open_decision_log
-from rec_env.serve.event_ids import POSITIONS, event_ids, new_request_key, parse_event_id
+from rec_env.serve.decision_reader import DecisionReader
+from rec_env.serve.decision_records import (
+    FLOAT,
+    INT,
+    ColumnarDecisions,
+    LoggedDecision,
+    RewardConflictError,
+    RewardReceipt,
+    UnknownEventError,
+)
+from rec_env.serve.event_ids import event_ids, new_request_key
 from rec_env.serve.settings import DEFAULT_WAL_MAX_BYTES
 from rec_env.serve.wal_bound import WalBound, WalCheckpointer
 
 __all__ = [
     "CHECKPOINT_INTERVAL",
     "SCHEMA_VERSION",
+    "ColumnarDecisions",
     "DecisionLog",
     "LoggedDecision",
     "RewardConflictError",
@@ -61,69 +74,8 @@ CHECKPOINT_INTERVAL = 1.0
 REPLAY_CHUNK = 10_000
 """Rewards read per query by :meth:`DecisionLog.rewards_after`."""
 
-_N_FEATURES = len(FEATURE_NAMES)
-_FLOAT = np.dtype("<f8")
-_ROW_BYTES = _N_FEATURES * _FLOAT.itemsize
-
-_REWARDS_AFTER = (
-    "SELECT w.seq, w.event_id, w.request_id, w.position, w.reward, d.action, d.propensity "
-    "FROM rewards AS w JOIN requests AS r ON r.request_id = w.request_id "
-    "JOIN decisions AS d ON d.request_id = w.request_id AND d.position = w.position "
-    "WHERE w.seq > ? AND r.model_version = ? ORDER BY w.seq LIMIT ?"
-)
-
-
-class UnknownEventError(KeyError):
-    """No decision was logged under this event id."""
-
-
-class RewardConflictError(ValueError):
-    """The event already has a different reward.
-
-    Attributes:
-        recorded: The reward recorded first.
-    """
-
-    def __init__(self, event_id: str, recorded: float) -> None:
-        super().__init__(f"event {event_id} already has a different reward ({recorded!r})")
-        self.recorded = recorded
-
-
-@dataclass(frozen=True)
-class LoggedDecision:
-    """One logged decision, as needed to learn from its reward.
-
-    Attributes:
-        event_id: The decision's id.
-        model_version: Version of the model that decided.
-        features: ``(16,)`` features of the customer.
-        action: Index of the served action.
-        propensity: Probability with which it was served.
-    """
-
-    event_id: str
-    model_version: str
-    features: np.ndarray
-    action: int
-    propensity: float
-
-
-@dataclass(frozen=True)
-class RewardReceipt:
-    """The outcome of :meth:`DecisionLog.record_reward`.
-
-    Attributes:
-        decision: The decision the reward belongs to.
-        reward: The recorded reward.
-        duplicate: True if this exact reward had already been recorded (nothing changed).
-        seq: Sequence number of the reward's row (of the existing row for a duplicate):
-            rewards are numbered 1, 2, … in the order they were recorded.
-    """
-
-    decision: LoggedDecision
-    reward: float
-    duplicate: bool
-    seq: int
+_FLOAT = FLOAT
+_INT = INT
 
 
 class DecisionLog:
@@ -164,6 +116,7 @@ class DecisionLog:
                 self._writer_lock.release()
             raise
         self._closed = False
+        self._reader = DecisionReader(self._connection)
         self._checkpointer = WalCheckpointer(
             self.path, checkpoint_interval, self._wal, self._restart_wal
         )
@@ -191,14 +144,48 @@ class DecisionLog:
         return self._wal.wal_bytes()
 
     def register_model(
-        self, model_version: str, algorithm: str, sha256: str, action_names: Sequence[str]
+        self,
+        model_version: str,
+        algorithm: str,
+        sha256: str,
+        action_names: Sequence[str],
+        *,
+        world: str = "strategy",
+        feature_names: Sequence[str] = FEATURE_NAMES,
+        action_channels: Sequence[str] | None = None,
+        product_ids: Sequence[str] | None = None,
+        slate_size: int | None = None,
     ) -> None:
-        """Record a model version and its action names (once; later calls change nothing)."""
+        """Record a model version and what its decisions mean (once; later calls change nothing).
+
+        Args:
+            model_version: The version.
+            algorithm: Its algorithm.
+            sha256: SHA-256 of its model file.
+            action_names: Its actions, in index order.
+            world: ``"strategy"``, ``"item"`` or ``"slate"``.
+            feature_names: Its features, in the order of the logged feature rows.
+            action_channels: The channel of each action.
+            product_ids: The product table's ids in index order (item and slate worlds).
+            slate_size: Products per message (slate world).
+        """
+        row = (
+            model_version,
+            algorithm,
+            sha256,
+            json.dumps(list(action_names)),
+            time.time(),
+            world,
+            json.dumps(list(feature_names)),
+            None if action_channels is None else json.dumps(list(action_channels)),
+            None if product_ids is None else json.dumps(list(product_ids)),
+            slate_size,
+        )
         with self._lock:
             self._connection.execute(
-                "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?)",
-                (model_version, algorithm, sha256, json.dumps(list(action_names)), time.time()),
+                "INSERT OR IGNORE INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", row
             )
+            self._reader.forget(model_version)
 
     def log_decisions(
         self,
@@ -250,7 +237,10 @@ class DecisionLog:
             connection.execute("BEGIN IMMEDIATE")
             try:
                 cursor = connection.execute(
-                    "INSERT INTO requests VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)", request
+                    "INSERT INTO requests (request_id, request_key, position_offset, created_at, "
+                    "model_version, policy_updates, n, features, allowed, probabilities) "
+                    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    request,
                 )
                 rows = zip(
                     (cursor.lastrowid,) * n,
@@ -262,12 +252,66 @@ class DecisionLog:
                     strict=True,
                 )
                 connection.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", rows)
-                if sampler_seed is not None:
-                    connection.execute(
-                        "INSERT INTO sampler_draws VALUES (?, ?) "
-                        "ON CONFLICT (seed) DO UPDATE SET draws = draws + excluded.draws",
-                        (str(sampler_seed), n),
-                    )
+                _count_draws(connection, sampler_seed, n)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return ids
+
+    def log_columnar(
+        self,
+        model_version: str,
+        policy_updates: int,
+        features: np.ndarray,
+        decisions: ColumnarDecisions,
+        customer_ids: Sequence[str | None] | None = None,
+        sampler_seed: int | None = None,
+    ) -> list[str]:
+        """Log the decisions of one call to an item or slate model: one insert, one transaction.
+
+        Args:
+            model_version: Version of the model that decided.
+            policy_updates: Rewards the policy had learned from when it decided.
+            features: ``(n, F)`` features.
+            decisions: The decisions, as columns.
+            customer_ids: Optional caller ids of the customers.
+            sampler_seed: Seed of the generator that drew the decisions; the same transaction
+                adds ``n * decisions.draws`` to its count of draws (:meth:`sampler_draws`).
+
+        Returns:
+            The ``n`` new event ids.
+        """
+        n = features.shape[0]
+        request_key, offset = new_request_key()
+        ids = event_ids(request_key, offset, n)
+        given_ids = customer_ids is not None and any(c is not None for c in customer_ids)
+        row = (
+            request_key,
+            offset,
+            time.time(),
+            model_version,
+            policy_updates,
+            n,
+            np.ascontiguousarray(features, dtype=_FLOAT).tobytes(),
+            np.ascontiguousarray(decisions.request_allowed, dtype=np.uint8).tobytes(),
+            b"",
+            np.ascontiguousarray(decisions.actions, dtype=_INT).tobytes(),
+            np.ascontiguousarray(decisions.propensities, dtype=_FLOAT).tobytes(),
+            json.dumps(list(customer_ids)) if given_ids else None,
+            _optional_bytes(decisions.slates, _INT),
+            _optional_bytes(decisions.slate_probabilities, _FLOAT),
+        )
+        with self._lock:
+            connection = self._connection
+            self._wal.before_write(connection)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                connection.execute(
+                    "INSERT INTO requests VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    row,
+                )
+                _count_draws(connection, sampler_seed, n * decisions.draws)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
@@ -285,8 +329,8 @@ class DecisionLog:
     def decision(self, event_id: str) -> LoggedDecision | None:
         """The logged decision ``event_id``, or None if there is none."""
         with self._lock:
-            located = self._locate(event_id)
-            return None if located is None else self._read_decision(event_id, *located)
+            located = self._reader.locate(event_id)
+            return None if located is None else self._reader.read(event_id, located)
 
     def record_reward(self, event_id: str, reward: float) -> RewardReceipt:
         """Record the reward of a decision, at most once, in one atomic statement.
@@ -303,8 +347,8 @@ class DecisionLog:
             RewardConflictError: If the event already has a different reward.
         """
         with self._lock:
-            located = self._locate(event_id)
-            decision = None if located is None else self._read_decision(event_id, *located)
+            located = self._reader.locate(event_id)
+            decision = None if located is None else self._reader.read(event_id, located)
             if located is None or decision is None:
                 raise UnknownEventError(event_id)
             self._wal.before_write(self._connection)
@@ -313,7 +357,7 @@ class DecisionLog:
             inserted = self._connection.execute(
                 "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-                (event_id, located[0], located[1], reward, time.time()),
+                (event_id, located.request_id, located.position, reward, time.time()),
             ).fetchall()
             if inserted:
                 return RewardReceipt(decision, reward, duplicate=False, seq=inserted[0][0])
@@ -350,22 +394,19 @@ class DecisionLog:
         after = seq
         while True:
             with self._lock:
-                rows = self._connection.execute(
-                    _REWARDS_AFTER, (after, model_version, REPLAY_CHUNK)
-                ).fetchall()
-                features = self._features_of([(row[2], row[3]) for row in rows])
-            if not rows:
+                chunk = self._reader.rewards_after(after, model_version, REPLAY_CHUNK)
+            if not chunk:
                 return
-            for row, x in zip(rows, features, strict=True):
-                number, event_id, _, _, reward, action, propensity = row
-                decision = LoggedDecision(event_id, model_version, x, int(action), propensity)
-                yield number, decision, float(reward)
-            after = rows[-1][0]
+            yield from chunk
+            after = chunk[-1][0]
 
     def counts(self) -> tuple[int, int]:
         """Numbers of logged decisions and rewards."""
         with self._lock:
-            decisions = self._connection.execute("SELECT COUNT(*) FROM decisions").fetchone()[0]
+            decisions = self._connection.execute(
+                "SELECT (SELECT COUNT(*) FROM decisions) + "
+                "(SELECT COALESCE(SUM(n), 0) FROM requests WHERE actions IS NOT NULL)"
+            ).fetchone()[0]
             rewards = self._connection.execute("SELECT COUNT(*) FROM rewards").fetchone()[0]
         return int(decisions), int(rewards)
 
@@ -374,49 +415,17 @@ class DecisionLog:
         with self._lock:
             return self._wal.restart(self._connection)
 
-    def _locate(self, event_id: str) -> tuple[int, int, str] | None:
-        """``(request_id, position, model_version)`` of a decision (the caller holds the lock)."""
-        parsed = parse_event_id(event_id)
-        if parsed is None:
-            return None
-        request_key, code = parsed
-        request = self._connection.execute(
-            "SELECT request_id, position_offset, model_version FROM requests WHERE request_key = ?",
-            (request_key,),
-        ).fetchone()
-        if request is None:
-            return None
-        request_id, offset, model_version = request
-        return request_id, (code - offset) % POSITIONS, model_version
 
-    def _read_decision(
-        self, event_id: str, request_id: int, position: int, model_version: str
-    ) -> LoggedDecision | None:
-        """Read a located decision (the caller holds the lock); None if the id is not its id."""
-        row = self._connection.execute(
-            "SELECT event_id, action, propensity FROM decisions "
-            "WHERE request_id = ? AND position = ?",
-            (request_id, position),
-        ).fetchone()
-        if row is None or row[0] != event_id:
-            return None
-        features = self._features_of([(request_id, position)])[0]
-        return LoggedDecision(event_id, model_version, features, int(row[1]), float(row[2]))
+def _count_draws(connection: sqlite3.Connection, seed: int | None, draws: int) -> None:
+    """Add ``draws`` to the uniforms drawn with ``seed`` (in the caller's transaction)."""
+    if seed is not None:
+        connection.execute(
+            "INSERT INTO sampler_draws VALUES (?, ?) "
+            "ON CONFLICT (seed) DO UPDATE SET draws = draws + excluded.draws",
+            (str(seed), draws),
+        )
 
-    def _features_of(self, rows: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-        """Features of decisions ``(request_id, position)``, reading only their bytes.
 
-        Opens each request's ``features`` blob once, however many of its rows are asked for.
-        """
-        features: list[np.ndarray] = [np.empty(0)] * len(rows)
-        by_request: dict[int, list[int]] = {}
-        for i, (request_id, _) in enumerate(rows):
-            by_request.setdefault(request_id, []).append(i)
-        for request_id, indices in by_request.items():
-            with self._connection.blobopen(
-                "requests", "features", request_id, readonly=True
-            ) as blob:
-                for i in indices:
-                    blob.seek(rows[i][1] * _ROW_BYTES)
-                    features[i] = np.frombuffer(blob.read(_ROW_BYTES), dtype=_FLOAT)
-        return features
+def _optional_bytes(array: np.ndarray | None, dtype: np.dtype) -> bytes | None:
+    """``array``'s bytes as ``dtype``, or None."""
+    return None if array is None else np.ascontiguousarray(array, dtype=dtype).tobytes()

@@ -1,17 +1,34 @@
-"""The decision log's tables: create them, check their version, upgrade a version-1 log.
+"""The decision log's tables: create them, check their version, upgrade an older log.
 
 Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
 
 * ``models``: ``model_version`` (key), ``algorithm``, ``sha256`` of the model file,
-  ``action_names`` (JSON list), ``registered_at``.
+  ``action_names`` (JSON list), ``registered_at``, and since version 3 ``world``
+  (``strategy``, ``item`` or ``slate``), ``feature_names`` (JSON list; NULL: the 16
+  :data:`~rec_env.features.FEATURE_NAMES`), ``action_channels`` (JSON list, the channel of each
+  action), ``product_ids`` (JSON list, the product table's ids in index order; NULL in the
+  strategy world) and ``slate_size`` (products per message of the slate world, else NULL).
 * ``requests``: ``request_id`` (key), ``request_key`` (unique), ``position_offset``,
   ``created_at`` (Unix seconds), ``model_version``, ``policy_updates`` (rewards an online
-  policy had learned from), ``n`` (customers), ``features`` (``(n, 16)`` little-endian float64
-  in :data:`~rec_env.features.FEATURE_NAMES` order), ``allowed`` (``(n, A)`` uint8, 1 where
-  the action was allowed: consent and not excluded) and ``probabilities`` (``(n, A)``
-  little-endian float64, the probabilities the served action was drawn from).
-* ``decisions``: ``request_id`` and ``position`` (key), ``event_id``, ``customer_id``,
-  ``action`` (index), ``propensity`` (its probability).
+  policy had learned from), ``n`` (customers), ``features`` (``(n, F)`` little-endian float64
+  in the model's ``feature_names`` order), ``allowed`` and ``probabilities``, then the
+  decisions of *columnar* requests (version 3; NULL for the others): ``actions`` (``(n,)``
+  little-endian int32), ``propensities`` (``(n,)`` float64), ``customer_ids`` (JSON list, or
+  NULL if the request gave none), ``slates`` (``(n, K)`` int32 product indices, -1 where a
+  position is empty) and ``slate_probabilities`` (``(n, K)`` float64, NaN where empty).
+
+  Requests of strategy models are *row* requests: ``allowed`` is ``(n, A)`` uint8 (1 where the
+  action was allowed: consent and not excluded), ``probabilities`` ``(n, A)`` float64 (the
+  probabilities the served action was drawn from), and each decision is a row of
+  ``decisions``. Requests of item and slate models are columnar: with 601 actions and up to
+  10,000 customers a call, a row per decision and a probability per action would cost more than
+  the decision itself. Their ``allowed`` is one ``(A,)`` uint8 row, the actions the request
+  allowed before consent (in stock, not excluded); a customer's mask is that row and consent on
+  the action's channel, read from its ``features``. ``probabilities`` is empty: the served
+  action's propensity is in ``propensities``, and a slate's probability of each position in
+  ``slate_probabilities`` (:mod:`rec_env.serve.slates`).
+* ``decisions``: the decisions of row requests: ``request_id`` and ``position`` (key),
+  ``event_id``, ``customer_id``, ``action`` (index), ``propensity`` (its probability).
 * ``rewards``: ``seq`` (key: 1, 2, … in the order rewards were recorded; rows are never deleted,
   so it only grows), ``event_id`` (unique), the decision's ``request_id`` and ``position``,
   ``reward``, ``received_at``.
@@ -21,9 +38,10 @@ Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
   online learner's snapshots record it, so they are only ever replayed on their own log.
 
 Version 1 had no ``rewards.seq``, ``request_id``, ``position``, ``sampler_draws`` nor
-``log_identity``; opening
-such a log for writing upgrades it in one transaction, numbering its rewards in the order they
-were recorded.
+``log_identity``, and version 2 none of the columns added in version 3. Opening an older log for
+writing upgrades it in one transaction: version 1's rewards are numbered in the order they were
+recorded, and the version-3 columns are added (its models are strategy models, its requests row
+requests). A log of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -54,7 +72,12 @@ CREATE TABLE IF NOT EXISTS models (
     algorithm TEXT NOT NULL,
     sha256 TEXT NOT NULL,
     action_names TEXT NOT NULL,
-    registered_at REAL NOT NULL
+    registered_at REAL NOT NULL,
+    world TEXT NOT NULL DEFAULT 'strategy',
+    feature_names TEXT,
+    action_channels TEXT,
+    product_ids TEXT,
+    slate_size INTEGER
 )""",
     """
 CREATE TABLE IF NOT EXISTS requests (
@@ -67,7 +90,12 @@ CREATE TABLE IF NOT EXISTS requests (
     n INTEGER NOT NULL,
     features BLOB NOT NULL,
     allowed BLOB NOT NULL,
-    probabilities BLOB NOT NULL
+    probabilities BLOB NOT NULL,
+    actions BLOB,
+    propensities BLOB,
+    customer_ids TEXT,
+    slates BLOB,
+    slate_probabilities BLOB
 )""",
     """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -93,6 +121,24 @@ CREATE TABLE IF NOT EXISTS sampler_draws (
 
 _MIGRATION_CHUNK = 10_000
 
+_VERSION_3_COLUMNS = {
+    "models": (
+        ("world", "TEXT NOT NULL DEFAULT 'strategy'"),
+        ("feature_names", "TEXT"),
+        ("action_channels", "TEXT"),
+        ("product_ids", "TEXT"),
+        ("slate_size", "INTEGER"),
+    ),
+    "requests": (
+        ("actions", "BLOB"),
+        ("propensities", "BLOB"),
+        ("customer_ids", "TEXT"),
+        ("slates", "BLOB"),
+        ("slate_probabilities", "BLOB"),
+    ),
+}
+"""The columns version 3 added, by table: an older log gets them (NULL: its old meaning)."""
+
 
 def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
     """Connect to ``path`` in WAL mode (autocommit), with its tables at :data:`SCHEMA_VERSION`.
@@ -102,7 +148,7 @@ def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
         timeout: Seconds to wait for a lock held by another connection.
 
     Raises:
-        ValueError: If the file is not a decision log of this or the previous version.
+        ValueError: If the file is not a decision log of this or an older version.
     """
     connection = sqlite3.connect(
         path, timeout=timeout, isolation_level=None, check_same_thread=False
@@ -128,11 +174,13 @@ def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
 
 
 def _create_or_upgrade(connection: sqlite3.Connection, path: Path) -> None:
-    """Create missing tables, upgrade version 1, refuse anything else (in a transaction)."""
+    """Create missing tables, upgrade versions 1 and 2, refuse anything else (in a transaction)."""
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     tables = connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
     if tables and version == 1:
         _upgrade_rewards_from_version_1(connection)
+    if tables and version in (1, 2):
+        _add_version_3_columns(connection)
     elif tables and version != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: not a decision log of this recenv version "
@@ -172,6 +220,15 @@ def _upgrade_rewards_from_version_1(connection: sqlite3.Connection) -> None:
         )
         after = rows[-1][0]
     connection.execute("DROP TABLE rewards_version_1")
+
+
+def _add_version_3_columns(connection: sqlite3.Connection) -> None:
+    """Add the columns of version 3 that a table lacks (NULL or 'strategy' in old rows)."""
+    for table, columns in _VERSION_3_COLUMNS.items():
+        present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        for name, declaration in columns:
+            if name not in present:
+                connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")
 
 
 def _locate(connection: sqlite3.Connection, event_id: str) -> tuple[int, int]:

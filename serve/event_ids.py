@@ -12,43 +12,12 @@ from __future__ import annotations
 import os
 import uuid
 
-import numpy as np
+from rec_env.datasets.event_ids import KEY_LENGTH, POSITIONS, event_ids, parse_event_id
 
 __all__ = ["KEY_LENGTH", "POSITIONS", "event_ids", "new_request_key", "parse_event_id"]
-
-KEY_LENGTH = 28
-"""Characters of the request key: the first 28 of a UUID4, hyphens included."""
-POSITIONS = 1 << 32
-"""Positions are encoded modulo this (8 hex digits)."""
-
-_HEX_DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
-_NUMPY_IDS = 64
-"""From this many ids on, formatting them with numpy beats a Python loop."""
 
 
 def new_request_key() -> tuple[str, int]:
     """A random request key (the first 28 characters of a UUID4) and position offset."""
     raw = os.urandom(4)
     return str(uuid.uuid4())[:KEY_LENGTH], int.from_bytes(raw, "little")
-
-
-def event_ids(request_key: str, offset: int, n: int) -> list[str]:
-    """The event ids of the ``n`` decisions of a request (large batches in one numpy pass)."""
-    if n < _NUMPY_IDS:
-        return [f"{request_key}{(offset + i) % POSITIONS:08x}" for i in range(n)]
-    codes = (offset + np.arange(n, dtype=np.uint64)) % POSITIONS
-    text = np.empty((n, KEY_LENGTH + 8), dtype=np.uint8)
-    text[:, :KEY_LENGTH] = np.frombuffer(request_key.encode(), dtype=np.uint8)
-    shifts = np.arange(28, -1, -4, dtype=np.uint64)
-    text[:, KEY_LENGTH:] = _HEX_DIGITS[(codes[:, None] >> shifts) & np.uint64(0xF)]
-    return text.view(f"S{KEY_LENGTH + 8}").ravel().astype(f"U{KEY_LENGTH + 8}").tolist()
-
-
-def parse_event_id(event_id: str) -> tuple[str, int] | None:
-    """``(request_key, code)`` of a canonical event id, or None if it cannot be one."""
-    if len(event_id) != KEY_LENGTH + 8:
-        return None
-    try:
-        return event_id[:KEY_LENGTH], int(event_id[KEY_LENGTH:], 16)
-    except ValueError:
-        return None

@@ -16,16 +16,14 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rec_env.agents.base import OnlinePolicy, Policy
-from rec_env.agents.runs import RunInfo, load_run
-from rec_env.catalog import ActionTable, load_catalog
-from rec_env.features import FEATURE_NAMES, consent_columns, consent_masks
+from rec_env.agents.runs import RunInfo
+from rec_env.features import consent_masks
 from rec_env.serve.decision_log import (
     DecisionLog,
     RewardConflictError,
@@ -34,16 +32,32 @@ from rec_env.serve.decision_log import (
 )
 from rec_env.serve.exploration import ActionSampler, Exploration
 from rec_env.serve.fast_policy import serving_probabilities
+from rec_env.serve.item_decisions import (
+    ItemDecider,
+    ItemOutcome,
+    SlateDecider,
+    SlateOutcome,
+    make_decider,
+)
 from rec_env.serve.metrics import Metrics
 from rec_env.serve.online import OnlineLearner
+from rec_env.serve.service_types import (
+    ActionNotAllowedError,
+    ColumnarResult,
+    Decisions,
+    RewardOutcome,
+    RewardOutOfRangeError,
+)
 from rec_env.serve.settings import ServeSettings
-from rec_env.serve.state import PolicyStateStore, RestoredState
+from rec_env.serve.state import PolicyStateStore
+from rec_env.serve.world import ServedWorld
 
 if TYPE_CHECKING:  # pragma: no cover
     from rec_env.agents.explain.explainer import PolicyExplainer
 
 __all__ = [
     "ActionNotAllowedError",
+    "ColumnarResult",
     "DecisionService",
     "Decisions",
     "RewardOutOfRangeError",
@@ -54,73 +68,6 @@ __all__ = [
 def _catalog(info: RunInfo) -> str:
     """The action catalog the run was trained with."""
     return info.settings.catalog
-
-
-def _explainer(settings: ServeSettings, info: RunInfo, policy: Policy) -> PolicyExplainer | None:
-    """The explainer of ``policy``, or None if explanations are off."""
-    if not settings.explain:
-        return None
-    from rec_env.agents.explain.explainer import PolicyExplainer
-
-    return PolicyExplainer(
-        policy,
-        n_background=settings.n_background,
-        population=info.settings.profile,
-        catalog=_catalog(info),
-        seed=settings.explain_seed,
-    )
-
-
-class ActionNotAllowedError(ValueError):
-    """An action name is unknown, or may not be excluded or explained here."""
-
-
-class RewardOutOfRangeError(ValueError):
-    """A reward is not finite or outside the operator's range; it is neither logged nor learned.
-
-    Attributes:
-        reward: The rejected reward.
-        low: Lowest accepted reward.
-        high: Highest accepted reward.
-    """
-
-    def __init__(self, reward: float, low: float, high: float) -> None:
-        super().__init__(f"reward {reward!r} is outside the accepted range [{low!r}, {high!r}]")
-        self.reward = reward
-        self.low = low
-        self.high = high
-
-
-@dataclass(frozen=True)
-class Decisions:
-    """The decisions of one request.
-
-    Attributes:
-        event_ids: ``n`` event ids, as logged.
-        actions: ``(n,)`` served action indices.
-        propensities: ``(n,)`` probability of each served action.
-        probabilities: ``(n, A)`` probabilities the actions were drawn from.
-    """
-
-    event_ids: list[str]
-    actions: np.ndarray
-    propensities: np.ndarray
-    probabilities: np.ndarray
-
-
-@dataclass(frozen=True)
-class RewardOutcome:
-    """What happened to a posted reward.
-
-    Attributes:
-        receipt: The decision log's receipt.
-        learned: True if the online policy learned from the reward now.
-        n_updates: Rewards the online policy has learned from.
-    """
-
-    receipt: RewardReceipt
-    learned: bool
-    n_updates: int
 
 
 class DecisionService:
@@ -142,6 +89,11 @@ class DecisionService:
         metrics: Where decisions, explanations and rewards are counted (default: new).
         reward_seq: Seq of the last logged reward the policy had learned (restored state's
             watermark; 0 for the run's policy).
+        world: The run's world (default: built from ``info``).
+
+    Raises:
+        ValueError: If the policy cannot be served in its world (its actions are not its
+            catalog's, a slate run's policy does not score products, or it fails on a customer).
     """
 
     def __init__(
@@ -155,6 +107,7 @@ class DecisionService:
         n_updates: int = 0,
         metrics: Metrics | None = None,
         reward_seq: int = 0,
+        world: ServedWorld | None = None,
     ) -> None:
         self.policy = policy
         self.info = info
@@ -163,16 +116,9 @@ class DecisionService:
         self.explainer = explainer
         self.state_store = state_store
         self.metrics = metrics if metrics is not None else Metrics()
-        self.actions = ActionTable.from_catalog(load_catalog(_catalog(info)))
-        columns = consent_columns(FEATURE_NAMES)
-        assert columns is not None  # the service's features always hold the consent flags
-        self._consent_columns = columns
-        names = tuple(info.action_names)
-        if self.actions.names != names or tuple(policy.action_names) != names:
-            raise ValueError(
-                f"{settings.model_dir}: the policy's actions do not match its catalog "
-                f"({', '.join(self.actions.names)})"
-            )
+        self.world = world if world is not None else ServedWorld.from_run(info, settings.model_dir)
+        self.world.check_policy(policy, settings.model_dir)
+        self.actions = self.world.actions
         self.exploration = Exploration(settings.exploration, settings.epsilon, settings.temperature)
         drawn = log.sampler_draws(settings.seed) if settings.seed is not None else 0
         self.sampler = ActionSampler(settings.seed, skip=drawn)
@@ -185,11 +131,19 @@ class DecisionService:
                 policy, self._lock, state_store, settings.state_save_every, n_updates, reward_seq
             )
         self._n_updates = n_updates  # an offline policy's constant
-        self._probabilities = serving_probabilities(
-            policy, self.actions, info.settings.profile, _catalog(info)
-        )
+        self.decider = make_decider(policy, self.world, self.exploration)
+        if self.decider is None:
+            self._probabilities = serving_probabilities(
+                policy, self.actions, info.settings.profile, _catalog(info)
+            )
         self._warm_up()
-        log.register_model(self.model_version, info.algorithm, info.model_sha256, info.action_names)
+        log.register_model(
+            self.model_version,
+            info.algorithm,
+            info.model_sha256,
+            info.action_names,
+            **self.world.registration(),
+        )
         if self.learner is not None:
             rewards = log.rewards_after(reward_seq, self.model_version)
             if self.learner.replay(rewards, self.reward_in_range):
@@ -216,37 +170,9 @@ class DecisionService:
                 match its SHA-256, the state directory belongs to another model, or the
                 decision log cannot be opened (or another server has it open).
         """
-        policy, info = load_run(settings.model_dir, verify=True)
-        store: PolicyStateStore | None = None
-        restored: RestoredState | None = None
-        if isinstance(policy, OnlinePolicy) and settings.state_dir is not None:
-            store = PolicyStateStore(settings.state_dir, info.algorithm, info.model_sha256)
-            restored = store.load()
-        explainer = _explainer(settings, info, restored.policy if restored else policy)
-        log = DecisionLog(settings.db, wal_max_bytes=settings.wal_max_bytes, exclusive=True)
-        try:
-            if store is not None:
-                store.log_id = log.log_id
-                if restored is not None and restored.log_id != log.log_id:
-                    raise ValueError(
-                        f"{settings.state_dir}: holds the state learned from another decision "
-                        f"log than {settings.db}; use the --state-dir of that log, or a fresh one"
-                    )
-            last_seq = log.last_reward_seq()
-            if store is not None and restored is not None and restored.reward_seq > last_seq:
-                # the log lost its last commits (power loss) or is another database: the
-                # snapshot learned rewards the log does not hold, so start from an older one
-                restored = store.load(max_reward_seq=last_seq)
-                explainer = _explainer(settings, info, restored.policy if restored else policy)
-            if restored is None:
-                return cls(policy, info, settings, log, explainer, store, metrics=metrics)
-            return cls(
-                restored.policy, info, settings, log, explainer, store, restored.n_updates,
-                metrics, restored.reward_seq,
-            )  # fmt: skip
-        except BaseException:
-            log.close()
-            raise
+        from rec_env.serve.loading import load_service
+
+        return load_service(cls, settings, metrics)
 
     def _warm_up(self) -> None:
         """Compile numba kernels and import shap now, not in the first requests.
@@ -256,8 +182,15 @@ class DecisionService:
         """
         generator = self.policy.random_.bit_generator
         state = generator.state
-        dummy = np.zeros((2, len(FEATURE_NAMES)))
-        self.policy.action_probabilities(dummy, self.actions.consent_masks(dummy))
+        dummy = np.zeros((2, self.world.n_features))
+        if isinstance(self.decider, ItemDecider):
+            allowed = self.world.request_allowed()
+            self.decider.decide(dummy, allowed, np.zeros(2), top=1)
+        elif isinstance(self.decider, SlateDecider):
+            products = self.world.allowed_products()
+            self.decider.decide(dummy, products, np.zeros((2, self.decider.draws)))
+        else:
+            self.policy.action_probabilities(dummy, self.actions.consent_masks(dummy))
         if self.explainer is not None:
             self.explainer.explain(dummy[:1])
         generator.state = state
@@ -319,25 +252,19 @@ class DecisionService:
         """``(n, A)`` bool: consent on the action's channel and not ``excluded``.
 
         Args:
-            obs: ``(n, 16)`` features.
+            obs: ``(n, F)`` features.
             excluded: ``(A,)`` or ``(n, A)`` bool, True for actions the caller excluded. The
                 do-nothing action needs no consent and cannot be excluded, so every row keeps
                 at least one allowed action.
         """
-        allowed = consent_masks(obs[:, self._consent_columns], self.actions.channel)
+        allowed = consent_masks(self.world.consent(obs), self.actions.channel)
         if excluded is not None:
             allowed &= ~excluded
         return allowed
 
     def describe_action(self, index: int) -> dict[str, Any]:
-        """``index``, ``name``, ``offer`` and ``channel`` of an action."""
-        table = self.actions
-        return {
-            "index": index,
-            "name": table.names[index],
-            "offer": table.offers[index],
-            "channel": table.channel_names[index],
-        }
+        """An action as the API shows it (:meth:`ServedWorld.describe_action`)."""
+        return self.world.describe_action(index)
 
     # ------------------------------------------------------------------ decisions
     def decide(
@@ -369,6 +296,70 @@ class DecisionService:
         self.metrics.add_decisions(obs.shape[0])
         propensities = probabilities[np.arange(obs.shape[0]), actions]
         return Decisions(event_ids, actions, propensities, probabilities)
+
+    def decide_items(
+        self,
+        obs: np.ndarray,
+        request_allowed: np.ndarray,
+        customer_ids: Sequence[str | None] | None = None,
+        top: int | None = None,
+    ) -> ColumnarResult:
+        """Decide one product action per customer of ``obs`` ``(n, F)`` and log the decisions.
+
+        Args:
+            obs: ``(n, F)`` features.
+            request_allowed: ``(A,)`` bool, what the request allows before consent.
+            customer_ids: Optional caller ids of the customers.
+            top: Also give each customer's ``top`` most probable actions.
+        """
+        assert isinstance(self.decider, ItemDecider)
+        decider = self.decider
+        return self._decide_columnar(
+            obs, customer_ids, lambda u: decider.decide(obs, request_allowed, u, top)
+        )
+
+    def decide_slates(
+        self,
+        obs: np.ndarray,
+        allowed_products: np.ndarray,
+        customer_ids: Sequence[str | None] | None = None,
+    ) -> ColumnarResult:
+        """Decide one slate message per customer of ``obs`` ``(n, F)`` and log the decisions.
+
+        Args:
+            obs: ``(n, F)`` features.
+            allowed_products: ``(n_products,)`` bool, what the request allows.
+            customer_ids: Optional caller ids of the customers.
+        """
+        assert isinstance(self.decider, SlateDecider)
+        decider = self.decider
+        return self._decide_columnar(
+            obs, customer_ids, lambda u: decider.decide(obs, allowed_products, u)
+        )
+
+    def _decide_columnar(
+        self,
+        obs: np.ndarray,
+        customer_ids: Sequence[str | None] | None,
+        decide: Callable[[np.ndarray], ItemOutcome | SlateOutcome],
+    ) -> ColumnarResult:
+        """Draw the uniforms, decide under the policy lock, and log in one transaction."""
+        assert self.decider is not None
+        n, draws = obs.shape[0], self.decider.draws
+        with self._lock:
+            uniforms = self.sampler.random.random((n, draws) if draws > 1 else n)
+            outcome = decide(uniforms)
+            n_updates = self.n_updates
+        event_ids = self.log.log_columnar(
+            self.model_version,
+            n_updates,
+            obs,
+            outcome.columns,
+            customer_ids,
+            sampler_seed=self.settings.seed,
+        )
+        self.metrics.add_decisions(n)
+        return ColumnarResult(event_ids, outcome)
 
     def explain(
         self, obs: np.ndarray, action: int | None, excluded: np.ndarray, top: int | None = None

@@ -2,10 +2,14 @@
 
 :mod:`rec_env.serve.schemas` defines the requests; here they are narrowed to what one server
 accepts: ``excluded_actions`` and ``action`` to the names of the served catalog, batch lists to
-``max_batch`` customers, the reward to ``[reward_min, reward_max]``. The app validates every
-body with these models and publishes their JSON schema in OpenAPI, so the schema and the
-validation cannot drift apart. Each body is first held to a :class:`ValueBudget` (a cheap scan
-of its bytes), then parsed by pydantic straight from the bytes.
+``max_batch`` customers, the reward to ``[reward_min, reward_max]``. A run of the item or slate
+world gets requests with the item features of its product table
+(:func:`~rec_env.serve.item_schemas.item_features_type`), ``excluded_products`` (ids of its
+table) and, for single products, ``excluded_actions`` and ``top_actions``
+(:func:`build_item_validators`). The app validates every body with these models and publishes
+their JSON schema in OpenAPI, so the schema and the validation cannot drift apart. Each body is
+first held to a :class:`ValueBudget` (a cheap scan of its bytes), then parsed by pydantic
+straight from the bytes.
 """
 
 from __future__ import annotations
@@ -21,6 +25,14 @@ from pydantic import create_model as create_pydantic_model
 from pydantic_core import PydanticCustomError
 
 from rec_env.features import FEATURES
+from rec_env.serve.item_schemas import (
+    ItemBatchBase,
+    ItemRequestBase,
+    item_columns_type,
+    item_features_type,
+    item_request_fields,
+    item_responses,
+)
 from rec_env.serve.limits import ValueBudget
 from rec_env.serve.schemas import (
     MAX_EXCLUDED,
@@ -31,8 +43,9 @@ from rec_env.serve.schemas import (
     RewardRequest,
     feature_columns_type,
 )
+from rec_env.serve.world import ServedWorld
 
-__all__ = ["BodyValidator", "RequestValidators", "build_validators"]
+__all__ = ["BodyValidator", "RequestValidators", "build_item_validators", "build_validators"]
 
 _INLINE_BYTES = 64 * 1024
 """Bodies up to this size are parsed on the event loop; larger ones in a worker thread."""
@@ -85,22 +98,39 @@ class BodyValidator:
 
 @dataclass(frozen=True)
 class RequestValidators:
-    """The body validators of one app, by endpoint."""
+    """The body validators of one app, by endpoint.
+
+    ``responses`` holds the response models of ``/v1/recommend`` and ``/v1/recommend/batch``
+    when they are not the strategy world's (for the OpenAPI schema).
+    """
 
     recommend: BodyValidator
     batch: BodyValidator
     explain: BodyValidator
     reward: BodyValidator
+    responses: tuple[type[BaseModel], type[BaseModel]] | None = None
 
     def models(self) -> list[type[BaseModel]]:
         """The request models, for the OpenAPI schema."""
         return [self.recommend.model, self.batch.model, self.explain.model, self.reward.model]
 
 
+_LISTED_NAMES = 32
+"""Up to this many names, an unknown one's error lists them all; beyond, a few examples."""
+
+
+def _choices(names: Sequence[str]) -> str:
+    """The names an error message offers: all of them, or the first few of a long list."""
+    if len(names) <= _LISTED_NAMES:
+        return ", ".join(names)
+    return f"{', '.join(names[:3])}, ... ({len(names):,} in all, see the schema's enum)"
+
+
 def _action_name(names: Sequence[str], fallback: str | None) -> Any:
     """A string that must be one of ``names``, but not ``fallback`` (the do-nothing action)."""
     accepted = [name for name in names if name != fallback]
     accepted_set = frozenset(accepted)
+    choices = _choices(names)
 
     def check(name: str) -> str:
         if name in accepted_set:
@@ -114,11 +144,30 @@ def _action_name(names: Sequence[str], fallback: str | None) -> Any:
         raise PydanticCustomError(
             "unknown_action",
             "unknown action '{name}'; the actions are {choices}",
-            {"name": name, "choices": ", ".join(names)},
+            {"name": name, "choices": choices},
         )
 
     return Annotated[
         str, AfterValidator(check), WithJsonSchema({"type": "string", "enum": accepted})
+    ]
+
+
+def _product_id(ids: Sequence[str]) -> Any:
+    """A string that must be one of the product ``ids``."""
+    known = frozenset(ids)
+    choices = _choices(ids)
+
+    def check(product_id: str) -> str:
+        if product_id in known:
+            return product_id
+        raise PydanticCustomError(
+            "unknown_product",
+            "unknown product '{id}'; the products are {choices}",
+            {"id": product_id, "choices": choices},
+        )
+
+    return Annotated[
+        str, AfterValidator(check), WithJsonSchema({"type": "string", "enum": list(ids)})
     ]
 
 
@@ -222,4 +271,86 @@ def build_validators(
             {"reward": (float, reward)},
             ValueBudget(tokens=16, opens=4, reason="a reward is one number"),
         ),
+    )
+
+
+def _item_budgets(n_features: int, max_batch: int) -> tuple[ValueBudget, ValueBudget]:
+    """The value budgets of one customer and of a batch with ``n_features`` features."""
+    lists = {"excluded_actions": MAX_EXCLUDED, "excluded_products": MAX_EXCLUDED}
+    one = ValueBudget(
+        tokens=2 * MAX_EXCLUDED + 4 * n_features + 64,
+        opens=8,
+        items=lists,
+        reason=f"one customer and at most {MAX_EXCLUDED} excluded actions and products",
+    )
+    batch = ValueBudget(
+        tokens=(n_features + 2) * max_batch + 2 * MAX_EXCLUDED + 64,
+        opens=max_batch + 2 * n_features + 8,
+        items={"customers": max_batch, "customer_ids": max_batch, **lists},
+        reason=f"a batch holds at most {max_batch:,} customers",
+    )
+    return one, batch
+
+
+def _item_model(
+    name: str, base: type[BaseModel], doc: str | None, fields: dict[str, Any]
+) -> type[BaseModel]:
+    """A request model ``name`` of an item world (same name: the same OpenAPI component)."""
+    return create_pydantic_model(  # type: ignore[call-overload, no-any-return]
+        name, __base__=base, __module__=base.__module__, __doc__=doc or base.__doc__, **fields
+    )
+
+
+def build_item_validators(
+    world: ServedWorld, max_batch: int, reward_min: float, reward_max: float
+) -> RequestValidators:
+    """The body validators of a server of an item or slate run (module docstring).
+
+    Args:
+        world: The run's world (its features, actions and products).
+        max_batch: Most customers in one batch call.
+        reward_min: Lowest accepted reward.
+        reward_max: Highest accepted reward.
+    """
+    assert world.products is not None
+    features = item_features_type(world.features)
+    names = world.actions.names
+    single = world.kind == "item"
+    fields = item_request_fields(
+        features,
+        item_columns_type(world.features, max_batch),
+        list[_product_id(world.products.ids)],  # type: ignore[misc]
+        list[_action_name(names, names[world.actions.no_action])] if single else None,  # type: ignore[misc]
+        max_batch,
+    )
+    one, batch = _item_budgets(world.n_features, max_batch)
+    recommend = _item_model(
+        "RecommendRequest", ItemRequestBase, RecommendRequest.__doc__, fields.recommend
+    )
+    explain = _item_model(
+        "ExplainRequest",
+        ItemRequestBase,
+        ExplainRequest.__doc__,
+        {**fields.explain, "action": (_action_name(names, None) | None, Field(None))},
+    )
+    for model in (recommend, explain):
+        model.flat_features = TypeAdapter(features).json_schema()["properties"]  # type: ignore[attr-defined]
+    reward = Field(
+        strict=True, ge=reward_min, le=reward_max, description=_description(RewardRequest, "reward")
+    )
+    return RequestValidators(
+        recommend=BodyValidator(recommend, one),
+        batch=BodyValidator(
+            _item_model(
+                "BatchRecommendRequest", ItemBatchBase, ItemBatchBase.__doc__, fields.batch
+            ),
+            batch,
+        ),
+        explain=BodyValidator(explain, one),
+        reward=_narrowed(
+            RewardRequest,
+            {"reward": (float, reward)},
+            ValueBudget(tokens=16, opens=4, reason="a reward is one number"),
+        ),
+        responses=item_responses(world.kind),
     )

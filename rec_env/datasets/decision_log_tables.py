@@ -1,15 +1,21 @@
 """Export the decision log as one flat table: a row per decision, joined with its reward.
 
 Columns: ``event_id``, ``created_at`` (UTC timestamp), ``model_version``, ``policy_updates``,
-``customer_id``, the 16 features by name, ``action`` (name), ``action_index``, ``propensity``,
-``allowed_<action>`` and ``prob_<action>`` for every action, ``reward`` and ``rewarded_at``
-(empty until a reward arrives). The format follows the file extension: ``.parquet`` or ``.csv``.
-The export streams the log in chunks, so it needs memory for one chunk only.
+``customer_id``, the features by name (the 16 strategy features, then the item features of the
+log's item and slate models; empty for a model without them), ``action`` (name),
+``action_index``, ``propensity``, ``allowed_<action>`` for every action, ``prob_<action>`` for
+every action of a strategy model (item and slate models log the served action's propensity
+only), then for logs with slate models ``slate_<k>`` (the product id at position ``k``) and
+``slate_probability_<k>`` (its probability given the positions above it; see
+:mod:`rec_env.serve.slates`) for ``k = 1 … K``, and ``reward`` and ``rewarded_at`` (empty until
+a reward arrives). A slate decision's ``action`` is its first product on its channel and its
+``propensity`` the probability of the whole slate. The format follows the file extension:
+``.parquet`` or ``.csv``. The export streams the log in chunks, so it needs memory for one chunk
+only.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -18,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from rec_env.features import FEATURE_NAMES
+from rec_env.datasets.decision_log_layout import LogLayout, RequestArrays
+from rec_env.datasets.event_ids import POSITIONS, event_ids
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -28,12 +35,14 @@ __all__ = [
     "iter_decision_tables",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Schema of the decision log that ``recenv serve`` writes (``PRAGMA user_version``).
 
-Version 2 numbers the rewards (``rewards.seq``) and counts the sampler's draws per seed."""
+Version 2 numbers the rewards (``rewards.seq``) and counts the sampler's draws per seed.
+Version 3 adds the item and slate worlds: each model's world, features, action channels and
+products, and columnar requests (:mod:`rec_env.serve.decision_log_schema`)."""
 
-READABLE_SCHEMA_VERSIONS = (1, 2)
+READABLE_SCHEMA_VERSIONS = (1, 2, 3)
 """Schemas the export reads: every version's ``decisions`` and ``rewards`` join the same way."""
 
 _GROUP_PAGE = 10_000
@@ -41,9 +50,6 @@ _GROUP_PAGE = 10_000
 
 EXPORT_FORMATS: dict[str, str] = {".parquet": "parquet", ".csv": "csv"}
 """File extensions :func:`export_decisions` understands, and their formats."""
-
-_FLOAT = np.dtype("<f8")
-_N_FEATURES = len(FEATURE_NAMES)
 
 _DECISIONS_OF_REQUESTS = (
     "SELECT d.request_id, d.position, d.event_id, d.customer_id, d.action, d.propensity, "
@@ -87,19 +93,6 @@ def _open_read_only(db: str | Path) -> sqlite3.Connection:
     return connection
 
 
-def _action_columns(connection: sqlite3.Connection) -> tuple[list[str], dict[str, np.ndarray]]:
-    """The union of the models' action names, and each model's positions in it."""
-    names: list[str] = []
-    positions: dict[str, np.ndarray] = {}
-    for version, raw in connection.execute(
-        "SELECT model_version, action_names FROM models ORDER BY registered_at"
-    ):
-        model_names = json.loads(raw)
-        names.extend(name for name in model_names if name not in names)
-        positions[version] = np.array([names.index(name) for name in model_names], dtype=np.intp)
-    return names, positions
-
-
 def _request_groups(connection: sqlite3.Connection, chunk_rows: int) -> Iterator[tuple[int, int]]:
     """Ranges ``(first, last)`` of request ids holding about ``chunk_rows`` decisions each.
 
@@ -129,88 +122,85 @@ def _request_groups(connection: sqlite3.Connection, chunk_rows: int) -> Iterator
         yield first, after
 
 
-class _RequestArrays:
-    """The arrays of the requests ``first`` … ``last``, stacked and widened to every action.
+def _decisions(
+    connection: sqlite3.Connection, first: int, last: int, arrays: RequestArrays
+) -> list[tuple[Any, ...]]:
+    """Every decision of requests ``first`` … ``last``, in order, with its reward.
 
-    Attributes:
-        offsets: First stacked row of each request id.
-        created_at, model_version, policy_updates: Per stacked row.
-        features: ``(rows, 16)``.
-        allowed, probabilities: ``(rows, n_actions)`` over the union of action names
-            (False / NaN for actions the row's model did not have).
-        action_columns: ``(rows, max actions)`` each row's model action index → union column.
+    Rows of ``decisions`` and the columns of columnar requests, as ``(request_id, position,
+    event_id, customer_id, action, propensity, reward, rewarded_at)``.
     """
-
-    def __init__(
-        self,
-        connection: sqlite3.Connection,
-        first: int,
-        last: int,
-        n_actions: int,
-        positions: dict[str, np.ndarray],
-    ) -> None:
-        requests = connection.execute(
-            "SELECT request_id, created_at, model_version, policy_updates, n, features, "
-            "allowed, probabilities FROM requests WHERE request_id BETWEEN ? AND ? "
-            "ORDER BY request_id",
+    decisions = connection.execute(_DECISIONS_OF_REQUESTS, (first, last)).fetchall()
+    if not arrays.columnar:
+        return decisions
+    rewards = {
+        (request_id, position): (reward, at)
+        for request_id, position, reward, at in connection.execute(
+            "SELECT request_id, position, reward, received_at FROM rewards "
+            "WHERE request_id BETWEEN ? AND ?",
+            (first, last),
+        )
+    }
+    keys = dict(
+        connection.execute(
+            "SELECT request_id, request_key || ':' || position_offset FROM requests "
+            "WHERE request_id BETWEEN ? AND ? AND actions IS NOT NULL",
             (first, last),
         ).fetchall()
-        total = sum(row[4] for row in requests)
-        widest = max(len(p) for p in positions.values())
-        self.offsets: dict[int, int] = {}
-        self.created_at = np.empty(total)
-        self.policy_updates = np.empty(total, dtype=np.int64)
-        self.model_version = np.empty(total, dtype=object)
-        self.features = np.empty((total, _N_FEATURES))
-        self.allowed = np.zeros((total, n_actions), dtype=bool)
-        self.probabilities = np.full((total, n_actions), np.nan)
-        self.action_columns = np.zeros((total, widest), dtype=np.intp)
-        start = 0
-        for request_id, created, version, updates, n, features, allowed, probs in requests:
-            columns, rows = positions[version], slice(start, start + n)
-            self.offsets[request_id] = start
-            self.created_at[rows], self.model_version[rows] = created, version
-            self.policy_updates[rows] = updates
-            self.features[rows] = np.frombuffer(features, dtype=_FLOAT).reshape(n, -1)
-            self.allowed[rows, columns] = np.frombuffer(allowed, dtype=np.uint8).reshape(n, -1)
-            self.probabilities[rows, columns] = np.frombuffer(probs, dtype=_FLOAT).reshape(n, -1)
-            self.action_columns[rows, : len(columns)] = columns
-            start += n
+    )
+    for request_id, (actions, propensities, customer_ids) in arrays.columnar.items():
+        key, offset = keys[request_id].rsplit(":", 1)
+        ids = event_ids(key, int(offset) % POSITIONS, len(actions))
+        for position, (event_id, action, propensity, customer_id) in enumerate(
+            zip(ids, actions.tolist(), propensities.tolist(), customer_ids, strict=True)
+        ):
+            reward, at = rewards.get((request_id, position), (None, None))
+            decisions.append(
+                (request_id, position, event_id, customer_id, action, propensity, reward, at)
+            )
+    decisions.sort(key=lambda row: (row[0], row[1]))
+    return decisions
 
 
 def _chunk_columns(
-    connection: sqlite3.Connection,
-    first: int,
-    last: int,
-    action_names: list[str],
-    positions: dict[str, np.ndarray],
+    connection: sqlite3.Connection, first: int, last: int, layout: LogLayout
 ) -> dict[str, Any]:
     """The export columns of the decisions of requests ``first`` … ``last``."""
-    arrays = _RequestArrays(connection, first, last, len(action_names), positions)
-    decisions = connection.execute(_DECISIONS_OF_REQUESTS, (first, last)).fetchall()
-    (request_ids, in_request, event_ids, customer_ids, actions, propensities, rewards, rewarded) = (
-        [list(column) for column in zip(*decisions, strict=True)] if decisions else [[]] * 8
-    )
+    arrays = RequestArrays(connection, first, last, layout)
+    decisions = _decisions(connection, first, last, arrays)
+    (
+        request_ids,
+        in_request,
+        ids,
+        customer_ids,
+        actions,
+        propensities,
+        rewards,
+        rewarded,
+    ) = [list(column) for column in zip(*decisions, strict=True)] if decisions else [[]] * 8
     rows = np.array([arrays.offsets[r] for r in request_ids], dtype=np.intp)
     rows += np.array(in_request, dtype=np.intp)
     action_index = np.array(actions, dtype=np.int64)
     union_index = arrays.action_columns[rows, action_index]
     columns: dict[str, Any] = {
-        "event_id": event_ids,
+        "event_id": ids,
         "created_at": arrays.created_at[rows],
         "model_version": arrays.model_version[rows].tolist(),
         "policy_updates": arrays.policy_updates[rows],
         "customer_id": customer_ids,
     }
-    for j, name in enumerate(FEATURE_NAMES):
+    for j, name in enumerate(layout.feature_names):
         columns[name] = arrays.features[rows, j]
-    columns["action"] = [action_names[i] for i in union_index]
+    columns["action"] = [layout.action_names[i] for i in union_index]
     columns["action_index"] = action_index
     columns["propensity"] = np.array(propensities, dtype=np.float64)
-    for j, name in enumerate(action_names):
+    for j, name in enumerate(layout.action_names):
         columns[f"allowed_{name}"] = arrays.allowed[rows, j]
-    for j, name in enumerate(action_names):
-        columns[f"prob_{name}"] = arrays.probabilities[rows, j]
+    for j in layout.row_actions.tolist():
+        columns[f"prob_{layout.action_names[j]}"] = arrays.probabilities[rows, j]
+    for k in range(layout.slate_size):
+        columns[f"slate_{k + 1}"] = arrays.slates[rows, k].tolist()
+        columns[f"slate_probability_{k + 1}"] = arrays.slate_probabilities[rows, k]
     columns["reward"] = rewards
     columns["rewarded_at"] = [np.nan if t is None else t for t in rewarded]
     return columns
@@ -225,10 +215,10 @@ def iter_decision_tables(db: str | Path, chunk_rows: int = 100_000) -> Iterator[
     import pyarrow as pa
 
     with closing(_open_read_only(db)) as connection:
-        action_names, positions = _action_columns(connection)
-        schema = _schema(action_names)
+        layout = LogLayout(connection)
+        schema = _schema(layout)
         for first, last in _request_groups(connection, chunk_rows):
-            columns = _chunk_columns(connection, first, last, action_names, positions)
+            columns = _chunk_columns(connection, first, last, layout)
             for name in ("created_at", "rewarded_at"):
                 seconds = np.array(columns[name], dtype=np.float64)
                 missing = np.isnan(seconds)
@@ -237,23 +227,29 @@ def iter_decision_tables(db: str | Path, chunk_rows: int = 100_000) -> Iterator[
             yield pa.table(columns, schema=schema)
 
 
-def _schema(action_names: list[str]) -> Any:
+def _schema(layout: LogLayout) -> Any:
     """The ``pyarrow.Schema`` of the export."""
     import pyarrow as pa
 
     timestamp = pa.timestamp("us", tz="UTC")
+    names = layout.action_names
     fields = [
         ("event_id", pa.string()),
         ("created_at", timestamp),
         ("model_version", pa.string()),
         ("policy_updates", pa.int64()),
         ("customer_id", pa.string()),
-        *((name, pa.float64()) for name in FEATURE_NAMES),
+        *((name, pa.float64()) for name in layout.feature_names),
         ("action", pa.string()),
         ("action_index", pa.int64()),
         ("propensity", pa.float64()),
-        *((f"allowed_{name}", pa.bool_()) for name in action_names),
-        *((f"prob_{name}", pa.float64()) for name in action_names),
+        *((f"allowed_{name}", pa.bool_()) for name in names),
+        *((f"prob_{names[j]}", pa.float64()) for j in layout.row_actions.tolist()),
+        *(
+            field
+            for k in range(1, layout.slate_size + 1)
+            for field in ((f"slate_{k}", pa.string()), (f"slate_probability_{k}", pa.float64()))
+        ),
         ("reward", pa.float64()),
         ("rewarded_at", timestamp),
     ]
@@ -279,7 +275,7 @@ def export_decisions(db: str | Path, out: str | Path, chunk_rows: int = 100_000)
 
     kind = export_format(out)
     with closing(_open_read_only(db)) as connection:
-        schema = _schema(_action_columns(connection)[0])
+        schema = _schema(LogLayout(connection))
     writer: Any = (
         pq.ParquetWriter(out, schema) if kind == "parquet" else pa_csv.CSVWriter(out, schema)
     )

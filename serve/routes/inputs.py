@@ -44,6 +44,12 @@ def excluded_actions(
 
 def require_explainer(service: DecisionService) -> None:
     """503 if the service runs without an explainer."""
+    if service.world.kind != "strategy":
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"explanations are not served for {service.world.kind} runs; "
+            "`recenv explain --model RUN CUSTOMER.json` says why this product",
+        )
     if service.explainer is None:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE, "explanations are disabled (--no-explain)"

@@ -7,7 +7,6 @@ from typing import Any
 
 from fastapi import APIRouter, Depends
 
-from rec_env.features import FEATURES
 from rec_env.serve.dependencies import ServiceDep, require_api_key
 from rec_env.serve.routes.responses import UNAUTHORIZED
 from rec_env.serve.schemas import ModelInfo
@@ -25,16 +24,19 @@ router = APIRouter(tags=["admin"])
     responses=UNAUTHORIZED,
 )
 async def model_info(service: ServiceDep) -> dict[str, Any]:
-    """Algorithm, version, SHA-256, actions, features, exploration, consent, online updates."""
+    """Algorithm, version, SHA-256, world, actions, features, exploration, consent, updates."""
     info = service.info
     return {
         "algorithm": info.algorithm,
+        "world": service.world.kind,
+        "env_id": info.env_id,
+        "slate_size": service.world.slate_size,
         "model_version": service.model_version,
         "sha256": info.model_sha256,
         "population": info.settings.profile,
         "trained_timesteps": info.timesteps,
         "actions": [service.describe_action(i) for i in range(service.actions.n_actions)],
-        "features": [asdict(f) for f in FEATURES],
+        "features": [asdict(f) for f in service.world.features],
         "exploration": {**service.exploration.as_dict(), "seed": service.seed},
         "online": service.online,
         "n_updates": service.n_updates,

@@ -1,7 +1,8 @@
 """``/v1/recommend`` and ``/v1/recommend/batch``: decide, log, and say what was filled in.
 
 The single-customer path runs on the event loop (a policy call and one small transaction take
-well under a millisecond); batches run in a worker thread.
+well under a millisecond); batches run in a worker thread. Runs of the item and slate worlds
+answer with products (:mod:`rec_env.serve.routes.item_recommend`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rec_env.customer import fill_in_columns, fill_in_rows
 from rec_env.serve.dependencies import ServiceDep, SettingsDep, request_validators
 from rec_env.serve.routes.explain import explanation
 from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
+from rec_env.serve.routes.item_recommend import decide_item_batch, recommend_item
 from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, INVALID_BODY, raw_json_body
 from rec_env.serve.schemas import (
     BatchRecommendRequest,
@@ -58,6 +60,10 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     body: RecommendRequest = await validator.parse_async(await request.body())
     if body.explain:
         require_explainer(service)
+    if service.world.kind != "strategy":
+        customer = service.world.customers.fill_rows([body.features], service.assume_consent)
+        response = recommend_item(service, body, customer)
+        return Response(json.dumps(response).encode(), media_type="application/json")
     customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
@@ -130,6 +136,11 @@ async def recommend_batch(
     parsed: a longer list gets 422 at once.
     """
     raw = await request.body()
-    return await run_in_threadpool(
-        _decide_batch, service, request_validators(request).batch, settings.max_batch, raw
+    validator = request_validators(request).batch
+    if service.world.kind == "strategy":
+        return await run_in_threadpool(_decide_batch, service, validator, settings.max_batch, raw)
+    # serialised once, by json.dumps (the documented model is the world's: see the app's schema)
+    response = await run_in_threadpool(
+        decide_item_batch, service, validator, settings.max_batch, raw
     )
+    return Response(response, media_type="application/json")  # type: ignore[return-value]

@@ -1,0 +1,83 @@
+"""What the decision service returns and raises (re-exported by :mod:`rec_env.serve.service`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rec_env.serve.decision_log import RewardReceipt
+
+__all__ = [
+    "ActionNotAllowedError",
+    "ColumnarResult",
+    "Decisions",
+    "RewardOutOfRangeError",
+    "RewardOutcome",
+]
+
+
+class ActionNotAllowedError(ValueError):
+    """An action name is unknown, or may not be excluded or explained here."""
+
+
+class RewardOutOfRangeError(ValueError):
+    """A reward is not finite or outside the operator's range; it is neither logged nor learned.
+
+    Attributes:
+        reward: The rejected reward.
+        low: Lowest accepted reward.
+        high: Highest accepted reward.
+    """
+
+    def __init__(self, reward: float, low: float, high: float) -> None:
+        super().__init__(f"reward {reward!r} is outside the accepted range [{low!r}, {high!r}]")
+        self.reward = reward
+        self.low = low
+        self.high = high
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """The decisions of one request.
+
+    Attributes:
+        event_ids: ``n`` event ids, as logged.
+        actions: ``(n,)`` served action indices.
+        propensities: ``(n,)`` probability of each served action.
+        probabilities: ``(n, A)`` probabilities the actions were drawn from.
+    """
+
+    event_ids: list[str]
+    actions: np.ndarray
+    propensities: np.ndarray
+    probabilities: np.ndarray
+
+
+@dataclass(frozen=True)
+class ColumnarResult:
+    """The logged decisions of an item or slate request.
+
+    Attributes:
+        event_ids: ``n`` event ids, as logged.
+        outcome: The decisions and what the response shows.
+    """
+
+    event_ids: list[str]
+    outcome: Any
+
+
+@dataclass(frozen=True)
+class RewardOutcome:
+    """What happened to a posted reward.
+
+    Attributes:
+        receipt: The decision log's receipt.
+        learned: True if the online policy learned from the reward now.
+        n_updates: Rewards the online policy has learned from.
+    """
+
+    receipt: RewardReceipt
+    learned: bool
+    n_updates: int
