@@ -2,8 +2,11 @@
 
 * :mod:`~rec_env.agents.sb3.policy`: :class:`SB3Policy` and its PPO, A2C, DQN and MaskablePPO
   subclasses (inference: what serving needs);
-* :mod:`~rec_env.agents.sb3.schemas`: the pydantic schemas of ``hyperparams/<algorithm>.yaml``;
-* :mod:`~rec_env.agents.sb3.training`: :func:`train_sb3` on the batched vector env.
+* :mod:`~rec_env.agents.sb3.slate`: :class:`SlatePPOPolicy`, a PPO actor of the slate world
+  whose scoring vectors :class:`SlateDecoder` turns into slates;
+* :mod:`~rec_env.agents.sb3.schemas`: the pydantic schemas of ``hyperparams/<algorithm>.yaml``
+  (one section per env id: strategy, item and slate worlds);
+* :mod:`~rec_env.agents.sb3.training`: :func:`train_sb3` on the batched vector env of any world.
 
 Example::
 
@@ -12,6 +15,7 @@ Example::
     policy, curve = train_sb3("ppo", {}, seed=0, eval_every=500_000)
     policy.save("runs/ppo")
     policy = SB3Policy.load("runs/ppo")
+    item_policy, _ = train_sb3("maskable_ppo", {"world": "item"}, seed=0)
 
 Importing this package imports torch, Stable-Baselines3 and sb3-contrib.
 """
@@ -39,12 +43,20 @@ from rec_env.agents.sb3.schemas import (
     load_hyperparams,
     resolve_hyperparams,
 )
-from rec_env.agents.sb3.training import ExpectedRewards, LearningCurveCallback, train_sb3
+from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES, SlateDecoder, SlatePPOPolicy
+from rec_env.agents.sb3.training import (
+    ExpectedRewards,
+    LearningCurveCallback,
+    check_world,
+    policy_arguments,
+    train_sb3,
+)
 
 __all__ = [
     "HYPERPARAMETER_SCHEMAS",
     "MODEL_FILE",
     "POLICY_CLASSES",
+    "SLATE_POLICY_CLASSES",
     "A2CHyperparams",
     "A2CPolicy",
     "DQNHyperparams",
@@ -58,8 +70,12 @@ __all__ = [
     "PolicyKwargs",
     "SB3Policy",
     "ScaledFeatures",
+    "SlateDecoder",
+    "SlatePPOPolicy",
+    "check_world",
     "hyperparams_file",
     "load_hyperparams",
+    "policy_arguments",
     "resolve_hyperparams",
     "train_sb3",
 ]

@@ -1,0 +1,73 @@
+"""The ``--env`` and ``--products`` options: which registered world a command simulates.
+
+``--env`` takes a registered env id (``rec_env.ENV_WORLDS``): ``rec_env/Recommendation-v0``
+(offer × channel strategy actions, the default), ``rec_env/ItemRecommendation-v0`` (one product
+per message) or ``rec_env/SlateRecommendation-v0`` (a slate of products). ``--products`` names
+the product table of the item worlds (a shipped name or a YAML, CSV or Parquet path).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from rec_env import ENV_ID, ENV_WORLDS
+from rec_env.cli._errors import fail
+from rec_env.settings import EnvSettings
+
+__all__ = ["EnvOption", "ProductsOption", "check_run_world", "env_settings"]
+
+EnvOption = Annotated[
+    str,
+    typer.Option(
+        "--env",
+        help="Environment id: rec_env/Recommendation-v0 (offer x channel), "
+        "rec_env/ItemRecommendation-v0 (one product per message) or "
+        "rec_env/SlateRecommendation-v0 (a slate of products per message).",
+    ),
+]
+ProductsOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Product table of the item and slate envs: a shipped name or a YAML, CSV or "
+        "Parquet file [default: the shipped 200-product table]."
+    ),
+]
+
+
+def env_settings(env: str, products: str | None = None, **fields: Any) -> EnvSettings:
+    """The :class:`EnvSettings` of env id ``env``, or one ``error:`` line and exit code 2.
+
+    Args:
+        env: A registered env id (``rec_env.ENV_WORLDS``).
+        products: Product table (item and slate envs only).
+        **fields: Other settings (``profile``, ``reward_mode`` ...).
+
+    Raises:
+        typer.Exit: For an unknown id, ``--products`` with the strategy env, or an invalid
+            setting (e.g. ``--reward-mode rule`` in an item world).
+    """
+    world = ENV_WORLDS.get(env)
+    if world is None:
+        fail(f"--env: unknown environment {env!r}; choose one of: {', '.join(ENV_WORLDS)}")
+    if products is not None:
+        if world == "strategy":
+            fail(f"--products applies to the item and slate envs, not {ENV_ID}")
+        fields["products"] = products
+    try:
+        return EnvSettings(world=world, **fields)
+    except ValueError as exc:
+        fail(f"--env {env}: {exc}")
+
+
+def check_run_world(run: str, run_world: str, env: str) -> None:
+    """Refuse a run directory trained in another world than ``env`` simulates.
+
+    Raises:
+        typer.Exit: Naming the run, its env id and the ``--env`` to pass.
+    """
+    if ENV_WORLDS.get(env) == run_world:
+        return
+    trained = next(env_id for env_id, world in ENV_WORLDS.items() if world == run_world)
+    fail(f"{run}: trained on {trained}, not {env}; pass --env {trained}")
