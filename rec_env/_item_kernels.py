@@ -44,6 +44,7 @@ from rec_env._kernels import (
     fatigue,
     lifecycle,
     organic_probability,
+    write_outcome,
 )
 from rec_env.dynamics import ITEM_OUTCOME_FIELDS
 
@@ -76,18 +77,6 @@ N_UNIFORMS = 9
 organic category, organic product."""
 
 _OUT = {name: row for row, name in enumerate(ITEM_OUTCOME_FIELDS)}
-OUT_REWARD = _OUT["reward"]
-OUT_TERMINATED = _OUT["terminated"]
-OUT_DELIVERED = _OUT["delivered"]
-OUT_OPENED = _OUT["opened"]
-OUT_PURCHASED = _OUT["purchased"]
-OUT_REVENUE = _OUT["revenue"]
-OUT_DISCOUNT_COST = _OUT["discount_cost"]
-OUT_SHIPPING_COST = _OUT["shipping_cost"]
-OUT_CONTACT_COST = _OUT["contact_cost"]
-OUT_UNSUBSCRIBED = _OUT["unsubscribed"]
-OUT_CHURNED = _OUT["churned"]
-OUT_PROFIT = _OUT["profit"]
 OUT_CLICKED = _OUT["clicked"]
 OUT_CLICK_POSITION = _OUT["click_position"]
 OUT_CLICKED_PRODUCT = _OUT["clicked_product"]
@@ -501,18 +490,21 @@ def item_step_kernel(
                 obs[days0 + c, i] = 0.0
                 _drift(taste, i, topics, bought_product, params[W_DRIFT_BUY])
 
-        out[OUT_REWARD, i] = reward
-        out[OUT_TERMINATED, i] = churned
-        out[OUT_DELIVERED, i] = delivered
-        out[OUT_OPENED, i] = opened
-        out[OUT_PURCHASED, i] = purchased
-        out[OUT_REVENUE, i] = revenue
-        out[OUT_DISCOUNT_COST, i] = discount_cost
-        out[OUT_SHIPPING_COST, i] = 0.0
-        out[OUT_CONTACT_COST, i] = contact_cost
-        out[OUT_UNSUBSCRIBED, i] = unsubscribed
-        out[OUT_CHURNED, i] = churned
-        out[OUT_PROFIT, i] = profit
+        write_outcome(
+            out,
+            i,
+            reward,
+            churned,
+            delivered,
+            opened,
+            purchased,
+            revenue,
+            discount_cost,
+            0.0,
+            contact_cost,
+            unsubscribed,
+            profit,
+        )
         out[OUT_CLICKED, i] = clicked
         out[OUT_CLICK_POSITION, i] = position
         out[OUT_CLICKED_PRODUCT, i] = product
@@ -551,6 +543,70 @@ def _organic_expectation(
     return p_org, p_org * profit
 
 
+@njit(cache=True, inline="always")
+def _reward_of(
+    reward_mode: int,
+    p_org: float,
+    organic: float,
+    p_open: float,
+    p_msg: float,
+    value: float,
+    cost: float,
+) -> float:
+    """A cycle's expected reward from its organic and message parts (independent events)."""
+    if reward_mode == REWARD_CONVERSION:
+        return 1.0 - (1.0 - p_org) * (1.0 - p_open * p_msg)
+    return organic + p_open * value - cost
+
+
+@njit(cache=True, inline="always")
+def _expected_reward(
+    params: np.ndarray,
+    hid: np.ndarray,
+    ihid: np.ndarray,
+    taste: np.ndarray,
+    obs: np.ndarray,
+    i: int,
+    slate: np.ndarray,
+    channel: int,
+    discount: float,
+    channel_cost: np.ndarray,
+    price: np.ndarray,
+    margin: np.ndarray,
+    category: np.ndarray,
+    topics: np.ndarray,
+    is_new: np.ndarray,
+    available: np.ndarray,
+    sat0: int,
+    reward_mode: int,
+    choice: int,
+    p_org: float,
+    organic: float,
+    scratch: tuple[np.ndarray, np.ndarray, np.ndarray],
+) -> float:
+    """Customer ``i``'s exact expected reward of one message (``slate``, ``channel``, offer).
+
+    Products out of stock are left out of the slate, as :func:`item_step_kernel` does; an
+    empty slate, ``channel == N_CHANNELS`` or a channel without consent sends nothing.
+    ``p_org`` and ``organic`` are :func:`_organic_expectation`'s; ``scratch`` holds three
+    work rows of the slate's length (the shown slate, click utilities, click probabilities).
+    """
+    row, utilities, probs = scratch
+    k = _filter_row(slate, available, row)
+    p_open, p_msg, value, cost = 0.0, 0.0, 0.0, 0.0
+    if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
+        p_open = hid[RESP0 + channel, i] * fatigue(
+            hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i]
+        )
+        cost = channel_cost[channel]
+        n_cat = (obs.shape[0] - sat0) // 3
+        p_msg, value = _expected_message(
+            params, hid, ihid, taste, obs, i, row, k, discount, price, margin, category,
+            topics, is_new, sat0, sat0 + n_cat, choice, utilities, probs,
+        )  # fmt: skip
+    return _reward_of(reward_mode, p_org, organic, p_open, p_msg, value, cost)
+
+
 @njit(cache=True, error_model="numpy")
 def item_expected_kernel(
     obs: np.ndarray,
@@ -575,155 +631,31 @@ def item_expected_kernel(
     years: float,
     reward_mode: int,
     choice: int,
+    shared: bool,
     out: np.ndarray,
 ) -> None:
-    """Exact expected reward of candidate messages, the same ``S`` for every customer.
+    """Exact expected reward of messages (:func:`_expected_reward`).
 
-    ``out[i, s]`` is customer ``i``'s for the ``s``-th candidate (``slates[s]`` ``(S, K)``,
-    ``channels[s]``, ``discounts[s]``).
-
-    The same candidates are scored for every customer (the single-product action table, for
-    example); ``-1`` pads a slate and an empty slate or ``channels[s] == N_CHANNELS`` sends
-    nothing.
+    With ``shared``, the same ``S`` candidates are scored for every customer: ``out[i, s]`` is
+    customer ``i``'s for ``slates[s]`` ``(S, K)``, ``channels[s]`` and ``discounts[s]``. Without,
+    each customer's own message is: ``slates[i]``, ``channels[i]``, ``discounts[i]`` into
+    ``out[i, 0]``. ``-1`` pads a slate.
     """
-    n_cat = cat_topics.shape[0]
-    bore0 = sat0 + n_cat
     k_max = slates.shape[1]
-    utilities = np.empty(k_max)
-    probs = np.empty(k_max)
-    weights = np.empty(n_cat)
-    row = np.empty(k_max, dtype=np.intp)
+    scratch = (np.empty(k_max, dtype=np.intp), np.empty(k_max), np.empty(k_max))
+    weights = np.empty(cat_topics.shape[0])
     for i in range(obs.shape[1]):
         p_org, organic = _organic_expectation(
-            params,
-            hid,
-            taste,
-            obs,
-            i,
-            cat_topics,
-            cat_log_share,
-            cat_profit,
-            sat0,
-            years,
+            params, hid, taste, obs, i, cat_topics, cat_log_share, cat_profit, sat0, years,
             weights,
-        )
-        fat = fatigue(hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i])
-        for s in range(slates.shape[0]):
-            channel = channels[s]
-            k = _filter_row(slates[s], available, row)
-            p_open = 0.0
-            if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
-                p_open = hid[RESP0 + channel, i] * fat
-            p_msg, value, cost = 0.0, 0.0, 0.0
-            if p_open > 0.0:
-                cost = channel_cost[channel]
-                p_msg, value = _expected_message(
-                    params,
-                    hid,
-                    ihid,
-                    taste,
-                    obs,
-                    i,
-                    slates[s],
-                    k,
-                    discounts[s],
-                    price,
-                    margin,
-                    category,
-                    topics,
-                    is_new,
-                    sat0,
-                    bore0,
-                    choice,
-                    utilities,
-                    probs,
-                )
-            if reward_mode == REWARD_CONVERSION:
-                out[i, s] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p_msg)
-            else:
-                out[i, s] = organic + p_open * value - cost
-
-
-@njit(cache=True, error_model="numpy")
-def slate_expected_kernel(
-    obs: np.ndarray,
-    hid: np.ndarray,
-    ihid: np.ndarray,
-    taste: np.ndarray,
-    slates: np.ndarray,
-    channels: np.ndarray,
-    discounts: np.ndarray,
-    channel_cost: np.ndarray,
-    price: np.ndarray,
-    margin: np.ndarray,
-    category: np.ndarray,
-    topics: np.ndarray,
-    is_new: np.ndarray,
-    available: np.ndarray,
-    cat_topics: np.ndarray,
-    cat_log_share: np.ndarray,
-    cat_profit: np.ndarray,
-    params: np.ndarray,
-    sat0: int,
-    years: float,
-    reward_mode: int,
-    choice: int,
-    out: np.ndarray,
-) -> None:
-    """Exact expected reward of each customer's own message: ``slates[i]`` ``(n, K)``."""
-    n_cat = cat_topics.shape[0]
-    k_max = slates.shape[1]
-    utilities = np.empty(k_max)
-    probs = np.empty(k_max)
-    weights = np.empty(n_cat)
-    row = np.empty(k_max, dtype=np.intp)
-    for i in range(obs.shape[1]):
-        p_org, organic = _organic_expectation(
-            params,
-            hid,
-            taste,
-            obs,
-            i,
-            cat_topics,
-            cat_log_share,
-            cat_profit,
-            sat0,
-            years,
-            weights,
-        )
-        channel = channels[i]
-        k = _filter_row(slates[i], available, row)
-        p_open, p_msg, value, cost = 0.0, 0.0, 0.0, 0.0
-        if channel < N_CHANNELS and k > 0 and obs[CONSENT0 + channel, i] > 0.5:
-            p_open = hid[RESP0 + channel, i] * fatigue(
-                hid[FATIGUE_SENSITIVITY, i], obs[CONTACTS_30D, i]
-            )
-            cost = channel_cost[channel]
-            p_msg, value = _expected_message(
-                params,
-                hid,
-                ihid,
-                taste,
-                obs,
-                i,
-                slates[i],
-                k,
-                discounts[i],
-                price,
-                margin,
-                category,
-                topics,
-                is_new,
-                sat0,
-                sat0 + n_cat,
-                choice,
-                utilities,
-                probs,
-            )
-        if reward_mode == REWARD_CONVERSION:
-            out[i] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p_msg)
-        else:
-            out[i] = organic + p_open * value - cost
+        )  # fmt: skip
+        for col in range(out.shape[1]):
+            s = col if shared else i
+            out[i, col] = _expected_reward(
+                params, hid, ihid, taste, obs, i, slates[s], channels[s], discounts[s],
+                channel_cost, price, margin, category, topics, is_new, available, sat0,
+                reward_mode, choice, p_org, organic, scratch,
+            )  # fmt: skip
 
 
 @njit(cache=True, error_model="numpy")
@@ -932,10 +864,7 @@ def action_expected_kernel(
                 p_open = hid[RESP0 + channel, i] * fat
                 cost = channel_cost[channel]
                 p, v = p_msg[product[a], offer_of[a]], value[product[a], offer_of[a]]
-            if reward_mode == REWARD_CONVERSION:
-                out[i, a] = 1.0 - (1.0 - p_org) * (1.0 - p_open * p)
-            else:
-                out[i, a] = organic + p_open * v - cost
+            out[i, a] = _reward_of(reward_mode, p_org, organic, p_open, p, v, cost)
 
 
 @njit(cache=True, error_model="numpy")

@@ -158,6 +158,40 @@ def _delivery(obs: np.ndarray, i: int, channel: int) -> float:
 
 
 @njit(cache=True, inline="always")
+def write_outcome(
+    out: np.ndarray,
+    i: int,
+    reward: float,
+    churned: float,
+    delivered: float,
+    opened: float,
+    purchased: float,
+    revenue: float,
+    discount_cost: float,
+    shipping_cost: float,
+    contact_cost: float,
+    unsubscribed: float,
+    profit: float,
+) -> None:
+    """Write customer ``i``'s rows of :data:`rec_env.dynamics.OUTCOME_FIELDS` into ``out``.
+
+    Every world's outcome array starts with these rows, so every step kernel writes them here.
+    """
+    out[OUT_REWARD, i] = reward
+    out[OUT_TERMINATED, i] = churned
+    out[OUT_DELIVERED, i] = delivered
+    out[OUT_OPENED, i] = opened
+    out[OUT_PURCHASED, i] = purchased
+    out[OUT_REVENUE, i] = revenue
+    out[OUT_DISCOUNT_COST, i] = discount_cost
+    out[OUT_SHIPPING_COST, i] = shipping_cost
+    out[OUT_CONTACT_COST, i] = contact_cost
+    out[OUT_UNSUBSCRIBED, i] = unsubscribed
+    out[OUT_CHURNED, i] = churned
+    out[OUT_PROFIT, i] = profit
+
+
+@njit(cache=True, inline="always")
 def lifecycle(
     obs: np.ndarray,
     hid: np.ndarray,
@@ -375,18 +409,21 @@ def step_kernel(
             uniforms[2, i],
         )
 
-        out[OUT_REWARD, i] = reward
-        out[OUT_TERMINATED, i] = churned
-        out[OUT_DELIVERED, i] = delivered
-        out[OUT_OPENED, i] = opened
-        out[OUT_PURCHASED, i] = purchased
-        out[OUT_REVENUE, i] = list_value - discount_cost
-        out[OUT_DISCOUNT_COST, i] = discount_cost
-        out[OUT_SHIPPING_COST, i] = shipping_cost
-        out[OUT_CONTACT_COST, i] = contact_cost
-        out[OUT_UNSUBSCRIBED, i] = unsubscribed
-        out[OUT_CHURNED, i] = churned
-        out[OUT_PROFIT, i] = profit
+        write_outcome(
+            out,
+            i,
+            reward,
+            churned,
+            delivered,
+            opened,
+            purchased,
+            list_value - discount_cost,
+            discount_cost,
+            shipping_cost,
+            contact_cost,
+            unsubscribed,
+            profit,
+        )
 
 
 @njit(cache=True, error_model="numpy")

@@ -456,20 +456,16 @@ class ItemModel:
         self, batch: ItemBatch, slates: np.ndarray, channels: Any, discounts: Any, per_row: bool
     ) -> np.ndarray:
         a = self.arrays
-        shape = (batch.n,) if per_row else (batch.n, slates.shape[0])
-        out = np.empty(shape)
-        kernel = (
-            self._kernels.slate_expected_kernel if per_row else self._kernels.item_expected_kernel
-        )
-        kernel(
+        out = np.empty((batch.n, 1 if per_row else slates.shape[0]))
+        self._kernels.item_expected_kernel(
             batch.features, batch.hidden, batch.item_hidden, batch.taste, slates,
             np.ascontiguousarray(channels, dtype=np.intp),
             np.ascontiguousarray(discounts, dtype=np.float64), self.channel_cost,
             a.price, a.margin, a.category, a.topics, a.is_new, a.available, a.cat_topics,
             a.cat_log_share, a.cat_profit, self.params, self._sat0, self.cycle_days / 365.0,
-            self._reward_code, self._choice, out,
+            self._reward_code, self._choice, not per_row, out,
         )  # fmt: skip
-        return out
+        return out[:, 0] if per_row else out
 
     def oracle_slates(
         self, batch: ItemBatch, allowed: np.ndarray | None = None, discount: float = 0.0

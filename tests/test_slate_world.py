@@ -223,3 +223,16 @@ def test_a_diverse_slate_bores_less_than_a_same_category_slate(model: SlateModel
         )
         clicks.append(outcome.clicked.mean())
     assert clicks[0] < 0.8 * clicks[1]
+
+
+def test_a_slate_is_valued_without_its_products_out_of_stock(half_stocked: Path) -> None:
+    # the step leaves out-of-stock products out of a slate, so the exact value must too
+    model = EnvSettings(world="slate", products=str(half_stocked)).build_model()
+    batch = draw(model, 300, seed=3)
+    gap = np.array([[0, 1, 3, -1]] * batch.n)  # product 0 is out of stock
+    shown = np.array([[1, 3, -1, -1]] * batch.n)
+    email, none = np.zeros(batch.n, dtype=np.intp), np.zeros(batch.n)
+    with_gap = model.expected_slate_rewards(batch, gap, email, none)
+    np.testing.assert_allclose(with_gap, model.expected_slate_rewards(batch, shown, email, none))
+    together = model.candidate_rewards(batch, np.stack([gap[0], shown[0]]), [0, 0], [0.0, 0.0])
+    np.testing.assert_allclose(together[:, 0], together[:, 1])
