@@ -136,6 +136,7 @@ def numpy_network(policy: Policy) -> NumpyNetwork | None:
     """
     from torch import nn
 
+    from rec_env.agents.sb3.heads import ProductHead
     from rec_env.agents.sb3.policy import DQNPolicy, SB3Policy, ScaledFeatures
 
     if not isinstance(policy, SB3Policy):
@@ -152,7 +153,7 @@ def numpy_network(policy: Policy) -> NumpyNetwork | None:
     names = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.ELU: "elu"}
     layers: list[DenseLayer] = []
     for module in modules:
-        if isinstance(module, nn.Linear):
+        if isinstance(module, (nn.Linear, ProductHead)):  # a ProductHead is a composed Linear
             weight = module.weight.detach().cpu().numpy().T.astype(np.float32)
             bias = module.bias.detach().cpu().numpy().astype(np.float32)
             layers.append(DenseLayer(np.ascontiguousarray(weight), bias))

@@ -62,15 +62,19 @@ class PolicyKwargs(_Strict):
         ortho_init: Orthogonal initialisation (actor-critic algorithms only).
         observation_scaling: ``"log"`` or ``"linear"``, see
             :class:`~rec_env.agents.sb3.policy.ScaledFeatures`.
+        action_head: ``"dense"``: SB3's actor head, one row of weights per action.
+            ``"products"``: the item world's logits factored through the product embeddings
+            (:class:`~rec_env.agents.sb3.heads.ProductHead`; PPO, A2C and MaskablePPO).
     """
 
     net_arch: list[PositiveInt] | dict[Literal["pi", "vf"], list[PositiveInt]] = [64, 64]
     activation_fn: Literal["tanh", "relu", "elu"] = "tanh"
     ortho_init: bool | None = None
     observation_scaling: Scaling = "log"
+    action_head: Literal["dense", "products"] = "dense"
 
     def to_sb3(self) -> dict[str, Any]:
-        """The ``policy_kwargs`` SB3 expects."""
+        """The ``policy_kwargs`` SB3 expects (the action head is the policy class's choice)."""
         kwargs: dict[str, Any] = {
             "net_arch": self.net_arch,
             "activation_fn": _ACTIVATIONS[self.activation_fn],
@@ -182,6 +186,8 @@ class DQNHyperparams(Hyperparams):
             raise ValueError("policy_kwargs.net_arch must be a list of layer sizes for DQN")
         if self.policy_kwargs.ortho_init is not None:
             raise ValueError("policy_kwargs.ortho_init does not apply to DQN")
+        if self.policy_kwargs.action_head != "dense":
+            raise ValueError("policy_kwargs.action_head must be dense for DQN (no actor head)")
         return self
 
 

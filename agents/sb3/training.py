@@ -26,6 +26,7 @@ from rec_env import make_vec_env
 from rec_env.agents.evaluation.evaluate import EVAL_SEED, evaluate
 from rec_env.agents.registry import SB3_ALGORITHMS, check_algorithm
 from rec_env.agents.runs import world_env_id
+from rec_env.agents.sb3.heads import PRODUCT_POLICY_CLASSES
 from rec_env.agents.sb3.policy import POLICY_CLASSES, SB3Policy
 from rec_env.agents.sb3.schemas import Hyperparams, resolve_hyperparams
 from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES, SlateDecoder
@@ -251,14 +252,19 @@ def train_sb3(
     budget = int(total_timesteps if total_timesteps is not None else params.n_timesteps)
     set_random_seed(seed)
     env = _training_env(params, seed, settings)
+    sb3_kwargs = params.sb3_kwargs()
+    network: Any = "MlpPolicy"
+    if params.policy_kwargs.action_head == "products":
+        network = PRODUCT_POLICY_CLASSES[algorithm]
+        sb3_kwargs["policy_kwargs"].update(product_head_arguments(env.get_attr("model")[0]))
     model = POLICY_CLASSES[algorithm].model_class(
-        "MlpPolicy",
+        network,
         env,
         seed=seed,
         device="cpu",
         tensorboard_log=tensorboard_log,
         verbose=verbose,
-        **params.sb3_kwargs(),
+        **sb3_kwargs,
     )
     arguments = policy_arguments(env.get_attr("model")[0])  # consent-safe on the world's obs
     callback = LearningCurveCallback(
@@ -269,6 +275,27 @@ def train_sb3(
         model.policy.load_state_dict(callback.best_state)
     policy = SB3Policy.from_model(model, **arguments, random_state=seed)
     return policy, callback.curve
+
+
+def product_head_arguments(model: Any) -> dict[str, Any]:
+    """The :class:`~rec_env.agents.sb3.heads.ProductHead` arguments of an item world's model.
+
+    Raises:
+        ValueError: Outside the single-product item world.
+    """
+    if not hasattr(model, "products") or hasattr(model, "decode"):
+        raise ValueError(
+            "policy_kwargs.action_head: products needs the item world "
+            "(rec_env/ItemRecommendation-v0): it factors the logits of product actions"
+        )
+    from rec_env.features import CHANNELS
+    from rec_env.item_env import product_embeddings
+
+    return {
+        "embeddings": product_embeddings(model),
+        "n_channels": len(CHANNELS),
+        "n_offers": len(model.actions.offers),
+    }
 
 
 def check_world(algorithm: str, settings: EnvSettings) -> None:
