@@ -1,10 +1,16 @@
-"""``recenv ope``: estimate a trained policy's value from the decision log of ``recenv serve``."""
+"""``recenv ope``: estimate a trained policy's value from the decision log of ``recenv serve``.
+
+The target's world (``run.json``) says how the log is read: strategy and single-product item
+runs are evaluated on single decisions with IPS, SNIPS, DM and DR over their action table;
+slate runs on whole slate messages with whole-slate IPS and SNIPS
+(:mod:`rec_env.agents.ope.slates`). A log of another world or product table is refused.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -13,7 +19,9 @@ from rich.table import Table
 from rec_env.cli._errors import fail, reporting_bad_input
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rec_env.agents.base import Policy
     from rec_env.agents.ope import OPEResult
+    from rec_env.agents.runs import RunInfo
 
 __all__ = ["ope_command", "ope_table"]
 
@@ -69,38 +77,33 @@ def ope_command(
     Prints IPS, SNIPS, the direct method and doubly robust estimates of the policy's mean
     reward per decision, with 95% bootstrap confidence intervals and the importance-weight
     diagnostics. Decisions whose reward has not arrived are skipped (and counted). The policy's
-    SHA-256 is checked against run.json before it is loaded.
+    SHA-256 is checked against run.json before it is loaded. Strategy and item runs are
+    evaluated on logged single decisions of their own world and action table; slate runs on
+    logged slate messages, with whole-slate IPS and SNIPS (the probability of the whole logged
+    slate; no per-position estimators, as the reward is one number per message).
     """
-    from rec_env.agents.ope import (
-        DirectMethod,
-        DoublyRobust,
-        InverseProbabilityWeighting,
-        SelfNormalizedIPS,
-        evaluate_policy,
-    )
     from rec_env.agents.runs import load_run
-    from rec_env.datasets.decision_log import read_decision_log
 
     if n_bootstrap < 2:
         fail(f"--n-bootstrap must be at least 2, got {n_bootstrap}")
     if max_weight is not None and not max_weight > 0:
         fail(f"--max-weight must be positive, got {max_weight}")
+    settings = {"n_bootstrap": n_bootstrap, "random_state": seed}
     with reporting_bad_input():
         target, info = load_run(policy)
-        loaded = read_decision_log(log, info.action_names)
-        data = loaded.data
-        probabilities = target.action_probabilities(data.contexts, data.action_masks)
-        settings = {"n_bootstrap": n_bootstrap, "random_state": seed}
-        estimators = [InverseProbabilityWeighting(**settings)]
-        if max_weight is not None:
-            estimators.append(InverseProbabilityWeighting(max_weight=max_weight, **settings))
-        estimators += [SelfNormalizedIPS(**settings), DirectMethod(**settings)]
-        estimators.append(DoublyRobust(**settings))
-        results = evaluate_policy(data, probabilities, estimators)
+        world = info.settings.world
+        if world == "slate":
+            if max_weight is not None:
+                fail("--max-weight clips single decisions' weights; slate runs have none")
+            loaded, results = _slate_estimates(log, target, info, settings)
+        else:
+            loaded, results = _single_estimates(log, target, info, settings, max_weight)
+    data = loaded.data
     if as_json:
         payload = {
             "policy": str(policy),
             "algorithm": info.algorithm,
+            "world": world,
             "log": str(log),
             "decisions": loaded.n_decisions,
             "with_reward": data.n,
@@ -114,3 +117,55 @@ def ope_command(
         f"(no reward yet) of {loaded.n_decisions:,} in {log}"
     )
     Console().print(ope_table(results, f"{info.algorithm} ({policy}): mean reward per decision"))
+
+
+def _single_estimates(
+    log: Path,
+    target: Policy,
+    info: RunInfo,
+    settings: dict[str, Any],
+    max_weight: float | None,
+) -> tuple[Any, list[OPEResult]]:
+    """IPS (and clipped), SNIPS, DM and DR of a strategy or item run on single decisions."""
+    from rec_env.agents.ope import (
+        DirectMethod,
+        DoublyRobust,
+        InverseProbabilityWeighting,
+        SelfNormalizedIPS,
+        evaluate_policy,
+    )
+    from rec_env.datasets.decision_log import read_decision_log
+    from rec_env.features import FEATURE_NAMES
+
+    world = info.settings.world
+    features: tuple[str, ...] = FEATURE_NAMES
+    if world != "strategy":  # the item features of the run's product table, by name
+        features = tuple(info.feature_names) or tuple(info.settings.build_model().feature_names)
+    loaded = read_decision_log(log, info.action_names, feature_names=features, world=world)
+    data = loaded.data
+    probabilities = target.action_probabilities(data.contexts, data.action_masks)
+    estimators: list[Any] = [InverseProbabilityWeighting(**settings)]
+    if max_weight is not None:
+        estimators.append(InverseProbabilityWeighting(max_weight=max_weight, **settings))
+    estimators += [SelfNormalizedIPS(**settings), DirectMethod(**settings)]
+    estimators.append(DoublyRobust(**settings))
+    return loaded, evaluate_policy(data, probabilities, estimators)
+
+
+def _slate_estimates(
+    log: Path, target: Policy, info: RunInfo, settings: dict[str, Any]
+) -> tuple[Any, list[OPEResult]]:
+    """Whole-slate IPS and SNIPS of a slate run on logged slate messages."""
+    from rec_env.agents.ope import SlateIPS, slate_target_probabilities
+    from rec_env.datasets.decision_log import read_slate_decision_log
+
+    model = info.settings.build_model()
+    loaded = read_slate_decision_log(
+        log, model.actions, model.products.ids, model.feature_names, info.settings.k
+    )
+    probabilities = slate_target_probabilities(target, loaded.data, model.actions.offers)
+    results = [
+        SlateIPS(self_normalized=normalized, **settings).estimate(loaded.data, probabilities)
+        for normalized in (False, True)
+    ]
+    return loaded, results

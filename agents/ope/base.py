@@ -28,10 +28,12 @@ from rec_env.agents.ope.bootstrap import bootstrap_sums, replicate_ratios
 from rec_env.datasets.logged import LoggedBanditData
 
 __all__ = [
+    "BootstrapSettings",
     "OPEResult",
     "OffPolicyEstimator",
     "check_target_probabilities",
     "importance_weights",
+    "weight_diagnostics",
 ]
 
 
@@ -102,19 +104,16 @@ def importance_weights(data: LoggedBanditData, target: np.ndarray) -> np.ndarray
     return target[np.arange(data.n), data.actions] / data.propensities
 
 
-def _weight_diagnostics(weights: np.ndarray) -> tuple[float, float, float]:
-    """Effective sample size, maximum and mean of the weights."""
+def weight_diagnostics(weights: np.ndarray) -> tuple[float, float, float]:
+    """Effective sample size, maximum and mean of the importance weights."""
     squares = float(np.sum(weights**2))
     ess = float(np.sum(weights)) ** 2 / squares if squares > 0 else 0.0
     return ess, float(weights.max()), float(weights.mean())
 
 
 @dataclass(kw_only=True)
-class OffPolicyEstimator(ABC):
-    """Base of the estimators: validation, weights, bootstrap and diagnostics.
-
-    Subclasses implement :meth:`_terms`, the per-row numerator and denominator of the
-    estimate. Estimators that need a reward model set ``needs_reward_model``.
+class BootstrapSettings:
+    """The bootstrap confidence interval's settings, shared by every estimator.
 
     Args:
         n_bootstrap: Bootstrap replicates for the confidence interval.
@@ -126,9 +125,6 @@ class OffPolicyEstimator(ABC):
     confidence: float = 0.95
     random_state: int | None = 0
 
-    name: ClassVar[str] = "estimator"
-    needs_reward_model: ClassVar[bool] = False
-
     def __post_init__(self) -> None:
         if isinstance(self.n_bootstrap, bool) or not isinstance(self.n_bootstrap, Integral):
             raise ValueError(f"n_bootstrap must be an integer, got {self.n_bootstrap!r}")
@@ -137,6 +133,30 @@ class OffPolicyEstimator(ABC):
         self.n_bootstrap = int(self.n_bootstrap)
         if not 0.0 < self.confidence < 1.0:
             raise ValueError(f"confidence must be in (0, 1), got {self.confidence}")
+
+    def _interval(self, replicates: np.ndarray) -> tuple[float, float]:
+        """The percentile interval of the bootstrap ``replicates``."""
+        tail = (1.0 - self.confidence) / 2.0
+        with np.errstate(all="ignore"):
+            low, high = np.nanquantile(replicates, [tail, 1.0 - tail])
+        return float(low), float(high)
+
+
+@dataclass(kw_only=True)
+class OffPolicyEstimator(BootstrapSettings, ABC):
+    """Base of the estimators: validation, weights, bootstrap and diagnostics.
+
+    Subclasses implement :meth:`_terms`, the per-row numerator and denominator of the
+    estimate. Estimators that need a reward model set ``needs_reward_model``.
+
+    Args:
+        n_bootstrap: Bootstrap replicates for the confidence interval.
+        confidence: Level of the confidence interval, in (0, 1).
+        random_state: Seed of the bootstrap's resampling.
+    """
+
+    name: ClassVar[str] = "estimator"
+    needs_reward_model: ClassVar[bool] = False
 
     @abstractmethod
     def _terms(
@@ -255,9 +275,5 @@ class OffPolicyEstimator(ABC):
         self, data: LoggedBanditData, weights: np.ndarray, value: float, replicates: np.ndarray
     ) -> OPEResult:
         """The result: ``value``, the percentile interval of ``replicates``, diagnostics."""
-        tail = (1.0 - self.confidence) / 2.0
-        with np.errstate(all="ignore"):
-            low, high = np.nanquantile(replicates, [tail, 1.0 - tail])
-        return OPEResult(
-            self.label, value, float(low), float(high), data.n, *_weight_diagnostics(weights)
-        )
+        low, high = self._interval(replicates)
+        return OPEResult(self.label, value, low, high, data.n, *weight_diagnostics(weights))

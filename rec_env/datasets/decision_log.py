@@ -8,12 +8,25 @@ export (``.parquet``, ``.csv``). The columns used are:
 ==========================  ===============================================================
 column                      use
 ==========================  ===============================================================
-the 16 feature names        contexts, in :data:`~rec_env.features.FEATURE_NAMES` order
-``action``                  name of the served action, matched to the target's catalog
-``propensity``              probability the served action was drawn with
+``world``                   the model's world, which must be the target's (older exports
+                            have none; their features and actions are still checked)
+the target's features       contexts, in the target's order: the 16
+                            :data:`~rec_env.features.FEATURE_NAMES`, and in the item worlds
+                            the item features of its product table's categories
+``action``                  name of the served action, matched to the target's catalog (item
+                            actions are named ``<product id>:<channel>[:<pct>off]``, so a
+                            log of another product table does not match)
+``propensity``              probability the served action (a slate: the whole message) was
+                            drawn with
 ``allowed_<action>``        action masks, one column per action of the target's catalog
+``slate_<k>``,              slate logs: the product at position ``k`` and its probability
+``slate_probability_<k>``   given the positions above it
 ``reward``                  reward; rows without one (not received yet) are skipped
 ==========================  ===============================================================
+
+:func:`read_decision_log` reads single decisions (strategy and single-product item worlds) as
+:class:`~rec_env.datasets.logged.LoggedBanditData`; :func:`read_slate_decision_log` reads slate
+messages as :class:`~rec_env.datasets.logged.LoggedSlateData`.
 """
 
 from __future__ import annotations
@@ -21,14 +34,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from rec_env.datasets.logged import LoggedBanditData
-from rec_env.features import FEATURE_NAMES
+from rec_env.datasets.logged import LoggedBanditData, LoggedSlateData
+from rec_env.features import CHANNELS, FEATURE_NAMES
 
-__all__ = ["LOG_FORMATS", "LoadedDecisionLog", "read_decision_log"]
+__all__ = [
+    "LOG_FORMATS",
+    "LoadedDecisionLog",
+    "LoadedSlateLog",
+    "read_decision_log",
+    "read_slate_decision_log",
+]
 
 LOG_FORMATS: dict[str, str] = {
     ".sqlite": "sqlite",
@@ -51,6 +70,21 @@ class LoadedDecisionLog:
     """
 
     data: LoggedBanditData
+    n_decisions: int
+    n_without_reward: int
+
+
+@dataclass(frozen=True)
+class LoadedSlateLog:
+    """A decision log of slate messages.
+
+    Attributes:
+        data: The messages that have a reward.
+        n_decisions: Messages in the log, with or without a reward.
+        n_without_reward: Messages skipped because their reward has not arrived.
+    """
+
+    data: LoggedSlateData
     n_decisions: int
     n_without_reward: int
 
@@ -88,67 +122,251 @@ def _read_table(path: Path) -> Any:
         raise ValueError(f"{path}: cannot read it as {kind} ({exc})") from None
 
 
-def _column(table: Any, name: str, path: Path) -> np.ndarray:
+class _SlateActions(Protocol):
+    """What the slate reader needs of :class:`~rec_env.item_actions.ItemActionTable`."""
+
+    names: tuple[str, ...]
+    channel: np.ndarray
+    offers: tuple[float, ...]
+
+
+def _column(table: Any, name: str, path: Path, hint: str = "") -> np.ndarray:
     """One column as a numpy array (nulls become NaN or None).
 
     Raises:
-        ValueError: If the column is missing.
+        ValueError: If the column is missing (``hint`` says what that means).
     """
     if name not in table.column_names:
-        raise ValueError(f"{path}: the decision log has no column {name!r}")
+        raise ValueError(f"{path}: the decision log has no column {name!r}{hint}")
     return table.column(name).to_numpy(zero_copy_only=False)
 
 
-def read_decision_log(path: str | Path, action_names: Sequence[str]) -> LoadedDecisionLog:
-    """Read a decision log for a target policy whose catalog is ``action_names``.
+def _floats(values: np.ndarray) -> np.ndarray:
+    """A column of numbers with nulls as NaN."""
+    if values.dtype.kind in "fiub":  # Arrow gives NaN for the nulls of a numeric column
+        return values.astype(np.float64, copy=False)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
-    Args:
-        path: The SQLite log of ``recenv serve`` or its Parquet/CSV export.
-        action_names: The target policy's actions, in its index order.
+
+def _rewarded(path: Path, world: str) -> tuple[Any, int, int]:
+    """The log's decisions that have a reward, checked to be of ``world``.
 
     Returns:
-        The rewarded decisions as :class:`LoggedBanditData` (contexts are the 16 features,
-        masks from ``allowed_<action>``) and the count of decisions skipped for lack of reward.
+        The rewarded rows, the number of decisions and the number without a reward.
 
     Raises:
-        ValueError: If the file is missing or unreadable, a column is missing, a served action
-            is not in ``action_names``, no decision has a reward, or the data are invalid
-            (e.g. zero or missing propensities; rows are then counted among the decisions
-            that have a reward).
+        ValueError: If the log is empty, no decision has a reward, or rewarded decisions were
+            logged by a model of another world.
     """
-    path = Path(path)
     table = _read_table(path)
     n_decisions = table.num_rows
     if n_decisions == 0:
         raise ValueError(f"{path}: the decision log holds no decisions")
-    rewards = np.array(
-        [np.nan if r is None else r for r in _column(table, "reward", path)], dtype=np.float64
-    )
+    rewards = _floats(_column(table, "reward", path))
     rewarded = ~np.isnan(rewards)
     if not rewarded.any():
         raise ValueError(f"{path}: none of the {n_decisions} decisions has a reward yet")
     table = table.filter(rewarded)
+    if "world" in table.column_names:  # exports older than the world column have none
+        worlds = np.array(_column(table, "world", path), dtype=object)
+        other = worlds != world
+        if other.any():
+            found = ", ".join(sorted({str(w) for w in worlds[other]}))
+            raise ValueError(
+                f"{path}: {int(other.sum()):,} of the {table.num_rows:,} rewarded decisions were "
+                f"served by a model of the {found} world, but the target policy is a run of the "
+                f"{world} world; off-policy evaluation needs decisions of the target's world "
+                "(filter the export on its world column)"
+            )
+    return table, n_decisions, int(n_decisions - rewarded.sum())
+
+
+def _contexts(table: Any, feature_names: Sequence[str], path: Path, world: str) -> np.ndarray:
+    """``(n, F)`` the target's features, in its order.
+
+    Raises:
+        ValueError: If a feature is missing, or empty in some rows (another world's model).
+    """
+    hint = (
+        ": the log's decisions were not served with the target's item features (a strategy "
+        "log, or a product table with other categories)"
+        if world != "strategy"
+        else ""
+    )
+    contexts = np.column_stack(
+        [_floats(_column(table, name, path, hint)) for name in feature_names]
+    )
+    empty = np.isnan(contexts)
+    if empty.any() and world != "strategy":
+        rows, columns = np.nonzero(empty)
+        raise ValueError(
+            f"{path}: {np.unique(rows).size:,} decisions have no value for the target's feature "
+            f"{feature_names[columns[0]]!r} (first: row {rows[0]}); they were served by a model "
+            "of another world or product table"
+        )
+    return contexts
+
+
+def _served_actions(table: Any, action_names: Sequence[str], path: Path, world: str) -> np.ndarray:
+    """``(n,)`` index of each served action in the target's catalog.
+
+    Raises:
+        ValueError: If a served action is not in the catalog.
+    """
     lookup = {name: i for i, name in enumerate(action_names)}
     served = _column(table, "action", path)
     unknown = sorted({str(name) for name in served if name not in lookup})
-    if unknown:
+    if unknown and world == "strategy":
         raise ValueError(
             f"{path}: served actions outside the policy's catalog: {', '.join(unknown)} "
             f"(the policy knows: {', '.join(action_names)})"
         )
-    contexts = np.column_stack([_column(table, name, path) for name in FEATURE_NAMES])
-    masks = np.column_stack([_column(table, f"allowed_{name}", path) for name in action_names])
-    propensities = np.array(
-        [np.nan if p is None else p for p in _column(table, "propensity", path)], np.float64
+    if unknown:
+        raise ValueError(
+            f"{path}: {len(unknown):,} served actions are outside the target's action table "
+            f"of {len(action_names):,} actions (e.g. {', '.join(unknown[:3])}; the target's "
+            f"look like {action_names[-1]!r}): the log's products are not those of the "
+            "target's product table"
+        )
+    return np.array([lookup[name] for name in served], dtype=np.intp)
+
+
+def _masks(table: Any, action_names: Sequence[str], path: Path, world: str) -> np.ndarray:
+    """``(n, A)`` bool, the allowed actions of the target's catalog."""
+    hint = (
+        ": the target's product table has products the log's model did not have"
+        if world != "strategy"
+        else ""
     )
+    return np.column_stack(
+        [_column(table, f"allowed_{name}", path, hint) for name in action_names]
+    ).astype(bool)
+
+
+def read_decision_log(
+    path: str | Path,
+    action_names: Sequence[str],
+    *,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    world: str = "strategy",
+) -> LoadedDecisionLog:
+    """Read a decision log for a target policy whose catalog is ``action_names``.
+
+    Args:
+        path: The SQLite log of ``recenv serve`` or its Parquet/CSV export.
+        action_names: The target policy's actions, in its index order (in the item world, its
+            :class:`~rec_env.item_actions.ItemActionTable`'s names).
+        feature_names: The target's features, in its observation order (in the item world, the
+            model's ``feature_names``).
+        world: The target's world, ``strategy`` or ``item`` (slate logs:
+            :func:`read_slate_decision_log`).
+
+    Returns:
+        The rewarded decisions as :class:`LoggedBanditData` (contexts are the target's
+        features, masks from ``allowed_<action>``) and the count of decisions skipped for lack
+        of reward.
+
+    Raises:
+        ValueError: If the file is missing or unreadable, a column is missing, a decision was
+            served by a model of another world or with other features, a served action is not
+            in ``action_names``, no decision has a reward, or the data are invalid (e.g. zero
+            or missing propensities; rows are then counted among the decisions that have a
+            reward).
+    """
+    if world == "slate":
+        raise ValueError("slate logs are read with read_slate_decision_log")
+    path = Path(path)
+    table, n_decisions, n_without_reward = _rewarded(path, world)
     data = LoggedBanditData(
-        contexts=contexts.astype(np.float64),
-        actions=np.array([lookup[name] for name in served], dtype=np.intp),
-        propensities=propensities,
-        rewards=rewards[rewarded],
+        contexts=_contexts(table, feature_names, path, world),
+        actions=_served_actions(table, action_names, path, world),
+        propensities=_floats(_column(table, "propensity", path)),
+        rewards=_floats(_column(table, "reward", path)),
         n_actions=len(action_names),
-        action_masks=masks.astype(bool),
+        action_masks=_masks(table, action_names, path, world),
         action_names=tuple(action_names),
-        feature_names=FEATURE_NAMES,
+        feature_names=tuple(feature_names),
     )
-    return LoadedDecisionLog(data, n_decisions, int(n_decisions - rewarded.sum()))
+    return LoadedDecisionLog(data, n_decisions, n_without_reward)
+
+
+def _slates(
+    table: Any, product_ids: Sequence[str], slate_size: int, path: Path
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, K)`` product indices (-1: empty) and position probabilities of the logged slates.
+
+    Raises:
+        ValueError: If the log has no slate columns, longer slates, or unknown products.
+    """
+    lookup = {pid: j for j, pid in enumerate(product_ids)}
+    longer = f"slate_{slate_size + 1}"
+    if longer in table.column_names and any(v is not None for v in _column(table, longer, path)):
+        raise ValueError(
+            f"{path}: the log holds slates of more than {slate_size} products, the target's size"
+        )
+    slates = np.full((table.num_rows, slate_size), -1, dtype=np.intp)
+    positions = np.full((table.num_rows, slate_size), np.nan)
+    hint = ": it is not a log of slate messages"
+    for k in range(slate_size):
+        ids = _column(table, f"slate_{k + 1}", path, hint)
+        unknown = sorted({str(p) for p in ids if p is not None and p not in lookup})
+        if unknown:
+            raise ValueError(
+                f"{path}: logged slates show products outside the target's product table "
+                f"(e.g. {', '.join(unknown[:3])}): the log's products are not the target's"
+            )
+        slates[:, k] = [-1 if p is None else lookup[p] for p in ids]
+        positions[:, k] = _floats(_column(table, f"slate_probability_{k + 1}", path, hint))
+    return slates, positions
+
+
+def read_slate_decision_log(
+    path: str | Path,
+    actions: _SlateActions,
+    product_ids: Sequence[str],
+    feature_names: Sequence[str],
+    slate_size: int,
+) -> LoadedSlateLog:
+    """Read a decision log of slate messages for a target slate policy.
+
+    A message's channel and offer are those of its ``action`` (its first product on its
+    channel; ``no_action``: nothing sent), its products those of ``slate_<k>``, its
+    propensity the probability of the whole message and ``slate_probability_<k>`` that of each
+    position. A product is allowed where any of its actions was.
+
+    Args:
+        path: The SQLite log of ``recenv serve`` or its Parquet/CSV export.
+        actions: The target's item action table.
+        product_ids: The target's product ids, in index order.
+        feature_names: The target's features, in its observation order.
+        slate_size: Products per message of the target.
+
+    Returns:
+        The rewarded messages as :class:`LoggedSlateData` and the count skipped for lack of
+        reward.
+
+    Raises:
+        ValueError: As :func:`read_decision_log`, and if a logged slate shows a product outside
+            the target's product table or is longer than ``slate_size``.
+    """
+    path = Path(path)
+    table, n_decisions, n_without_reward = _rewarded(path, "slate")
+    served = _served_actions(table, actions.names, path, "slate")
+    masks = _masks(table, actions.names, path, "slate")
+    n, n_offers = table.num_rows, len(actions.offers)
+    grid = masks[:, 1:].reshape(n, len(product_ids), len(CHANNELS), n_offers)
+    slates, positions = _slates(table, product_ids, slate_size, path)
+    data = LoggedSlateData(
+        contexts=_contexts(table, feature_names, path, "slate"),
+        slates=slates,
+        channels=np.asarray(actions.channel)[served],
+        offers=np.where(served > 0, (served - 1) % n_offers, 0),
+        propensities=_floats(_column(table, "propensity", path)),
+        position_propensities=positions,
+        rewards=_floats(_column(table, "reward", path)),
+        allowed_products=grid.any(axis=(2, 3)),
+        n_channels=len(CHANNELS),
+        product_ids=tuple(product_ids),
+        feature_names=tuple(feature_names),
+    )
+    return LoadedSlateLog(data, n_decisions, n_without_reward)

@@ -1,17 +1,17 @@
 """Export the decision log as one flat table: a row per decision, joined with its reward.
 
-Columns: ``event_id``, ``created_at`` (UTC timestamp), ``model_version``, ``policy_updates``,
-``customer_id``, the features by name (the 16 strategy features, then the item features of the
-log's item and slate models; empty for a model without them), ``action`` (name),
-``action_index``, ``propensity``, ``allowed_<action>`` for every action, ``prob_<action>`` for
-every action of a strategy model (item and slate models log the served action's propensity
-only), then for logs with slate models ``slate_<k>`` (the product id at position ``k``) and
-``slate_probability_<k>`` (its probability given the positions above it; see
-:mod:`rec_env.serve.slates`) for ``k = 1 … K``, and ``reward`` and ``rewarded_at`` (empty until
-a reward arrives). A slate decision's ``action`` is its first product on its channel and its
-``propensity`` the probability of the whole slate. The format follows the file extension:
-``.parquet`` or ``.csv``. The export streams the log in chunks, so it needs memory for one chunk
-only.
+Columns: ``event_id``, ``created_at`` (UTC timestamp), ``model_version``, ``world`` (the
+model's: ``strategy``, ``item`` or ``slate``), ``policy_updates``, ``customer_id``, the
+features by name (the 16 strategy features, then the item features of the log's item and slate
+models; empty for a model without them), ``action`` (name), ``action_index``, ``propensity``,
+``allowed_<action>`` for every action, ``prob_<action>`` for every action of a strategy model
+(item and slate models log the served action's propensity only), then for logs with slate
+models ``slate_<k>`` (the product id at position ``k``) and ``slate_probability_<k>`` (its
+probability given the positions above it; see :mod:`rec_env.serve.slates`) for ``k = 1 … K``,
+and ``reward`` and ``rewarded_at`` (empty until a reward arrives). A slate decision's
+``action`` is its first product on its channel and its ``propensity`` the probability of the
+whole slate. The format follows the file extension: ``.parquet`` or ``.csv``. The export
+streams the log in chunks, so it needs memory for one chunk only.
 """
 
 from __future__ import annotations
@@ -186,6 +186,7 @@ def _chunk_columns(
         "event_id": ids,
         "created_at": arrays.created_at[rows],
         "model_version": arrays.model_version[rows].tolist(),
+        "world": [layout.models[v].world for v in arrays.model_version[rows].tolist()],
         "policy_updates": arrays.policy_updates[rows],
         "customer_id": customer_ids,
     }
@@ -237,6 +238,7 @@ def _schema(layout: LogLayout) -> Any:
         ("event_id", pa.string()),
         ("created_at", timestamp),
         ("model_version", pa.string()),
+        ("world", pa.string()),
         ("policy_updates", pa.int64()),
         ("customer_id", pa.string()),
         *((name, pa.float64()) for name in layout.feature_names),

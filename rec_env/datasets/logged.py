@@ -5,6 +5,10 @@ Row :math:`i` holds a context :math:`x_i`, the action :math:`a_i` the logging po
 for it, optionally with the mask of the actions that were allowed. This is what off-policy
 estimators (:mod:`rec_env.agents.ope`) need to value another policy without running it.
 
+:class:`LoggedSlateData` is the same for messages of ``K`` products (slates): the logged slate,
+its channel and offer, the probability of the whole message and of each position, and the one
+reward of the message.
+
 Every array is validated on construction, so a data set that exists is a usable one: errors name
 the problem (missing or zero propensities, mismatched shapes, actions outside the catalog,
 rewards that are not finite) and the first offending row.
@@ -12,12 +16,12 @@ rewards that are not finite) and the first offending row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-__all__ = ["LoggedBanditData"]
+__all__ = ["LoggedBanditData", "LoggedSlateData"]
 
 
 def _first_rows(bad: np.ndarray) -> str:
@@ -200,3 +204,100 @@ class LoggedBanditData:
             action_names=self.action_names,
             feature_names=self.feature_names,
         )
+
+
+@dataclass(eq=False)
+class LoggedSlateData:
+    """A validated log of slate messages: what was shown, with what probability, and its reward.
+
+    Args:
+        contexts: ``(n, d)`` features of each decision.
+        slates: ``(n, K)`` product index at each position, in display order, -1 where empty
+            (a message that sends nothing is all -1).
+        channels: ``(n,)`` channel index of each message (``n_channels``: none, nothing sent).
+        offers: ``(n,)`` offer index of each message (0 when nothing is sent).
+        propensities: ``(n,)`` probability of the whole message (channel, offer and ordered
+            slate), in ``(0, 1]``.
+        position_propensities: ``(n, K)`` probability of each position given the positions
+            above it (NaN where empty).
+        rewards: ``(n,)`` finite reward of each message (one number: slates have no
+            per-position rewards).
+        allowed_products: ``(n, n_products)`` bool, the products that could be shown.
+        n_channels: Number of message channels.
+        product_ids: Ids of the products, in index order.
+        feature_names: Optional names of the context columns (default ``x0`` …).
+
+    Raises:
+        ValueError: Naming the field and the first offending row, if an array has the wrong
+            shape, a propensity is missing or outside ``(0, 1]``, a product is outside the
+            table or not allowed, or a reward is not finite.
+    """
+
+    contexts: np.ndarray
+    slates: np.ndarray
+    channels: np.ndarray
+    offers: np.ndarray
+    propensities: np.ndarray
+    position_propensities: np.ndarray
+    rewards: np.ndarray
+    allowed_products: np.ndarray
+    n_channels: int
+    product_ids: tuple[str, ...]
+    feature_names: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        self.contexts = LoggedBanditData._check_contexts(self.contexts)
+        n = self.contexts.shape[0]
+        self.product_ids = tuple(str(p) for p in self.product_ids)
+        self.slates = np.asarray(self.slates, dtype=np.intp)
+        if self.slates.ndim != 2 or self.slates.shape[0] != n:
+            raise ValueError(f"slates must have shape ({n}, K), got {self.slates.shape}")
+        outside = ((self.slates < -1) | (self.slates >= len(self.product_ids))).any(axis=1)
+        if outside.any():
+            raise ValueError(f"slates hold products outside the table in {_first_rows(outside)}")
+        self.channels = _as_vector("channels", self.channels, n, np.intp)
+        self.offers = _as_vector("offers", self.offers, n, np.intp)
+        self.propensities = LoggedBanditData._check_propensities(self.propensities, n)
+        self.position_propensities = np.asarray(self.position_propensities, dtype=np.float64)
+        if self.position_propensities.shape != self.slates.shape:
+            raise ValueError(
+                f"shape mismatch: position_propensities must have shape {self.slates.shape} "
+                f"like the slates, got {self.position_propensities.shape}"
+            )
+        self.rewards = _as_vector("rewards", self.rewards, n, np.float64)
+        if not np.all(np.isfinite(self.rewards)):
+            raise ValueError(
+                f"rewards must be finite: {_first_rows(~np.isfinite(self.rewards))} "
+                "are NaN or infinite"
+            )
+        self.allowed_products = np.asarray(self.allowed_products, dtype=bool)
+        if self.allowed_products.shape != (n, len(self.product_ids)):
+            raise ValueError(
+                f"shape mismatch: allowed_products must have shape ({n}, "
+                f"{len(self.product_ids)}), got {self.allowed_products.shape}"
+            )
+        shown = self.slates >= 0
+        rows = np.arange(n)[:, None]
+        masked = (shown & ~self.allowed_products[rows, self.slates.clip(0)]).any(axis=1)
+        if masked.any():
+            raise ValueError(f"a logged slate shows a product not allowed in {_first_rows(masked)}")
+        self.feature_names = LoggedBanditData._check_names(
+            "feature_names", self.feature_names, self.contexts.shape[1], "x"
+        )
+
+    def __len__(self) -> int:
+        return int(self.contexts.shape[0])
+
+    @property
+    def n(self) -> int:
+        """Number of logged messages."""
+        return len(self)
+
+    @property
+    def sent(self) -> np.ndarray:
+        """``(n,)`` True where a message went out (a channel and at least one product)."""
+        return (self.channels < self.n_channels) & (self.slates[:, 0] >= 0)
+
+    def with_rewards(self, rewards: np.ndarray) -> LoggedSlateData:
+        """The same messages with other rewards (e.g. another outcome of the same log)."""
+        return replace(self, rewards=rewards)
