@@ -72,6 +72,9 @@ class World:
             name is ``trained_NAME``.
         seeded_baselines: Baselines with a seed of their own: run once per seed.
         fixed_baselines: Baselines with no randomness of their own: run once.
+        customers: Default size of the evaluation cohort.
+        seedless: Bandits whose decisions do not depend on their seed (LinUCB breaks ties by
+            index): run once, like the fixed baselines, but still compared as bandits.
     """
 
     name: str
@@ -81,6 +84,8 @@ class World:
     trained_bandits: tuple[str, ...]
     seeded_baselines: tuple[str, ...]
     fixed_baselines: tuple[str, ...]
+    customers: int = HEADLINE_CUSTOMERS
+    seedless: tuple[str, ...] = ()
 
     @property
     def agents(self) -> tuple[str, ...]:
@@ -113,7 +118,35 @@ def strategy_world() -> World:
     )
 
 
-WORLDS: dict[str, Callable[[], World]] = {"strategy": strategy_world}
+def item_world() -> World:
+    """One product per message (``rec_env/ItemRecommendation-v0``), 200 products, 52 cycles.
+
+    The bandits are the ones with item features (hybrid LinUCB and linear Thompson sampling),
+    learning online on the cohort (52 cycles of 5,000 customers: half a ``recenv train``
+    budget of customer-steps).
+    """
+    return World(
+        name="item",
+        settings=EnvSettings(world="item"),
+        rl=RL_ALGORITHMS,
+        bandits=("hybrid_linucb", "hybrid_lin_ts"),
+        trained_bandits=(),
+        seeded_baselines=("random",),
+        fixed_baselines=(
+            NO_ACTION,
+            "popular",
+            "popular_category",
+            "item_similarity",
+            ORACLE,
+            "diverse_oracle",
+            "cooldown",
+        ),
+        customers=5_000,
+        seedless=("hybrid_linucb",),
+    )
+
+
+WORLDS: dict[str, Callable[[], World]] = {"strategy": strategy_world, "item": item_world}
 
 
 @dataclass(frozen=True)
@@ -171,7 +204,7 @@ def _build_policy(world: World, agent: str, seed: int | None, out: Path) -> tupl
         return policy, False, info.weights_sha256
     if agent in world.bandits:
         return make_bandit(agent, model, int(seed or 0)), True, ""
-    if agent == NO_ACTION:
+    if agent == NO_ACTION and world.settings.world == "strategy":
         table = model.actions
         policy = FixedActionPolicy(
             table.n_actions, table.no_action, table.no_action, **action_kwargs(table)
@@ -234,7 +267,8 @@ def run_world(
             ensure_trained(world, agent.removeprefix(TRAINED), seed, out)
     scores: list[RunScore] = []
     for agent in agents:
-        agent_seeds: Sequence[int | None] = [None] if agent in world.fixed_baselines else seeds
+        once = agent in world.fixed_baselines or agent in world.seedless
+        agent_seeds: Sequence[int | None] = [None] if once else seeds
         for seed in agent_seeds:
             score = evaluate_run(world, agent, seed, out, n_customers, eval_seed)
             print(
@@ -347,7 +381,9 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--world", choices=sorted(WORLDS), default="strategy")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--customers", type=int, default=HEADLINE_CUSTOMERS)
+    parser.add_argument(
+        "--customers", type=int, help="evaluation cohort (default: the world's; strategy 50,000)"
+    )
     parser.add_argument(
         "--eval-seed", type=int, default=HEADLINE_SEED, help="seed of the evaluation cohort"
     )
@@ -362,6 +398,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     world = WORLDS[args.world]()
     agents = list(args.algorithms or world.agents)
+    args.customers = world.customers if args.customers is None else args.customers
     unknown = sorted(set(agents) - set(world.agents))
     if unknown:
         print(f"error: unknown agent(s) {', '.join(unknown)}; known: {', '.join(world.agents)}")

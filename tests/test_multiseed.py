@@ -243,3 +243,18 @@ def test_benchmark_tables_from_fake_scores(monkeypatch: pytest.MonkeyPatch) -> N
     assert any(line.startswith("| linucb (online) | 3 | 5.50 [5.50, 5.50]") for line in lines)
     assert "| ppo over linucb (trained, frozen) (best bandit) | 1.00 | [1.00, 1.00] |" in lines
     assert "| ppo over oracle (myopic oracle) | 1.00 | [1.00, 1.00] |" in lines
+
+
+def test_item_world_agents_are_built_on_the_item_actions(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bench = _benchmark_module(monkeypatch)
+    world = bench.item_world()  # type: ignore[attr-defined]
+    n_actions = world.settings.build_model().actions.n_actions
+    assert "hybrid_linucb" in world.all_bandits and "cooldown" in world.agents
+    for agent in world.agents:
+        if world.trains(agent):
+            continue
+        policy, learns, _ = bench._build_policy(world, agent, 0, tmp_path)  # type: ignore[attr-defined]
+        assert policy.n_actions == n_actions, agent
+        assert learns == (agent in world.bandits), agent
