@@ -1,4 +1,4 @@
-r"""The model behind the hybrid bandits: validation, learned state, posterior, BLAS threads.
+r"""The model behind the hybrid bandits: validation, learned state, posterior.
 
 :class:`_HybridBandit` holds what :class:`~rec_env.agents.bandits.hybrid.HybridLinUCB` and
 :class:`~rec_env.agents.bandits.hybrid.HybridLinearThompsonSampling` share; the model and its
@@ -7,11 +7,8 @@ closed form are in the docstring of :mod:`rec_env.agents.bandits.hybrid`.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -38,46 +35,10 @@ from rec_env.agents.bandits.base import (
     _feedback_arrays,
 )
 from rec_env.agents.bandits.linear import _scaling
+from rec_env.agents.threads import pinned_threads
 from rec_env.feature_space import FeatureSpace
 
-__all__ = ["ActionFeaturesLike", "single_blas_thread"]
-
-# ---------------------------------------------------------------------------- threads
-_pin_lock = threading.Lock()
-_pin_depth = 0
-_pin_restore: list[Any] = []
-
-
-@lru_cache(maxsize=1)
-def _blas_pools() -> Any:
-    """The BLAS thread pools of numpy and scipy, found once (finding them costs milliseconds)."""
-    import scipy.linalg  # noqa: F401 - load scipy's own BLAS first, so that it is found too
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController().select(user_api="blas")
-
-
-@contextmanager
-def single_blas_thread() -> Iterator[None]:
-    """Run the block on one BLAS thread (nested and concurrent blocks share one pinning).
-
-    The derived arrays are small factorisations and products; on 2 cores with other work running,
-    two BLAS threads per call spin against each other: measured so, a 42 × 42 ``dpotri`` took
-    90 ms on two threads and 0.03 ms on one, a 1060 × 1060 one 330 ms and 85 ms.
-    """
-    global _pin_depth
-    with _pin_lock:
-        if _pin_depth == 0:
-            _pin_restore[:] = [_blas_pools().limit(limits=1)]
-        _pin_depth += 1
-    try:
-        yield
-    finally:
-        with _pin_lock:
-            _pin_depth -= 1
-            if _pin_depth == 0:
-                _pin_restore.pop().restore_original_limits()
-
+__all__ = ["ActionFeaturesLike"]
 
 ActionFeaturesLike = np.ndarray | Sequence[Sequence[float]] | None
 """``(n_actions, k)`` action features, or ``None`` (one constant feature per action)."""
@@ -220,7 +181,7 @@ class _HybridBandit(BanditPolicy):
         """
         posterior = self._posterior
         if posterior is None:
-            with single_blas_thread():
+            with pinned_threads():
                 posterior = self._posterior = self._build_posterior()
         return posterior
 
@@ -269,7 +230,7 @@ class _HybridBandit(BanditPolicy):
             )
         contexts = _scaled_contexts(obs, self._scaling)
         means = contexts @ posterior.theta[: self.n_actions, : self.d].T
-        with single_blas_thread():
+        with pinned_threads():
             variances = bilinear_variances(
                 contexts[:, self._select], posterior.shared_covariance, self.action_features
             )

@@ -67,7 +67,7 @@ from typing import ClassVar
 import numpy as np
 
 from rec_env.agents.bandits._hybrid_kernels import shared_draws
-from rec_env.agents.bandits._hybrid_model import _HybridBandit, single_blas_thread
+from rec_env.agents.bandits._hybrid_model import _HybridBandit
 from rec_env.agents.bandits._linear_kernels import (
     _linear_moments,
     _scaled_contexts,
@@ -79,6 +79,7 @@ from rec_env.agents.bandits.base import (
     _masked_argmax,
     _one_hot,
 )
+from rec_env.agents.threads import pinned_threads
 
 __all__ = ["HybridLinUCB", "HybridLinearThompsonSampling"]
 
@@ -209,7 +210,7 @@ class HybridLinearThompsonSampling(_HybridBandit):
         """
         posterior = self.posterior()
         noise = self.random_.standard_normal((posterior.shared_mean.size, groups))
-        with single_blas_thread():
+        with pinned_threads():
             draws = shared_draws(posterior, noise, self.v)
         coefficients = np.einsum("ak,guk->aug", self.action_features, draws)  # (A, u, G)
         contexts = _scaled_contexts(obs, self._scaling)
@@ -234,7 +235,7 @@ class HybridLinearThompsonSampling(_HybridBandit):
         scores, scales = self._per_action_scores(obs)
         blocks = np.zeros((groups * size, contexts.shape[1]))
         blocks[:n] = contexts
-        with single_blas_thread():  # one stacked product: group g is customers g*size, ...
+        with pinned_threads():  # one stacked product: group g is customers g*size, ...
             shifted = np.matmul(blocks.reshape(groups, size, -1), shifts.transpose(0, 2, 1))
         scores += shifted.reshape(groups * size, -1)[:n]
         if self.per_action:
@@ -251,7 +252,7 @@ class HybridLinearThompsonSampling(_HybridBandit):
         probabilities = np.zeros_like(means)
         for g in range(groups):
             draws = self.random_.standard_normal((inner, self.n_actions))
-            with single_blas_thread():
+            with pinned_threads():
                 shifted = means + contexts @ shifts[g].T
             probabilities += _argmax_frequencies(shifted, scales, draws, masks)
         return probabilities / groups
