@@ -59,7 +59,8 @@ propensity, and learn from rewards.
 * `POST /v1/events/{{event_id}}/reward` records the outcome; online policies (bandits) learn.
   Rewards must lie in [{reward_min:g}, {reward_max:g}] (`--reward-min`, `--reward-max`);
   others get 422 and are neither logged nor learned.
-* `POST /v1/explain` gives SHAP contributions of the features (strategy runs).
+* `POST /v1/explain` gives SHAP contributions of the features: to the action's output (strategy
+  runs), or to why this product rather than the runner-up (item and slate runs).
 * A customer may leave features out (any subset of the 16, and in the item worlds of the
   three per product category, nested under `features` or flat): they are filled in with
   documented defaults (item features: no history) and listed in `filled_in`. Unknown consent
@@ -136,7 +137,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         _add_component(components, model, "validation")
     if validators is not None and validators.responses is not None:
         # an item or slate run answers with its own models: document those
-        for path, model in zip(_RECOMMEND_PATHS, validators.responses, strict=True):
+        for path, model in zip(_ITEM_PATHS, validators.responses, strict=True):
             _add_component(components, model, "serialization")
             response = schema["paths"][path]["post"]["responses"]["200"]
             response["content"]["application/json"]["schema"] = {
@@ -147,7 +148,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
     return schema
 
 
-_RECOMMEND_PATHS = ("/v1/recommend", "/v1/recommend/batch")
+_ITEM_PATHS = ("/v1/recommend", "/v1/recommend/batch", "/v1/explain")
 
 
 def _add_component(components: dict[str, Any], model: type[BaseModel], mode: str) -> None:

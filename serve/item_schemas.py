@@ -18,9 +18,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from rec_env.customer import feature_description, feature_value_type
@@ -28,13 +35,15 @@ from rec_env.features import FEATURE_NAMES, Feature
 from rec_env.serve.customers import NO_HISTORY_REASON, item_default
 from rec_env.serve.schemas import (
     MAX_EXCLUDED,
-    BatchRecommendRequest,
+    BatchDecisionResponse,
+    BatchLayout,
+    Contribution,
+    DecisionResponse,
     FilledFeature,
     Product,
     _NestedOrFlat,
-    batch_size,
-    check_batch_layout,
-    column_value_type,
+    batch_fields,
+    columns_type,
     whole_number,
 )
 
@@ -44,6 +53,7 @@ __all__ = [
     "ItemAction",
     "ItemBatchBase",
     "ItemBatchRecommendResponse",
+    "ItemExplainResponse",
     "ItemRecommendResponse",
     "ItemRequestBase",
     "ItemRequestFields",
@@ -64,7 +74,6 @@ MAX_TOP_ACTIONS = 50
 """Most probable actions an item response may list (``top_actions``)."""
 
 _STRATEGY = frozenset(FEATURE_NAMES)
-_STRICT = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 def item_feature_description(feature: Feature) -> str:
@@ -100,26 +109,7 @@ def item_features_type(features: Sequence[Feature]) -> Any:
 
 def item_columns_type(features: Sequence[Feature], max_batch: int) -> Any:
     """``FeatureColumns`` of an item world: one list of at most ``max_batch`` values per feature."""
-    columns: Any = TypedDict(  # type: ignore[misc]  # built from the product table
-        "FeatureColumns",
-        {
-            f.name: Annotated[
-                list[column_value_type(f)],  # type: ignore[misc]
-                Field(min_length=1, max_length=max_batch, description=item_feature_description(f)),
-            ]
-            for f in features
-        },
-        total=False,
-    )
-    columns.__doc__ = (
-        "The features of many customers column by column: one equally long list per feature. "
-        "Any subset (at least one) of the features; a feature without a column is filled in "
-        "for every customer."
-    )
-    columns.__pydantic_config__ = ConfigDict(
-        extra="forbid", allow_inf_nan=False, strict=True, json_schema_extra={"minProperties": 1}
-    )
-    return columns
+    return columns_type(features, max_batch, item_feature_description)
 
 
 # ---------------------------------------------------------------------------- requests
@@ -127,29 +117,12 @@ class ItemRequestBase(_NestedOrFlat):
     """A request about one customer of an item world (nested or flat, as in the strategy world)."""
 
 
-class ItemBatchBase(BaseModel):
+class ItemBatchBase(BatchLayout):
     """Decide for many customers of an item world: exactly one of ``customers`` and ``columns``.
 
     As in the strategy world: ``columns`` is the fast path for large batches, ``customers`` takes
     the same objects as ``features`` of ``/v1/recommend``, and features left out are filled in.
     """
-
-    model_config = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        strict=True,
-        json_schema_extra={"oneOf": [{"required": ["customers"]}, {"required": ["columns"]}]},
-    )
-
-    @model_validator(mode="after")
-    def _one_layout(self) -> ItemBatchBase:
-        check_batch_layout(self)
-        return self
-
-    @property
-    def n_customers(self) -> int:
-        """Number of customers in the request."""
-        return batch_size(self)
 
 
 @dataclass(frozen=True)
@@ -161,8 +134,13 @@ class ItemRequestFields:
     explain: dict[str, Any]
 
 
-def _absent_means_none(schema: dict[str, Any]) -> None:
-    schema.pop("default", None)
+def _false_only(explain: bool) -> bool:
+    """``explain`` of an item world's ``/v1/recommend``: false (``/v1/explain`` explains)."""
+    if explain:
+        raise PydanticCustomError(
+            "explain_not_served", "explanations of item and slate runs are served by /v1/explain"
+        )
+    return explain
 
 
 def item_request_fields(
@@ -210,38 +188,14 @@ def item_request_fields(
         Field(default_factory=dict, description="Any subset of the strategy and item features."),
     )
     explain = (
-        bool,
+        Annotated[bool, AfterValidator(_false_only), WithJsonSchema({"const": False})],
         Field(
             False,
-            description="Explanations are not served for item and slate runs: true gets 503 "
-            "(recenv explain explains them).",
+            description="false only: explanations of item and slate decisions are served by "
+            "/v1/explain.",
         ),
     )
-    batch: dict[str, Any] = {
-        "customers": (
-            list[features],  # type: ignore[valid-type]
-            Field(
-                None,
-                min_length=1,
-                max_length=max_batch,
-                description="One object of features per customer; any subset of the features.",
-                json_schema_extra=_absent_means_none,
-            ),
-        ),
-        "columns": (
-            columns,
-            Field(
-                None,
-                description="One list per feature, all of the same length.",
-                json_schema_extra=_absent_means_none,
-            ),
-        ),
-        "customer_ids": (
-            BatchRecommendRequest.model_fields["customer_ids"].annotation,
-            Field(None, max_length=max_batch, description="Your ids of the customers, in order."),
-        ),
-        **excluded,
-    }
+    batch: dict[str, Any] = {**batch_fields(features, columns, max_batch), **excluded}
     if actions is not None:
         batch["include_probabilities"] = (
             bool,
@@ -281,7 +235,7 @@ _ITEM_ACTION = {
 }
 
 
-class ItemRecommendResponse(BaseModel):
+class ItemRecommendResponse(DecisionResponse):
     """The served product and channel, its propensity and the most probable actions."""
 
     model_config = ConfigDict(
@@ -300,26 +254,18 @@ class ItemRecommendResponse(BaseModel):
         }
     )
 
-    event_id: str = Field(description="Id of the decision; post its reward with it.")
-    model_version: str
     action: ItemAction
     propensity: float = Field(description="Probability with which the action was served.")
     probabilities: dict[str, float] = Field(
         description="Serving probability of the most probable actions (top_actions of them), "
         "most probable first; every other action has less (0 where not allowed)."
     )
-    filled_in: list[FilledFeature] = Field(
-        description="Features the request left out and the values they were given."
-    )
-    explanation: None = Field(None, description="Not served for item runs (recenv explain).")
+    explanation: None = Field(None, description="Not served here for item runs (/v1/explain).")
 
 
-class ItemBatchRecommendResponse(BaseModel):
+class ItemBatchRecommendResponse(BatchDecisionResponse):
     """Item decisions of a batch, column by column in the order of the request."""
 
-    model_version: str
-    n: int = Field(description="Number of decisions.")
-    event_ids: list[str]
     actions: list[str] = Field(description="Served action names.")
     action_indices: list[int]
     products: list[str | None] = Field(description="Served product ids (null: no message).")
@@ -327,10 +273,6 @@ class ItemBatchRecommendResponse(BaseModel):
     propensities: list[float]
     top_actions: list[dict[str, float]] | None = Field(
         None, description="With include_probabilities: each customer's most probable actions."
-    )
-    filled_in: list[Any] = Field(
-        description="Features some customers left out, the values they were given and for how "
-        "many customers."
     )
 
 
@@ -356,23 +298,17 @@ class Slate(BaseModel):
     )
 
 
-class SlateRecommendResponse(BaseModel):
+class SlateRecommendResponse(DecisionResponse):
     """The served slate and its probability, whole and per position."""
 
-    event_id: str = Field(description="Id of the decision; post its reward with it.")
-    model_version: str
     slate: Slate
     propensity: float = Field(description="Probability of the served slate (slate.probability).")
-    filled_in: list[FilledFeature]
-    explanation: None = Field(None, description="Not served for slate runs (recenv explain).")
+    explanation: None = Field(None, description="Not served here for slate runs (/v1/explain).")
 
 
-class SlateBatchRecommendResponse(BaseModel):
+class SlateBatchRecommendResponse(BatchDecisionResponse):
     """Slate decisions of a batch, column by column in the order of the request."""
 
-    model_version: str
-    n: int
-    event_ids: list[str]
     slates: list[list[str]] = Field(description="Product ids of each slate in display order.")
     channels: list[str]
     discounts: list[float]
@@ -380,11 +316,71 @@ class SlateBatchRecommendResponse(BaseModel):
     position_probabilities: list[list[float]] = Field(
         description="Probability of each position given the positions above it."
     )
-    filled_in: list[Any]
 
 
-def item_responses(kind: str) -> tuple[type[BaseModel], type[BaseModel]]:
-    """The response models of ``/v1/recommend`` and ``/v1/recommend/batch`` in ``kind``."""
+class ItemExplainResponse(BaseModel):
+    """Why this product for this customer: SHAP contributions to a contrast of the policy's outputs.
+
+    The explained value contrasts the decision with its best alternative (``kind``): in item
+    runs the log-odds of the recommended action over the runner-up (PPO, A2C, MaskablePPO) or
+    their Q-value difference (DQN); in slate runs the score margin of the slate's first product
+    over the best product left out. ``base_value`` plus the sum of the contributions equals
+    ``model_output``. Nothing is decided or logged.
+    """
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "kind": "log_odds",
+                    "explained_output": "log P(P0042:email)/P(P0107:email)",
+                    "description": "log-odds of the recommendation over the runner-up",
+                    "decision": [
+                        "recommend P0042 'Trail Running Shoe' (footwear, $89.00) by email, "
+                        "probability 0.41",
+                        "runner-up: P0107 'Yoga Mat' (sports_outdoors, $35.00) by email, "
+                        "probability 0.12",
+                    ],
+                    "action": _ITEM_ACTION,
+                    "runner_up": None,
+                    "product": None,
+                    "rival": None,
+                    "slate": None,
+                    "base_value": 0.4,
+                    "model_output": 1.23,
+                    "contributions": [
+                        {"feature": "purchases_footwear", "value": 2.0, "contribution": 0.61}
+                    ],
+                    "model_version": "ppo-5cfe9e7f1c19",
+                    "filled_in": [],
+                }
+            ]
+        }
+    )
+
+    kind: Literal["log_odds", "q_advantage", "score_margin"] = Field(
+        description="What the explained value is: log-odds or Q-value advantage over the "
+        "runner-up (item runs), or score margin over the best product left out (slate runs)."
+    )
+    explained_output: str = Field(description="The value, e.g. log P(P0042:email)/P(P0107:email).")
+    description: str = Field(description="The value in words.")
+    decision: list[str] = Field(description="The decision explained, in words.")
+    action: ItemAction | None = Field(description="Item runs: the explained action.")
+    runner_up: ItemAction | None = Field(description="Item runs: the runner-up action.")
+    product: Product | None = Field(description="Slate runs: the explained product.")
+    rival: Product | None = Field(description="Slate runs: the best product left out.")
+    slate: list[Product] | None = Field(description="Slate runs: the slate in display order.")
+    base_value: float = Field(description="Average value over the background customers.")
+    model_output: float = Field(description="The value for this customer.")
+    contributions: list[Contribution] = Field(
+        description="Sorted by |contribution|, largest first."
+    )
+    model_version: str
+    filled_in: list[FilledFeature] = DecisionResponse.model_fields["filled_in"]
+
+
+def item_responses(kind: str) -> tuple[type[BaseModel], type[BaseModel], type[BaseModel]]:
+    """The response models of ``/v1/recommend``, ``/v1/recommend/batch`` and ``/v1/explain``."""
     if kind == "slate":
-        return SlateRecommendResponse, SlateBatchRecommendResponse
-    return ItemRecommendResponse, ItemBatchRecommendResponse
+        return SlateRecommendResponse, SlateBatchRecommendResponse, ItemExplainResponse
+    return ItemRecommendResponse, ItemBatchRecommendResponse, ItemExplainResponse

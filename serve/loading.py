@@ -12,25 +12,43 @@ from rec_env.agents.base import OnlinePolicy, Policy
 from rec_env.agents.runs import RunInfo, load_run
 from rec_env.serve.decision_log import DecisionLog
 from rec_env.serve.metrics import Metrics
-from rec_env.serve.settings import ServeSettings
+from rec_env.serve.settings import MAX_EXPLAINED_FEATURES, ServeSettings
 from rec_env.serve.state import PolicyStateStore, RestoredState
 from rec_env.serve.world import ServedWorld
 
 if TYPE_CHECKING:  # pragma: no cover
     from rec_env.agents.explain.explainer import PolicyExplainer
+    from rec_env.agents.explain.items import ItemExplainer
     from rec_env.serve.service import DecisionService
 
 __all__ = ["load_service"]
 
 
-def _explainer(settings: ServeSettings, info: RunInfo, policy: Policy) -> PolicyExplainer | None:
-    """The explainer of ``policy``, or None if explanations are off or not served.
+def _explainer(
+    settings: ServeSettings, info: RunInfo, policy: Policy, world: ServedWorld
+) -> PolicyExplainer | ItemExplainer | None:
+    """The explainer of ``policy``, or None if explanations are off or the policy cannot be.
 
-    The service explains strategy decisions only; ``recenv explain`` explains item and slate
-    runs (why this product: a contrast with the runner-up).
+    Strategy runs get a :class:`PolicyExplainer`; item and slate runs an
+    :class:`~rec_env.agents.explain.items.ItemExplainer` (why this product rather than the
+    runner-up, ``recenv explain``'s) if the policy is an SB3 network, against customers in
+    operation in the item world.
     """
-    if not settings.explain or info.settings.world != "strategy":
+    if not settings.explain:
         return None
+    if world.kind != "strategy":
+        from rec_env.agents.explain.background import operating_background
+        from rec_env.agents.explain.items import ItemExplainer, explainable
+
+        if not explainable(policy):
+            return None
+        item_world = world.model if world.kind == "item" else None
+        if item_world is None:  # customers in operation come from single-product steps
+            item_world = info.settings.replace(world="item").build_model()
+        background = operating_background(
+            settings.n_background, model=item_world, seed=settings.explain_seed
+        )
+        return ItemExplainer(policy, world.model, background, MAX_EXPLAINED_FEATURES)
     from rec_env.agents.explain.explainer import PolicyExplainer
 
     return PolicyExplainer(
@@ -59,7 +77,7 @@ def load_service(
     if isinstance(policy, OnlinePolicy) and settings.state_dir is not None:
         store = PolicyStateStore(settings.state_dir, info.algorithm, info.model_sha256)
         restored = store.load()
-    explainer = _explainer(settings, info, restored.policy if restored else policy)
+    explainer = _explainer(settings, info, restored.policy if restored else policy, world)
     log = DecisionLog(settings.db, wal_max_bytes=settings.wal_max_bytes, exclusive=True)
     try:
         if store is not None:
@@ -74,7 +92,7 @@ def load_service(
             # the log lost its last commits (power loss) or is another database: the
             # snapshot learned rewards the log does not hold, so start from an older one
             restored = store.load(max_reward_seq=last_seq)
-            explainer = _explainer(settings, info, restored.policy if restored else policy)
+            explainer = _explainer(settings, info, restored.policy if restored else policy, world)
         if restored is None:
             return cls(policy, info, settings, log, explainer, store, metrics=metrics, world=world)
         return cls(

@@ -18,6 +18,7 @@ models an app validates with.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
@@ -29,6 +30,7 @@ from pydantic import (
     GetJsonSchemaHandler,
     TypeAdapter,
     WithJsonSchema,
+    create_model,
     model_validator,
 )
 from pydantic.json_schema import JsonSchemaValue
@@ -49,11 +51,14 @@ __all__ = [
     "MAX_EXCLUDED",
     "SEED_EXAMPLE",
     "Action",
+    "BatchDecisionResponse",
     "BatchFilledFeature",
+    "BatchLayout",
     "BatchRecommendRequest",
     "BatchRecommendResponse",
     "Contribution",
     "CustomerFeatures",
+    "DecisionResponse",
     "ErrorResponse",
     "ExplainRequest",
     "ExplainResponse",
@@ -71,9 +76,11 @@ __all__ = [
     "RewardResponse",
     "ValidationErrorResponse",
     "ValidationProblem",
+    "batch_fields",
     "batch_size",
     "check_batch_layout",
     "column_value_type",
+    "columns_type",
     "feature_columns_type",
     "whole_number",
 ]
@@ -171,16 +178,28 @@ def column_value_type(feature: Feature) -> Any:
     return feature_value_type(feature)
 
 
-def feature_columns_type(max_batch: int) -> Any:
-    """The ``columns`` of a batch: one list of at most ``max_batch`` values per feature."""
-    columns: Any = TypedDict(  # type: ignore[misc]  # built from FEATURES
+def columns_type(
+    features: Sequence[Feature],
+    max_batch: int,
+    describe: Callable[[Feature], str],
+    examples: list[dict[str, Any]] | None = None,
+) -> Any:
+    """``FeatureColumns``: one list of at most ``max_batch`` values per feature of ``features``.
+
+    Args:
+        features: The features a column may name (the strategy world's or an item world's).
+        max_batch: Most customers in one call.
+        describe: Each feature's description, unit, range and default.
+        examples: Examples for the schema.
+    """
+    columns: Any = TypedDict(  # type: ignore[misc]  # built from the features
         "FeatureColumns",
         {
             f.name: Annotated[
                 list[column_value_type(f)],  # type: ignore[misc]
-                Field(min_length=1, max_length=max_batch, description=feature_description(f)),
+                Field(min_length=1, max_length=max_batch, description=describe(f)),
             ]
-            for f in FEATURES
+            for f in features
         },
         total=False,
     )
@@ -189,16 +208,19 @@ def feature_columns_type(max_batch: int) -> Any:
         "Any subset (at least one) of the features; a feature without a column is filled in "
         "for every customer."
     )
+    extra: dict[str, Any] = {"minProperties": 1}
+    if examples is not None:
+        extra["examples"] = examples
     columns.__pydantic_config__ = ConfigDict(
-        extra="forbid",
-        allow_inf_nan=False,
-        strict=True,
-        json_schema_extra={
-            "minProperties": 1,
-            "examples": [{k: [v, v] for k, v in EXAMPLE_FEATURES.items()}],
-        },
+        extra="forbid", allow_inf_nan=False, strict=True, json_schema_extra=extra
     )
     return columns
+
+
+def feature_columns_type(max_batch: int) -> Any:
+    """The strategy world's ``columns``: one list of at most ``max_batch`` values per feature."""
+    example = {k: [v, v] for k, v in EXAMPLE_FEATURES.items()}
+    return columns_type(FEATURES, max_batch, feature_description, [example])
 
 
 FeatureColumns: Any = feature_columns_type(MAX_BATCH)
@@ -367,7 +389,76 @@ class RecommendRequest(_NestedOrFlat):
     )
 
 
-class BatchRecommendRequest(_Model):
+_ONE_LAYOUT = [{"required": ["customers"]}, {"required": ["columns"]}]
+"""The schema's "exactly one of ``customers`` and ``columns``" (left out is None, not null)."""
+
+
+def batch_fields(customers: Any, columns: Any, max_batch: int) -> dict[str, tuple[Any, Any]]:
+    """``customers``, ``columns`` and ``customer_ids`` of a batch request (``create_model``).
+
+    Args:
+        customers: The type of one customer's features (``CustomerFeatures``).
+        columns: The type of the column layout (``FeatureColumns``).
+        max_batch: Most customers in one call.
+    """
+    return {
+        "customers": (
+            list[customers],  # type: ignore[valid-type]
+            Field(
+                None,
+                min_length=1,
+                max_length=max_batch,
+                description="One object of features per customer; any subset of the features.",
+                json_schema_extra=_absent_means_none,
+            ),
+        ),
+        "columns": (
+            columns,
+            Field(
+                None,
+                description="One list per feature, all of the same length.",
+                json_schema_extra=_absent_means_none,
+            ),
+        ),
+        "customer_ids": (
+            list[Annotated[str, Field(max_length=_MAX_ID_LENGTH)] | None] | None,
+            Field(
+                None,
+                max_length=max_batch,
+                description="Your ids of the customers, in order (logged); one per customer.",
+            ),
+        ),
+    }
+
+
+class BatchLayout(BaseModel):
+    """A batch request: exactly one of ``customers`` and ``columns``, equally long lists.
+
+    The base of the strategy world's and the item worlds' batch requests, whose fields
+    :func:`batch_fields` gives.
+    """
+
+    model_config = ConfigDict(**_STRICT, json_schema_extra={"oneOf": _ONE_LAYOUT})
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> BatchLayout:
+        check_batch_layout(self)
+        return self
+
+    @property
+    def n_customers(self) -> int:
+        """Number of customers in the request."""
+        return batch_size(self)
+
+
+_BatchFields: Any = create_model(  # the annotated fields of the strategy world's batch
+    "_BatchFields",
+    __base__=BatchLayout,
+    **batch_fields(CustomerFeatures, FeatureColumns, MAX_BATCH),
+)
+
+
+class BatchRecommendRequest(_BatchFields):  # type: ignore[misc, valid-type]
     """Decide for many customers at once: exactly one of ``customers`` and ``columns``.
 
     ``columns`` is the fast path for large batches (one list per feature, all of the same
@@ -383,28 +474,10 @@ class BatchRecommendRequest(_Model):
                 {"customers": [EXAMPLE_FEATURES, EXAMPLE_FEATURES]},
                 {"columns": {k: [v, v] for k, v in EXAMPLE_FEATURES.items()}},
             ],
-            "oneOf": [{"required": ["customers"]}, {"required": ["columns"]}],
+            "oneOf": _ONE_LAYOUT,
         }
     )
 
-    # Left out means None, but null is not accepted: "exactly one of" is then the schema's oneOf.
-    customers: list[CustomerFeatures] = Field(  # type: ignore[valid-type]
-        None,  # type: ignore[arg-type]
-        min_length=1,
-        max_length=MAX_BATCH,
-        description="One object of features per customer; any subset of the features.",
-        json_schema_extra=_absent_means_none,
-    )
-    columns: FeatureColumns = Field(  # type: ignore[valid-type]
-        None,
-        description="One list per feature, all of the same length.",
-        json_schema_extra=_absent_means_none,
-    )
-    customer_ids: list[Annotated[str, Field(max_length=_MAX_ID_LENGTH)] | None] | None = Field(
-        None,
-        max_length=MAX_BATCH,
-        description="Your ids of the customers, in order (logged); one per customer.",
-    )
     excluded_actions: list[str] = Field(
         default_factory=list,
         max_length=MAX_EXCLUDED,
@@ -416,16 +489,6 @@ class BatchRecommendRequest(_Model):
         description="Return every customer's probabilities (in action_names order); true or "
         "false only.",
     )
-
-    @model_validator(mode="after")
-    def _one_layout(self) -> BatchRecommendRequest:
-        check_batch_layout(self)
-        return self
-
-    @property
-    def n_customers(self) -> int:
-        """Number of customers in the request."""
-        return batch_size(self)
 
 
 class Product(BaseModel):
@@ -483,7 +546,30 @@ class Explanation(BaseModel):
     )
 
 
-class RecommendResponse(BaseModel):
+class DecisionResponse(BaseModel):
+    """What every response about one decision holds (strategy, item and slate runs)."""
+
+    event_id: str = Field(description="Id of the decision; post its reward with it.")
+    model_version: str
+    filled_in: list[FilledFeature] = Field(
+        description="Features the request left out and the values they were given (in feature "
+        "order); empty if every feature was given."
+    )
+
+
+class BatchDecisionResponse(BaseModel):
+    """What every batch response holds, column by column in the order of the request."""
+
+    model_version: str
+    n: int = Field(description="Number of decisions.")
+    event_ids: list[str]
+    filled_in: list[BatchFilledFeature] = Field(
+        description="Features some customers left out, the values they were given and for how "
+        "many customers."
+    )
+
+
+class RecommendResponse(DecisionResponse):
     """The served action, its propensity and the probabilities it was drawn from."""
 
     model_config = ConfigDict(
@@ -502,21 +588,15 @@ class RecommendResponse(BaseModel):
         }
     )
 
-    event_id: str = Field(description="Id of the decision; post its reward with it.")
-    model_version: str
     action: Action
     propensity: float = Field(description="Probability with which the action was served.")
     probabilities: dict[str, float] = Field(
         description="Serving probability of every action (0 where not allowed)."
     )
-    filled_in: list[FilledFeature] = Field(
-        description="Features the request left out and the values they were given (in feature "
-        "order); empty if all 16 were given."
-    )
     explanation: Explanation | None = Field(None, description="With explain: true.")
 
 
-class BatchRecommendResponse(BaseModel):
+class BatchRecommendResponse(BatchDecisionResponse):
     """Decisions of a batch, column by column in the order of the request."""
 
     model_config = ConfigDict(
@@ -540,18 +620,11 @@ class BatchRecommendResponse(BaseModel):
         }
     )
 
-    model_version: str
-    n: int = Field(description="Number of decisions.")
-    event_ids: list[str]
     actions: list[str] = Field(description="Served action names.")
     action_indices: list[int]
     propensities: list[float]
     action_names: list[str] = Field(description="Order of the probability rows.")
     probabilities: list[list[float]] | None = Field(None, description="With include_probabilities.")
-    filled_in: list[BatchFilledFeature] = Field(
-        description="Features some customers left out, the values they were given and for how "
-        "many customers."
-    )
 
 
 class ExplainRequest(_NestedOrFlat):

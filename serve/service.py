@@ -54,6 +54,7 @@ from rec_env.serve.world import ServedWorld
 
 if TYPE_CHECKING:  # pragma: no cover
     from rec_env.agents.explain.explainer import PolicyExplainer
+    from rec_env.agents.explain.items import ItemExplainer, ItemExplanation
 
 __all__ = [
     "ActionNotAllowedError",
@@ -83,7 +84,8 @@ class DecisionService:
         info: Its ``run.json``.
         settings: The service settings.
         log: The decision log.
-        explainer: The explainer of ``policy``, or None to disable explanations.
+        explainer: The explainer of ``policy`` (an ``ItemExplainer`` in the item worlds), or
+            None to disable explanations.
         state_store: Where an online policy's snapshots go, if anywhere.
         n_updates: Rewards the policy had already learned from (restored state).
         metrics: Where decisions, explanations and rewards are counted (default: new).
@@ -102,7 +104,7 @@ class DecisionService:
         info: RunInfo,
         settings: ServeSettings,
         log: DecisionLog,
-        explainer: PolicyExplainer | None = None,
+        explainer: PolicyExplainer | ItemExplainer | None = None,
         state_store: PolicyStateStore | None = None,
         n_updates: int = 0,
         metrics: Metrics | None = None,
@@ -191,7 +193,9 @@ class DecisionService:
             self.decider.decide(dummy, products, np.zeros((2, self.decider.draws)))
         else:
             self.policy.action_probabilities(dummy, self.actions.consent_masks(dummy))
-        if self.explainer is not None:
+        if self.world.kind != "strategy" and self.explainer is not None:
+            self.explainer.warm_up()  # type: ignore[union-attr]
+        elif self.explainer is not None:
             self.explainer.explain(dummy[:1])
         generator.state = state
 
@@ -385,6 +389,28 @@ class DecisionService:
             explanation = self.explainer.explain(obs, actions=actions, excluded=excluded)
         self.metrics.add_explanation()
         return self.explainer.as_dict(explanation, i=0, top=top)
+
+    def explain_item(
+        self, obs: np.ndarray, action: str | None, allowed: np.ndarray | None
+    ) -> ItemExplanation:
+        """Why this product (item and slate runs): Shapley values of the decision's contrast.
+
+        Args:
+            obs: ``(1, F)`` features.
+            action: Action name (item world) or product id (slate world) to explain, or None
+                for the policy's own choice.
+            allowed: What the request allows before consent: ``(A,)`` actions (item world) or
+                ``(n_products,)`` products (slate world).
+
+        Raises:
+            RuntimeError: If the service has no item explainer.
+            ValueError: If ``action`` is not allowed, or the decision has nothing to contrast.
+        """
+        if self.explainer is None or self.world.kind == "strategy":
+            raise RuntimeError("no explainer of item decisions")
+        explanation = self.explainer.explain(obs, action, allowed)  # type: ignore[call-arg, arg-type]
+        self.metrics.add_explanation()
+        return explanation  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ rewards
     def reward(self, event_id: str, reward: float) -> RewardOutcome:

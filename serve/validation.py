@@ -9,7 +9,9 @@ table) and, for single products, ``excluded_actions`` and ``top_actions``
 (:func:`build_item_validators`). The app validates every body with these models and publishes
 their JSON schema in OpenAPI, so the schema and the validation cannot drift apart. Each body is
 first held to a :class:`ValueBudget` (a cheap scan of its bytes), then parsed by pydantic
-straight from the bytes.
+straight from the bytes. Batch bodies in the column layout first try the fast path of
+:class:`~rec_env.serve.json_columns.ColumnBatchParser` (numbers straight into numpy arrays),
+which declines anything the request model would not accept as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pydantic import AfterValidator, BaseModel, Field, TypeAdapter, ValidationEr
 from pydantic import create_model as create_pydantic_model
 from pydantic_core import PydanticCustomError
 
-from rec_env.features import FEATURES
+from rec_env.features import FEATURES, Feature
 from rec_env.serve.item_schemas import (
     ItemBatchBase,
     ItemRequestBase,
@@ -33,6 +35,7 @@ from rec_env.serve.item_schemas import (
     item_request_fields,
     item_responses,
 )
+from rec_env.serve.json_columns import ColumnBatchParser
 from rec_env.serve.limits import ValueBudget
 from rec_env.serve.schemas import (
     MAX_EXCLUDED,
@@ -41,6 +44,7 @@ from rec_env.serve.schemas import (
     ExplainRequest,
     RecommendRequest,
     RewardRequest,
+    batch_fields,
     feature_columns_type,
 )
 from rec_env.serve.world import ServedWorld
@@ -59,12 +63,30 @@ class BodyValidator:
     Args:
         model: The request model (its JSON schema is the body's schema in OpenAPI).
         budget: What a valid body holds at most.
+        columns: The fast path of a batch model's column layout, tried first (None: none).
     """
 
-    def __init__(self, model: type[BaseModel], budget: ValueBudget) -> None:
+    def __init__(
+        self,
+        model: type[BaseModel],
+        budget: ValueBudget,
+        columns: ColumnBatchParser | None = None,
+    ) -> None:
         self.model = model
         self.budget = budget
+        self.columns = columns
         self._adapter = TypeAdapter(model)
+
+    @classmethod
+    def for_batches(
+        cls,
+        model: type[BaseModel],
+        budget: ValueBudget,
+        features: Sequence[Feature],
+        max_batch: int,
+    ) -> BodyValidator:
+        """The validator of a batch model, with the column layout's fast path."""
+        return cls(model, budget, ColumnBatchParser(model, features, max_batch))
 
     def parse(self, raw: bytes) -> Any:
         """The validated request.
@@ -87,6 +109,10 @@ class BodyValidator:
         excess = self.budget.scan(raw) if suspect else None
         if excess is not None:
             raise RequestValidationError([excess])
+        if self.columns is not None:
+            parsed = self.columns.parse(raw)
+            if parsed is not None:
+                return parsed
         try:
             return self._adapter.validate_json(raw)
         except ValidationError as exc:
@@ -100,15 +126,15 @@ class BodyValidator:
 class RequestValidators:
     """The body validators of one app, by endpoint.
 
-    ``responses`` holds the response models of ``/v1/recommend`` and ``/v1/recommend/batch``
-    when they are not the strategy world's (for the OpenAPI schema).
+    ``responses`` holds the response models of ``/v1/recommend``, ``/v1/recommend/batch`` and
+    ``/v1/explain`` when they are not the strategy world's (for the OpenAPI schema).
     """
 
     recommend: BodyValidator
     batch: BodyValidator
     explain: BodyValidator
     reward: BodyValidator
-    responses: tuple[type[BaseModel], type[BaseModel]] | None = None
+    responses: tuple[type[BaseModel], type[BaseModel], type[BaseModel]] | None = None
 
     def models(self) -> list[type[BaseModel]]:
         """The request models, for the OpenAPI schema."""
@@ -220,47 +246,18 @@ def build_validators(
         items={"customers": max_batch, "customer_ids": max_batch, "excluded_actions": MAX_EXCLUDED},
         reason=f"a batch holds at most {max_batch:,} customers",
     )
-    absent = BatchRecommendRequest.model_fields["customers"].json_schema_extra
-    batch_fields = {
-        "customers": (
-            list[CustomerFeatures],  # type: ignore[valid-type]
-            Field(
-                None,
-                min_length=1,
-                max_length=max_batch,
-                description=_description(BatchRecommendRequest, "customers"),
-                json_schema_extra=absent,
-            ),
-        ),
-        "columns": (
-            feature_columns_type(max_batch),
-            Field(
-                None,
-                description=_description(BatchRecommendRequest, "columns"),
-                json_schema_extra=absent,
-            ),
-        ),
-        "customer_ids": (
-            BatchRecommendRequest.model_fields["customer_ids"].annotation,
-            Field(
-                None,
-                max_length=max_batch,
-                description=_description(BatchRecommendRequest, "customer_ids"),
-            ),
-        ),
-    }
+    layouts = batch_fields(CustomerFeatures, feature_columns_type(max_batch), max_batch)
     explained = _action_name(action_names, None) | None
     action = Field(None, description=_description(ExplainRequest, "action"))
     reward = Field(
         strict=True, ge=reward_min, le=reward_max, description=_description(RewardRequest, "reward")
     )
+    batch = _narrowed(
+        BatchRecommendRequest, {**layouts, **excluded(BatchRecommendRequest)}, batch_budget
+    )
     return RequestValidators(
         recommend=_narrowed(RecommendRequest, excluded(RecommendRequest), one_customer),
-        batch=_narrowed(
-            BatchRecommendRequest,
-            {**batch_fields, **excluded(BatchRecommendRequest)},
-            batch_budget,
-        ),
+        batch=BodyValidator.for_batches(batch.model, batch_budget, FEATURES, max_batch),
         explain=_narrowed(
             ExplainRequest,
             {**excluded(ExplainRequest), "action": (explained, action)},
@@ -301,6 +298,22 @@ def _item_model(
     )
 
 
+def _explained(world: ServedWorld) -> tuple[Any, Any]:
+    """The ``action`` field of an item world's explain request: an action, or a slate's product."""
+    assert world.products is not None
+    if world.kind == "slate":
+        description = (
+            "Product to explain (an id of the served product table): why it rather than the "
+            "best product left out of the slate; default: the slate's first product."
+        )
+        return _product_id(world.products.ids) | None, Field(None, description=description)
+    description = (
+        "Action to explain (a name of the served catalog, allowed for this customer): why it "
+        "rather than the runner-up; default: the model's most likely allowed action."
+    )
+    return _action_name(world.actions.names, None) | None, Field(None, description=description)
+
+
 def build_item_validators(
     world: ServedWorld, max_batch: int, reward_min: float, reward_max: float
 ) -> RequestValidators:
@@ -331,7 +344,7 @@ def build_item_validators(
         "ExplainRequest",
         ItemRequestBase,
         ExplainRequest.__doc__,
-        {**fields.explain, "action": (_action_name(names, None) | None, Field(None))},
+        {**fields.explain, "action": _explained(world)},
     )
     for model in (recommend, explain):
         model.flat_features = TypeAdapter(features).json_schema()["properties"]  # type: ignore[attr-defined]
@@ -340,11 +353,13 @@ def build_item_validators(
     )
     return RequestValidators(
         recommend=BodyValidator(recommend, one),
-        batch=BodyValidator(
+        batch=BodyValidator.for_batches(
             _item_model(
                 "BatchRecommendRequest", ItemBatchBase, ItemBatchBase.__doc__, fields.batch
             ),
             batch,
+            world.features,
+            max_batch,
         ),
         explain=BodyValidator(explain, one),
         reward=_narrowed(

@@ -1,10 +1,13 @@
 """Schemathesis hooks of ``test_serve_schemathesis.py`` (loaded through ``SCHEMATHESIS_HOOKS``).
 
 JSON Schema cannot say that a batch's columns (and its ``customer_ids``) are equally long, or
-that the action to explain must be allowed for the customer (consent on its channel). The
-server checks these and answers 422 with a type of its own (``unequal_lengths``,
-``action_not_allowed``); a schema-valid request refused for exactly these reasons, and nothing
-else, is not a failure. Every other check failure stands.
+that the action to explain must be allowed for the customer (consent on its channel), or, for
+item and slate runs, that the decision has an alternative to contrast it with
+(``not_explainable``) and that the customer is near enough to the background customers for
+exact Shapley values (``too_costly``). The server checks these and answers 422 with a type of
+its own (``unequal_lengths``, ``action_not_allowed``, ``not_explainable``, ``too_costly``); a
+schema-valid request refused for exactly these reasons, and nothing else, is not a failure.
+Every other check failure stands.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import json
 
 import schemathesis
 
-SEMANTIC_ERRORS = frozenset({"unequal_lengths", "action_not_allowed"})
+SEMANTIC_ERRORS = frozenset(
+    {"unequal_lengths", "action_not_allowed", "not_explainable", "too_costly"}
+)
 """422 types of constraints that JSON Schema cannot express."""
 
 

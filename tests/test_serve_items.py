@@ -82,13 +82,14 @@ def serving(run: Path, directory: Path, **settings) -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def item(item_ppo_run, tmp_path_factory) -> Iterator[TestClient]:
-    with serving(item_ppo_run, tmp_path_factory.mktemp("item-serve")) as client:
+    # one background customer: explanations of customers near it cost 2^(a few) coalitions
+    with serving(item_ppo_run, tmp_path_factory.mktemp("item-serve"), n_background=1) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
 def slate(slate_ppo_run, tmp_path_factory) -> Iterator[TestClient]:
-    with serving(slate_ppo_run, tmp_path_factory.mktemp("slate-serve")) as client:
+    with serving(slate_ppo_run, tmp_path_factory.mktemp("slate-serve"), n_background=1) as client:
         yield client
 
 
@@ -247,10 +248,57 @@ def test_the_schema_is_the_item_world_s(item) -> None:
     assert model["world"] == "item" and model["actions"][1]["product"]["id"] == "P0001"
 
 
-def test_explanations_of_item_runs_point_to_recenv_explain(item) -> None:
-    for path, body in (("/v1/recommend", {"explain": True}), ("/v1/explain", {})):
-        response = item.post(path, json=body)
-        assert response.status_code == 503 and "recenv explain" in response.json()["detail"]
+def near_background(client: TestClient, **changes: float) -> dict[str, float]:
+    """The server's background customer with all consent and ``changes``: cheap to explain."""
+    service = client.app.state.service
+    row = service.explainer.background[0].tolist()
+    customer = dict(zip(service.world.feature_names, row, strict=True))
+    return {**customer, "consent_email": 1.0, "consent_sms": 1.0, "consent_push": 1.0, **changes}
+
+
+def test_item_explanations_say_why_this_product_as_recenv_explain_does(item) -> None:
+    customer = near_background(item, purchases_footwear=2.0, recency=3.0)
+    response = item.post("/v1/explain", json={"features": customer, "top": 3})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["kind"] == "log_odds" and body["product"] is None and body["slate"] is None
+    action, runner_up = body["action"], body["runner_up"]
+    assert body["explained_output"] == f"log P({action['name']})/P({runner_up['name']})"
+    assert action["name"] != runner_up["name"] and len(body["contributions"]) == 3
+    # the agents layer's explanation, which recenv explain prints
+    service = item.app.state.service
+    obs = service.world.customers.fill_rows([customer]).observations
+    expected = service.explainer.explain(obs)
+    assert expected.contrast.chosen == action["index"]
+    assert body["model_output"] == pytest.approx(expected.values.output)
+    top = expected.top_features(3)
+    assert [c["feature"] for c in body["contributions"]] == [
+        service.world.feature_names[j] for j in top
+    ]
+    full = item.post("/v1/explain", json={"features": customer}).json()["contributions"]
+    total = body["base_value"] + sum(c["contribution"] for c in full)
+    assert total == pytest.approx(body["model_output"], abs=1e-4)  # float32 network
+    runner = item.post("/v1/explain", json={"features": customer, "action": runner_up["name"]})
+    assert runner.json()["action"]["name"] == runner_up["name"]
+
+
+def test_item_explanations_refuse_what_they_cannot_explain(item, hybrid_run, tmp_path) -> None:
+    customer = near_background(item)
+    chosen = item.post("/v1/explain", json={"features": customer}).json()["action"]
+    excluded = {"features": customer, "excluded_products": [chosen["product"]["id"]]}
+    assert item.post("/v1/explain", json=excluded).json()["action"] != chosen
+    refused = item.post("/v1/explain", json={**excluded, "action": chosen["name"]})
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "action"]
+    silent = item.post("/v1/explain", json={"features": {"consent_email": 0}})
+    assert silent.status_code == 422  # no consent: nothing but no_action to contrast
+    far = {name: 1.0 for name in item.app.state.service.world.feature_names}
+    costly = item.post("/v1/explain", json={"features": far})
+    assert costly.status_code == 422 and costly.json()["detail"][0]["type"] == "too_costly"
+    served = item.post("/v1/recommend", json={"explain": True})
+    assert served.status_code == 422 and served.json()["detail"][0]["loc"] == ["body", "explain"]
+    with serving(hybrid_run, tmp_path) as bandit:  # no network to explain
+        answer = bandit.post("/v1/explain", json={})
+        assert answer.status_code == 503 and "hybrid_linucb" in answer.json()["detail"]
 
 
 # ---------------------------------------------------------------------------- slate runs
@@ -305,6 +353,24 @@ def test_the_schema_is_the_slate_world_s(slate) -> None:
     ok = paths["/v1/recommend/batch"]["post"]["responses"]["200"]["content"]["application/json"]
     assert ok["schema"]["$ref"].endswith("/SlateBatchRecommendResponse")
     assert slate.get("/v1/model").json()["slate_size"] == 4
+
+
+def test_slate_explanations_contrast_the_first_product_with_the_best_left_out(slate) -> None:
+    customer = near_background(slate)
+    response = slate.post("/v1/explain", json={"features": customer})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["kind"] == "score_margin" and body["action"] is None
+    ids = [product["id"] for product in body["slate"]]
+    assert len(ids) == 4 and body["product"]["id"] == ids[0] and body["rival"]["id"] not in ids
+    assert body["explained_output"] == f"score({ids[0]}) - score({body['rival']['id']})"
+    assert body["model_output"] > 0.0  # the policy ranks its first product above the others
+    second = slate.post("/v1/explain", json={"features": customer, "action": ids[1]}).json()
+    assert second["product"]["id"] == ids[1]
+    schema = slate.get("/openapi.json").json()["paths"]["/v1/explain"]["post"]["responses"]
+    assert schema["200"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ItemExplainResponse"
+    )
 
 
 def test_a_deterministic_slate_policy_logs_probability_one(slate_ppo_run, tmp_path) -> None:

@@ -1,4 +1,7 @@
-"""``/v1/explain``: SHAP contributions of the features, nothing decided or logged."""
+"""``/v1/explain``: SHAP contributions of the features, nothing decided or logged.
+
+Runs of the item and slate worlds are explained by :mod:`rec_env.serve.routes.item_explain`.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +10,13 @@ from typing import Any
 import numpy as np
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic_core import to_json
 
 from rec_env.customer import fill_in_rows
 from rec_env.serve.dependencies import ServiceDep, request_validators
 from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
+from rec_env.serve.routes.item_explain import explain_item
 from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, INVALID_BODY, raw_json_body
 from rec_env.serve.schemas import ExplainRequest, ExplainResponse
 from rec_env.serve.service import ActionNotAllowedError, DecisionService
@@ -47,10 +53,18 @@ async def explain(request: Request, service: ServiceDep) -> dict[str, Any]:
     The customer is filled in as for ``/v1/recommend`` (``filled_in`` says how), so the
     explanation is of the decision the service would make. Nothing is decided or logged.
     ``action`` must be allowed for the customer (consent on its channel, not excluded).
+
+    Item and slate runs explain why this product: the log-odds (or Q-value advantage) of the
+    recommended action over the runner-up, or the score margin of the slate's first product
+    over the best product left out (``ItemExplainResponse``; ``action`` is an action name, or
+    in slate runs a product id).
     """
     validator = request_validators(request).explain
     body: ExplainRequest = await validator.parse_async(await request.body())
     require_explainer(service)
+    if service.world.kind != "strategy":  # documented by the app's schema (ItemExplainResponse)
+        response = await explain_item(service, body)
+        return Response(to_json(response), media_type="application/json")  # type: ignore[return-value]
     customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))

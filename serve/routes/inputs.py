@@ -44,13 +44,13 @@ def excluded_actions(
 
 def require_explainer(service: DecisionService) -> None:
     """503 if the service runs without an explainer."""
-    if service.world.kind != "strategy":
+    if service.explainer is not None:
+        return
+    if service.world.kind != "strategy" and service.settings.explain:
         raise HTTPException(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            f"explanations are not served for {service.world.kind} runs; "
-            "`recenv explain --model RUN CUSTOMER.json` says why this product",
+            f"explanations need a policy network; a {service.policy.algorithm} run has none",
         )
-    if service.explainer is None:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "explanations are disabled (--no-explain)"
-        )
+    raise HTTPException(
+        status.HTTP_503_SERVICE_UNAVAILABLE, "explanations are disabled (--no-explain)"
+    )

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from rec_env.agents.threads import pinned_threads
 from rec_env.customer import fill_in_columns, fill_in_rows
 from rec_env.serve.dependencies import ServiceDep, SettingsDep, request_validators
 from rec_env.serve.routes.explain import explanation
@@ -58,7 +59,7 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     """
     validator = request_validators(request).recommend
     body: RecommendRequest = await validator.parse_async(await request.body())
-    if body.explain:
+    if body.explain:  # item and slate runs accept false only (their /v1/explain explains)
         require_explainer(service)
     if service.world.kind != "strategy":
         customer = service.world.customers.fill_rows([body.features], service.assume_consent)
@@ -90,7 +91,15 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
 def _decide_batch(
     service: DecisionService, validator: BodyValidator, max_batch: int, raw: bytes
 ) -> dict[str, Any]:
-    """Parse, fill in, decide and log a batch (runs in a worker thread)."""
+    """Parse, fill in, decide and log a batch (runs in a worker thread, BLAS on one thread)."""
+    with pinned_threads():  # see decide_item_batch
+        return _batch_response(service, validator, max_batch, raw)
+
+
+def _batch_response(
+    service: DecisionService, validator: BodyValidator, max_batch: int, raw: bytes
+) -> dict[str, Any]:
+    """The response of :func:`_decide_batch`."""
     body: BatchRecommendRequest = validator.parse(raw)
     if body.n_customers > max_batch:
         layout = "customers" if body.customers is not None else "columns"
