@@ -63,9 +63,19 @@ class WithTaste(VecEnvWrapper):
         """Reset; the observation with the taste."""
         return self._augment(self.venv.reset())  # type: ignore[arg-type]
 
+    def step_async(self, actions: np.ndarray) -> None:
+        """Note the taste of the customers who act (a slot's next customer may differ)."""
+        self._acting = self.venv.slots.batch.taste.T.astype(np.float32)  # type: ignore[attr-defined]
+        self.venv.step_async(actions)
+
     def step_wait(self) -> VecEnvStepReturn:
         """Step; the observation (of the customers now in the slots) with the taste."""
         obs, rewards, dones, infos = self.venv.step_wait()
+        for i, info in enumerate(infos):
+            if "terminal_observation" in info:  # the leaving customer's taste (before the step)
+                info["terminal_observation"] = np.concatenate(
+                    [info["terminal_observation"], self._acting[i]]
+                )
         return self._augment(obs), rewards, dones, infos  # type: ignore[arg-type]
 
     def expected_rewards_of(self, actions: np.ndarray) -> np.ndarray:
