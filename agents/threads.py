@@ -48,8 +48,12 @@ def pinned_threads(n_threads: int = EXPLAIN_THREADS) -> Iterator[None]:
 
 
 @lru_cache(maxsize=1)
-def _controller() -> Any:
-    """The thread pools of the loaded libraries, found once (finding them costs ~0.5 ms)."""
+def _controller(n_modules: int) -> Any:
+    """The thread pools of the loaded libraries (finding them costs ~0.5 ms).
+
+    Found again whenever modules were imported since (``n_modules``): a library loaded later,
+    such as scikit-learn's own OpenMP runtime, has a pool of its own that must be pinned too.
+    """
     import scipy.linalg  # noqa: F401 - load scipy's own BLAS first, so that it is found too
     from threadpoolctl import ThreadpoolController
 
@@ -58,7 +62,7 @@ def _controller() -> Any:
 
 def _pin(n_threads: int) -> list[Any]:
     """Set the limits; return the callables that undo them."""
-    limits = _controller().limit(limits=n_threads)
+    limits = _controller(len(sys.modules)).limit(limits=n_threads)
     undo: list[Any] = [limits.restore_original_limits]
     torch = sys.modules.get("torch")  # only a policy that uses torch has imported it
     if torch is not None and torch.get_num_threads() > n_threads:

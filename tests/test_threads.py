@@ -28,3 +28,23 @@ def test_pinning_is_nested_and_restored() -> None:
             assert torch.get_num_threads() == 1
         assert _blas_threads() == before
         assert torch.get_num_threads() == 2
+
+
+def test_a_library_loaded_after_the_first_pinning_is_pinned_too() -> None:
+    import subprocess
+    import sys
+
+    script = (
+        "import threadpoolctl\n"
+        "from rec_env.agents.threads import pinned_threads\n"
+        "with pinned_threads():\n"
+        "    pass\n"
+        "import sklearn.ensemble  # loads scikit-learn's own OpenMP runtime\n"
+        "with threadpoolctl.threadpool_limits(limits=2):\n"
+        "    with pinned_threads():\n"
+        "        print(max(p['num_threads'] for p in threadpoolctl.threadpool_info()))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert result.stdout.strip() == "1"
