@@ -34,7 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -59,9 +59,12 @@ LOG_FORMATS: dict[str, str] = {
 """File extensions :func:`read_decision_log` understands, and their formats."""
 
 
+LoggedData = TypeVar("LoggedData", LoggedBanditData, LoggedSlateData)
+
+
 @dataclass(frozen=True)
-class LoadedDecisionLog:
-    """A decision log as logged bandit data.
+class LoadedDecisionLog(Generic[LoggedData]):
+    """A decision log as logged data: single decisions, or slate messages.
 
     Attributes:
         data: The decisions that have a reward.
@@ -69,24 +72,13 @@ class LoadedDecisionLog:
         n_without_reward: Decisions skipped because their reward has not arrived.
     """
 
-    data: LoggedBanditData
+    data: LoggedData
     n_decisions: int
     n_without_reward: int
 
 
-@dataclass(frozen=True)
-class LoadedSlateLog:
-    """A decision log of slate messages.
-
-    Attributes:
-        data: The messages that have a reward.
-        n_decisions: Messages in the log, with or without a reward.
-        n_without_reward: Messages skipped because their reward has not arrived.
-    """
-
-    data: LoggedSlateData
-    n_decisions: int
-    n_without_reward: int
+LoadedSlateLog = LoadedDecisionLog[LoggedSlateData]
+"""A decision log of slate messages."""
 
 
 def _read_table(path: Path) -> Any:
@@ -249,7 +241,7 @@ def read_decision_log(
     *,
     feature_names: Sequence[str] = FEATURE_NAMES,
     world: str = "strategy",
-) -> LoadedDecisionLog:
+) -> LoadedDecisionLog[LoggedBanditData]:
     """Read a decision log for a target policy whose catalog is ``action_names``.
 
     Args:
