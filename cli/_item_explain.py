@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rec_env.agents.explain.items import ItemExplainer
+from rec_env.agents.explain.items import MAX_PLAYERS, FeatureGroups, Grouping, ItemExplainer
 from rec_env.customer import CustomerProfile, FilledFeature
 from rec_env.errors import ConfigError
 from rec_env.features import FEATURE_NAMES
@@ -90,6 +90,7 @@ def explain_item_customer(
     top: int,
     background: np.ndarray,
     waterfall: Path,
+    grouping: Grouping | None = None,
 ) -> None:
     """Print why ``policy`` recommends what it does to one customer, and save a waterfall.
 
@@ -101,13 +102,16 @@ def explain_item_customer(
         top: Contributions to print.
         background: ``(n, 16 + 3C)`` background customers.
         waterfall: Where to save the waterfall plot.
+        grouping: The players; None: the finest whose cost fits
+            :data:`~rec_env.agents.explain.items.MAX_PLAYERS` (an explicit one has no limit).
     """
     from rec_env.cli.explain import plain_words, print_filled_in, save_waterfall
     from rec_env.serve.customers import NO_HISTORY_REASON
 
     customer_id, obs = customer.customer_id, customer.obs
-    explained = ItemExplainer(policy, model, background).explain(obs, action)
-    contrast, values = explained.contrast, explained.values
+    explainer = ItemExplainer(policy, model, background, MAX_PLAYERS if grouping is None else None)
+    explained = explainer.explain(obs, action, grouping=grouping)
+    contrast, values, groups = explained.contrast, explained.values, explained.groups
     names = list(model.feature_names)
     console = Console(soft_wrap=True, highlight=False)
     console.print(f"Customer [bold]{escape(customer_id)}[/]: {escape(contrast.lines[0])}")
@@ -121,11 +125,66 @@ def explain_item_customer(
             f"{values.base_value:.3g} on average over {background.shape[0]} background customers"
         )
     )
+    if groups.level != "feature":
+        console.print(
+            escape(
+                f"Players: the 16 strategy features and the item history grouped by "
+                f"{groups.level} (one player per feature would cost more than 2^{MAX_PLAYERS} "
+                "network outputs per background customer)"
+            )
+        )
     table = Table(show_header=True, header_style="bold", box=None)
     table.add_column("Top contributions")
-    for j in explained.top_features(top):
-        value, contribution = float(obs[0, j]), float(values.values[j])
-        table.add_row(escape(plain_words(names[j], value, contribution, contrast.label)))
+    for g in explained.top_features(top):
+        members, contribution = groups.members[g], float(values.values[g])
+        if len(members) == 1:
+            line = plain_words(names[members[0]], float(obs[0, members[0]]), contribution,
+                               contrast.label)  # fmt: skip
+        else:
+            line = group_words(groups.names[g], members, names, obs[0], contribution,
+                               contrast.label)  # fmt: skip
+        table.add_row(escape(line))
     console.print(table)
-    save_waterfall(values, obs[0], names, f"{customer_id}: {contrast.label}", waterfall)
+    single = groups.level == "feature"
+    labels = (
+        names
+        if single
+        else [_player_label(groups, g, names, obs[0]) for g in range(len(groups.names))]
+    )
+    save_waterfall(values, obs[0] if single else None, labels,
+                   f"{customer_id}: {contrast.label}", waterfall)  # fmt: skip
     console.print(f"Waterfall plot: {waterfall}")
+
+
+def group_words(
+    group: str,
+    members: tuple[int, ...],
+    names: list[str],
+    x: np.ndarray,
+    contribution: float,
+    output: str,
+    shown: int = 4,
+) -> str:
+    """A group's contribution as a sentence, with the customer's values of its features.
+
+    E.g. ``history_footwear (purchases_footwear = 2, ...) raises P(x) by 0.21``; features with
+    no history (0 purchases or recommendations, 365 days) are left out of long groups.
+    """
+    from rec_env.cli.explain import format_value
+
+    listed = [j for j in members if len(members) <= shown or x[j] not in (0.0, 365.0)]
+    words = [f"{names[j]} = {format_value(names[j], float(x[j]))}" for j in listed[:shown]]
+    if len(listed) > shown:
+        words.append(f"{len(listed) - shown} more")
+    if len(listed) < len(members):
+        words.append(f"{len(members) - len(listed)} with no history")
+    verb = "raises" if contribution >= 0 else "lowers"
+    return f"{group} ({', '.join(words)}) {verb} {output} by {abs(contribution):.3g}"
+
+
+def _player_label(groups: FeatureGroups, g: int, names: list[str], x: np.ndarray) -> str:
+    """A waterfall label: ``feature = value`` for a feature, the group's name for a group."""
+    members = groups.members[g]
+    if len(members) == 1:
+        return f"{names[members[0]]} = {x[members[0]]:.3g}"
+    return f"{groups.names[g]} ({len(members)} features)"

@@ -18,10 +18,11 @@ from rec_env.features import FEATURE_NAMES, FEATURES
 
 if TYPE_CHECKING:
     from rec_env.agents.explain.explainer import PolicyExplainer
+    from rec_env.agents.explain.items import Grouping
     from rec_env.agents.explain.shapley import ShapleyValues
     from rec_env.customer import FilledFeature
 
-__all__ = ["explain_command", "plain_words", "print_filled_in", "save_waterfall"]
+__all__ = ["explain_command", "format_value", "plain_words", "print_filled_in", "save_waterfall"]
 
 _UNITS = {f.name: f for f in FEATURES}
 _OUTPUT_WORDS = {
@@ -31,7 +32,8 @@ _OUTPUT_WORDS = {
 }
 
 
-def _format_value(name: str, value: float) -> str:
+def format_value(name: str, value: float) -> str:
+    """A feature's value as printed: whole numbers and flags plainly, others to 3 digits."""
     feature = _UNITS.get(name)  # None: an item world's feature (counts and days)
     if (feature is not None and feature.binary) or float(value).is_integer():
         return f"{value:g}"
@@ -41,7 +43,7 @@ def _format_value(name: str, value: float) -> str:
 def plain_words(feature: str, value: float, contribution: float, output: str) -> str:
     """One contribution as a sentence, e.g. ``discount_sensitive = 1 raises P(x) by 0.21``."""
     verb = "raises" if contribution >= 0 else "lowers"
-    return f"{feature} = {_format_value(feature, value)} {verb} {output} by {abs(contribution):.3g}"
+    return f"{feature} = {format_value(feature, value)} {verb} {output} by {abs(contribution):.3g}"
 
 
 def _action_label(explainer: PolicyExplainer, action: int) -> str:
@@ -116,6 +118,15 @@ def explain_command(
             "treats unknown consent by default)."
         ),
     ] = "all",
+    grouping: Annotated[
+        str,
+        typer.Option(
+            help="Item and slate runs: the players. auto takes the finest that costs at most 2^22 "
+            "network outputs per background customer: one per feature, else one per "
+            "category's history, else one per item feature kind (all categories' purchases, "
+            "...); feature, category or kind ask for one, without the limit."
+        ),
+    ] = "auto",
 ) -> None:
     """Explain a trained policy's decision with exact Shapley values over its features.
 
@@ -153,11 +164,18 @@ def explain_command(
 
     with reporting_bad_input():
         info = read_run_info(model)
+    if grouping not in ("auto", "feature", "category", "kind"):
+        fail(f"--grouping: expected auto, feature, category or kind, got {grouping!r}")
     if info.settings.world != "strategy":
         if summary:
             fail("--summary explains runs of the strategy env; explain item customers one by one")
-        _explain_item_run(customer, model, action, top, background, seed, out, force, assumed)
+        level = None if grouping == "auto" else grouping
+        _explain_item_run(
+            customer, model, action, top, background, seed, out, force, assumed, level
+        )
         return
+    if grouping != "auto":
+        fail("--grouping applies to runs of the item and slate envs (strategy runs: 16 features)")
     with reporting_bad_input():
         ids, obs, filled_in = _read_customers(customer, summary, assumed)
         explainer = _load_policy(model, background, seed)
@@ -183,6 +201,7 @@ def _explain_item_run(
     out: Path | None,
     force: bool,
     assumed: tuple[str, ...],
+    grouping: Grouping | None,
 ) -> None:
     """``recenv explain`` of a run of the item or slate env (:mod:`rec_env.cli._item_explain`)."""
     from rec_env.agents.explain.background import operating_background
@@ -196,7 +215,7 @@ def _explain_item_run(
     path = _output_paths(customer, False, out, force)[0]  # before the explaining starts
     with reporting_bad_input():
         rows = operating_background(background, seed=seed, model=world)
-        explain_item_customer(policy, world, read, action, top, rows, path)
+        explain_item_customer(policy, world, read, action, top, rows, path, grouping)
 
 
 def _read_customers(
@@ -238,7 +257,7 @@ def print_filled_in(
         return
     console.print(f"Filled in ({len(filled_in) + extra} of {n_features} features not given):")
     for item in filled_in:
-        value = _format_value(item.feature, item.value)
+        value = format_value(item.feature, item.value)
         console.print(escape(f"  {item.feature} = {value}: {item.reason}"))
     if others and extra:
         console.print(escape(f"  {extra} item history features: {others[1]}"))
@@ -258,9 +277,12 @@ def print_filled_in(
 
 
 def save_waterfall(
-    values: ShapleyValues, x: np.ndarray, names: list[str], title: str, path: Path
+    values: ShapleyValues, x: np.ndarray | None, names: list[str], title: str, path: Path
 ) -> None:
-    """Save the waterfall plot of one customer's Shapley values to ``path`` (staged)."""
+    """Save the waterfall plot of one customer's Shapley values to ``path`` (staged).
+
+    ``x`` holds the players' values; None when they are groups (``names`` say it all).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -270,7 +292,7 @@ def save_waterfall(
     explanation = shap.Explanation(
         values=np.asarray(values.values, dtype=np.float64),
         base_values=float(values.base_value),
-        data=np.asarray(x, dtype=np.float64),
+        data=None if x is None else np.asarray(x, dtype=np.float64),
         feature_names=names,
     )
     shap.plots.waterfall(explanation, max_display=12, show=False)

@@ -37,7 +37,6 @@ from rec_env.serve.schemas import (
     MAX_EXCLUDED,
     BatchDecisionResponse,
     BatchLayout,
-    Contribution,
     DecisionResponse,
     FilledFeature,
     Product,
@@ -53,6 +52,7 @@ __all__ = [
     "ItemAction",
     "ItemBatchBase",
     "ItemBatchRecommendResponse",
+    "ItemContribution",
     "ItemExplainResponse",
     "ItemRecommendResponse",
     "ItemRequestBase",
@@ -318,6 +318,21 @@ class SlateBatchRecommendResponse(BatchDecisionResponse):
     )
 
 
+class ItemContribution(BaseModel):
+    """One player's SHAP contribution: a feature, or a group of item history features."""
+
+    feature: str = Field(
+        description="A feature, or a group: history_<category> (a category's purchases, "
+        "recommended and days_since) or <kind>_by_category (one item feature kind over all "
+        "categories)."
+    )
+    value: float | None = Field(description="The customer's value of a feature; null for a group.")
+    features: dict[str, float] | None = Field(
+        description="A group's features and the customer's values; null for a feature."
+    )
+    contribution: float = Field(description="SHAP value: effect on the explained output.")
+
+
 class ItemExplainResponse(BaseModel):
     """Why this product for this customer: SHAP contributions to a contrast of the policy's outputs.
 
@@ -348,8 +363,24 @@ class ItemExplainResponse(BaseModel):
                     "slate": None,
                     "base_value": 0.4,
                     "model_output": 1.23,
+                    "grouping": "category",
                     "contributions": [
-                        {"feature": "purchases_footwear", "value": 2.0, "contribution": 0.61}
+                        {
+                            "feature": "history_footwear",
+                            "value": None,
+                            "features": {
+                                "purchases_footwear": 2.0,
+                                "recommended_footwear": 1.0,
+                                "days_since_footwear": 12.0,
+                            },
+                            "contribution": 0.61,
+                        },
+                        {
+                            "feature": "discount_sensitive",
+                            "value": 1.0,
+                            "features": None,
+                            "contribution": 0.22,
+                        },
                     ],
                     "model_version": "ppo-5cfe9e7f1c19",
                     "filled_in": [],
@@ -372,7 +403,12 @@ class ItemExplainResponse(BaseModel):
     slate: list[Product] | None = Field(description="Slate runs: the slate in display order.")
     base_value: float = Field(description="Average value over the background customers.")
     model_output: float = Field(description="The value for this customer.")
-    contributions: list[Contribution] = Field(
+    grouping: Literal["feature", "category", "kind"] = Field(
+        description="The players: one per feature, or the finest grouping of the item history "
+        "features whose exact Shapley values fit the server's limit (one player per category, "
+        "else per item feature kind); the 16 strategy features are always players of their own."
+    )
+    contributions: list[ItemContribution] = Field(
         description="Sorted by |contribution|, largest first."
     )
     model_version: str

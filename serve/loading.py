@@ -12,7 +12,7 @@ from rec_env.agents.base import OnlinePolicy, Policy
 from rec_env.agents.runs import RunInfo, load_run
 from rec_env.serve.decision_log import DecisionLog
 from rec_env.serve.metrics import Metrics
-from rec_env.serve.settings import MAX_EXPLAINED_FEATURES, ServeSettings
+from rec_env.serve.settings import ServeSettings
 from rec_env.serve.state import PolicyStateStore, RestoredState
 from rec_env.serve.world import ServedWorld
 
@@ -48,7 +48,7 @@ def _explainer(
         background = operating_background(
             settings.n_background, model=item_world, seed=settings.explain_seed
         )
-        return ItemExplainer(policy, world.model, background, MAX_EXPLAINED_FEATURES)
+        return ItemExplainer(policy, world.model, background)  # its limit, MAX_PLAYERS
     from rec_env.agents.explain.explainer import PolicyExplainer
 
     return PolicyExplainer(

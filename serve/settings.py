@@ -18,7 +18,6 @@ __all__ = [
     "DEFAULT_WAL_MAX_BYTES",
     "MAX_BACKGROUND",
     "MAX_BATCH",
-    "MAX_EXPLAINED_FEATURES",
     "ExplorationKind",
     "ServeSettings",
 ]
@@ -26,10 +25,6 @@ __all__ = [
 MAX_BATCH = 10_000
 """Largest number of customers one ``/v1/recommend/batch`` call may carry."""
 
-MAX_EXPLAINED_FEATURES = 22
-"""Item and slate runs: most features in which a customer explained by ``/v1/explain`` may
-differ from a background customer (exact Shapley values cost ``2^k`` network outputs and
-memory per background customer; at 22, a few seconds and a few hundred MB)."""
 
 MAX_BACKGROUND = 1024
 """Most background customers of a SHAP explanation (the server's and ``recenv explain``'s)."""

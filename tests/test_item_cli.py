@@ -121,6 +121,74 @@ def test_explain_a_slate(runs, customer, tmp_path) -> None:
     assert "score(S" in result.stdout and png.stat().st_size > 0
 
 
+def test_explain_by_groups_of_item_features(runs, customer, tmp_path) -> None:
+    """--grouping kind: one player per item feature kind, values listed, exact in sum."""
+    args = ["explain", str(customer), "--run", str(runs["item"]), "--background", "4",
+            "--grouping", "kind", "--top", "30", "--out", str(tmp_path / "k.png")]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    words = " ".join(result.stdout.split())  # the table wraps long lines
+    assert "grouped by kind" in words
+    assert "purchases_by_category (purchases_category_00 = 2, purchases_category_01 = 0," in words
+    assert (
+        "purchases_category_00 = 2 raises" not in words
+        and "purchases_category_00 = 2 lowers" not in words
+    )
+    args[args.index("kind")] = "category"
+    args[-1] = str(tmp_path / "c.png")
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    words = " ".join(result.stdout.split())
+    assert "history_category_00 (purchases_category_00 = 2, recommended_category_00 = 0," in words
+
+
+def test_explain_refuses_a_bad_grouping(runs, customer, tmp_path) -> None:
+    args = ["explain", str(customer), "--run", str(runs["item"]), "--grouping", "topic"]
+    assert_bad_input(runner.invoke(app, args), "--grouping", "'topic'")
+
+
+def test_item_explanations_fall_back_to_coarser_groups(runs, customer) -> None:
+    """The finest grouping within the limit; beyond it at the coarsest, too costly."""
+    import numpy as np
+
+    from rec_env.agents.explain.background import operating_background
+    from rec_env.agents.explain.items import (
+        ExplanationTooCostlyError,
+        FeatureGroups,
+        ItemExplainer,
+    )
+    from rec_env.agents.runs import load_run
+
+    policy, info = load_run(runs["item"])
+    world = info.settings.build_model()
+    names = tuple(world.feature_names)
+    kinds = FeatureGroups.of(names, "kind")
+    assert kinds.names[16:] == (
+        "purchases_by_category", "recommended_by_category", "days_since_by_category"
+    )  # fmt: skip
+    assert FeatureGroups.of(names, "category").names[16:] == tuple(
+        f"history_category_0{c}" for c in range(3)
+    )
+    background = operating_background(4, model=world, seed=0)
+    obs = background[:1].copy()
+    obs[0, 16:] = 3.0  # differs in every item feature from every background customer
+    obs[0, :3] += 1.0
+    k = {level: ItemExplainer(policy, world, background).differing_features(obs, level)
+         for level in ("feature", "category", "kind")}  # fmt: skip
+    assert k["feature"] > k["category"] > k["kind"]
+    explainer = ItemExplainer(policy, world, background, max_features=k["category"])
+    explained = explainer.explain(obs)
+    assert explained.groups.level == "category"
+    assert explained.values.values.shape == (16 + 3,)
+    total = explained.values.base_value + explained.values.values.sum()
+    assert total == pytest.approx(explained.values.output, abs=1e-5)
+    features = ItemExplainer(policy, world, background, max_features=None).explain(obs)
+    assert features.values.output == pytest.approx(explained.values.output, abs=1e-5)
+    assert not np.allclose(features.values.values[:16], explained.values.values[:16])
+    with pytest.raises(ExplanationTooCostlyError, match="by kind"):
+        ItemExplainer(policy, world, background, max_features=k["kind"] - 1).explain(obs)
+
+
 def test_explain_names_a_bad_item_feature(runs, tmp_path) -> None:
     path = tmp_path / "bad.json"
     path.write_text(json.dumps({"features": {"recency": 3, "purchases_category_01": 99}}))

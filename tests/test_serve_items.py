@@ -272,9 +272,11 @@ def test_item_explanations_say_why_this_product_as_recenv_explain_does(item) -> 
     assert expected.contrast.chosen == action["index"]
     assert body["model_output"] == pytest.approx(expected.values.output)
     top = expected.top_features(3)
+    assert body["grouping"] == expected.groups.level == "feature"  # near the background
     assert [c["feature"] for c in body["contributions"]] == [
         service.world.feature_names[j] for j in top
     ]
+    assert all(c["features"] is None and c["value"] is not None for c in body["contributions"])
     full = item.post("/v1/explain", json={"features": customer}).json()["contributions"]
     total = body["base_value"] + sum(c["contribution"] for c in full)
     assert total == pytest.approx(body["model_output"], abs=1e-4)  # float32 network
@@ -291,9 +293,6 @@ def test_item_explanations_refuse_what_they_cannot_explain(item, hybrid_run, tmp
     assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "action"]
     silent = item.post("/v1/explain", json={"features": {"consent_email": 0}})
     assert silent.status_code == 422  # no consent: nothing but no_action to contrast
-    far = {name: 1.0 for name in item.app.state.service.world.feature_names}
-    costly = item.post("/v1/explain", json={"features": far})
-    assert costly.status_code == 422 and costly.json()["detail"][0]["type"] == "too_costly"
     served = item.post("/v1/recommend", json={"explain": True})
     assert served.status_code == 422 and served.json()["detail"][0]["loc"] == ["body", "explain"]
     with serving(hybrid_run, tmp_path) as bandit:  # no network to explain
@@ -472,3 +471,21 @@ def test_recenv_serve_refuses_what_it_cannot_serve(hybrid_run, tmp_path) -> None
     both = ["serve", str(hybrid_run), "--model", str(hybrid_run), *db]
     assert_bad_input(runner.invoke(app, both), "RUN", "--model")
     assert not (tmp_path / "d.db").exists()
+
+
+def test_a_customer_far_from_the_background_is_explained_by_groups(item) -> None:
+    """Too many differing features for one player each: the finest grouping that fits."""
+    names = item.app.state.service.world.feature_names
+    far = {name: 1.0 for name in names}
+    response = item.post("/v1/explain", json={"features": far})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["grouping"] in ("category", "kind")
+    total = body["base_value"] + sum(c["contribution"] for c in body["contributions"])
+    assert total == pytest.approx(body["model_output"], abs=1e-4)
+    groups = [c for c in body["contributions"] if c["features"] is not None]
+    assert groups and all(c["value"] is None for c in groups)
+    grouped = {feature for c in groups for feature in c["features"]}
+    assert all(c["feature"] not in grouped for c in body["contributions"])
+    explained = len(body["contributions"]) - len(groups) + len(grouped)
+    assert explained == len(names)  # every feature is in exactly one player

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -185,3 +186,60 @@ def test_game_shapley_values_equal_the_coefficient_matrix(k: int) -> None:
 
     values = np.random.default_rng(k).normal(size=1 << k)
     np.testing.assert_allclose(game_shapley_values(values), values @ shapley_matrix(k), atol=1e-12)
+
+
+def grouped_brute_force(f, x: np.ndarray, background: np.ndarray, groups: np.ndarray):
+    """Shapley values of the game whose players are groups, straight from the definition."""
+    n = int(groups.max()) + 1
+    bits = coalition_bits_of(n)
+    features = bits[:, groups]  # (2^G, d): the features each group coalition takes from x
+    inputs = np.where(features[:, None, :], x, background[None, :, :])
+    v = np.asarray(f(inputs.reshape(-1, x.size)), dtype=np.float64)
+    v = v.reshape(1 << n, background.shape[0]).mean(axis=1)
+    sizes = bits.sum(axis=1)
+    weights = [math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) for s in range(n)]
+    phi = np.zeros(n)
+    for g in range(n):
+        for t in np.flatnonzero(~bits[:, g]):
+            phi[g] += weights[sizes[t]] * (v[t | (1 << g)] - v[t])
+    return phi, float(v[0])
+
+
+def coalition_bits_of(n: int) -> np.ndarray:
+    return ((np.arange(1 << n)[:, None] >> np.arange(n)) & 1).astype(bool)
+
+
+@pytest.mark.parametrize("widths", [(12, 10, 4), (9, 4)])
+def test_grouped_players_give_the_shapley_values_of_the_grouped_game(widths) -> None:
+    """Groups move their features together; consent features stay alone (they set the mask)."""
+    from rec_env.agents.explain.heads import MaskedSoftmaxHead, SingleOutputHead
+    from rec_env.agents.explain.masking import ActionMasking
+    from rec_env.agents.explain.network_shapley import NetworkShapley
+
+    network = small_network(3, widths)
+    background = foreign_contexts(1, 5)
+    x = foreign_contexts(2, 1)[0]
+    # visits+spend+web form group 0, tenure is 4; the consent features are 1, 2 and 3.
+    groups = np.array([0, 1, 0, 2, 4, 3, 0])
+    masking = ActionMasking(4, [1, 3, 5], np.array([3, 0, 1, 2]))
+    excluded = np.zeros(4, dtype=bool)
+    engine = NetworkShapley.for_network(network, background)
+    result = engine.shap_values(x, MaskedSoftmaxHead(1, masking, excluded), groups)
+    reference, base = grouped_brute_force(
+        lambda z: network.probabilities(z, masking.allowed(z, excluded))[:, 1],
+        x,
+        background,
+        groups,
+    )
+    assert result.values.shape == (5,)
+    np.testing.assert_allclose(result.values, reference, atol=1e-6)
+    assert result.base_value == pytest.approx(base, abs=1e-6)
+    assert result.base_value + result.values.sum() == pytest.approx(result.output, abs=1e-6)
+    # One player per feature is the ungrouped game, which differs.
+    single = engine.shap_values(x, SingleOutputHead(0), np.arange(7))
+    plain = engine.shap_values(x, SingleOutputHead(0))
+    np.testing.assert_allclose(single.values, plain.values, atol=1e-9)
+    with pytest.raises(ValueError, match="groups of their own"):
+        engine.shap_values(
+            x, MaskedSoftmaxHead(1, masking, excluded), np.array([0, 0, 1, 2, 3, 4, 5])
+        )

@@ -15,6 +15,18 @@ coalition; the probability of one of ~600 item actions would cost a softmax over
 per coalition, hundreds of times more. The background is customers in operation in the item
 world (:func:`~rec_env.agents.explain.background.operating_background`).
 
+**Grouping.** Exact Shapley values cost ``2^k`` network outputs per background customer, ``k``
+being the players in which the customer differs from it. Customers in operation differ from one
+another in 20 to 30 of the ``16 + 3C`` features, so one player per feature is often out of reach.
+The explainer then takes the finest grouping whose cost fits (:data:`GROUPINGS`, finest first;
+:class:`FeatureGroups`): one player per feature; the 16 strategy features plus one player per
+category (its purchases, recommendations and days since); or the 16 strategy features plus one
+player per item feature kind (all categories' purchases, and so on). Each is the exact Shapley
+value of the game whose players are the groups (a group moves all its features at once), so
+``base_value + Σ values == output`` holds at every level; what a coarser level gives up is the
+split within a group, not exactness. On customers in operation of the default item world the
+three levels fit ``k ≤ 22`` for about 9 %, 57 % and 100 % of customers.
+
 ``recenv explain`` (:mod:`rec_env.cli._item_explain`) prints these explanations and the
 decision service serves them (``/v1/explain``); both call :class:`ItemExplainer`.
 """
@@ -27,13 +39,18 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rec_env.agents.explain.shapley import ShapleyValues
-from rec_env.features import CHANNELS
+from rec_env.agents.explain.shapley import ShapleyValues, differing_features
+from rec_env.features import CHANNELS, FEATURE_NAMES
+from rec_env.item_features import ITEM_FEATURE_KINDS
 
 __all__ = [
+    "GROUPINGS",
+    "MAX_PLAYERS",
     "Contrast",
     "ContrastKind",
     "ExplanationTooCostlyError",
+    "FeatureGroups",
+    "Grouping",
     "ItemExplainer",
     "ItemExplanation",
     "explainable",
@@ -43,6 +60,67 @@ __all__ = [
 
 ContrastKind = Literal["log_odds", "q_advantage", "score_margin"]
 """What an item explanation's value is (module docstring)."""
+
+Grouping = Literal["feature", "category", "kind"]
+"""The players of an explanation (module docstring)."""
+
+GROUPINGS: tuple[Grouping, ...] = ("feature", "category", "kind")
+"""The groupings, finest first: the explainer takes the first that fits its limit."""
+
+MAX_PLAYERS = 22
+"""Default limit on the players in which a customer may differ from a background customer: at
+22, exact Shapley values cost a few seconds and a few hundred MB."""
+
+
+@dataclass(frozen=True)
+class FeatureGroups:
+    """The players of an explanation: a partition of the features into named groups.
+
+    Attributes:
+        level: The grouping (:data:`Grouping`).
+        index: ``(F,)`` the group of every feature.
+        names: The group names: a feature's own name for a group of one,
+            ``history_<category>`` for a category's item features, ``<kind>_by_category`` for
+            one item feature kind over the categories.
+        members: The feature indices of every group.
+    """
+
+    level: Grouping
+    index: np.ndarray
+    names: tuple[str, ...]
+    members: tuple[tuple[int, ...], ...]
+
+    @classmethod
+    def of(cls, feature_names: tuple[str, ...], level: Grouping) -> FeatureGroups:
+        """The grouping ``level`` of an item world's features (strategy features stay alone).
+
+        Raises:
+            ValueError: For an unknown level or an item feature of no known kind.
+        """
+        if level not in GROUPINGS:
+            raise ValueError(f"unknown grouping {level!r}; expected one of {', '.join(GROUPINGS)}")
+        keys: list[str] = []
+        for name in feature_names:
+            if level == "feature" or name in FEATURE_NAMES:
+                keys.append(name)
+                continue
+            kind = next((k for k in ITEM_FEATURE_KINDS if name.startswith(f"{k}_")), None)
+            if kind is None:
+                raise ValueError(f"{name!r} is neither a strategy nor an item history feature")
+            category = name.removeprefix(f"{kind}_")
+            keys.append(f"history_{category}" if level == "category" else f"{kind}_by_category")
+        names = tuple(dict.fromkeys(keys))
+        position = {name: g for g, name in enumerate(names)}
+        index = np.array([position[key] for key in keys], dtype=np.intp)
+        members = tuple(tuple(np.flatnonzero(index == g).tolist()) for g in range(len(names)))
+        return cls(level, index, names, members)
+
+    def players(self, obs: np.ndarray, background: np.ndarray) -> int:
+        """The most groups in which ``obs`` ``(F,)`` differs from a background customer."""
+        return max(
+            np.unique(self.index[p]).size
+            for p in differing_features(np.asarray(obs, dtype=np.float32), background)
+        )
 
 
 @dataclass(frozen=True)
@@ -217,15 +295,24 @@ def item_contrast(
     return _single_product(policy, model, obs, action, allowed)
 
 
-def shapley_of(contrast: Contrast, obs: np.ndarray, background: np.ndarray) -> ShapleyValues:
-    """Exact Shapley values of the contrast at ``obs`` (network engine, one output)."""
+def shapley_of(
+    contrast: Contrast,
+    obs: np.ndarray,
+    background: np.ndarray,
+    groups: FeatureGroups | None = None,
+) -> ShapleyValues:
+    """Exact Shapley values of the contrast at ``obs`` (network engine, one output).
+
+    With ``groups``, one value per group (the Shapley values of the grouped game).
+    """
     from rec_env.agents.explain.heads import SingleOutputHead
     from rec_env.agents.explain.network_shapley import NetworkShapley
     from rec_env.agents.explain.threads import pinned_threads
 
     with pinned_threads():
         engine = NetworkShapley.for_network(contrast.network, background)
-        return engine.shap_values(obs[0], SingleOutputHead(0))
+        index = None if groups is None or groups.level == "feature" else groups.index
+        return engine.shap_values(obs[0], SingleOutputHead(0), index)
 
 
 @dataclass(frozen=True)
@@ -234,20 +321,25 @@ class ItemExplanation:
 
     Attributes:
         contrast: The explained decision and value.
-        values: Shapley values of the contrast over every feature (``output`` =
+        values: Shapley values of the contrast, one per group of ``groups`` (``output`` =
             ``base_value`` + the sum of ``values``).
+        groups: The players (one per feature at the ``"feature"`` level).
     """
 
     contrast: Contrast
     values: ShapleyValues
+    groups: FeatureGroups
 
     def top_features(self, top: int | None = None) -> np.ndarray:
-        """Indices of the ``top`` largest contributions (all by default), largest first."""
+        """Indices of the ``top`` largest contributions (all by default), largest first.
+
+        They index ``groups.names`` (the features themselves at the ``"feature"`` level).
+        """
         return np.argsort(-np.abs(np.asarray(self.values.values)), kind="stable")[:top]
 
 
 class ExplanationTooCostlyError(ValueError):
-    """The customer differs from a background customer in more features than allowed.
+    """The customer differs from a background customer in more players than allowed.
 
     Exact Shapley values cost ``2^k`` network outputs (and memory) per background customer,
     where ``k`` is the number of features in which the customer differs from it.
@@ -262,15 +354,21 @@ class ItemExplainer:
         model: The run's world (its products and actions).
         background: ``(n, F)`` background customers, e.g. customers in operation
             (:func:`~rec_env.agents.explain.background.operating_background`).
-        max_features: Refuse customers that differ from a background customer in more
-            features than this (:class:`ExplanationTooCostlyError`); None: no limit.
+        max_features: Most players in which a customer may differ from a background customer
+            (:data:`MAX_PLAYERS`); the explainer takes the finest grouping within it, and refuses
+            customers beyond it at the coarsest (:class:`ExplanationTooCostlyError`). None: no
+            limit, one player per feature unless a grouping is asked for.
 
     Raises:
         ValueError: If the policy has no network to explain (a bandit).
     """
 
     def __init__(
-        self, policy: Any, model: Any, background: np.ndarray, max_features: int | None = None
+        self,
+        policy: Any,
+        model: Any,
+        background: np.ndarray,
+        max_features: int | None = MAX_PLAYERS,
     ) -> None:
         if not explainable(policy):
             raise ValueError(f"cannot explain a {policy.algorithm} run of the item world")
@@ -290,15 +388,41 @@ class ItemExplainer:
             contrast = item_contrast(self.policy, self.model, customer, None)
             shapley_of(contrast, customer, self.background[:1])
 
-    def differing_features(self, obs: np.ndarray) -> int:
-        """The most features in which ``obs`` ``(1, F)`` differs from a background customer."""
-        from rec_env.agents.explain.shapley import differing_features
+    def differing_features(self, obs: np.ndarray, level: Grouping = "feature") -> int:
+        """The most players in which ``obs`` ``(1, F)`` differs from a background customer."""
+        groups = FeatureGroups.of(self.feature_names, level)
+        return groups.players(np.asarray(obs).reshape(-1), self.background)
 
+    def grouping(self, obs: np.ndarray, level: Grouping | None = None) -> FeatureGroups:
+        """The players of ``obs``'s explanation: ``level``, else the finest that fits.
+
+        Raises:
+            ExplanationTooCostlyError: If the customer differs from a background customer in
+                more than ``max_features`` players at ``level`` (at the coarsest if None).
+        """
         customer = np.asarray(obs, dtype=np.float32).reshape(-1)
-        return max(len(p) for p in differing_features(customer, self.background))
+        levels = GROUPINGS if level is None else (level,)
+        if self.max_features is None:
+            return FeatureGroups.of(self.feature_names, levels[0])
+        counts: list[str] = []
+        for candidate in levels:
+            groups = FeatureGroups.of(self.feature_names, candidate)
+            k = groups.players(customer, self.background)
+            if k <= self.max_features:
+                return groups
+            counts.append(f"{k} by {candidate}")
+        raise ExplanationTooCostlyError(
+            f"the customer differs from a background customer in too many players "
+            f"({', '.join(counts)}); exact Shapley values cost 2^k network outputs, and up to "
+            f"{self.max_features} players are explained here"
+        )
 
     def explain(
-        self, obs: np.ndarray, action: str | None = None, allowed: np.ndarray | None = None
+        self,
+        obs: np.ndarray,
+        action: str | None = None,
+        allowed: np.ndarray | None = None,
+        grouping: Grouping | None = None,
     ) -> ItemExplanation:
         """Why the policy recommends what it does to the customer ``obs`` ``(1, F)``.
 
@@ -307,21 +431,16 @@ class ItemExplainer:
             action: An item action name (item world) or product id (slate world) to explain
                 instead of the policy's choice.
             allowed: What the caller allows besides consent (:func:`item_contrast`).
+            grouping: The players (:data:`Grouping`); None: the finest that fits
+                ``max_features`` (module docstring).
 
         Raises:
             ExplanationTooCostlyError: If the customer differs from a background customer in
-                more than ``max_features`` features.
+                more than ``max_features`` players (:meth:`grouping`).
             ValueError: For an action that is refused, or a decision with nothing to contrast.
             KeyError: For an unknown action or product.
         """
         obs = np.asarray(obs, dtype=np.float32).reshape(1, -1)
-        if self.max_features is not None:
-            k = self.differing_features(obs)
-            if k > self.max_features:
-                raise ExplanationTooCostlyError(
-                    f"the customer differs from a background customer in {k} features; exact "
-                    f"Shapley values cost 2^k network outputs, and up to {self.max_features} "
-                    "are explained here (recenv explain has no limit)"
-                )
+        groups = self.grouping(obs, grouping)
         contrast = item_contrast(self.policy, self.model, obs, action, allowed)
-        return ItemExplanation(contrast, shapley_of(contrast, obs, self.background))
+        return ItemExplanation(contrast, shapley_of(contrast, obs, self.background, groups), groups)

@@ -95,17 +95,38 @@ class NetworkShapley(ABC):
             return FoldedNetworkShapley(network, background)
         return LayerByLayerShapley(network, background)
 
-    def shap_values(self, x: np.ndarray, head: OutputHead) -> ShapleyValues:
-        """Shapley values of the head's value at ``x`` (``base_value + Σ values == output``)."""
+    def shap_values(
+        self, x: np.ndarray, head: OutputHead, groups: np.ndarray | None = None
+    ) -> ShapleyValues:
+        """Shapley values of the head's value at ``x`` (``base_value + Σ values == output``).
+
+        Args:
+            x: ``(d,)`` the explained context.
+            head: What is explained.
+            groups: ``(d,)`` group index of every feature, ``0 .. G - 1``: the players are then
+                the groups (each moves all its features at once), and ``values`` has ``G``
+                entries: the exact Shapley values of the grouped game. The features the head
+                keeps fixed (consent) must be groups of their own. None: one player per feature.
+
+        Raises:
+            ValueError: If ``groups`` is malformed or puts a fixed feature in a larger group.
+        """
         x = np.asarray(x, dtype=np.float32).reshape(-1)
         x_scaled = self.network.scaling(x[None, :])[0]
         weight = self.network.layers[0].weight
-        phi = np.zeros(x.size)
+        if groups is not None:
+            groups = _checked_groups(groups, x.size, head)
+        phi = np.zeros(x.size if groups is None else int(groups.max()) + 1)
         base = output = 0.0
         coalitions = multiply_adds = 0
         players = differing_features(x, self.background)
         for b, p in enumerate(players):
             steps = (x_scaled[p] - self._background_scaled[b, p])[:, None] * weight[p]
+            if groups is not None:
+                # The first layer is linear in the scaled inputs, so a group's step is the sum of
+                # its features' steps; a group is represented by one feature (for the head, which
+                # only reads fixed players, alone in their groups).
+                p, steps = _grouped(p, steps, groups)
             order, n_free = _player_order(steps, head.fixed_players(p))
             p, steps = p[order], steps[order]
             n_low = min(n_free, self.tile_bits)
@@ -114,7 +135,7 @@ class NetworkShapley(ABC):
             base += values[0]
             output += values[-1]
             if p.size:
-                phi[p] += game_shapley_values(values)
+                phi[p if groups is None else groups[p]] += game_shapley_values(values)
             coalitions += values.size
             multiply_adds += work
         n_rows = len(players)
@@ -226,3 +247,27 @@ def _player_order(steps: np.ndarray, fixed: np.ndarray) -> tuple[np.ndarray, int
     size = np.abs(steps).sum(axis=1)
     order = np.lexsort((size, fixed))
     return order, int((~fixed).sum())
+
+
+def _checked_groups(groups: np.ndarray, n_features: int, head: OutputHead) -> np.ndarray:
+    """``groups`` as an index array, checked against the features and the head."""
+    groups = np.asarray(groups)
+    if groups.shape != (n_features,) or not np.issubdtype(groups.dtype, np.integer):
+        raise ValueError(f"groups must be ({n_features},) integers, got {groups.shape}")
+    if groups.min() < 0:
+        raise ValueError("group indices must be non-negative")
+    sizes = np.bincount(groups)
+    fixed = head.fixed_players(np.arange(n_features))
+    if (sizes[groups[fixed]] > 1).any():
+        raise ValueError("the features the head keeps fixed (consent) must be groups of their own")
+    return groups.astype(np.intp)
+
+
+def _grouped(
+    features: np.ndarray, steps: np.ndarray, groups: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One player per group of ``features``: its first feature, and the sum of the steps."""
+    ids, first, inverse = np.unique(groups[features], return_index=True, return_inverse=True)
+    summed = np.zeros((ids.size, steps.shape[1]), dtype=steps.dtype)
+    np.add.at(summed, inverse, steps)
+    return features[first], summed

@@ -8,22 +8,26 @@ runs). The customer is filled in as for ``/v1/recommend``, and ``excluded_produc
 logged.
 
 Exact Shapley values cost ``2^k`` network outputs and memory per background customer, ``k``
-being the features in which the customer differs from it (20 to 30 for customers in operation):
-a customer with more than :data:`~rec_env.serve.settings.MAX_EXPLAINED_FEATURES` gets 422.
+being the players in which the customer differs from it: the explainer takes the finest
+grouping of the features that keeps ``k`` within
+:data:`~rec_env.agents.explain.items.MAX_PLAYERS` (``grouping`` in the response; one player per
+feature, per category's history, or per item feature kind), and a customer beyond it even at
+the coarsest gets 422 ``too_costly``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
-from rec_env.agents.explain.items import ExplanationTooCostlyError
+from rec_env.agents.explain.items import ExplanationTooCostlyError, ItemExplanation
 from rec_env.serve.routes.inputs import invalid
 from rec_env.serve.routes.item_recommend import excluded_products, item_excluded_actions
 from rec_env.serve.service import DecisionService
 
-__all__ = ["explain_item"]
+__all__ = ["explain_item", "group_contribution"]
 
 
 async def explain_item(service: DecisionService, body: Any) -> dict[str, Any]:
@@ -61,14 +65,24 @@ async def explain_item(service: DecisionService, body: Any) -> dict[str, Any]:
         "slate": None if single else [world.describe_product(j) for j in contrast.slate or ()],
         "base_value": float(values.base_value),
         "model_output": float(values.output),
+        "grouping": explained.groups.level,
         "contributions": [
-            {
-                "feature": names[j],
-                "value": float(obs[j]),
-                "contribution": float(values.values[j]),
-            }
-            for j in explained.top_features(body.top).tolist()
+            group_contribution(explained, g, names, obs)
+            for g in explained.top_features(body.top).tolist()
         ],
         "model_version": service.model_version,
         "filled_in": [filled.as_dict() for filled in customer.filled_in],
+    }
+
+
+def group_contribution(
+    explained: ItemExplanation, g: int, names: tuple[str, ...], obs: np.ndarray
+) -> dict[str, Any]:
+    """One player's contribution: a feature with its value, or a group with its features'."""
+    members = explained.groups.members[g]
+    return {
+        "feature": explained.groups.names[g],
+        "value": float(obs[members[0]]) if len(members) == 1 else None,
+        "features": {names[j]: float(obs[j]) for j in members} if len(members) > 1 else None,
+        "contribution": float(explained.values.values[g]),
     }
