@@ -17,10 +17,25 @@ from rec_env.features import CHANNELS
 from rec_env.item_env import product_embeddings
 from rec_env.settings import EnvSettings
 
-ITEM = EnvSettings(world="item")
-OFFERS = EnvSettings(world="item", offers=(0.0, 0.15))
+# An 8-cycle horizon: the evaluations before and after training roll a cohort over the whole
+# horizon, and cost most of a tiny training at the default 52; nothing here depends on it.
+ITEM = EnvSettings(world="item", horizon=8)
+OFFERS = EnvSettings(world="item", offers=(0.0, 0.15), horizon=8)
 HEAD = {"policy_kwargs.action_head": "products"}
-TINY = {"n_envs": 16, "n_steps": 16, "batch_size": 128, "n_epochs": 2, **HEAD}
+# Two rollouts of 8 x 16 steps, 8 gradient steps: enough to move every head parameter (the
+# product bias starts at zero) well beyond the numpy comparison's tolerance. The constant rate
+# matters: a linear schedule is at 0 by the last rollout, so a single rollout learns nothing.
+TINY = {
+    "n_envs": 8,
+    "n_steps": 16,
+    "batch_size": 64,
+    "n_epochs": 2,
+    "learning_rate_schedule": "constant",
+    **HEAD,
+}
+BUDGET = 256
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_head_logits_follow_the_factored_formula() -> None:
@@ -45,13 +60,15 @@ def test_head_logits_follow_the_factored_formula() -> None:
 
 
 @pytest.fixture(scope="module")
-def trained() -> SB3Policy:
-    policy, _ = train_sb3("ppo", ITEM, 1_024, 0, TINY, eval_every=0, eval_customers=20)
+def trained(one_thread: None) -> SB3Policy:
+    policy, _ = train_sb3("ppo", ITEM, BUDGET, 0, TINY, eval_every=0, eval_customers=20)
     return policy
 
 
 def test_ppo_trains_with_the_head_and_numpy_reads_it(trained: SB3Policy) -> None:
-    assert isinstance(trained.model.policy.action_net, ProductHead)
+    head = trained.model.policy.action_net
+    assert isinstance(head, ProductHead)
+    assert head.product_bias.abs().max() > 1e-3  # trained away from its zero start: read too
     obs = rec_env.make_vec_env(64, seed=3, settings=ITEM).reset()
     network = numpy_network(trained)
     assert network is not None
@@ -71,7 +88,7 @@ def test_a_saved_head_loads_with_the_same_decisions(trained: SB3Policy, tmp_path
 
 
 def test_maskable_ppo_with_the_head_respects_masks() -> None:
-    policy, _ = train_sb3("maskable_ppo", OFFERS, 1_024, 0, TINY, eval_every=0, eval_customers=20)
+    policy, _ = train_sb3("maskable_ppo", OFFERS, BUDGET, 0, TINY, eval_every=0, eval_customers=20)
     assert isinstance(policy, MaskablePPOPolicy)
     assert isinstance(policy.model.policy.action_net, ProductHead)
     venv = rec_env.make_vec_env(200, seed=5, settings=OFFERS)

@@ -27,6 +27,12 @@ from rec_env.settings import EnvSettings
 
 TESTS = Path(__file__).parent
 KEY = "schemathesis-key"
+# Runs are trained on an 8-cycle horizon with one learning-curve evaluation: every evaluation
+# rolls a cohort over the whole horizon, the server never reads it, and the item run's
+# evaluations cost more than its training at the default 52.
+SHORT = EnvSettings(horizon=8)
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # the runs' training, not the servers
 
 
 def _schemathesis(url: str, event_id: str, directory: Path, max_examples: int, phases: str) -> dict:
@@ -56,8 +62,8 @@ def _schemathesis(url: str, event_id: str, directory: Path, max_examples: int, p
 
 @pytest.mark.slow
 def test_schemathesis_finds_no_failure(tmp_path) -> None:
-    run = train("linucb", steps=1024, out=tmp_path / "linucb", eval_customers=50,
-                final_customers=50, hyperparams={"n_envs": 128})  # fmt: skip
+    run = train("linucb", SHORT, steps=1024, out=tmp_path / "linucb", eval_every=1024,
+                eval_customers=50, final_customers=50, hyperparams={"n_envs": 128})  # fmt: skip
     with running_server(run, tmp_path, "--seed", "0", api_key=KEY) as server:
         decision = httpx.post(f"{server.url}/v1/recommend", json={"features": EXAMPLE_FEATURES})
         report = _schemathesis(
@@ -75,7 +81,7 @@ def test_schemathesis_finds_no_failure_on_an_item_server(tmp_path) -> None:
     generates about 7,000 cases (70 s); it passes too (``"examples,coverage,fuzzing"``).
     """
     hyperparams = {"n_envs": 64, "n_steps": 16, "batch_size": 256, "n_epochs": 1}
-    run = train("ppo", EnvSettings(world="item"), steps=1024, out=tmp_path / "item-ppo",
+    run = train("ppo", SHORT.replace(world="item"), steps=1024, out=tmp_path / "item-ppo",
                 hyperparams=hyperparams, eval_every=1024, eval_customers=10,
                 final_customers=10)  # fmt: skip
     options = ("--seed", "0", "--n-background", "1")
