@@ -61,7 +61,7 @@ def model_file(directory: str | Path) -> Path:
 
 
 def policy_class(algorithm: str) -> type[Policy]:
-    """The policy class that loads runs of ``algorithm`` (SB3, bandit or stateless baseline).
+    """The policy class that loads runs of ``algorithm`` (SB3, bandit, baseline or offline).
 
     Raises:
         ValueError: If no saved policy has that algorithm.
@@ -81,6 +81,11 @@ def policy_class(algorithm: str) -> type[Policy]:
     for cls in stateless:
         if cls.algorithm == algorithm:
             return cls
+    from rec_env.agents.offline.learners import offline_policy_classes
+
+    offline = offline_policy_classes()  # learned from logs (recenv offline)
+    if algorithm in offline:
+        return offline[algorithm]
     raise ValueError(f"unknown algorithm {algorithm!r}: no saved policy has it")
 
 

@@ -102,7 +102,7 @@ def explain_item_customer(
         top: Contributions to print.
         background: ``(n, 16 + 3C)`` background customers.
         waterfall: Where to save the waterfall plot.
-        grouping: The players; None: the finest whose cost fits
+        grouping: The players; None: the first whose cost fits
             :data:`~rec_env.agents.explain.items.MAX_PLAYERS` (an explicit one has no limit).
     """
     from rec_env.cli.explain import plain_words, print_filled_in, save_waterfall

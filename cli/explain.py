@@ -121,7 +121,7 @@ def explain_command(
     grouping: Annotated[
         str,
         typer.Option(
-            help="Item and slate runs: the players. auto takes the finest that costs at most 2^22 "
+            help="Item and slate runs: the players. auto takes the first that costs at most 2^22 "
             "network outputs per background customer: one per feature, else one per "
             "category's history, else one per item feature kind (all categories' purchases, "
             "...); feature, category or kind ask for one, without the limit."

@@ -14,6 +14,7 @@ from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
 from rec_env.cli.explain import explain_command
 from rec_env.cli.log import log_app
+from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
 from rec_env.cli.profiles import profiles_app
 from rec_env.cli.serve import serve_command
@@ -46,6 +47,7 @@ app.command("explain")(explain_command)
 app.command("ab")(ab_command)
 app.command("ope")(ope_command)
 app.add_typer(bench_app, name="bench")
+app.add_typer(offline_app, name="offline")
 
 
 def _print_version(value: bool) -> None:

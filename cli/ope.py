@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rec_env.agents.base import Policy
     from rec_env.agents.ope import OPEResult
     from rec_env.agents.runs import RunInfo
+    from rec_env.datasets.decision_log import RewardDefault
 
 __all__ = ["ope_command", "ope_table"]
 
@@ -71,12 +72,29 @@ def ope_command(
         float | None, typer.Option(help="Also report IPS with weights clipped at this value.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    default_reward: Annotated[
+        float | None,
+        typer.Option(
+            help="The reward of a decision whose reward never came (e.g. 0: the customer did "
+            "not buy), once --window has passed; without it such decisions are skipped "
+            "(and counted)."
+        ),
+    ] = None,
+    window: Annotated[
+        str | None,
+        typer.Option(
+            help="Attribution window of --default-reward, e.g. 7d, 36h or 2w: decisions "
+            "younger than this before the log's last decision are still pending and skipped. "
+            "Default: every decision without a reward gets the default."
+        ),
+    ] = None,
 ) -> None:
     """Estimate what a trained policy would have earned on the logged decisions.
 
     Prints IPS, SNIPS, the direct method and doubly robust estimates of the policy's mean
     reward per decision, with 95% bootstrap confidence intervals and the importance-weight
-    diagnostics. Decisions whose reward has not arrived are skipped (and counted). The policy's
+    diagnostics. Decisions whose reward has not arrived are skipped and counted, unless
+    --default-reward gives them a reward once their --window has passed. The policy's
     SHA-256 is checked against run.json before it is loaded. Strategy and item runs are
     evaluated on logged single decisions of their own world and action table; slate runs on
     logged slate messages, with whole-slate IPS and SNIPS (the probability of the whole logged
@@ -88,6 +106,20 @@ def ope_command(
         fail(f"--n-bootstrap must be at least 2, got {n_bootstrap}")
     if max_weight is not None and not max_weight > 0:
         fail(f"--max-weight must be positive, got {max_weight}")
+    from rec_env.datasets.decision_log import RewardDefault, parse_window
+
+    if window is not None and default_reward is None:
+        fail("--window is the attribution window of --default-reward: give both")
+    default = None
+    if default_reward is not None:
+        try:
+            seconds = None if window is None else parse_window(window)
+        except ValueError as exc:
+            fail(f"--window: {exc}")
+        try:
+            default = RewardDefault(default_reward, seconds)
+        except ValueError as exc:
+            fail(f"--default-reward: {exc}")
     settings = {"n_bootstrap": n_bootstrap, "random_state": seed}
     with reporting_bad_input():
         target, info = load_run(policy)
@@ -95,9 +127,9 @@ def ope_command(
         if world == "slate":
             if max_weight is not None:
                 fail("--max-weight clips single decisions' weights; slate runs have none")
-            loaded, results = _slate_estimates(log, target, info, settings)
+            loaded, results = _slate_estimates(log, target, info, settings, default)
         else:
-            loaded, results = _single_estimates(log, target, info, settings, max_weight)
+            loaded, results = _single_estimates(log, target, info, settings, max_weight, default)
     data = loaded.data
     if as_json:
         payload = {
@@ -108,12 +140,22 @@ def ope_command(
             "decisions": loaded.n_decisions,
             "with_reward": data.n,
             "skipped_without_reward": loaded.n_without_reward,
+            "default_reward": None if default is None else default.value,
+            "window_seconds": None if default is None else default.window_seconds,
+            "given_default_reward": loaded.n_default_reward,
             "estimates": [r.as_dict() for r in results],
         }
         typer.echo(json.dumps(payload, indent=2))
         return
+    given = (
+        ""
+        if default is None
+        else f" ({loaded.n_default_reward:,} given the default reward {default.value:g}"
+        + ("" if window is None else f" after the {window} window")
+        + ")"
+    )
     typer.echo(
-        f"{data.n:,} decisions with a reward; {loaded.n_without_reward:,} skipped "
+        f"{data.n:,} decisions with a reward{given}; {loaded.n_without_reward:,} skipped "
         f"(no reward yet) of {loaded.n_decisions:,} in {log}"
     )
     Console().print(ope_table(results, f"{info.algorithm} ({policy}): mean reward per decision"))
@@ -125,6 +167,7 @@ def _single_estimates(
     info: RunInfo,
     settings: dict[str, Any],
     max_weight: float | None,
+    default: RewardDefault | None = None,
 ) -> tuple[Any, list[OPEResult]]:
     """IPS (and clipped), SNIPS, DM and DR of a strategy or item run on single decisions."""
     from rec_env.agents.ope import (
@@ -141,7 +184,9 @@ def _single_estimates(
     features: tuple[str, ...] = FEATURE_NAMES
     if world != "strategy":  # the item features of the run's product table, by name
         features = tuple(info.feature_names) or tuple(info.settings.build_model().feature_names)
-    loaded = read_decision_log(log, info.action_names, feature_names=features, world=world)
+    loaded = read_decision_log(
+        log, info.action_names, feature_names=features, world=world, default_reward=default
+    )
     data = loaded.data
     probabilities = target.action_probabilities(data.contexts, data.action_masks)
     estimators: list[Any] = [InverseProbabilityWeighting(**settings)]
@@ -153,7 +198,11 @@ def _single_estimates(
 
 
 def _slate_estimates(
-    log: Path, target: Policy, info: RunInfo, settings: dict[str, Any]
+    log: Path,
+    target: Policy,
+    info: RunInfo,
+    settings: dict[str, Any],
+    default: RewardDefault | None = None,
 ) -> tuple[Any, list[OPEResult]]:
     """Whole-slate IPS and SNIPS of a slate run on logged slate messages."""
     from rec_env.agents.ope import SlateIPS, slate_target_probabilities
@@ -161,7 +210,7 @@ def _slate_estimates(
 
     model = info.settings.build_model()
     loaded = read_slate_decision_log(
-        log, model.actions, model.products.ids, model.feature_names, info.settings.k
+        log, model.actions, model.products.ids, model.feature_names, info.settings.k, default
     )
     probabilities = slate_target_probabilities(target, loaded.data, model.actions.offers)
     results = [

@@ -404,7 +404,7 @@ class ItemExplainResponse(BaseModel):
     base_value: float = Field(description="Average value over the background customers.")
     model_output: float = Field(description="The value for this customer.")
     grouping: Literal["feature", "category", "kind"] = Field(
-        description="The players: one per feature, or the finest grouping of the item history "
+        description="The players: one per feature, or the first grouping of the item history "
         "features whose exact Shapley values fit the server's limit (one player per category, "
         "else per item feature kind); the 16 strategy features are always players of their own."
     )

@@ -167,3 +167,45 @@ def test_a_log_without_rewards_is_refused(tmp_path) -> None:
     write_policy_run(tmp_path / "run", names, 1)
     result = ope("--log", str(tmp_path / "empty.db"), "--policy", str(tmp_path / "run"))
     assert_bad_input(result, "none of the 3 decisions has a reward yet")
+
+
+def test_a_default_reward_after_the_window_counts_the_decisions_without_one(
+    served, tmp_path
+) -> None:
+    """Marketing logs reward only buyers: past the window, no reward means the default."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rec_env.datasets.decision_log import RewardDefault
+
+    root, _, run = served
+    table = pq.read_table(root / "decisions.parquet")
+    created = table.column("created_at").to_numpy(zero_copy_only=False).copy()
+    unrewarded = np.flatnonzero(np.isnan(table.column("reward").to_numpy(zero_copy_only=False)))
+    assert unrewarded.size == N_UNREWARDED
+    old = unrewarded[:100]
+    created[old] -= np.timedelta64(10, "D")  # these decisions' 7-day window is over
+    index = table.column_names.index("created_at")
+    aged = table.set_column(index, "created_at", pa.array(created, type=table.schema[index].type))
+    path = tmp_path / "aged.parquet"
+    pq.write_table(aged, path)
+    names = build_model("default", "profit").actions.names
+    loaded = read_decision_log(path, names, default_reward=RewardDefault(0.0, 7 * 86400.0))
+    assert (loaded.n_default_reward, loaded.n_without_reward) == (100, N_UNREWARDED - 100)
+    assert loaded.data.n == N_DECISIONS - N_UNREWARDED + 100
+    everything = read_decision_log(path, names, default_reward=RewardDefault(-1.5))
+    assert everything.n_default_reward == N_UNREWARDED and everything.n_without_reward == 0
+    assert np.sum(everything.data.rewards == -1.5) >= N_UNREWARDED
+    result = ope("--log", str(path), "--policy", str(run), "--default-reward", "0",
+                 "--window", "7d", "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["given_default_reward"] == 100 and payload["skipped_without_reward"] == 50
+    assert payload["with_reward"] == loaded.data.n and payload["window_seconds"] == 604800
+    printed = ope("--log", str(path), "--policy", str(run), "--default-reward", "0",
+                  "--window", "7d")  # fmt: skip
+    assert "100 given the default reward 0 after the 7d window" in printed.stdout
+    assert_bad_input(ope("--log", str(path), "--policy", str(run), "--window", "7d"),
+                     "--window", "--default-reward")  # fmt: skip
+    assert_bad_input(ope("--log", str(path), "--policy", str(run), "--default-reward", "0",
+                         "--window", "7 days"), "--window", "7d")  # fmt: skip

@@ -151,11 +151,8 @@ def test_replay_keeps_the_matching_rounds_and_learns_only_from_them() -> None:
     np.testing.assert_array_equal(frozen.rows, [1, 3, 4, 6])
 
 
-def test_replay_needs_uniform_logging() -> None:
-    skewed = LoggedBanditData(np.zeros((3, 1)), np.array([0, 1, 0]), np.array([0.5, 0.5, 0.9]),
-                              np.zeros(3), 2)  # fmt: skip
-    with pytest.raises(ValueError, match="uniformly random logging"):
-        replay(FixedActionPolicy(2, 0), skewed)
+def test_replay_needs_every_action_allowed() -> None:
+    # non-uniform logs are replayed by rejection sampling: tests/test_offline_replay.py
     masked = LoggedBanditData(np.zeros((2, 1)), np.array([0, 1]), np.full(2, 0.5), np.zeros(2), 2,
                               action_masks=np.array([[1, 0], [1, 1]], bool))  # fmt: skip
     with pytest.raises(ValueError, match="every action to be allowed"):

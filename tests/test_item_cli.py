@@ -175,18 +175,24 @@ def test_item_explanations_fall_back_to_coarser_groups(runs, customer) -> None:
     obs[0, :3] += 1.0
     k = {level: ItemExplainer(policy, world, background).differing_features(obs, level)
          for level in ("feature", "category", "kind")}  # fmt: skip
-    assert k["feature"] > k["category"] > k["kind"]
-    explainer = ItemExplainer(policy, world, background, max_features=k["category"])
+    assert k["feature"] > max(k["category"], k["kind"])
+    explainer = ItemExplainer(policy, world, background, max_features=k["feature"] - 1)
     explained = explainer.explain(obs)
-    assert explained.groups.level == "category"
+    assert explained.groups.level == "category"  # the first grouping that fits
     assert explained.values.values.shape == (16 + 3,)
     total = explained.values.base_value + explained.values.values.sum()
     assert total == pytest.approx(explained.values.output, abs=1e-5)
     features = ItemExplainer(policy, world, background, max_features=None).explain(obs)
     assert features.values.output == pytest.approx(explained.values.output, abs=1e-5)
     assert not np.allclose(features.values.values[:16], explained.values.values[:16])
+    kinds_explained = ItemExplainer(policy, world, background, max_features=None).explain(
+        obs, grouping="kind"
+    )
+    assert kinds_explained.groups.names[16:] == kinds.names[16:]
+    assert kinds_explained.values.output == pytest.approx(explained.values.output, abs=1e-5)
+    smallest = min(k["category"], k["kind"])
     with pytest.raises(ExplanationTooCostlyError, match="by kind"):
-        ItemExplainer(policy, world, background, max_features=k["kind"] - 1).explain(obs)
+        ItemExplainer(policy, world, background, max_features=smallest - 1).explain(obs)
 
 
 def test_explain_names_a_bad_item_feature(runs, tmp_path) -> None:

@@ -64,7 +64,11 @@ def test_clipped_ips_by_hand(tiny) -> None:
     result = InverseProbabilityWeighting(max_weight=1.8, n_bootstrap=50).estimate(tiny, TARGET)
     assert result.value == pytest.approx((1.8 * 1 + 1.8 * 0 + 0 * 2 + 1.6 * 4) / 4)  # 2.05
     assert result.estimator == "ips_clip1.8"
-    assert result.max_weight == pytest.approx(2.0)  # diagnostics use the raw weights
+    # diagnostics describe the weights used, clipped: [1.8, 1.8, 0, 1.6]
+    assert result.max_weight == pytest.approx(1.8)
+    assert result.raw_max_weight == pytest.approx(2.0)
+    assert result.mean_weight == pytest.approx(5.2 / 4)
+    assert result.effective_sample_size == pytest.approx(5.2**2 / (2 * 1.8**2 + 1.6**2))
 
 
 def test_snips_by_hand(tiny) -> None:
@@ -89,11 +93,12 @@ def test_direct_method_and_doubly_robust_by_hand(tiny) -> None:
 def test_scikit_learn_regressors_and_classifiers_plug_in(tiny) -> None:
     from sklearn.dummy import DummyClassifier, DummyRegressor
 
-    dm = DirectMethod(reward_model=DummyRegressor(), n_folds=1, n_bootstrap=50)
+    # a few replicates: the refit bootstrap clones and fits the estimator in each
+    dm = DirectMethod(reward_model=DummyRegressor(), n_folds=1, n_bootstrap=5)
     assert dm.estimate(tiny, TARGET).value == pytest.approx(7.15 / 4)
     binary = LoggedBanditData(**{**TINY, "rewards": np.array([1.0, 0.0, 0.0, 1.0])})
     # P(reward = 1) per action: 1/2 and 1/2, so every policy's DM value is 0.5
-    classifier = DirectMethod(reward_model=DummyClassifier(), n_folds=1, n_bootstrap=50)
+    classifier = DirectMethod(reward_model=DummyClassifier(), n_folds=1, n_bootstrap=5)
     assert classifier.estimate(binary, TARGET).value == pytest.approx(0.5)
 
 
@@ -167,9 +172,9 @@ def test_reward_models_and_estimators_take_any_d_and_any_number_of_actions() -> 
     assert np.sqrt(np.mean((predicted - expected) ** 2)) < 0.2  # noise 0.5, 1,000 rows per action
     target = np.eye(n_actions)[expected.argmax(axis=1)]
     truth = expected.max(axis=1).mean()
-    for result in evaluate_policy(
-        data, target, [cls(n_bootstrap=50) for cls in ESTIMATORS.values()]
-    ):
+    estimators = [cls(n_bootstrap=50) for cls in ESTIMATORS.values()]
+    estimators[2] = DirectMethod(n_bootstrap=50, n_refit_bootstrap=20)  # 20 refits of 18 models
+    for result in evaluate_policy(data, target, estimators):
         assert result.ci_low - 0.05 < truth < result.ci_high + 0.05, result
 
 

@@ -29,12 +29,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 
-from rec_env.agents.base import FeaturesLike, Policy, masked_argmax
+from rec_env.agents.base import Policy
 from rec_env.agents.baselines import FixedActionPolicy, RandomPolicy
+from rec_env.agents.offline.reward_model import RewardModelPolicy, fit_reward_model
 from rec_env.agents.ope import (
     DoublyRobust,
     InverseProbabilityWeighting,
@@ -43,7 +44,7 @@ from rec_env.agents.ope import (
     SelfNormalizedIPS,
 )
 from rec_env.agents.ope.replay import ReplayResult, replay
-from rec_env.agents.ope.reward_models import PerActionRewardModel, RidgeRewardEstimator
+from rec_env.agents.ope.reward_models import RidgeRewardEstimator
 from rec_env.datasets import HILLSTROM_ACTIONS, HILLSTROM_FEATURES, load_hillstrom
 from rec_env.feature_space import FeatureSpace
 
@@ -66,34 +67,6 @@ CONSTANT_POLICIES: dict[str, int] = {
 """The constant policies and their action."""
 
 ESTIMATOR_NAMES: tuple[str, ...] = ("ips", "snips", "dr")
-
-
-class RewardModelPolicy(Policy):
-    r"""Greedy targeting: the allowed action with the highest predicted reward.
-
-    Chooses :math:`\arg\max_a \hat q(x, a)`, the lowest index on ties.
-
-    Args:
-        model: A fitted per-action reward model.
-        action_names: Names of the actions.
-        features: Feature space of the contexts the model was fitted on.
-    """
-
-    algorithm: ClassVar[str] = "reward_model"
-
-    def __init__(
-        self,
-        model: PerActionRewardModel,
-        action_names: tuple[str, ...] | None = None,
-        features: FeaturesLike = None,
-    ) -> None:
-        super().__init__(model.n_actions, action_names, features=features)
-        self.model = model
-
-    def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
-        """One-hot on the best predicted action."""
-        best = masked_argmax(self.model.predict(self.features.check(obs)), masks)
-        return np.eye(self.n_actions)[best]
 
 
 @dataclass
@@ -176,10 +149,10 @@ def _learned_policies(
     from rec_env.agents.bandits import LinearThompsonSampling, LinUCB
 
     names, n_actions = train_data.action_names, train_data.n_actions
-    model = PerActionRewardModel(n_actions, RidgeRewardEstimator())
-    model.fit(train_data.contexts, train_data.actions, train_data.rewards)
     raw = FeatureSpace.named(HILLSTROM_FEATURES)
-    policies: dict[str, Policy] = {"reward_model": RewardModelPolicy(model, names, raw)}
+    # Ridge on the raw features: the same fit and bit-equal predictions as before the move.
+    reward_model = fit_reward_model(train_data, RidgeRewardEstimator(), features=raw)
+    policies: dict[str, Policy] = {"reward_model": reward_model}
     spread = float(train_data.rewards.std()) or 1.0
     features = FeatureSpace.standardised(HILLSTROM_FEATURES, train_data.contexts)
     bandits = {

@@ -18,8 +18,8 @@ world (:func:`~rec_env.agents.explain.background.operating_background`).
 **Grouping.** Exact Shapley values cost ``2^k`` network outputs per background customer, ``k``
 being the players in which the customer differs from it. Customers in operation differ from one
 another in 20 to 30 of the ``16 + 3C`` features, so one player per feature is often out of reach.
-The explainer then takes the finest grouping whose cost fits (:data:`GROUPINGS`, finest first;
-:class:`FeatureGroups`): one player per feature; the 16 strategy features plus one player per
+The explainer then takes the first grouping, in the order of :data:`GROUPINGS`, whose cost fits
+(:class:`FeatureGroups`): one player per feature; the 16 strategy features plus one player per
 category (its purchases, recommendations and days since); or the 16 strategy features plus one
 player per item feature kind (all categories' purchases, and so on). Each is the exact Shapley
 value of the game whose players are the groups (a group moves all its features at once), so
@@ -65,7 +65,7 @@ Grouping = Literal["feature", "category", "kind"]
 """The players of an explanation (module docstring)."""
 
 GROUPINGS: tuple[Grouping, ...] = ("feature", "category", "kind")
-"""The groupings, finest first: the explainer takes the first that fits its limit."""
+"""The groupings, most detailed first: the explainer takes the first that fits its limit."""
 
 MAX_PLAYERS = 22
 """Default limit on the players in which a customer may differ from a background customer: at
@@ -355,7 +355,7 @@ class ItemExplainer:
         background: ``(n, F)`` background customers, e.g. customers in operation
             (:func:`~rec_env.agents.explain.background.operating_background`).
         max_features: Most players in which a customer may differ from a background customer
-            (:data:`MAX_PLAYERS`); the explainer takes the finest grouping within it, and refuses
+            (:data:`MAX_PLAYERS`); the explainer takes the first grouping within it, and refuses
             customers beyond it at the coarsest (:class:`ExplanationTooCostlyError`). None: no
             limit, one player per feature unless a grouping is asked for.
 
@@ -394,11 +394,11 @@ class ItemExplainer:
         return groups.players(np.asarray(obs).reshape(-1), self.background)
 
     def grouping(self, obs: np.ndarray, level: Grouping | None = None) -> FeatureGroups:
-        """The players of ``obs``'s explanation: ``level``, else the finest that fits.
+        """The players of ``obs``'s explanation: ``level``, else the first that fits.
 
         Raises:
             ExplanationTooCostlyError: If the customer differs from a background customer in
-                more than ``max_features`` players at ``level`` (at the coarsest if None).
+                more than ``max_features`` players at ``level`` (at the last grouping if None).
         """
         customer = np.asarray(obs, dtype=np.float32).reshape(-1)
         levels = GROUPINGS if level is None else (level,)
@@ -431,7 +431,7 @@ class ItemExplainer:
             action: An item action name (item world) or product id (slate world) to explain
                 instead of the policy's choice.
             allowed: What the caller allows besides consent (:func:`item_contrast`).
-            grouping: The players (:data:`Grouping`); None: the finest that fits
+            grouping: The players (:data:`Grouping`); None: the first that fits
                 ``max_features`` (module docstring).
 
         Raises:

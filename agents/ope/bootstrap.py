@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-__all__ = ["bootstrap_sums", "replicate_ratios"]
+__all__ = ["bootstrap_counts", "bootstrap_sums", "replicate_ratios"]
 
 _CHUNK_CELLS = 2_000_000
 """Resampled row indices drawn at a time by the bootstrap."""
@@ -46,21 +46,27 @@ def _cached_counts(n: int, n_bootstrap: int, random_state: int) -> np.ndarray:
     return counts
 
 
+def bootstrap_counts(n: int, n_bootstrap: int, random_state: int | None) -> Iterator[np.ndarray]:
+    """The replicates as ``(chunk, n)`` counts of how often each row was drawn, chunk by chunk.
+
+    The same seed and ``n`` give the same replicates. The counts of a seeded bootstrap are
+    cached (the last ``n x n_bootstrap`` matrix up to 40 million cells).
+    """
+    if random_state is not None and n * n_bootstrap <= _CACHE_CELLS:
+        counts = _cached_counts(n, n_bootstrap, random_state)
+        step = max(1, _CHUNK_CELLS // n)
+        return (counts[i : i + step] for i in range(0, n_bootstrap, step))
+    return _count_chunks(n, n_bootstrap, random_state)
+
+
 def bootstrap_sums(columns: np.ndarray, n_bootstrap: int, random_state: int | None) -> np.ndarray:
     """``(n_bootstrap, k)`` column sums of ``columns`` ``(n, k)`` over resampled rows.
 
     The same seed and ``n`` give the same replicates whatever the columns are, so estimates of
-    different policies on one log are paired. The counts of a seeded bootstrap are cached (the
-    last ``n x n_bootstrap`` matrix up to 40 million cells), so each further estimate costs one
-    matrix product.
+    different policies on one log are paired. The counts are cached
+    (:func:`bootstrap_counts`), so each further estimate costs one matrix product.
     """
-    n = columns.shape[0]
-    if random_state is not None and n * n_bootstrap <= _CACHE_CELLS:
-        counts = _cached_counts(n, n_bootstrap, random_state)
-        step = max(1, _CHUNK_CELLS // n)
-        chunks: Iterator[np.ndarray] = (counts[i : i + step] for i in range(0, n_bootstrap, step))
-    else:
-        chunks = _count_chunks(n, n_bootstrap, random_state)
+    chunks = bootstrap_counts(columns.shape[0], n_bootstrap, random_state)
     return np.concatenate([chunk.astype(np.float64) @ columns for chunk in chunks])
 
 

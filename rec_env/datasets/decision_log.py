@@ -45,6 +45,8 @@ __all__ = [
     "LOG_FORMATS",
     "LoadedDecisionLog",
     "LoadedSlateLog",
+    "RewardDefault",
+    "parse_window",
     "read_decision_log",
     "read_slate_decision_log",
 ]
@@ -67,14 +69,64 @@ class LoadedDecisionLog(Generic[LoggedData]):
     """A decision log as logged data: single decisions, or slate messages.
 
     Attributes:
-        data: The decisions that have a reward.
+        data: The decisions that have a reward (given, or the default).
         n_decisions: Decisions in the log, with or without a reward.
-        n_without_reward: Decisions skipped because their reward has not arrived.
+        n_without_reward: Decisions skipped because their reward has not arrived (and, with a
+            default reward, their window has not passed).
+        n_default_reward: Decisions without a reward whose window has passed, given the
+            default reward (:class:`RewardDefault`).
     """
 
     data: LoggedData
     n_decisions: int
     n_without_reward: int
+    n_default_reward: int = 0
+
+
+@dataclass(frozen=True)
+class RewardDefault:
+    """The reward of a decision whose reward never came: marketing logs reward only buyers.
+
+    A decision without a reward gets ``value`` once ``window_seconds`` have passed between it
+    and the log's latest decision (its attribution window is over: the customer did not buy);
+    a younger one is still pending and is skipped (and counted). ``window_seconds=None``: every
+    decision without a reward gets ``value``.
+
+    Attributes:
+        value: The default reward, e.g. 0 for "no purchase".
+        window_seconds: The attribution window, in seconds.
+    """
+
+    value: float
+    window_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.value):
+            raise ValueError(f"the default reward must be finite, got {self.value}")
+        if self.window_seconds is not None and not self.window_seconds >= 0:
+            raise ValueError(f"the window must be 0 or more seconds, got {self.window_seconds}")
+
+
+_WINDOW_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_window(text: str) -> float:
+    """Seconds in a window such as ``7d``, ``36h``, ``90m``, ``2w`` or ``3600s``.
+
+    Raises:
+        ValueError: If the text is not a non-negative number followed by one of s, m, h, d, w.
+    """
+    value = text.strip().lower()
+    unit = _WINDOW_UNITS.get(value[-1:]) if value else None
+    try:
+        amount = float(value[:-1]) if unit is not None else float("nan")
+    except ValueError:
+        amount = float("nan")
+    if unit is None or not np.isfinite(amount) or amount < 0:
+        raise ValueError(
+            f"{text!r} is not a window: give a number and a unit, e.g. 7d, 36h, 90m, 2w or 3600s"
+        )
+    return amount * unit
 
 
 LoadedSlateLog = LoadedDecisionLog[LoggedSlateData]
@@ -140,21 +192,60 @@ def _floats(values: np.ndarray) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _rewarded(path: Path, world: str) -> tuple[Any, int, int]:
+def _seconds(table: Any, path: Path) -> np.ndarray:
+    """``created_at`` of every decision as seconds since the epoch.
+
+    Raises:
+        ValueError: If the column is missing, empty somewhere, or not a timestamp.
+    """
+    import pyarrow as pa
+
+    if "created_at" not in table.column_names:
+        raise ValueError(f"{path}: the decision log has no column 'created_at' for --window")
+    column = table.column("created_at")
+    try:
+        if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            column = column.cast(pa.timestamp("us", tz="UTC"))
+        micros = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    except (pa.ArrowException, ValueError):
+        raise ValueError(f"{path}: column 'created_at' does not hold timestamps") from None
+    if micros.null_count:
+        raise ValueError(f"{path}: column 'created_at' is empty in {micros.null_count} rows")
+    return micros.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
+
+
+def _rewarded(
+    path: Path, world: str, default: RewardDefault | None = None
+) -> tuple[Any, int, int, int]:
     """The log's decisions that have a reward, checked to be of ``world``.
 
+    With ``default``, decisions without a reward whose window has passed get its value.
+
     Returns:
-        The rewarded rows, the number of decisions and the number without a reward.
+        The rewarded rows, the number of decisions, the number skipped without a reward, and
+        the number given the default reward.
 
     Raises:
         ValueError: If the log is empty, no decision has a reward, or rewarded decisions were
             logged by a model of another world.
     """
+    import pyarrow as pa
+
     table = _read_table(path)
     n_decisions = table.num_rows
     if n_decisions == 0:
         raise ValueError(f"{path}: the decision log holds no decisions")
     rewards = _floats(_column(table, "reward", path))
+    missing = np.isnan(rewards)
+    defaulted = np.zeros(n_decisions, dtype=bool)
+    if default is not None and missing.any():
+        defaulted = missing.copy()
+        if default.window_seconds is not None:
+            created = _seconds(table, path)
+            defaulted &= created <= created.max() - default.window_seconds
+        rewards = np.where(defaulted, default.value, rewards)
+        column = table.column_names.index("reward")
+        table = table.set_column(column, "reward", pa.array(rewards, mask=np.isnan(rewards)))
     rewarded = ~np.isnan(rewards)
     if not rewarded.any():
         raise ValueError(f"{path}: none of the {n_decisions} decisions has a reward yet")
@@ -170,7 +261,7 @@ def _rewarded(path: Path, world: str) -> tuple[Any, int, int]:
                 f"{world} world; off-policy evaluation needs decisions of the target's world "
                 "(filter the export on its world column)"
             )
-    return table, n_decisions, int(n_decisions - rewarded.sum())
+    return table, n_decisions, int(n_decisions - rewarded.sum()), int(defaulted.sum())
 
 
 def _contexts(table: Any, feature_names: Sequence[str], path: Path, world: str) -> np.ndarray:
@@ -241,6 +332,7 @@ def read_decision_log(
     *,
     feature_names: Sequence[str] = FEATURE_NAMES,
     world: str = "strategy",
+    default_reward: RewardDefault | None = None,
 ) -> LoadedDecisionLog[LoggedBanditData]:
     """Read a decision log for a target policy whose catalog is ``action_names``.
 
@@ -252,6 +344,8 @@ def read_decision_log(
             model's ``feature_names``).
         world: The target's world, ``strategy`` or ``item`` (slate logs:
             :func:`read_slate_decision_log`).
+        default_reward: The reward of decisions whose reward never came (:class:`RewardDefault`);
+            None: they are skipped and counted.
 
     Returns:
         The rewarded decisions as :class:`LoggedBanditData` (contexts are the target's
@@ -268,7 +362,7 @@ def read_decision_log(
     if world == "slate":
         raise ValueError("slate logs are read with read_slate_decision_log")
     path = Path(path)
-    table, n_decisions, n_without_reward = _rewarded(path, world)
+    table, n_decisions, n_without_reward, n_default = _rewarded(path, world, default_reward)
     data = LoggedBanditData(
         contexts=_contexts(table, feature_names, path, world),
         actions=_served_actions(table, action_names, path, world),
@@ -279,7 +373,7 @@ def read_decision_log(
         action_names=tuple(action_names),
         feature_names=tuple(feature_names),
     )
-    return LoadedDecisionLog(data, n_decisions, n_without_reward)
+    return LoadedDecisionLog(data, n_decisions, n_without_reward, n_default)
 
 
 def _slates(
@@ -318,6 +412,7 @@ def read_slate_decision_log(
     product_ids: Sequence[str],
     feature_names: Sequence[str],
     slate_size: int,
+    default_reward: RewardDefault | None = None,
 ) -> LoadedSlateLog:
     """Read a decision log of slate messages for a target slate policy.
 
@@ -332,6 +427,8 @@ def read_slate_decision_log(
         product_ids: The target's product ids, in index order.
         feature_names: The target's features, in its observation order.
         slate_size: Products per message of the target.
+        default_reward: The reward of messages whose reward never came (as in
+            :func:`read_decision_log`).
 
     Returns:
         The rewarded messages as :class:`LoggedSlateData` and the count skipped for lack of
@@ -342,7 +439,7 @@ def read_slate_decision_log(
             the target's product table or is longer than ``slate_size``.
     """
     path = Path(path)
-    table, n_decisions, n_without_reward = _rewarded(path, "slate")
+    table, n_decisions, n_without_reward, n_default = _rewarded(path, "slate", default_reward)
     served = _served_actions(table, actions.names, path, "slate")
     masks = _masks(table, actions.names, path, "slate")
     n, n_offers = table.num_rows, len(actions.offers)
@@ -361,4 +458,4 @@ def read_slate_decision_log(
         product_ids=tuple(product_ids),
         feature_names=tuple(feature_names),
     )
-    return LoadedSlateLog(data, n_decisions, n_without_reward)
+    return LoadedSlateLog(data, n_decisions, n_without_reward, n_default)

@@ -2,8 +2,11 @@ r"""Logged bandit data: the decisions a logging policy took, their propensities 
 
 Row :math:`i` holds a context :math:`x_i`, the action :math:`a_i` the logging policy
 :math:`\mu` took, its propensity :math:`\mu(a_i \mid x_i)` and the reward :math:`r_i` observed
-for it, optionally with the mask of the actions that were allowed. This is what off-policy
-estimators (:mod:`rec_env.agents.ope`) need to value another policy without running it.
+for it, optionally with the mask of the actions that were allowed, the position the action was
+shown at (item logs with several positions, one row per position as in Open Bandit Pipeline),
+the features of every action and the logging policy's whole distribution over actions. This is
+what off-policy estimators (:mod:`rec_env.agents.ope`) need to value another policy without
+running it.
 
 :class:`LoggedSlateData` is the same for messages of ``K`` products (slates): the logged slate,
 its channel and offer, the probability of the whole message and of each position, and the one
@@ -63,11 +66,25 @@ class LoggedBanditData:
             logged action must be allowed.
         action_names: Optional names of the actions (default ``action_0`` …).
         feature_names: Optional names of the context columns (default ``x0`` …).
+        positions: Optional ``(n,)`` integer position (slot) at which the action was shown, in
+            ``[0, n_positions)``: one row per (decision, position), as in Open Bandit
+            Pipeline. Target policies then give a 3-D ``(n, n_actions, n_positions)``
+            distribution.
+        n_positions: Number of positions (default: the largest logged position + 1); only
+            with ``positions``.
+        action_context: Optional ``(n_actions, d_a)`` features of each action (for a pooled
+            reward model over context and action features).
+        logging_distribution: Optional ``(n, n_actions)`` (or, with positions,
+            ``(n, n_actions, n_positions)``) probabilities of every action under the logging
+            policy; its value at the logged action (and position) must equal the propensity.
+            Used to find the target's mass on actions the logger (almost) never takes.
 
     Raises:
         ValueError: Naming the field and the first offending row, if an array is missing, has
             the wrong shape, holds a propensity that is missing (NaN), not positive or above 1,
-            an action outside the catalog or masked, or a reward that is not finite.
+            an action outside the catalog or masked, a reward that is not finite, a position
+            outside ``[0, n_positions)``, or a logging distribution that is not a distribution
+            or disagrees with the propensities.
     """
 
     contexts: np.ndarray
@@ -78,6 +95,10 @@ class LoggedBanditData:
     action_masks: np.ndarray | None = None
     action_names: tuple[str, ...] | None = None
     feature_names: tuple[str, ...] | None = None
+    positions: np.ndarray | None = None
+    n_positions: int | None = None
+    action_context: np.ndarray | None = None
+    logging_distribution: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.n_actions, bool) or int(self.n_actions) != self.n_actions:
@@ -102,6 +123,75 @@ class LoggedBanditData:
         self.feature_names = self._check_names(
             "feature_names", self.feature_names, self.contexts.shape[1], "x"
         )
+        self._check_positions(n)
+        self.action_context = self._check_action_context(self.action_context)
+        self.logging_distribution = self._check_logging_distribution(self.logging_distribution)
+
+    def _check_positions(self, n: int) -> None:
+        if self.positions is None:
+            if self.n_positions is not None:
+                raise ValueError("n_positions is given without positions: give both or neither")
+            return
+        raw = _as_vector("positions", self.positions, n, np.float64)
+        if self.n_positions is None:
+            self.n_positions = int(np.nanmax(raw)) + 1 if np.isfinite(raw).all() else 1
+        if isinstance(self.n_positions, bool) or int(self.n_positions) != self.n_positions:
+            raise ValueError(f"n_positions must be an integer, got {self.n_positions!r}")
+        self.n_positions = int(self.n_positions)
+        outside = ~np.isfinite(raw) | (raw != np.round(raw)) | (raw < 0)
+        outside |= raw >= self.n_positions
+        if outside.any():
+            raise ValueError(
+                f"positions outside [0, {self.n_positions}): {_first_rows(outside)} holds "
+                f"{raw[np.flatnonzero(outside)[0]]!r}"
+            )
+        self.positions = raw.astype(np.intp)
+
+    def _check_action_context(self, action_context: Any) -> np.ndarray | None:
+        if action_context is None:
+            return None
+        array = np.asarray(action_context, dtype=np.float64)
+        if array.ndim != 2 or array.shape[0] != self.n_actions:
+            raise ValueError(
+                f"shape mismatch: action_context must have shape (n_actions, d_a) = "
+                f"({self.n_actions}, d_a), got {array.shape}"
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError("action_context must be finite")
+        return array
+
+    def _check_logging_distribution(self, distribution: Any) -> np.ndarray | None:
+        if distribution is None:
+            return None
+        array = np.asarray(distribution, dtype=np.float64)
+        n = self.contexts.shape[0]
+        shape: tuple[int, ...] = (n, self.n_actions)
+        if self.positions is not None:
+            shape = (n, self.n_actions, self.n_positions or 1)
+        if array.shape != shape:
+            raise ValueError(
+                f"shape mismatch: logging_distribution must have shape {shape}"
+                f"{' (n, n_actions, n_positions)' if len(shape) == 3 else ' (n, n_actions)'}, "
+                f"got {array.shape}"
+            )
+        if not np.all(np.isfinite(array)) or (array < 0).any():
+            raise ValueError("logging_distribution must be finite and non-negative")
+        sums = array.sum(axis=1)
+        bad = ~np.isclose(sums, 1.0, atol=1e-6)
+        if bad.ndim == 2:
+            bad = bad.any(axis=1)
+        if bad.any():
+            raise ValueError(f"logging_distribution must sum to 1 over actions: {_first_rows(bad)}")
+        logged = array[np.arange(n), self.actions]
+        if logged.ndim == 2:
+            logged = logged[np.arange(n), self.positions]
+        differs = ~np.isclose(logged, self.propensities, rtol=1e-5, atol=1e-8)
+        if differs.any():
+            raise ValueError(
+                "logging_distribution disagrees with the propensities at the logged action in "
+                f"{_first_rows(differs)}"
+            )
+        return array
 
     @staticmethod
     def _check_contexts(contexts: Any) -> np.ndarray:
@@ -190,20 +280,17 @@ class LoggedBanditData:
             action_masks=None if self.action_masks is None else self.action_masks[rows],
             action_names=self.action_names,
             feature_names=self.feature_names,
+            positions=None if self.positions is None else self.positions[rows],
+            n_positions=self.n_positions,
+            action_context=self.action_context,
+            logging_distribution=None
+            if self.logging_distribution is None
+            else self.logging_distribution[rows],
         )
 
     def with_rewards(self, rewards: np.ndarray) -> LoggedBanditData:
         """The same decisions with other rewards (e.g. another outcome of the same log)."""
-        return LoggedBanditData(
-            contexts=self.contexts,
-            actions=self.actions,
-            propensities=self.propensities,
-            rewards=rewards,
-            n_actions=self.n_actions,
-            action_masks=self.action_masks,
-            action_names=self.action_names,
-            feature_names=self.feature_names,
-        )
+        return replace(self, rewards=rewards)
 
 
 @dataclass(eq=False)

@@ -8,7 +8,7 @@ runs). The customer is filled in as for ``/v1/recommend``, and ``excluded_produc
 logged.
 
 Exact Shapley values cost ``2^k`` network outputs and memory per background customer, ``k``
-being the players in which the customer differs from it: the explainer takes the finest
+being the players in which the customer differs from it: the explainer takes the first
 grouping of the features that keeps ``k`` within
 :data:`~rec_env.agents.explain.items.MAX_PLAYERS` (``grouping`` in the response; one player per
 feature, per category's history, or per item feature kind), and a customer beyond it even at

@@ -1,0 +1,232 @@
+"""``recenv offline learn / evaluate / report`` end to end on small logs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rec_env.cli.main import app
+from tests.cli_checks import assert_bad_input
+
+runner = CliRunner()
+
+FAST = [
+    "--learners",
+    "reward_model,t_learner",
+    "--n-bootstrap",
+    "20",
+    "--no-progress",
+    "--estimators",
+    "ips,snips,dm,dr",
+]
+
+
+def _write_log(path: Path, n: int, seed: int) -> Path:
+    """A two-action promotion log: a numeric and two categorical features, a 0/1 purchase."""
+    rng = np.random.default_rng(seed)
+    age = rng.integers(18, 80, n)
+    channel = rng.choice(["Web", "Phone", "Store"], n)
+    region = rng.choice([1, 2, 3], n)  # numbers, declared categorical
+    promo = rng.choice(["none", "promo"], n)
+    lift = np.where(channel == "Web", 0.25, 0.0) * (promo == "promo")
+    purchase = (rng.random(n) < 0.1 + 0.002 * (age - 18) * 0.5 + lift).astype(int)
+    lines = ["age,channel,region,promo,purchase"]
+    lines += [
+        f"{a},{c},{r},{p},{y}"
+        for a, c, r, p, y in zip(age, channel, region, promo, purchase, strict=True)
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _learn(log: Path, out: Path, *extra: str) -> object:
+    return runner.invoke(
+        app,
+        [
+            "offline",
+            "learn",
+            str(log),
+            "--action",
+            "promo",
+            "--reward",
+            "10*purchase - 0.15*treated",
+            "--features",
+            "age,channel,region",
+            "--categorical",
+            "region",
+            "--control",
+            "none",
+            "--out",
+            str(out),
+            *FAST,
+            *extra,
+        ],
+    )
+
+
+@pytest.fixture(scope="module")
+def learned(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, object]:
+    root = tmp_path_factory.mktemp("offline")
+    log = _write_log(root / "campaign.csv", 600, seed=0)
+    out = root / "run"
+    return log, out, _learn(log, out)
+
+
+def test_learn_writes_a_complete_run(learned: tuple) -> None:
+    _, out, result = learned
+    assert result.exit_code == 0, result.output
+    assert "do nothing" in result.stdout and "best policy (DR):" in result.stdout
+    for name in ("spec.json", "encoder.json", "split.json", "results.json", "results.csv"):
+        assert (out / name).is_file(), name
+    assert (out / "policy_value.png").is_file() and (out / "qini.png").is_file()
+    for learner in ("reward_model", "t_learner"):
+        assert (out / "policies" / learner / "state.npz").is_file()
+    results = json.loads((out / "results.json").read_text())
+    assert results["actions"] == ["none", "promo"] and results["control"] == "none"
+    assert "channel=Web" in results["features"] and "region=2" in results["features"]
+    names = [e["name"] for e in results["policies"]]
+    assert {"always none", "always promo", "random", "reward_model", "t_learner"} == set(names)
+    targeting = next(e for e in results["policies"] if e["name"] == "t_learner")["targeting"]
+    assert {"uplift_at_30", "qini_coefficient", "auuc", "policy_value_curve"} <= set(targeting)
+    split = json.loads((out / "split.json").read_text())
+    assert len(split["train_rows"]) + len(split["test_rows"]) == 600
+    # Learned policies are compared with the best constant on the same resamples.
+    best_constant = max(
+        (e for e in results["policies"] if e["kind"] == "constant"),
+        key=lambda e: next(r["value"] for r in e["estimates"] if r["estimator"] == "dr"),
+    )
+    for entry in results["policies"]:
+        gain = entry.get("gain")
+        assert (gain is not None) == (entry["kind"] == "learned")
+        if gain:
+            dr = next(r["value"] for r in entry["estimates"] if r["estimator"] == "dr")
+            best = next(r["value"] for r in best_constant["estimates"] if r["estimator"] == "dr")
+            assert gain["baseline"] == best_constant["name"]
+            assert gain["value"] == pytest.approx(dr - best, abs=1e-9)
+            assert gain["ci_low"] <= gain["value"] <= gain["ci_high"]
+    assert f"gain over {best_constant['name']}" in result.stdout
+
+
+def test_same_seed_same_results(learned: tuple, tmp_path: Path) -> None:
+    log, out, _ = learned
+    again = _learn(log, tmp_path / "again")
+    assert again.exit_code == 0, again.output
+    assert (tmp_path / "again" / "results.json").read_text() == (out / "results.json").read_text()
+    other = _learn(log, tmp_path / "other", "--seed", "1")
+    assert other.exit_code == 0, other.output
+    assert (tmp_path / "other" / "results.json").read_text() != (out / "results.json").read_text()
+
+
+def test_evaluate_a_saved_run_on_another_log(learned: tuple, tmp_path: Path) -> None:
+    _, out, _ = learned
+    other = _write_log(tmp_path / "next_month.csv", 300, seed=1)
+    result = runner.invoke(
+        app,
+        [
+            "offline",
+            "evaluate",
+            str(other),
+            "--run",
+            str(out),
+            "--out",
+            str(tmp_path / "e"),
+            "--learner",
+            "t_learner",
+            "--n-bootstrap",
+            "20",
+            "--no-progress",
+            "--estimators",
+            "ips,dr",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "e" / "results.json").read_text())
+    assert results["n_test"] == 300
+    assert [e["name"] for e in results["policies"] if e["kind"] == "learned"] == ["t_learner"]
+
+
+def test_report_prints_and_writes(learned: tuple, tmp_path: Path) -> None:
+    _, out, _ = learned
+    result = runner.invoke(app, ["offline", "report", str(out), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.output
+    assert "t_learner" in result.stdout
+    assert (tmp_path / "r" / "results.csv").is_file()
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(learned: tuple, tmp_path: Path) -> None:
+    log, out, _ = learned
+    target = tmp_path / "run"
+    result = runner.invoke(
+        app,
+        [
+            "offline",
+            "learn",
+            str(log),
+            "--action",
+            "promo",
+            "--reward",
+            "purchase",
+            "--features",
+            "age,nosuch",
+            "--out",
+            str(target),
+            *FAST,
+        ],
+    )
+    assert_bad_input(result, "nosuch")
+    assert not target.exists()
+    result = runner.invoke(
+        app,
+        [
+            "offline",
+            "learn",
+            str(log),
+            "--action",
+            "promo",
+            "--reward",
+            "__import__('os')",
+            "--features",
+            "age",
+            "--out",
+            str(target),
+            *FAST,
+        ],
+    )
+    assert_bad_input(result)
+    assert not target.exists()
+    result = _learn(log, out)  # exists, no --force
+    assert_bad_input(result, "already exists")
+    result = _learn(log, target, "--learners", "reward_model,magic")
+    assert_bad_input(result, "magic")
+    assert not target.exists()
+
+
+def test_hillstrom_preset_with_a_profit_reward(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "offline",
+            "learn",
+            "--preset",
+            "hillstrom",
+            "--rows",
+            "3000",
+            "--reward",
+            "0.3*spend - 0.1*treated",
+            "--out",
+            str(tmp_path / "h"),
+            *FAST,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((tmp_path / "h" / "results.json").read_text())
+    assert results["actions"] == ["Mens E-Mail", "Womens E-Mail", "No E-Mail"]
+    assert results["n_train"] + results["n_test"] == 3000
+    assert "always No E-Mail (do nothing)" in result.stdout.replace("\n", " ") or (
+        "(do" in result.stdout
+    )
+    assert results["propensity"] == "uniform"
