@@ -9,6 +9,7 @@ slate runs on whole slate messages with whole-slate IPS and SNIPS
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from rec_env.agents.runs import RunInfo
     from rec_env.datasets.decision_log import RewardDefault
 
-__all__ = ["ope_command", "ope_table"]
+__all__ = ["diagnostic_lines", "ope_command", "ope_table"]
 
 
 def ope_table(results: list[OPEResult], title: str = "") -> Table:
@@ -37,7 +38,8 @@ def ope_table(results: list[OPEResult], title: str = "") -> Table:
     table = Table(
         title=title or None,
         title_justify="left",
-        caption="CI: bootstrap over decisions; ESS: effective sample size of the weights",
+        caption="CI: bootstrap over decisions; ESS: effective sample size of the weights (after "
+        "clipping)",
     )
     for header in ("estimator", "value", "95% CI", "ESS", "max weight", "mean weight"):
         table.add_column(header, justify="left" if header == "estimator" else "right")
@@ -72,6 +74,14 @@ def ope_command(
         float | None, typer.Option(help="Also report IPS with weights clipped at this value.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    estimators: Annotated[
+        str,
+        typer.Option(
+            help="Estimators of single decisions, comma-separated: ips, snips, dm, dr, sndr, "
+            "switch_dr, dros (DM, Switch-DR and DRos refit their reward model in every "
+            "bootstrap replicate)."
+        ),
+    ] = "ips,snips,dm,dr",
     default_reward: Annotated[
         float | None,
         typer.Option(
@@ -120,6 +130,15 @@ def ope_command(
             default = RewardDefault(default_reward, seconds)
         except ValueError as exc:
             fail(f"--default-reward: {exc}")
+    from rec_env.agents.ope import ALL_ESTIMATORS
+
+    names = [name.strip().lower() for name in estimators.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ALL_ESTIMATORS]
+    if unknown or not names:
+        fail(
+            f"--estimators: unknown {', '.join(unknown) or '(none given)'}; choose from "
+            f"{', '.join(ALL_ESTIMATORS)}"
+        )
     settings = {"n_bootstrap": n_bootstrap, "random_state": seed}
     with reporting_bad_input():
         target, info = load_run(policy)
@@ -127,9 +146,16 @@ def ope_command(
         if world == "slate":
             if max_weight is not None:
                 fail("--max-weight clips single decisions' weights; slate runs have none")
+            if names != ["ips", "snips", "dm", "dr"]:
+                fail(
+                    "--estimators applies to single decisions; slate runs get whole-slate IPS "
+                    "and SNIPS"
+                )
             loaded, results = _slate_estimates(log, target, info, settings, default)
         else:
-            loaded, results = _single_estimates(log, target, info, settings, max_weight, default)
+            loaded, results = _single_estimates(
+                log, target, info, settings, max_weight, default, names
+            )
     data = loaded.data
     if as_json:
         payload = {
@@ -159,6 +185,27 @@ def ope_command(
         f"(no reward yet) of {loaded.n_decisions:,} in {log}"
     )
     Console().print(ope_table(results, f"{info.algorithm} ({policy}): mean reward per decision"))
+    for line in diagnostic_lines(results):
+        typer.echo(line)
+
+
+def diagnostic_lines(results: list[OPEResult]) -> list[str]:
+    """The unsupported mass and the doubly robust estimates' correction shares, in words."""
+    lines = []
+    unsupported = max((getattr(r, "unsupported_mass", 0.0) or 0.0 for r in results), default=0.0)
+    lines.append(
+        f"unsupported mass: {unsupported:.1%} of the target's probability is on actions the "
+        "logging policy (almost) never took"
+        + (" - estimates there rest on the reward model alone" if unsupported > 0.01 else "")
+    )
+    shares = [
+        f"{r.estimator.upper()} {r.correction_share:.0%}"
+        for r in results
+        if getattr(r, "correction_share", None) is not None
+    ]
+    if shares:
+        lines.append(f"share of the estimate from the weighted residuals: {', '.join(shares)}")
+    return lines
 
 
 def _single_estimates(
@@ -168,15 +215,10 @@ def _single_estimates(
     settings: dict[str, Any],
     max_weight: float | None,
     default: RewardDefault | None = None,
+    names: Sequence[str] = ("ips", "snips", "dm", "dr"),
 ) -> tuple[Any, list[OPEResult]]:
-    """IPS (and clipped), SNIPS, DM and DR of a strategy or item run on single decisions."""
-    from rec_env.agents.ope import (
-        DirectMethod,
-        DoublyRobust,
-        InverseProbabilityWeighting,
-        SelfNormalizedIPS,
-        evaluate_policy,
-    )
+    """The estimates ``names`` (and IPS clipped at ``max_weight``) of a strategy or item run."""
+    from rec_env.agents.ope import ALL_ESTIMATORS, InverseProbabilityWeighting, evaluate_policy
     from rec_env.datasets.decision_log import read_decision_log
     from rec_env.features import FEATURE_NAMES
 
@@ -189,11 +231,13 @@ def _single_estimates(
     )
     data = loaded.data
     probabilities = target.action_probabilities(data.contexts, data.action_masks)
-    estimators: list[Any] = [InverseProbabilityWeighting(**settings)]
-    if max_weight is not None:
-        estimators.append(InverseProbabilityWeighting(max_weight=max_weight, **settings))
-    estimators += [SelfNormalizedIPS(**settings), DirectMethod(**settings)]
-    estimators.append(DoublyRobust(**settings))
+    estimators: list[Any] = []
+    for name in names:
+        estimators.append(ALL_ESTIMATORS[name](**settings))
+        if name == "ips" and max_weight is not None:
+            estimators.append(InverseProbabilityWeighting(max_weight=max_weight, **settings))
+    if max_weight is not None and "ips" not in names:
+        estimators.insert(0, InverseProbabilityWeighting(max_weight=max_weight, **settings))
     return loaded, evaluate_policy(data, probabilities, estimators)
 
 

@@ -209,3 +209,20 @@ def test_a_default_reward_after_the_window_counts_the_decisions_without_one(
                      "--window", "--default-reward")  # fmt: skip
     assert_bad_input(ope("--log", str(path), "--policy", str(run), "--default-reward", "0",
                          "--window", "7 days"), "--window", "7d")  # fmt: skip
+
+
+def test_ope_takes_the_other_estimators_and_shows_their_diagnostics(served) -> None:
+    root, _, run = served
+    log = str(root / "decisions.parquet")
+    result = ope("--log", log, "--policy", str(run), "--estimators", "ips,sndr,switch_dr,dros",
+                 "--json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    estimates = json.loads(result.stdout)["estimates"]
+    assert [e["estimator"].split("_")[0] for e in estimates][:2] == ["ips", "sndr"]
+    assert len(estimates) == 4 and all("correction_share" in e for e in estimates)
+    printed = ope("--log", log, "--policy", str(run), "--estimators", "dr,sndr")
+    assert printed.exit_code == 0 and "SNDR" in printed.stdout
+    assert "unsupported mass: 0.0%" in printed.stdout
+    assert "weighted residuals: DR " in printed.stdout and ", SNDR " in printed.stdout
+    assert_bad_input(ope("--log", log, "--policy", str(run), "--estimators", "ips,magic"),
+                     "--estimators", "magic", "switch_dr")  # fmt: skip
