@@ -64,7 +64,8 @@ def results_table(results: dict[str, Any]) -> Table:
     table.add_column("uplift@30%", justify="right", no_wrap=True)
     digits = _digits(results)
     control = results.get("control")
-    for entry in results["policies"]:
+    shown = _shown(results)
+    for entry in shown:
         by_name = {r["estimator"]: r for r in entry["estimates"]}
         name = entry["name"]
         if control is not None and name == f"always {control}":
@@ -78,7 +79,33 @@ def results_table(results: dict[str, Any]) -> Table:
             *(_number(by_name.get(e, {}).get("value"), digits) for e in _TABLE_ESTIMATORS[1:]),
             "-" if uplift is None else _number(uplift, digits),
         )
+    left_out = len(results["policies"]) - len(shown)
+    if left_out:
+        table.caption += f"; {left_out} other constant policies in results.csv"
     return table
+
+
+SHOWN_CONSTANTS = 3
+"""With many actions, the table shows only this many constant policies (the best by DR)."""
+
+
+def _shown(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table's rows, in the results' order.
+
+    Every policy; or, with many actions, the learned ones, random, doing nothing and the best
+    :data:`SHOWN_CONSTANTS` constants.
+    """
+    policies = results["policies"]
+    constants = [e for e in policies if e["kind"] == "constant"]
+    if len(constants) <= SHOWN_CONSTANTS + 2:
+        return policies
+    control = results.get("control")
+    best = {e["name"] for e in constants[:SHOWN_CONSTANTS]}  # ranked best first
+    return [
+        e
+        for e in policies
+        if e["kind"] != "constant" or e["name"] in best or e["name"] == f"always {control}"
+    ]
 
 
 def _print_results(results: dict[str, Any]) -> None:
@@ -99,7 +126,10 @@ def gain_lines(results: dict[str, Any]) -> list[str]:
         return []
     digits = _digits(results)
     baseline = gains[0][1]["baseline"]
-    lines = [f"gain over {baseline} (the best constant policy), paired DR, 95% CI:"]
+    lines = [
+        f"gain over {baseline} (the best constant policy on these rows, which favours it), "
+        "paired DR, 95% CI:"
+    ]
     for name, gain in gains:
         verdict = "better" if gain["ci_low"] > 0 else "worse" if gain["ci_high"] < 0 else "tied"
         lines.append(

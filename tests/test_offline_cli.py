@@ -230,3 +230,23 @@ def test_hillstrom_preset_with_a_profit_reward(tmp_path: Path) -> None:
         "(do" in result.stdout
     )
     assert results["propensity"] == "uniform"
+
+
+def test_the_open_bandit_preset_evaluates_per_position(tmp_path: Path) -> None:
+    """Item-level log with positions: every policy is valued at each row's own position."""
+    out = tmp_path / "obd"
+    result = runner.invoke(
+        app,
+        ["offline", "learn", "--preset", "obd", "--rows", "3000", "--learners", "reward_model",
+         "--n-bootstrap", "20", "--estimators", "ips,dr", "--no-progress", "--out", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    n_actions = len(results["actions"])
+    assert n_actions > 40 and len(results["policies"]) == n_actions + 2  # constants, random
+    random = next(e for e in results["policies"] if e["name"] == "random")
+    ips = next(r for r in random["estimates"] if r["estimator"] == "ips")
+    assert ips["mean_weight"] == pytest.approx(1.0, abs=1e-9)  # uniform logging: w = 1
+    words = " ".join(result.stdout.split())
+    assert f"{n_actions - 3} other constant policies in results.csv" in words
+    assert "reward_model:" in words

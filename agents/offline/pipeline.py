@@ -232,6 +232,9 @@ def _targets(
         targets.append(
             (name, "learned", policy.action_probabilities(data.contexts, data.action_masks))
         )
+    if data.positions is not None:  # the same choice at every position, as OBP evaluates
+        positions = int(data.n_positions or 1)
+        targets = [(n, k, np.repeat(t[:, :, None], positions, axis=2)) for n, k, t in targets]
     return targets
 
 
@@ -374,7 +377,9 @@ def evaluate_policies(
             "name": name,
             "kind": kind,
             "estimates": [r.as_dict() for r in results],
-            "action_shares": target.mean(axis=0),
+            "action_shares": target.mean(axis=0)
+            if target.ndim == 2
+            else target[:, :, 0].mean(axis=0),
         }
         if kind == "learned" and control is not None and data.n_actions > 1:
             entry["targeting"] = _targeting(policies[name], data, control, estimated, binary)
