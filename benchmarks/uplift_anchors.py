@@ -119,6 +119,13 @@ def _learner(name: str, **options: Any) -> RecenvBuilder:
     return build
 
 
+def _boosting() -> Any:
+    """Gradient boosting like the anchors' LightGBM (scikit-learn's histogram version)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    return HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=0)
+
+
 def _constant(action: int) -> RecenvBuilder:
     def build(train: LoggedBanditData, test_contexts: np.ndarray, seed: int) -> Contender:
         return Contender(np.eye(train.n_actions)[np.full(len(test_contexts), action)])
@@ -132,6 +139,12 @@ RECENV_CONTENDERS: dict[str, RecenvBuilder] = {
     "recenv_x_learner": _learner("x_learner", control="no_email"),
     "recenv_dr_learner": _learner("dr_learner", control="no_email"),
     "recenv_ipw_dr": _learner("ipw", objective="dr"),
+    "recenv_x_learner_gbm": _learner(
+        "x_learner", control="no_email", estimator=_boosting(), effect_estimator=_boosting()
+    ),
+    "recenv_dr_learner_gbm": _learner(
+        "dr_learner", control="no_email", estimator=_boosting(), effect_estimator=_boosting()
+    ),
 }
 """recenv's learners; add one as ``name -> builder`` (see :data:`RecenvBuilder`)."""
 
