@@ -21,7 +21,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from rec_env.cli._errors import check_count, fail, reporting_bad_input
-from rec_env.cli._outputs import FORCE_HELP, check_output_directory, staged_directory
+from rec_env.cli._outputs import (
+    FORCE_HELP,
+    check_output_directory,
+    check_output_file,
+    staged_directory,
+    staged_file,
+)
 
 __all__ = ["offline_app", "results_table"]
 
@@ -62,6 +68,9 @@ def results_table(results: dict[str, Any]) -> Table:
     for header in _TABLE_ESTIMATORS[1:]:
         table.add_column(header.upper(), justify="right", no_wrap=True)
     table.add_column("uplift@30%", justify="right", no_wrap=True)
+    with_truth = any("true_value" in e for e in results["policies"])
+    if with_truth:
+        table.add_column("true", justify="right", no_wrap=True)
     digits = _digits(results)
     control = results.get("control")
     shown = _shown(results)
@@ -78,6 +87,7 @@ def results_table(results: dict[str, Any]) -> Table:
             f"[{_number(dr['ci_low'], digits)}, {_number(dr['ci_high'], digits)}]",
             *(_number(by_name.get(e, {}).get("value"), digits) for e in _TABLE_ESTIMATORS[1:]),
             "-" if uplift is None else _number(uplift, digits),
+            *([_number(entry.get("true_value"), digits)] if with_truth else []),
         )
     left_out = len(results["policies"]) - len(shown)
     if left_out:
@@ -285,6 +295,14 @@ def learn_command(
     seed: _Seed = 0,
     n_bootstrap: _Boot = 200,
     estimators: _Estimators = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="True expected rewards of the log's rows (expected_<action> columns, as "
+            "written by recenv offline synthetic): reports each policy's true held-out value "
+            "next to its estimates."
+        ),
+    ] = None,
     force: _Force = False,
     progress: _ProgressOpt = True,
 ) -> None:
@@ -331,6 +349,14 @@ def learn_command(
         if test is not None:
             test_spec = train.spec.model_copy(update={"file": test, "max_rows": None})
             test_log = read_run_log(test_spec, train.encoder)
+        true_rewards = None
+        if truth is not None:
+            from rec_env.agents.offline.synthetic import read_truth
+
+            evaluated = train if test_log is None else test_log
+            true_rewards = read_truth(
+                truth, tuple(evaluated.action_names), None if test_log else rows
+            )
     total = planned_steps(len(names), len(train.action_names))
     with reporting_bad_input(), _progress(progress, total) as step:
         run = run_offline(
@@ -342,11 +368,55 @@ def learn_command(
             n_bootstrap=n_bootstrap,
             estimators=_names(estimators) or DEFAULT_ESTIMATORS,
             progress=step,
+            truth=true_rewards,
         )
     with staged_directory(out, replace_whole=True) as staged:
         write_run(run, staged)
     _print_results(run.results)
     typer.echo(f"wrote {out}")
+
+
+@offline_app.command("synthetic")
+def synthetic_command(
+    out: Annotated[Path, typer.Option(help="The log to write (CSV).")] = Path("campaign.csv"),
+    customers: Annotated[
+        int, typer.Option(help="Simulated customers drawn (about 90 % consent to e-mail).")
+    ] = 40_000,
+    seed: _Seed = 0,
+    reward: Annotated[
+        str, typer.Option(help="The simulator's reward: conversion (0/1) or profit (USD).")
+    ] = "conversion",
+    force: _Force = False,
+) -> None:
+    """Write a randomised campaign on simulated customers, with the truth of every action.
+
+    Logs no_action, discount_10_email, free_shipping_email and recommendation_email with
+    probabilities 0.4, 0.2, 0.2 and 0.2 for the customers who consent to e-mail (the 16
+    features, the action, its propensity p and the reward), and next to it <out>.truth.csv with
+    each row's true expected reward of every action. Learn on it with the command it prints:
+    the report then shows each policy's true held-out value next to its estimates.
+    """
+    from rec_env.agents.offline.synthetic import synthetic_campaign
+    from rec_env.features import FEATURE_NAMES
+
+    check_count("--customers", customers, low=10)
+    if reward not in ("conversion", "profit"):
+        fail(f"--reward: expected conversion or profit, got {reward!r}")
+    truth = out.with_name(f"{out.stem}.truth.csv")
+    for path in (out, truth):
+        check_output_file(path, force=force)
+    with reporting_bad_input():
+        campaign = synthetic_campaign(customers, seed=seed, reward_mode=reward)
+    with staged_file(out) as staged:
+        campaign.write_csv(staged)
+    with staged_file(truth) as staged:
+        campaign.write_truth_csv(staged)
+    typer.echo(f"wrote {out} ({campaign.n:,} customers) and {truth}")
+    typer.echo(
+        f"recenv offline learn {out} --action action --reward reward --propensity p "
+        f"--control no_action --features {','.join(FEATURE_NAMES)} --truth {truth} "
+        f"--out runs/{out.stem}"
+    )
 
 
 @offline_app.command("evaluate")

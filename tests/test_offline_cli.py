@@ -250,3 +250,32 @@ def test_the_open_bandit_preset_evaluates_per_position(tmp_path: Path) -> None:
     words = " ".join(result.stdout.split())
     assert f"{n_actions - 3} other constant policies in results.csv" in words
     assert "reward_model:" in words
+
+
+def test_a_synthetic_campaign_reports_the_true_values(tmp_path: Path) -> None:
+    """recenv offline synthetic, then learn with --truth: the truth next to the estimates."""
+    log = tmp_path / "campaign.csv"
+    made = runner.invoke(app, ["offline", "synthetic", "--customers", "3000", "--out", str(log)])
+    assert made.exit_code == 0, made.output
+    truth = tmp_path / "campaign.truth.csv"
+    assert "--truth" in made.stdout and truth.is_file()
+    features = made.stdout.split("--features ")[1].split()[0]
+    out = tmp_path / "run"
+    args = ["offline", "learn", str(log), "--action", "action", "--reward", "reward",
+            "--propensity", "p", "--control", "no_action", "--features", features,
+            "--learners", "reward_model", "--truth", str(truth), "--out", str(out),
+            *FAST]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    test_rows = json.loads((out / "split.json").read_text())["test_rows"]
+    expected = np.loadtxt(truth, delimiter=",", skiprows=1)[test_rows]
+    by_name = {e["name"]: e for e in results["policies"]}
+    assert by_name["always no_action"]["true_value"] == pytest.approx(expected[:, 0].mean())
+    assert by_name["random"]["true_value"] == pytest.approx(expected.mean())
+    assert 0.0 < by_name["reward_model"]["true_value"] < 0.1
+    short = tmp_path / "short.truth.csv"
+    short.write_text("\n".join(truth.read_text().splitlines()[:100]) + "\n")
+    args[args.index(str(truth))] = str(short)
+    args[args.index(str(out))] = str(tmp_path / "other")
+    assert_bad_input(runner.invoke(app, args), "truth", "rows")

@@ -354,8 +354,12 @@ def evaluate_policies(
     n_bootstrap: int = 200,
     seed: int = 0,
     progress: Progress | None = None,
+    truth: np.ndarray | None = None,
 ) -> list[dict[str, Any]]:
     """Every policy's estimates (and targeting report) on ``data``, best DR value first.
+
+    With ``truth`` (``(n, n_actions)`` true expected reward of every action in every row, as a
+    simulator knows it), each entry also gets ``true_value``, what the estimates should recover.
 
     Returns:
         One JSON-ready entry per policy: ``name``, ``kind``, ``estimates`` (one
@@ -381,6 +385,9 @@ def evaluate_policies(
             if target.ndim == 2
             else target[:, :, 0].mean(axis=0),
         }
+        if truth is not None:
+            flat = target if target.ndim == 2 else target[:, :, 0]
+            entry["true_value"] = float(np.sum(flat * truth, axis=1).mean())
         if kind == "learned" and control is not None and data.n_actions > 1:
             entry["targeting"] = _targeting(policies[name], data, control, estimated, binary)
         entries.append(_plain(entry))
@@ -447,6 +454,7 @@ def run_offline(
     n_bootstrap: int = 200,
     estimators: Sequence[str] = DEFAULT_ESTIMATORS,
     progress: Progress | None = None,
+    truth: np.ndarray | None = None,
 ) -> OfflineRun:
     """Split (or take ``test_log``), learn each learner on the training part, evaluate held out.
 
@@ -459,6 +467,9 @@ def run_offline(
         n_bootstrap: Bootstrap replicates of every interval.
         estimators: Names of :data:`rec_env.agents.ope.ALL_ESTIMATORS`.
         progress: Called with a short message before each step.
+        truth: ``(n, n_actions)`` true expected rewards of the rows of ``log`` (of ``test_log``
+            if given), in its action order: each policy's ``true_value`` on the held-out rows
+            is reported next to its estimates (a synthetic campaign's truth).
 
     Returns:
         The :class:`OfflineRun`.
@@ -480,6 +491,12 @@ def run_offline(
     step = progress or (lambda message: None)
     step("splitting")
     train_rows = test_rows = None
+    evaluated = log if test_log is None else test_log
+    if truth is not None and truth.shape != (evaluated.data.n, evaluated.data.n_actions):
+        raise ValueError(
+            f"the truth has shape {truth.shape}, but the log has {evaluated.data.n} rows and "
+            f"{evaluated.data.n_actions} actions"
+        )
     if test_log is None:
         train_rows, test_rows = split_rows(log.data.actions, test_share, seed)
         train, test = log.data.subset(train_rows), log.data.subset(test_rows)
@@ -504,6 +521,7 @@ def run_offline(
         n_bootstrap=n_bootstrap,
         seed=seed,
         progress=progress,
+        truth=None if truth is None else truth if test_rows is None else truth[test_rows],
     )
     results = {
         "file": str(log.spec.file),

@@ -21,7 +21,13 @@ import numpy as np
 
 from rec_env.agents.base import Policy
 
-__all__ = ["SYNTHETIC_ACTIONS", "SYNTHETIC_PROPENSITIES", "SyntheticCampaign", "synthetic_campaign"]
+__all__ = [
+    "SYNTHETIC_ACTIONS",
+    "SYNTHETIC_PROPENSITIES",
+    "SyntheticCampaign",
+    "read_truth",
+    "synthetic_campaign",
+]
 
 SYNTHETIC_ACTIONS = (
     "no_action",
@@ -87,6 +93,50 @@ class SyntheticCampaign:
                     ]
                 )
         return path
+
+    def write_truth_csv(self, path: str | Path) -> Path:
+        """Write the truth, row by row as in :meth:`write_csv`: ``expected_<action>`` columns."""
+        path = Path(path)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([f"expected_{a}" for a in SYNTHETIC_ACTIONS])
+            for row in self.expected:
+                writer.writerow([f"{v:.10g}" for v in row])
+        return path
+
+
+def read_truth(
+    path: str | Path, action_names: tuple[str, ...], rows: int | None = None
+) -> np.ndarray:
+    """``(n, n_actions)`` true expected rewards from :meth:`SyntheticCampaign.write_truth_csv`.
+
+    Args:
+        path: The truth file.
+        action_names: The log's actions, in its index order.
+        rows: Read only the first rows (as the log's ``max_rows``).
+
+    Raises:
+        ValueError: If the file is missing, lacks an action's column or holds a non-number.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such truth file")
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = [a for a in action_names if f"expected_{a}" not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(f"{path}: no column expected_{missing[0]} (the truth of {missing[0]})")
+        values = []
+        for line, record in enumerate(reader, start=2):
+            if rows is not None and len(values) == rows:
+                break
+            try:
+                values.append([float(record[f"expected_{a}"]) for a in action_names])
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"{path}: line {line} holds a value that is not a number"
+                ) from None
+    return np.asarray(values, dtype=np.float64).reshape(-1, len(action_names))
 
 
 def synthetic_campaign(
