@@ -31,9 +31,12 @@ def export_command(
 ) -> None:
     """Write one row per decision: features, allowed actions, probabilities, reward.
 
-    Columns: event_id, created_at, model_version, policy_updates, customer_id, the 16 features,
-    action, action_index, propensity, allowed_ACTION and prob_ACTION for every action,
-    reward and rewarded_at (empty until the reward arrives).
+    Columns: event_id, created_at, model_version, world (strategy, item or slate),
+    policy_updates, customer_id, the features by name (the 16 strategy features, then the item
+    features of the log's item and slate models), action, action_index, propensity,
+    allowed_ACTION for every action, prob_ACTION for every action of a strategy model, for
+    slate models slate_K and slate_probability_K for every position K, then reward and
+    rewarded_at (empty until the reward arrives).
     """
     from rec_env.datasets.decision_log_tables import export_decisions, export_format
 
