@@ -123,10 +123,31 @@ def _print_results(results: dict[str, Any]) -> None:
     typer.echo(f"best policy (DR): {results['best']}")
     for line in gain_lines(results):
         typer.echo(line)
+    for line in uplift_lines(results):
+        typer.echo(line)
     for name, why in results.get("failed", {}).items():
         typer.echo(f"not learned: {name}: {why}")
     for name, why in results.get("unsaved", {}).items():
         typer.echo(f"learned but not saved: {name}: {why}")
+
+
+def uplift_lines(results: dict[str, Any]) -> list[str]:
+    """Each learned policy's uplift@30 % with its bootstrap interval."""
+    digits = _digits(results)
+    parts = []
+    for entry in results["policies"]:
+        targeting = entry.get("targeting") or {}
+        value, interval = targeting.get("uplift_at_30"), targeting.get("uplift_at_30_ci")
+        if value is None or interval is None:
+            continue
+        parts.append(
+            f"  {entry['name']}: {value:.{digits}f} [{_number(interval[0], digits)}, "
+            f"{_number(interval[1], digits)}]"
+        )
+    if not parts:
+        return []
+    control = results.get("control")
+    return [f"uplift@30% (the best-scored 30 %, recommended action vs {control}), 95% CI:", *parts]
 
 
 def gain_lines(results: dict[str, Any]) -> list[str]:

@@ -92,6 +92,9 @@ def test_learn_writes_a_complete_run(learned: tuple) -> None:
     assert {"always none", "always promo", "random", "reward_model", "t_learner"} == set(names)
     targeting = next(e for e in results["policies"] if e["name"] == "t_learner")["targeting"]
     assert {"uplift_at_30", "qini_coefficient", "auuc", "policy_value_curve"} <= set(targeting)
+    low, high = targeting["uplift_at_30_ci"]
+    assert low < high and targeting["uplift_at_30_undefined"] >= 0
+    assert "uplift@30% (the best-scored 30 %, recommended action vs none), 95% CI:" in result.stdout
     split = json.loads((out / "split.json").read_text())
     assert len(split["train_rows"]) + len(split["test_rows"]) == 600
     # Learned policies are compared with the best constant on the same resamples.
