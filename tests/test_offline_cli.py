@@ -94,6 +94,9 @@ def test_learn_writes_a_complete_run(learned: tuple) -> None:
     assert {"uplift_at_30", "qini_coefficient", "auuc", "policy_value_curve"} <= set(targeting)
     low, high = targeting["uplift_at_30_ci"]
     assert low < high and targeting["uplift_at_30_undefined"] >= 0
+    for key in ("qini_coefficient", "auuc"):
+        low, high = targeting[f"{key}_ci"]
+        assert low < high
     assert "uplift@30% (the best-scored 30 %, recommended action vs none), 95% CI:" in result.stdout
     split = json.loads((out / "split.json").read_text())
     assert len(split["train_rows"]) + len(split["test_rows"]) == 600

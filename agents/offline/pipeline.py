@@ -332,13 +332,42 @@ def _targeting(
         x, y = qini_curve(data.rewards, gain, treatment, data.propensities)
         report["qini_curve"] = _downsample(x, y)
         if binary is not None:
-            report["qini_coefficient"] = qini_auc_score(
-                binary, gain, treatment, propensities=data.propensities
-            )
-            report["auuc"] = uplift_auc_score(
-                binary, gain, treatment, propensities=data.propensities
-            )
+            for key, score in (("qini_coefficient", qini_auc_score), ("auuc", uplift_auc_score)):
+                report[key] = score(binary, gain, treatment, propensities=data.propensities)
+                report[f"{key}_ci"] = _score_interval(
+                    score, binary, gain, treatment, data.propensities, n_bootstrap, seed
+                )
     return report
+
+
+def _score_interval(
+    score: Any,
+    y: np.ndarray,
+    gain: np.ndarray,
+    treatment: np.ndarray,
+    propensities: np.ndarray,
+    n_bootstrap: int,
+    seed: int,
+) -> list[float] | None:
+    """95 % percentile-bootstrap interval of a ranking score (Qini coefficient, AUUC).
+
+    Replicates where the score is undefined (a resample without a treated or a control row)
+    are left out of the percentiles; None if fewer than two are defined.
+    """
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_bootstrap):
+        pick = rng.integers(0, y.size, y.size)
+        try:
+            value = score(y[pick], gain[pick], treatment[pick], propensities=propensities[pick])
+        except ValueError:
+            continue
+        if np.isfinite(value):
+            replicates.append(value)
+    if len(replicates) < 2:
+        return None
+    low, high = np.percentile(replicates, [2.5, 97.5])
+    return [float(low), float(high)]
 
 
 def _uplift_interval(
@@ -756,7 +785,13 @@ def _csv_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "uplift_at_30_ci_low": (targeting.get("uplift_at_30_ci") or [None, None])[0],
                     "uplift_at_30_ci_high": (targeting.get("uplift_at_30_ci") or [None, None])[1],
                     "qini_coefficient": targeting.get("qini_coefficient"),
+                    "qini_coefficient_ci_low": (targeting.get("qini_coefficient_ci") or [None])[0],
+                    "qini_coefficient_ci_high": (
+                        targeting.get("qini_coefficient_ci") or [None] * 2
+                    )[1],
                     "auuc": targeting.get("auuc"),
+                    "auuc_ci_low": (targeting.get("auuc_ci") or [None])[0],
+                    "auuc_ci_high": (targeting.get("auuc_ci") or [None] * 2)[1],
                     **{f"gain_{k}": entry.get("gain", {}).get(k) for k in _GAIN_FIELDS},
                 }
             )
