@@ -479,13 +479,13 @@ def _add_gains(
     """
     from rec_env.agents.ope import DoublyRobust
 
-    constants = [(e, t) for e, (_, kind, t) in zip(entries, targets, strict=True)]
-    constants = [(e, t) for e, t in constants if e["kind"] == "constant"]
+    pairs = list(zip(entries, targets, strict=True))
+    constants = [(e, t) for e, (_, kind, t) in pairs if kind == "constant"]
     if not constants:
         return
     best, baseline = max(constants, key=lambda pair: _value(pair[0], "dr"))
     estimator = DoublyRobust(n_bootstrap=n_bootstrap, random_state=seed)
-    for entry, (_, kind, target) in zip(entries, targets, strict=True):
+    for entry, (_, kind, target) in pairs:
         if kind != "learned":
             continue
         with warnings.catch_warnings():
