@@ -174,6 +174,15 @@ class Policy(ABC):
             return masks
         return consent if masks is None else masks & consent
 
+    @property
+    def supported_actions(self) -> np.ndarray | None:
+        """``(n_actions,)`` bool: the actions this policy knows how to choose (``None``: all).
+
+        A policy learned on some of a catalog's actions gives the others probability 0; the
+        decision service keeps its exploration to these too.
+        """
+        return None
+
     # ------------------------------------------------------------------ decisions
     def action_probabilities(
         self, obs: np.ndarray, action_masks: np.ndarray | None = None

@@ -253,7 +253,10 @@ class DecisionService:
         return index
 
     def allowed_actions(self, obs: np.ndarray, excluded: np.ndarray | None = None) -> np.ndarray:
-        """``(n, A)`` bool: consent on the action's channel and not ``excluded``.
+        """``(n, A)`` bool: consent on the action's channel, not ``excluded``, and supported.
+
+        A policy learned on some of the catalog's actions (its ``supported_actions``) keeps
+        exploration to those and doing nothing.
 
         Args:
             obs: ``(n, F)`` features.
@@ -264,6 +267,9 @@ class DecisionService:
         allowed = consent_masks(self.world.consent(obs), self.actions.channel)
         if excluded is not None:
             allowed &= ~excluded
+        supported = self.policy.supported_actions
+        if supported is not None:  # exploration too stays on what the policy was learned on
+            allowed &= supported
         return allowed
 
     def describe_action(self, index: int) -> dict[str, Any]:

@@ -123,11 +123,11 @@ def test_a_policy_that_cannot_be_saved_is_reported(campaign_run: tuple, tmp_path
     def refuse(directory: Path) -> None:
         raise ValueError("cannot save without pickle")
 
-    policy.save = refuse  # type: ignore[method-assign]
+    policy._save_state = refuse  # type: ignore[method-assign]
     try:
         write_run(run, tmp_path / "run")
     finally:
-        del policy.save
+        del policy._save_state
         run.results["unsaved"].clear()
     saved = json.loads((tmp_path / "run" / RESULTS_FILE).read_text())
     assert saved["unsaved"] == {"reward_model": "cannot save without pickle"}
@@ -201,12 +201,65 @@ def test_a_log_of_the_simulators_catalog_gives_servable_runs(tmp_path: Path) -> 
     assert np.array_equal(
         policy.predict(data.contexts), run.policies["reward_model"].predict(data.contexts)
     )
-    # A log of other actions gets no run.json (serve could not load it).
-    campaign_dir = tmp_path / "campaign"
+    # A log of actions the catalog does not have gets no run.json (serve could not load it).
     campaign = synthetic_campaign(300, seed=0).write_csv(tmp_path / "c.csv")
-    spec = spec.model_copy(update={"file": campaign, "actions": list(SYNTHETIC_ACTIONS)})
+    renamed = tmp_path / "renamed.csv"
+    renamed.write_text(campaign.read_text().replace("discount_10_email", "voucher"))
+    actions = [a.replace("discount_10_email", "voucher") for a in SYNTHETIC_ACTIONS]
+    spec = spec.model_copy(update={"file": renamed, "actions": actions})
     quick = run_offline(
         read_run_log(spec), learners=["reward_model"], n_bootstrap=10, estimators=("dr",)
     )
-    write_run(quick, campaign_dir)
-    assert not (campaign_dir / "policies" / "reward_model" / "run.json").exists()
+    write_run(quick, tmp_path / "renamed")
+    assert not (tmp_path / "renamed" / "policies" / "reward_model" / "run.json").exists()
+
+
+def test_a_log_of_some_catalog_actions_is_served_over_the_catalog(
+    campaign_run: tuple, tmp_path: Path
+) -> None:
+    """The synthetic campaign's four actions: the saved run decides over all 16, safely."""
+    from fastapi.testclient import TestClient
+
+    from rec_env.agents.offline.catalog import CatalogPolicy
+    from rec_env.agents.runs import load_run
+    from rec_env.serve import ServeSettings, create_app
+
+    campaign, run = campaign_run
+    write_run(run, tmp_path / "run")
+    directory = tmp_path / "run" / "policies" / "reward_model"
+    policy, info = load_run(directory)
+    assert isinstance(policy, CatalogPolicy) and policy.n_actions == 16
+    assert info.action_names == list(policy.action_names)
+    learned = run.policies["reward_model"]
+    obs = campaign.contexts[:500]
+    served = np.asarray(policy.action_names)[policy.predict(obs)]
+    assert np.array_equal(served, np.asarray(learned.action_names)[learned.predict(obs)])
+    # Whoever forgets the masks: no e-mail consent, no e-mail; the fallback is doing nothing.
+    no_email = obs.copy()
+    no_email[:, FEATURE_NAMES.index("consent_email")] = 0.0
+    assert set(np.asarray(policy.action_names)[policy.predict(no_email)]) == {"no_action"}
+    # A caller's mask that forbids the learned choice moves it to another learned action.
+    masks = np.ones((len(obs), 16), dtype=bool)
+    masks[:, policy.action_names.index("discount_10_email")] = False
+    chosen = set(np.asarray(policy.action_names)[policy.predict(obs, masks)])
+    assert chosen <= set(SYNTHETIC_ACTIONS) - {"discount_10_email"}
+    # Saving again gives the same weights; evaluate reads the learned policy back.
+    assert policy.weights_sha256() == info.weights_sha256
+    other = synthetic_campaign(400, seed=12).write_csv(tmp_path / "other.csv")
+    results = evaluate_saved_run(tmp_path / "run", other, n_bootstrap=10, estimators=("dr",))
+    assert "reward_model" in {e["name"] for e in results["policies"]}
+    # And the decision service serves it.
+    settings = ServeSettings(model_dir=directory, db=tmp_path / "d.db", explain=False, epsilon=0)
+    customer = dict(zip(FEATURE_NAMES, (float(v) for v in obs[0]), strict=True))
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/v1/recommend", json={"features": customer})
+    assert response.status_code == 200, response.text
+    assert response.json()["action"]["name"] == served[0]
+    # Heavy exploration still sends only what the campaign tried.
+    settings = settings.model_copy(update={"epsilon": 1.0, "db": tmp_path / "e.db", "seed": 0})
+    with TestClient(create_app(settings)) as client:
+        names = {
+            client.post("/v1/recommend", json={"features": customer}).json()["action"]["name"]
+            for _ in range(40)
+        }
+    assert names <= set(SYNTHETIC_ACTIONS) and len(names) > 1

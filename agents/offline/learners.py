@@ -92,9 +92,17 @@ def learn(name: str, data: LoggedBanditData, **options: Any) -> Policy:
 
 def offline_policy_classes() -> dict[str, type[Policy]]:
     """The policy classes of the offline learners by ``algorithm`` (for loading saved runs)."""
+    from rec_env.agents.offline.catalog import CatalogPolicy
     from rec_env.agents.offline.ipw import IPWLearnerPolicy
     from rec_env.agents.offline.reward_model import RewardModelPolicy
     from rec_env.agents.offline.uplift import DRLearnerPolicy, TLearnerPolicy, XLearnerPolicy
 
-    classes = (RewardModelPolicy, TLearnerPolicy, XLearnerPolicy, DRLearnerPolicy, IPWLearnerPolicy)
+    classes = (
+        RewardModelPolicy,
+        TLearnerPolicy,
+        XLearnerPolicy,
+        DRLearnerPolicy,
+        IPWLearnerPolicy,
+        CatalogPolicy,
+    )
     return {cls.algorithm: cls for cls in classes}

@@ -650,7 +650,7 @@ def evaluate_saved_run(
     if progress is not None:
         progress("reading the log")
     log = read_run_log(spec, encoder)
-    policies = {n: load_policy(run_dir / POLICIES_DIR / n) for n in names}
+    policies = {n: _learned(load_policy(run_dir / POLICIES_DIR / n)) for n in names}
     entries = evaluate_policies(
         log.data,
         policies,
@@ -676,6 +676,13 @@ def evaluate_saved_run(
         "failed": {},
         "unsaved": {},
     }
+
+
+def _learned(policy: Policy) -> Policy:
+    """The policy over the log's own actions (a saved :class:`CatalogPolicy` holds it)."""
+    from rec_env.agents.offline.catalog import CatalogPolicy
+
+    return policy.inner if isinstance(policy, CatalogPolicy) else policy
 
 
 # ---------------------------------------------------------------------------- files
@@ -709,6 +716,8 @@ def write_run(run: OfflineRun, directory: Path) -> list[Path]:
     for name, policy in run.policies.items():
         target = directory / POLICIES_DIR / name
         try:
+            if settings is not None and policy.n_actions < settings.build_model().actions.n_actions:
+                policy = _over_catalog(policy, settings)
             policy.save(target)
             paths.append(target)
         except ValueError as exc:
@@ -724,10 +733,11 @@ def write_run(run: OfflineRun, directory: Path) -> list[Path]:
 
 
 def _served_world(log: TabularLog) -> Any:
-    """The strategy world's settings if the log has its 16 features and catalog, else ``None``.
+    """The strategy world's settings if the log has its 16 features and catalog actions.
 
     Only then can ``recenv serve`` serve a learned policy: it checks that the run's features and
-    actions are those of the world it simulates.
+    actions are those of the world it simulates. A log of some of the catalog's actions (in the
+    catalog's order) is served through :class:`CatalogPolicy`; otherwise ``None``.
     """
     from rec_env.features import FEATURE_NAMES
     from rec_env.settings import EnvSettings
@@ -735,9 +745,18 @@ def _served_world(log: TabularLog) -> Any:
     settings = EnvSettings()
     if tuple(log.encoder.names) != tuple(FEATURE_NAMES):
         return None
-    if tuple(log.action_names) != tuple(settings.build_model().actions.names):
+    catalog = settings.build_model().actions.names
+    if not set(log.action_names) <= set(catalog) or len(set(log.action_names)) < 2:
         return None
     return settings
+
+
+def _over_catalog(policy: Policy, settings: Any) -> Policy:
+    """``policy`` of some catalog actions as a :class:`CatalogPolicy` over the whole catalog."""
+    from rec_env.agents.offline.catalog import CatalogPolicy
+
+    actions = settings.build_model().actions
+    return CatalogPolicy.wrap(policy, actions.names, actions.channel_names)
 
 
 def _write_run_info(
