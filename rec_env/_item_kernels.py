@@ -447,7 +447,7 @@ def item_step_kernel(
         reward = purchased if reward_mode == REWARD_CONVERSION else profit
 
         # 5-8: the lifecycle shared with the strategy world
-        unsubscribed, churned = lifecycle(
+        unsubscribed, churned, visited = lifecycle(
             obs,
             hid,
             contact_history,
@@ -504,6 +504,7 @@ def item_step_kernel(
             contact_cost,
             unsubscribed,
             profit,
+            visited,
         )
         out[OUT_CLICKED, i] = clicked
         out[OUT_CLICK_POSITION, i] = position

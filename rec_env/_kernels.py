@@ -70,6 +70,7 @@ OUT_CONTACT_COST = _OUT["contact_cost"]
 OUT_UNSUBSCRIBED = _OUT["unsubscribed"]
 OUT_CHURNED = _OUT["churned"]
 OUT_PROFIT = _OUT["profit"]
+OUT_VISITED = _OUT["visited"]
 N_OUT = len(OUTCOME_FIELDS)
 
 REWARD_PROFIT, REWARD_CONVERSION, REWARD_RULE = 0, 1, 2
@@ -172,6 +173,7 @@ def write_outcome(
     contact_cost: float,
     unsubscribed: float,
     profit: float,
+    visited: float,
 ) -> None:
     """Write customer ``i``'s rows of :data:`rec_env.dynamics.OUTCOME_FIELDS` into ``out``.
 
@@ -189,6 +191,95 @@ def write_outcome(
     out[OUT_UNSUBSCRIBED, i] = unsubscribed
     out[OUT_CHURNED, i] = churned
     out[OUT_PROFIT, i] = profit
+    out[OUT_VISITED, i] = visited
+
+
+# ------------------------------------------------------- the observed features
+# How each observed feature moves, written once: the simulator's ``lifecycle`` and the feature
+# builder from real logs (:func:`history_kernel`, ``recenv features``) both call these.
+@njit(cache=True, inline="always")
+def record_order(obs: np.ndarray, i: int, value: float) -> None:
+    """One order of list value ``value``: ``monetary_value`` moves towards it.
+
+    The first order (no average yet, 0) sets the average; later ones move it by
+    :data:`MONETARY_WEIGHT` of the difference.
+    """
+    value = min(value, MAX_MONETARY)
+    m = obs[MONETARY, i]
+    obs[MONETARY, i] = value if m <= 0.0 else m + MONETARY_WEIGHT * (value - m)
+
+
+@njit(cache=True, inline="always")
+def record_message(obs: np.ndarray, i: int, channel: int, opened: float) -> None:
+    """One delivered message on ``channel``: its response rate moves towards ``opened``."""
+    rate = obs[RATE0 + channel, i]
+    obs[RATE0 + channel, i] = rate + RATE_WEIGHT * (opened - rate)
+
+
+@njit(cache=True, inline="always")
+def advance_cycle(
+    obs: np.ndarray,
+    contact_history: np.ndarray,
+    discount_history: np.ndarray,
+    slot_c: int,
+    slot_d: int,
+    i: int,
+    orders: float,
+    delivered: float,
+    discounts: float,
+    ignored: float,
+    opened: float,
+    visited: float,
+    irritation: float,
+    days: float,
+    decay_engagement: float,
+    decay_frequency: float,
+) -> None:
+    """Close one cycle of customer ``i``: every feature that counts time or events.
+
+    Args:
+        obs: ``(F, n)`` features, updated in place.
+        contact_history: ``(window_30d, n)`` messages delivered in each recent cycle.
+        discount_history: ``(window_90d, n)`` discounts delivered in each recent cycle.
+        slot_c: This cycle's slot in ``contact_history`` (the one that leaves the window).
+        slot_d: This cycle's slot in ``discount_history``.
+        i: The customer's column.
+        orders: Orders in the cycle (their values went to :func:`record_order`).
+        delivered: Messages delivered in the cycle (each went to :func:`record_message`).
+        discounts: Discount offers among them.
+        ignored: Delivered messages not opened; each erodes engagement by ``irritation``.
+        opened: 1.0 if any message was opened (or clicked).
+        visited: 1.0 if the customer visited (an open counts as a visit).
+        irritation: Share of engagement one ignored message erodes.
+        days: Length of the cycle in days.
+        decay_engagement: ``exp(-days / ENGAGEMENT_DECAY_DAYS)``.
+        decay_frequency: ``exp(-days / DAYS_PER_YEAR)``.
+    """
+    purchased = 1.0 if orders > 0.0 else 0.0
+    interacted = visited > 0.0 or purchased > 0.0
+    if purchased > 0.0:
+        obs[LAST_PURCHASE, i] = 0.0
+    else:
+        obs[LAST_PURCHASE, i] = min(obs[LAST_PURCHASE, i] + days, MAX_DAYS)
+    obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + orders, MAX_FREQUENCY)
+    if interacted:
+        obs[RECENCY, i] = 0.0
+    else:
+        obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_RECENCY)
+    # engagement decays in cycles without interaction, and ignored messages erode it
+    e = obs[ENGAGEMENT, i]
+    e = e if interacted else e * decay_engagement
+    if ignored > 0.0:
+        e *= (1.0 - irritation) ** ignored
+    obs[ENGAGEMENT, i] = e + (0.05 * visited + 0.15 * opened + 0.3 * purchased) * (1.0 - e)
+    if delivered > 0.0:
+        obs[DAYS_SINCE_CONTACT, i] = 0.0
+    else:
+        obs[DAYS_SINCE_CONTACT, i] = min(obs[DAYS_SINCE_CONTACT, i] + days, MAX_CONTACT_DAYS)
+    obs[CONTACTS_30D, i] += delivered - contact_history[slot_c, i]
+    obs[DISCOUNTS_90D, i] += discounts - discount_history[slot_d, i]
+    contact_history[slot_c, i] = delivered
+    discount_history[slot_d, i] = discounts
 
 
 @njit(cache=True, inline="always")
@@ -213,7 +304,7 @@ def lifecycle(
     u_unsubscribe: float,
     u_churn: float,
     u_visit: float,
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Steps 5-8 of a cycle for customer ``i``, shared by every world's step kernel.
 
     Unsubscribes, churn (never in a cycle with a purchase), organic visits and the update of the
@@ -222,10 +313,9 @@ def lifecycle(
     (``purchased``, ``value``: the order value that moves ``monetary_value``).
 
     Returns:
-        ``(unsubscribed, churned)`` as 0.0/1.0.
+        ``(unsubscribed, churned, visited)`` as 0.0/1.0 (an opened message counts as a visit).
     """
     years = days / DAYS_PER_YEAR
-    engagement = obs[ENGAGEMENT, i]
     contacts = obs[CONTACTS_30D, i]
     fat = fatigue(hid[FATIGUE_SENSITIVITY, i], contacts)
     unsubscribed = 0.0
@@ -245,30 +335,28 @@ def lifecycle(
         visited = 1.0
 
     if purchased > 0.0:
-        obs[LAST_PURCHASE, i] = 0.0
-        obs[MONETARY, i] += MONETARY_WEIGHT * (min(value, MAX_MONETARY) - obs[MONETARY, i])
-    else:
-        obs[LAST_PURCHASE, i] = min(obs[LAST_PURCHASE, i] + days, MAX_DAYS)
-    obs[FREQUENCY, i] = min(obs[FREQUENCY, i] * decay_frequency + purchased, MAX_FREQUENCY)
-    if visited > 0.0 or purchased > 0.0:
-        obs[RECENCY, i] = 0.0
-    else:
-        obs[RECENCY, i] = min(obs[RECENCY, i] + days, MAX_RECENCY)
-    # engagement decays in cycles without interaction, and ignored messages erode it
-    e = engagement if visited > 0.0 or purchased > 0.0 else engagement * decay_engagement
-    e *= 1.0 - hid[IRRITATION, i] * delivered * (1.0 - opened)
-    obs[ENGAGEMENT, i] = e + (0.05 * visited + 0.15 * opened + 0.3 * purchased) * (1.0 - e)
+        record_order(obs, i, value)
     if delivered > 0.0:
-        rate = obs[RATE0 + channel, i]
-        obs[RATE0 + channel, i] = rate + RATE_WEIGHT * (opened - rate)
-        obs[DAYS_SINCE_CONTACT, i] = 0.0
-    else:
-        obs[DAYS_SINCE_CONTACT, i] = min(obs[DAYS_SINCE_CONTACT, i] + days, MAX_CONTACT_DAYS)
-    obs[CONTACTS_30D, i] += delivered - contact_history[slot_c, i]
-    obs[DISCOUNTS_90D, i] += discounted - discount_history[slot_d, i]
-    contact_history[slot_c, i] = delivered
-    discount_history[slot_d, i] = discounted
-    return unsubscribed, churned
+        record_message(obs, i, channel, opened)
+    advance_cycle(
+        obs,
+        contact_history,
+        discount_history,
+        slot_c,
+        slot_d,
+        i,
+        purchased,
+        delivered,
+        discounted,
+        delivered * (1.0 - opened),
+        opened,
+        visited,
+        hid[IRRITATION, i],
+        days,
+        decay_engagement,
+        decay_frequency,
+    )
+    return unsubscribed, churned, visited
 
 
 # ---------------------------------------------------------------------- kernels
@@ -386,7 +474,7 @@ def step_kernel(
             reward = rule_reward(obs, i, channel, act[A_DISCOUNT, a], act[A_SHIPPING, a])
 
         # 5-8: unsubscribes, churn, visits and the state update
-        unsubscribed, churned = lifecycle(
+        unsubscribed, churned, visited = lifecycle(
             obs,
             hid,
             contact_history,
@@ -423,6 +511,7 @@ def step_kernel(
             contact_cost,
             unsubscribed,
             profit,
+            visited,
         )
 
 

@@ -50,6 +50,7 @@ OUTCOME_FIELDS: tuple[str, ...] = (
     "unsubscribed",
     "churned",
     "profit",
+    "visited",
 )
 """What one cycle produces per customer: the rows of :attr:`StepOutcome.values`, in order.
 
