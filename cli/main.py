@@ -13,6 +13,7 @@ from rec_env.cli.bench import bench_app
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
 from rec_env.cli.explain import explain_command
+from rec_env.cli.features import features_command, history_command
 from rec_env.cli.log import log_app
 from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
@@ -48,6 +49,8 @@ app.command("ab")(ab_command)
 app.command("ope")(ope_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(offline_app, name="offline")
+app.command("features")(features_command)
+profiles_app.command("history")(history_command)
 
 
 def _print_version(value: bool) -> None:

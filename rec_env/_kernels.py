@@ -361,6 +361,81 @@ def lifecycle(
 
 # ---------------------------------------------------------------------- kernels
 @njit(cache=True, error_model="numpy")
+def history_kernel(
+    obs: np.ndarray,
+    start_cycle: np.ndarray,
+    n_cycles: int,
+    order_ptr: np.ndarray,
+    order_cycle: np.ndarray,
+    order_value: np.ndarray,
+    message_ptr: np.ndarray,
+    message_cycle: np.ndarray,
+    message_channel: np.ndarray,
+    message_opened: np.ndarray,
+    message_discount: np.ndarray,
+    visit_ptr: np.ndarray,
+    visit_cycle: np.ndarray,
+    irritation: np.ndarray,
+    window_30d: int,
+    window_90d: int,
+    days: float,
+) -> None:
+    """The observed features of customers at the end of cycle ``n_cycles - 1`` from their events.
+
+    The feature builder's core: each customer ``i`` starts from ``obs[:, i]`` (the no-history
+    values) at cycle ``start_cycle[i]`` and every cycle applies what the simulator applies
+    (:func:`record_order`, :func:`record_message`, :func:`advance_cycle`). Events are sorted by
+    customer and time; customer ``i``'s are ``order_ptr[i]:order_ptr[i + 1]`` (and likewise),
+    each with the cycle it falls in, none before ``start_cycle[i]`` or after ``n_cycles - 1``.
+    """
+    n = obs.shape[1]
+    decay_engagement = math.exp(-days / ENGAGEMENT_DECAY_DAYS)
+    decay_frequency = math.exp(-days / DAYS_PER_YEAR)
+    contact_history = np.zeros((window_30d, n))
+    discount_history = np.zeros((window_90d, n))
+    for i in range(n):
+        o, o_end = order_ptr[i], order_ptr[i + 1]
+        m, m_end = message_ptr[i], message_ptr[i + 1]
+        v, v_end = visit_ptr[i], visit_ptr[i + 1]
+        for c in range(start_cycle[i], n_cycles):
+            orders = 0.0
+            while o < o_end and order_cycle[o] == c:
+                record_order(obs, i, order_value[o])
+                orders += 1.0
+                o += 1
+            delivered, discounts, ignored, opened = 0.0, 0.0, 0.0, 0.0
+            while m < m_end and message_cycle[m] == c:
+                record_message(obs, i, message_channel[m], message_opened[m])
+                delivered += 1.0
+                discounts += message_discount[m]
+                ignored += 1.0 - message_opened[m]
+                opened = max(opened, message_opened[m])
+                m += 1
+            visited = opened
+            while v < v_end and visit_cycle[v] == c:
+                visited = 1.0
+                v += 1
+            advance_cycle(
+                obs,
+                contact_history,
+                discount_history,
+                c % window_30d,
+                c % window_90d,
+                i,
+                orders,
+                delivered,
+                discounts,
+                ignored,
+                opened,
+                visited,
+                irritation[i],
+                days,
+                decay_engagement,
+                decay_frequency,
+            )
+
+
+@njit(cache=True, error_model="numpy")
 def expected_kernel(
     obs: np.ndarray,
     hid: np.ndarray,

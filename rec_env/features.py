@@ -17,6 +17,7 @@ __all__ = [
     "FEATURE_HIGH",
     "FEATURE_INDEX",
     "FEATURE_NAMES",
+    "HISTORY_START",
     "OBS_HIGH",
     "OBS_LOW",
     "PROFILE_FEATURES",
@@ -192,6 +193,33 @@ FEATURE_HIGH: dict[str, float] = {f.name: f.high for f in FEATURES}
 """Upper bound of each feature by name, for the dynamics' clipping and the samplers."""
 OBS_LOW = np.array([f.low for f in FEATURES], dtype=np.float32)
 OBS_HIGH = np.array([f.high for f in FEATURES], dtype=np.float32)
+
+
+HISTORY_START: dict[str, float] = {
+    "recency": FEATURE_HIGH["recency"],
+    "frequency": 0.0,
+    "monetary_value": 0.0,
+    "engagement_score": 0.0,
+    "discount_sensitive": 0.0,
+    "free_shipping_preferred": 0.0,
+    "email_opens": 0.045,
+    "sms_response": 0.055,
+    "push_response": 0.045,
+    "last_purchase_days": FEATURE_HIGH["last_purchase_days"],
+    "days_since_contact": FEATURE_HIGH["days_since_contact"],
+    "contacts_last_30d": 0.0,
+    "discounts_last_90d": 0.0,
+    "consent_email": 0.0,
+    "consent_sms": 0.0,
+    "consent_push": 0.0,
+}
+"""The features of a customer before any event: where the feature builder starts each one.
+
+Nothing bought, seen or sent yet: the day counts at their caps, no average order (the first
+order sets it), engagement 0, and the response rates at the default population's medians (a
+rate moves a tenth of the way to each message's response, so it needs a prior). Consent and the
+CRM tags come from their own tables, not from events.
+"""
 
 
 def consent_masks(consent: np.ndarray, channel: np.ndarray) -> np.ndarray:
