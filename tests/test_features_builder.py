@@ -11,7 +11,13 @@ from typer.testing import CliRunner
 from rec_env.cli.main import app
 from rec_env.errors import ConfigError
 from rec_env.features import FEATURE_INDEX, FEATURE_NAMES, HISTORY_START
-from rec_env.fitting.builder import build_features, mean_irritation, parse_day, read_events
+from rec_env.fitting.builder import (
+    build_features,
+    history_problems,
+    mean_irritation,
+    parse_day,
+    read_events,
+)
 from rec_env.fitting.simulated_history import SimulatedHistory, simulate_history
 from tests.cli_checks import assert_bad_input
 
@@ -162,7 +168,7 @@ def test_bad_contacts_and_mapped_columns(tmp_path: Path) -> None:
         orders, columns={"orders": {"customer_id": "cust", "time": "day", "amount": "paid"}}
     )
     assert build_features(events, "2024-01-31").observations[0, 2] == 3.0
-    with pytest.raises(ConfigError, match="unknown column mapping orders.when"):
+    with pytest.raises(ConfigError, match=r"unknown column mapping orders\.when"):
         read_events(orders, columns={"orders": {"when": "day"}})
     with pytest.raises(ValueError, match="since is after as_of"):
         build_features(events, "2024-01-31", since="2024-02-01")
@@ -223,3 +229,27 @@ def test_cli_history_writes_logs_that_rebuild(tmp_path: Path) -> None:
         "simulator_features.csv",
     }  # fmt: skip
     assert "recenv features --orders" in result.output
+
+
+def test_example_users_are_histories_the_builder_could_produce() -> None:
+    import json
+
+    users = sorted((Path(__file__).parents[1] / "profiles" / "users").glob("*.json"))
+    assert len(users) >= 7
+    for path in users:
+        features = json.loads(path.read_text())["features"]
+        assert history_problems(features) == [], path.name
+
+
+def test_history_problems_finds_impossible_features(history: tuple) -> None:
+    bad = {"recency": 50, "last_purchase_days": 10, "frequency": 0.1, "monetary_value": 0}
+    problems = history_problems(bad)
+    assert len(problems) == 3
+    assert "recency 50 > last_purchase_days 10" in problems[0]
+    assert history_problems({"contacts_last_30d": 2, "days_since_contact": 60})
+    assert history_problems({"contacts_last_30d": 0, "days_since_contact": 3})
+    assert history_problems({"discounts_last_90d": 1, "days_since_contact": 200})
+    # Every simulated customer's features are a history's.
+    simulated, _ = history
+    for row in simulated.features[:300]:
+        assert history_problems(dict(zip(FEATURE_NAMES, row, strict=True))) == []

@@ -57,6 +57,7 @@ __all__ = [
     "BuiltFeatures",
     "CustomerEvents",
     "build_features",
+    "history_problems",
     "mean_irritation",
     "parse_day",
     "read_events",
@@ -616,3 +617,63 @@ def _consent_and_tags(
         if (~tagged).any():
             defaulted[name] = int((~tagged).sum())
     return defaulted
+
+
+def history_problems(features: dict[str, float], cycle_days: int = 7) -> list[str]:
+    """What no history could produce in a customer's features, under the builder's definitions.
+
+    Checks the features that are given (any subset): the last interaction is no older than the
+    last purchase (``recency`` ≤ ``last_purchase_days``); a purchase within the caps leaves
+    ``frequency`` ≥ exp(−``last_purchase_days`` / 365) (at cycle resolution) and an average
+    order value; no purchase leaves both at 0; messages in the last 30 days mean the last one is
+    no older than 30 days, none means it is; discounts in the last 90 days need a message
+    within 90 days.
+
+    Returns:
+        One sentence per inconsistency (empty: some history gives these features).
+    """
+    f = features
+    problems = []
+
+    def given(*names: str) -> bool:
+        return all(name in f for name in names)
+
+    if given("recency", "last_purchase_days") and f["recency"] > f["last_purchase_days"]:
+        problems.append(
+            f"recency {f['recency']:g} > last_purchase_days {f['last_purchase_days']:g}: a "
+            "purchase is an interaction, so the last interaction is at most that old"
+        )
+    cap = FEATURE_HIGH["last_purchase_days"]
+    if given("frequency", "last_purchase_days") and f["last_purchase_days"] < cap:
+        cycles = -(-f["last_purchase_days"] // cycle_days)  # the purchase's cycle, rounded up
+        least = float(np.exp(-cycles * cycle_days / 365.0))
+        if f["frequency"] < least - 1e-9:
+            problems.append(
+                f"frequency {f['frequency']:g} < {least:.3g}: a purchase "
+                f"{f['last_purchase_days']:g} days ago alone counts that much"
+            )
+    if given("monetary_value", "frequency") and (f["monetary_value"] > 0) != (f["frequency"] > 0):
+        problems.append("monetary_value and frequency must both be 0 (no order) or both positive")
+    window = max(1, round(30.0 / cycle_days)) * cycle_days
+    if given("contacts_last_30d", "days_since_contact"):
+        if f["contacts_last_30d"] > 0 and f["days_since_contact"] >= window:
+            problems.append(
+                f"contacts_last_30d {f['contacts_last_30d']:g} but days_since_contact "
+                f"{f['days_since_contact']:g}: a message in the last 30 days is more recent"
+            )
+        if f["contacts_last_30d"] == 0 and f["days_since_contact"] < window - cycle_days:
+            problems.append(
+                f"days_since_contact {f['days_since_contact']:g} but contacts_last_30d 0: that "
+                "message falls in the last 30 days"
+            )
+    long_window = max(1, round(90.0 / cycle_days)) * cycle_days
+    if (
+        given("discounts_last_90d", "days_since_contact")
+        and f["discounts_last_90d"] > 0
+        and f["days_since_contact"] >= long_window
+    ):
+        problems.append(
+            f"discounts_last_90d {f['discounts_last_90d']:g} but days_since_contact "
+            f"{f['days_since_contact']:g}: a discount in the last 90 days is a message"
+        )
+    return problems
