@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
-from sklearn.tree import DecisionTreeClassifier
+from sklearn.naive_bayes import GaussianNB
 
 from rec_env.agents.base import POLICY_FILE, Policy
 from rec_env.agents.integrity import load_policy, load_verified_policy, policy_digests
@@ -183,8 +183,10 @@ def test_a_classifier_outcome_model_round_trips(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.scores(x), policy.scores(x))
 
 
-def test_a_non_linear_estimator_refuses_to_save(log: LoggedBanditData, tmp_path: Path) -> None:
-    policy = learn("ipw", log, classifier=DecisionTreeClassifier(max_depth=3, random_state=0))
+def test_an_estimator_neither_linear_nor_trees_refuses_to_save(
+    log: LoggedBanditData, tmp_path: Path
+) -> None:
+    policy = learn("ipw", log, classifier=GaussianNB())
     assert policy.predict(log.contexts[:5]).shape == (5,)
     with pytest.raises(ValueError, match="without pickle"):
         policy.save(tmp_path)

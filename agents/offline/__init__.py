@@ -2,7 +2,7 @@ r"""Offline learning: targeting policies learned from logged bandit data.
 
 Every learner takes a :class:`~rec_env.datasets.LoggedBanditData` and returns a
 :class:`~rec_env.agents.base.Policy` (consent-safe, batch-first, seeded, saveable without
-pickle when its models are linear). By name, through :func:`learn`:
+pickle when its models are linear or scikit-learn tree models). By name, through :func:`learn`:
 
 =================  =====================================================================
 ``reward_model``   reward-model argmax, any regressor or classifier, per action or pooled
@@ -56,6 +56,7 @@ from rec_env.agents.offline.pipeline import (
 )
 from rec_env.agents.offline.reward_model import RewardModelPolicy, fit_reward_model
 from rec_env.agents.offline.synthetic import SyntheticCampaign, synthetic_campaign
+from rec_env.agents.offline.trees import TreeEnsembleModel
 from rec_env.agents.offline.uplift import (
     DRLearnerPolicy,
     TLearnerPolicy,
@@ -79,6 +80,7 @@ __all__ = [
     "RewardModelPolicy",
     "SyntheticCampaign",
     "TLearnerPolicy",
+    "TreeEnsembleModel",
     "UpliftPolicy",
     "XLearnerPolicy",
     "evaluate_saved_run",

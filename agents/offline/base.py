@@ -5,8 +5,11 @@ feeds them the observations scaled by its feature space (:meth:`FeatureSpace.sca
 <rec_env.feature_space.FeatureSpace.scaled>`: standardised by the training log's mean and
 standard deviation by default) and decides greedily on a score per action. Subclasses implement
 :meth:`OfflinePolicy.scores`. It saves as ``policy.json`` (configuration, the link of each model)
-and ``state.npz`` (the models' arrays, read with ``allow_pickle=False``); a policy holding a
-non-linear estimator refuses to save (see :mod:`~rec_env.agents.offline.models`).
+and ``state.npz`` (the models' arrays, read with ``allow_pickle=False``). A linear model's link
+is saved as it is (``identity``, ``logistic``, ``softmax``), a tree ensemble's with its kind
+(``tree:identity`` …), which tells :meth:`OfflinePolicy.load` which class to rebuild. A policy
+holding an estimator that is neither linear nor a supported tree model refuses to save (see
+:mod:`~rec_env.agents.offline.models`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,40 @@ import numpy as np
 
 from rec_env.agents.base import POLICY_FILE, FeaturesLike, Policy
 from rec_env.agents.offline.models import FittedModel, LinearModel
+from rec_env.agents.offline.trees import TreeEnsembleModel
 
 __all__ = ["STATE_FILE", "OfflinePolicy"]
 
 STATE_FILE = "state.npz"
 """Learned arrays of a saved offline policy, next to ``policy.json``."""
+
+_SAVED_KINDS: dict[str, type[LinearModel] | type[TreeEnsembleModel]] = {
+    LinearModel.kind: LinearModel,
+    TreeEnsembleModel.kind: TreeEnsembleModel,
+}
+
+
+def _saved_link(model: FittedModel) -> str:
+    """The link as ``policy.json`` records it: bare for linear models, else ``<kind>:<link>``."""
+    kind = getattr(model, "kind", None)
+    if kind is None or kind == LinearModel.kind:
+        return model.link
+    return f"{kind}:{model.link}"
+
+
+def _model_class(saved_link: str) -> tuple[type[LinearModel] | type[TreeEnsembleModel], str]:
+    """The model class and link of a saved link (a bare link is linear, as in older runs).
+
+    Raises:
+        ValueError: For an unknown kind.
+    """
+    kind, _, link = saved_link.rpartition(":")
+    kind = kind or LinearModel.kind
+    if kind not in _SAVED_KINDS:
+        raise ValueError(
+            f"unknown model kind {kind!r}; expected one of {', '.join(sorted(_SAVED_KINDS))}"
+        )
+    return _SAVED_KINDS[kind], link
 
 
 class OfflinePolicy(Policy):
@@ -92,15 +124,15 @@ class OfflinePolicy(Policy):
     # ------------------------------------------------------------------ persistence
     def get_config(self) -> dict[str, Any]:
         """Constructor arguments, with the link of each model (the arrays go to ``state.npz``)."""
-        links = {name: model.link for name, model in self.models.items()}  # type: ignore[attr-defined]
+        links = {name: _saved_link(model) for name, model in self.models.items()}
         return {**super().get_config(), "model_links": links or self._model_links}
 
     def learned_arrays(self) -> dict[str, np.ndarray]:
-        """Every linear model's arrays, as ``<model>.<array>``."""
+        """Every saveable model's arrays, as ``<model>.<array>``."""
         return {
             f"{name}.{key}": array
             for name, model in self.models.items()
-            if isinstance(model, LinearModel)
+            if isinstance(model, LinearModel | TreeEnsembleModel)
             for key, array in model.arrays().items()
         }
 
@@ -108,17 +140,22 @@ class OfflinePolicy(Policy):
         """Write the models' arrays to ``state.npz``.
 
         Raises:
-            ValueError: If a model is not linear (saving it would need pickle).
+            ValueError: If a model is neither linear nor a converted tree ensemble (saving it
+                would need pickle); with the reason a tree model was not converted.
         """
         unsaveable = sorted(name for name, model in self.models.items() if not model.saveable)
         if unsaveable:
-            kind = type(self.models[unsaveable[0]].estimator).__name__  # type: ignore[attr-defined]
+            model = self.models[unsaveable[0]]
+            kind = type(model.estimator).__name__  # type: ignore[attr-defined]
+            reason = getattr(model, "reason", None)
             (directory / POLICY_FILE).unlink(missing_ok=True)
             raise ValueError(
                 f"cannot save a {self.algorithm} policy built on {kind} without pickle: recenv "
-                "saves linear models only (ridge, LinearRegression, LogisticRegression …) to "
-                "state.npz; loading a pickle would run whatever code it holds. Use a linear "
-                "estimator, or refit from the log"
+                "saves linear models (ridge, LinearRegression, LogisticRegression …) and "
+                "scikit-learn tree models (decision trees, random forests, extra trees, "
+                "gradient boosting, histogram gradient boosting) to state.npz"
+                f"{f' ({reason})' if reason else ''}; loading a pickle would run whatever "
+                "code it holds. Use a linear or tree estimator, or refit from the log"
             )
         np.savez(directory / STATE_FILE, **self.learned_arrays())
 
@@ -141,7 +178,8 @@ class OfflinePolicy(Policy):
                 if key.split(".", 1)[0] == name
             }
             try:
-                models[name] = LinearModel.from_arrays(own, link)
+                model_class, bare_link = _model_class(str(link))
+                models[name] = model_class.from_arrays(own, bare_link)
             except ValueError as exc:
                 raise ValueError(f"{path}: model {name!r}: {exc}") from None
         self.models = models
@@ -157,9 +195,11 @@ class OfflinePolicy(Policy):
             if name not in self.models:
                 raise ValueError(f"the {self.algorithm} policy has no model {name!r}")
             model = self.models[name]
-            if isinstance(model, LinearModel) and model.coef.shape[1] != self.input_dim(name):
+            if isinstance(
+                model, LinearModel | TreeEnsembleModel
+            ) and model.n_inputs != self.input_dim(name):
                 raise ValueError(
-                    f"model {name!r} takes {model.coef.shape[1]} inputs, the policy gives "
+                    f"model {name!r} takes {model.n_inputs} inputs, the policy gives "
                     f"{self.input_dim(name)}"
                 )
 

@@ -42,6 +42,7 @@ from rec_env.agents.base import FeaturesLike
 from rec_env.agents.offline.base import OfflinePolicy
 from rec_env.agents.offline.models import FittedModel, LinearModel, fit_model, is_classifier
 from rec_env.agents.offline.nuisance import cross_fitted_outcomes
+from rec_env.agents.offline.trees import TreeEnsembleModel
 from rec_env.datasets.logged import LoggedBanditData
 
 __all__ = ["OBJECTIVES", "IPWLearnerPolicy", "fit_ipw_learner", "policy_rewards"]
@@ -108,7 +109,7 @@ class IPWLearnerPolicy(OfflinePolicy):
     def _labels(self) -> np.ndarray:
         """The action of each of the classifier's classes."""
         model = self.models[CLASSIFIER]
-        if isinstance(model, LinearModel):
+        if isinstance(model, LinearModel | TreeEnsembleModel):
             return model.class_values.astype(np.intp)
         return np.asarray(model.estimator.classes_).astype(np.intp)  # type: ignore[attr-defined]
 

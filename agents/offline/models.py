@@ -6,16 +6,22 @@ Every learner fits scikit-learn style estimators (``fit`` / ``predict``, or ``pr
 * :class:`LinearModel` when the estimator is linear (the project's
   :class:`~rec_env.agents.ope.reward_models.RidgeRewardEstimator`, scikit-learn's ordinary
   least squares / ridge / lasso / elastic-net / Huber / SGD regressors and
-  ``LogisticRegression``). Its parameters are plain arrays, so a policy built on it saves to
-  ``state.npz`` and loads with ``allow_pickle=False``. The conversion is checked: the linear
-  form must reproduce the estimator's predictions on the training rows (to ``1e-8``), else the
-  estimator is kept as it is.
-* :class:`EstimatorModel` for any other estimator (trees, boosting, pipelines, networks). A
-  policy holding one works in memory but **refuses to save**: the only general way to store an
-  arbitrary scikit-learn object is pickle (or joblib), and loading a pickle runs whatever code
-  it holds — a run directory is input, and :mod:`rec_env.agents.integrity` only checks that its
-  files match the ``run.json`` next to them, which whoever can write one can write too. Refit
-  from the log, or use a linear estimator, to get a saved run.
+  ``LogisticRegression``).
+* :class:`~rec_env.agents.offline.trees.TreeEnsembleModel` when it is one of scikit-learn's
+  tree models: decision and extra trees, random forests, extra-trees, gradient boosting and
+  histogram gradient boosting, regressors and classifiers (see
+  :mod:`~rec_env.agents.offline.trees` for what it refuses, such as categorical splits).
+* :class:`EstimatorModel` for any other estimator (nearest neighbours, pipelines, networks …)
+  or a tree model that could not be converted (the reason is kept). A policy holding one works
+  in memory but **refuses to save**: the only general way to store an arbitrary scikit-learn
+  object is pickle (or joblib), and loading a pickle runs whatever code it holds — a run
+  directory is input, and :mod:`rec_env.agents.integrity` only checks that its files match the
+  ``run.json`` next to them, which whoever can write one can write too. Refit from the log, or
+  use a linear or tree estimator, to get a saved run.
+
+The first two are plain arrays, so a policy built on them saves to ``state.npz`` and loads with
+``allow_pickle=False``. Each conversion is checked: the arrays must reproduce the estimator's
+predictions on the training rows (to ``1e-8``), else the estimator is kept as it is.
 
 A classifier needs a discrete target. :func:`fit_model` refuses a continuous one (the
 ``Unknown label type: continuous`` of scikit-learn) with a message that says what to do: fit the
@@ -32,11 +38,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from rec_env.agents.offline.trees import TreeEnsembleModel, as_tree_ensemble, is_tree_ensemble
+
 __all__ = [
     "EstimatorModel",
     "FittedModel",
     "LinearModel",
     "OutcomeReward",
+    "TreeEnsembleModel",
     "fit_model",
     "is_classifier",
 ]
@@ -151,9 +160,14 @@ class OutcomeReward:
 
 
 class FittedModel(Protocol):
-    """A fitted model: expected target and, for classifiers, class probabilities."""
+    """A fitted model: expected target and, for classifiers, class probabilities.
+
+    A saveable one (:class:`LinearModel`, :class:`TreeEnsembleModel`) also has a ``kind``,
+    ``arrays()``, ``from_arrays(arrays, link)`` and ``n_inputs``.
+    """
 
     saveable: bool
+    link: str
 
     def expected(self, inputs: np.ndarray) -> np.ndarray:
         r"""``(n,)`` expected target (a classifier's :math:`\sum_c P(c \mid x)\,c`)."""
@@ -190,7 +204,13 @@ class LinearModel:
     link: str = "identity"
 
     saveable = True
+    kind = "linear"
     array_names: tuple[str, ...] = ("coef", "intercept", "center", "scale", "class_values")
+
+    @property
+    def n_inputs(self) -> int:
+        """Number of inputs."""
+        return self.coef.shape[1]
 
     @classmethod
     def constant(cls, value: float, d: int) -> LinearModel:
@@ -263,12 +283,20 @@ class LinearModel:
 
 
 class EstimatorModel:
-    """A fitted scikit-learn style estimator that is not linear: usable, but not saveable."""
+    """A fitted estimator kept as it is (neither linear nor a convertible tree model).
+
+    Usable, but not saveable (saving it would need pickle).
+
+    Args:
+        estimator: The fitted estimator.
+        reason: Why it was not converted to arrays, when it is a kind recenv converts.
+    """
 
     saveable = False
 
-    def __init__(self, estimator: Any) -> None:
+    def __init__(self, estimator: Any, reason: str | None = None) -> None:
         self.estimator = estimator
+        self.reason = reason
         self.link = "estimator"
 
     def probabilities(self, inputs: np.ndarray) -> np.ndarray:
@@ -371,7 +399,9 @@ def fit_model(
 
     A target with a single value (a segment that never bought) gives a constant model instead
     of a fit (a classifier cannot learn one class). Linear estimators become a
-    :class:`LinearModel` (saveable), others an :class:`EstimatorModel`.
+    :class:`LinearModel`, scikit-learn tree models a :class:`TreeEnsembleModel` (both
+    saveable), others an :class:`EstimatorModel` (as do tree models that cannot be converted,
+    with the reason).
 
     Args:
         template: A scikit-learn style regressor or classifier (not modified).
@@ -397,4 +427,12 @@ def fit_model(
         estimator.fit(inputs, fit_target)
     else:
         estimator.fit(inputs, fit_target, sample_weight=sample_weight)
-    return _as_linear(estimator, inputs) or EstimatorModel(estimator)
+    linear = _as_linear(estimator, inputs)
+    if linear is not None:
+        return linear
+    if is_tree_ensemble(estimator):
+        try:
+            return as_tree_ensemble(estimator, inputs)
+        except ValueError as exc:
+            return EstimatorModel(estimator, reason=f"{type(estimator).__name__}: {exc}")
+    return EstimatorModel(estimator)

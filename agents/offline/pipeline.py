@@ -689,8 +689,8 @@ def _learned(policy: Policy) -> Policy:
 def write_run(run: OfflineRun, directory: Path) -> list[Path]:
     """Write the run directory: spec, encoder, split, saved policies, results and plots.
 
-    A policy that cannot be saved (a non-linear model) is recorded under ``unsaved`` in
-    ``results.json`` with the reason.
+    A policy that cannot be saved (a model neither linear nor a tree model) is recorded under
+    ``unsaved`` in ``results.json`` with the reason.
     """
     directory.mkdir(parents=True, exist_ok=True)
     spec = run.log.spec.model_dump(mode="json")
