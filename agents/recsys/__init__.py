@@ -7,8 +7,9 @@
   :mod:`rec_env.agents.evaluation.item_metrics`.
 * Recommenders behind :class:`Recommender`: :class:`RandomRecommender`,
   :class:`PopularityRecommender`, :class:`ItemKNNRecommender`, :class:`BanditRecommender` (the
-  hybrid LinUCB / linear TS of :mod:`rec_env.agents.bandits`, trained by replay) and
-  :class:`GRU4Rec` (torch, imported on first use so that this package does not load torch).
+  hybrid LinUCB / linear TS of :mod:`rec_env.agents.bandits`, trained by replay), and in torch
+  (imported on first use so that this package does not load torch) :class:`GRU4Rec` and
+  :class:`DRRRecommender` (a DRR-style actor-critic).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rec_env.agents.recsys.split import LeaveLastOutSplit, leave_last_out
 __all__ = [
     "METRICS",
     "BanditRecommender",
+    "DRRRecommender",
     "GRU4Rec",
     "ItemKNNRecommender",
     "LeaveLastOutSplit",
@@ -53,4 +55,8 @@ def __getattr__(name: str) -> Any:
         from rec_env.agents.recsys.sequential import GRU4Rec
 
         return GRU4Rec
+    if name == "DRRRecommender":
+        from rec_env.agents.recsys.drr import DRRRecommender
+
+        return DRRRecommender
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
