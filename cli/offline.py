@@ -304,6 +304,13 @@ def learn_command(
             "dr_learner,ipw,linucb_replay)."
         ),
     ] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The learners' regressor: ridge, or boosting (gradient-boosted trees: slower, "
+            "non-linear; saved as arrays and servable)."
+        ),
+    ] = "ridge",
     test_share: Annotated[
         float, typer.Option(help="Share of each action's rows held out (stratified split).")
     ] = 0.5,
@@ -346,6 +353,8 @@ def learn_command(
     )
 
     check_count("--n-bootstrap", n_bootstrap, low=2)
+    if model not in ("ridge", "boosting"):
+        fail(f"--model: expected ridge or boosting, got {model!r}")
     if rows is not None:
         check_count("--rows", rows, low=10)
     if test is not None and not test.is_file():
@@ -390,6 +399,7 @@ def learn_command(
             estimators=_names(estimators) or DEFAULT_ESTIMATORS,
             progress=step,
             truth=true_rewards,
+            model=model,
         )
     with staged_directory(out, replace_whole=True) as staged:
         write_run(run, staged)

@@ -285,3 +285,34 @@ def test_a_synthetic_campaign_reports_the_true_values(tmp_path: Path) -> None:
     args[args.index(str(truth))] = str(short)
     args[args.index(str(out))] = str(tmp_path / "other")
     assert_bad_input(runner.invoke(app, args), "truth", "rows")
+
+
+def test_boosting_policies_are_learned_saved_and_served(tmp_path: Path) -> None:
+    """--model boosting: tree policies, saved as arrays, loadable as a served run."""
+    from threadpoolctl import threadpool_limits
+
+    from rec_env.agents.offline.trees import TreeEnsembleModel
+    from rec_env.agents.runs import load_run
+
+    log = tmp_path / "campaign.csv"
+    made = runner.invoke(app, ["offline", "synthetic", "--customers", "1000", "--out", str(log)])
+    assert made.exit_code == 0, made.output
+    features = made.stdout.split("--features ")[1].split()[0]
+    out = tmp_path / "run"
+    args = ["offline", "learn", str(log), "--action", "action", "--reward", "reward",
+            "--propensity", "p", "--control", "no_action", "--features", features,
+            "--n-bootstrap", "10", "--estimators", "dr", "--no-progress",
+            "--learners", "reward_model,dr_learner", "--model", "boosting",
+            "--out", str(out)]  # fmt: skip
+    with threadpool_limits(1):  # tiny boosting fits are slower with threads on a busy machine
+        result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["model"] == "boosting" and results["unsaved"] == {}
+    for name in ("reward_model", "dr_learner"):
+        policy, info = load_run(out / "policies" / name)
+        assert info.algorithm == "catalog_subset"
+        models = policy.inner.models.values()  # type: ignore[attr-defined]
+        assert any(isinstance(m, TreeEnsembleModel) for m in models), name
+    args[args.index("boosting")] = "forest"
+    assert_bad_input(runner.invoke(app, args), "--model", "ridge or boosting")

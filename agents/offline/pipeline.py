@@ -161,13 +161,49 @@ def read_run_log(spec: Any, encoder: Any = None) -> TabularLog:
 
 
 # ---------------------------------------------------------------------------- learning
-def _learner_options(name: str, log: TabularLog, seed: int) -> dict[str, Any]:
+MODELS: tuple[str, ...] = ("ridge", "boosting")
+"""The learners' regressors: ridge regression (the default) or gradient boosting.
+
+Boosting is scikit-learn's ``HistGradientBoostingRegressor`` (200 trees, learning rate 0.05,
+seeded), for outcomes, effects and DR's reward model alike; its policies save as arrays
+(:mod:`~rec_env.agents.offline.trees`). The replay bandits stay linear.
+"""
+
+_MODEL_OPTIONS = ("estimator", "effect_estimator", "reward_estimator")
+
+
+def regressor(model: str, seed: int) -> Any:
+    """A fresh regressor of kind ``model`` (:data:`MODELS`).
+
+    Raises:
+        ValueError: For an unknown kind.
+    """
+    if model == "ridge":
+        from rec_env.agents.ope.reward_models import RidgeRewardEstimator
+
+        return RidgeRewardEstimator()
+    if model == "boosting":
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        return HistGradientBoostingRegressor(max_iter=200, learning_rate=0.05, random_state=seed)
+    raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODELS)}")
+
+
+def _learner_options(name: str, log: TabularLog, seed: int, model: str = "ridge") -> dict[str, Any]:
     """The options :func:`~rec_env.agents.offline.learn` gets for ``name`` on this log.
 
     Raises:
-        ValueError: If an uplift learner is asked for on a log without a control action.
+        ValueError: If an uplift learner is asked for on a log without a control action, or
+            the model is unknown.
     """
+    from rec_env.agents.offline.learners import learner_options
+
     options: dict[str, Any] = {"random_state": seed}
+    if model != "ridge":
+        accepted = learner_options(name)
+        for option in _MODEL_OPTIONS:
+            if option in accepted:
+                options[option] = regressor(model, seed)
     if name in UPLIFT_LEARNERS:
         if log.control is None:
             raise ValueError("needs a control action (--control, or control: in the spec)")
@@ -175,12 +211,12 @@ def _learner_options(name: str, log: TabularLog, seed: int) -> dict[str, Any]:
     return options
 
 
-def _fit(name: str, train: LoggedBanditData, log: TabularLog, seed: int) -> Policy:
+def _fit(name: str, train: LoggedBanditData, log: TabularLog, seed: int, model: str) -> Policy:
     from rec_env.agents.offline import learn
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
-        return learn(name, train, **_learner_options(name, log, seed))
+        return learn(name, train, **_learner_options(name, log, seed, model))
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -522,6 +558,7 @@ def run_offline(
     estimators: Sequence[str] = DEFAULT_ESTIMATORS,
     progress: Progress | None = None,
     truth: np.ndarray | None = None,
+    model: str = "ridge",
 ) -> OfflineRun:
     """Split (or take ``test_log``), learn each learner on the training part, evaluate held out.
 
@@ -537,6 +574,7 @@ def run_offline(
         truth: ``(n, n_actions)`` true expected rewards of the rows of ``log`` (of ``test_log``
             if given), in its action order: each policy's ``true_value`` on the held-out rows
             is reported next to its estimates (a synthetic campaign's truth).
+        model: The learners' regressor, one of :data:`MODELS`.
 
     Returns:
         The :class:`OfflineRun`.
@@ -550,6 +588,7 @@ def run_offline(
     unknown = [n for n in learners if n not in LEARNERS]
     if unknown:
         raise ValueError(f"unknown learner {unknown[0]!r}; choose from {', '.join(LEARNERS)}")
+    regressor(model, seed)  # an unknown model fails before any work
     unknown = [n for n in estimators if n not in ALL_ESTIMATORS]
     if unknown:
         raise ValueError(
@@ -576,7 +615,7 @@ def run_offline(
     for name in learners:
         step(f"learning {name}")
         try:
-            policies[name] = _fit(name, train, log, seed)
+            policies[name] = _fit(name, train, log, seed, model)
         except ValueError as exc:
             failed[name] = str(exc)
     entries = evaluate_policies(
@@ -598,6 +637,7 @@ def run_offline(
         "control": log.control_name,
         "propensity": log.spec.propensity,
         "randomised": log.spec.randomised,
+        "model": model,
         "features": list(log.encoder.names),
         "split": "file" if test_log is None else "test_file",
         "test_share": None if test_log is not None else test_share,
