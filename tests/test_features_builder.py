@@ -253,3 +253,19 @@ def test_history_problems_finds_impossible_features(history: tuple) -> None:
     simulated, _ = history
     for row in simulated.features[:300]:
         assert history_problems(dict(zip(FEATURE_NAMES, row, strict=True))) == []
+
+
+def test_built_features_are_what_explain_and_scoring_read(history: tuple, tmp_path: Path) -> None:
+    """The CSV of ``recenv features`` is the customers file of ``recenv explain --summary``."""
+    from rec_env.customer import load_customers_csv
+
+    simulated, paths = history
+    out = tmp_path / "customers.csv"
+    args = ["features", "--as-of", simulated.as_of, "--out", str(out)]
+    for name, path in paths.items():
+        args += [f"--{name}", str(path)]
+    assert runner.invoke(app, args).exit_code == 0
+    ids, obs = load_customers_csv(out)
+    assert ids == list(simulated.customer_ids)
+    built = build_features(read_events(**paths), simulated.as_of)
+    assert np.allclose(obs, built.observations.astype(np.float32))
