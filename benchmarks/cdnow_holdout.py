@@ -15,9 +15,10 @@ Protocol (Fader, Hardie and Lee 2005; the benchmark of issue 13, section 3):
 3. Contenders: every entry of :data:`FORECASTERS` (``name -> forecaster``, a forecaster maps
    the :class:`~rec_env.fitting.holdout.CalibrationHoldout` to a
    :class:`~rec_env.fitting.holdout.HoldoutForecast`), computed in this environment. The
-   shipped one is the naive baseline, calibration rate x holdout length; recenv's forecaster is
-   added with ``--forecaster NAME=module:function`` or by calling :func:`main` with
-   ``forecasters=``.
+   shipped ones are the naive baseline (calibration rate x holdout length) and recenv's
+   Pareto/NBD and BG/NBD with the first purchase's value as a time-invariant covariate
+   (:mod:`rec_env.fitting.lifetime`); more are added with ``--forecaster NAME=module:function``
+   or by calling :func:`main` with ``forecasters=``.
 4. Every forecast is scored by :func:`rec_env.fitting.holdout.holdout_report`: holdout total
    and its error, tracking-curve MAPE over the holdout weeks, conditional expectations by
    calibration frequency 0-7+ and their MAE, per-customer correlation, and the share of
@@ -52,6 +53,7 @@ from rec_env.fitting.holdout import (
     holdout_report,
     tracking_mape,
 )
+from rec_env.fitting.lifetime import forecast_bg_nbd_covariates, forecast_pareto_nbd_covariates
 from rec_env.fitting.purchase_log import LogFormat, PurchaseLog, read_purchase_log
 
 ROOT = Path(__file__).resolve().parent
@@ -72,7 +74,7 @@ HOLDOUT_END = "1998-06-30"
 UNIT_LABELS = {"weeks": "weekly purchase occasions", "days": "purchase days"}
 ANCHORS = {"bgnbd": "BG/NBD", "paretonbd": "Pareto/NBD"}
 
-Forecaster = Callable[[CalibrationHoldout], HoldoutForecast]
+Forecaster = Callable[[CalibrationHoldout], HoldoutForecast | None]
 """Maps the calibration summary (with its holdout hidden from use) to a holdout forecast."""
 
 
@@ -92,8 +94,38 @@ def naive_forecast(data: CalibrationHoldout) -> HoldoutForecast:
     return HoldoutForecast(expected, weekly, "conditional", p_holdout=p_holdout)
 
 
-FORECASTERS: dict[str, Forecaster] = {"naive (rate x 39 wk)": naive_forecast}
-"""Contenders computed in this environment; add recenv's as ``name -> forecaster``."""
+FORECASTERS: dict[str, Forecaster] = {
+    "naive (rate x 39 wk)": naive_forecast,
+    "recenv Pareto/NBD + first value": forecast_pareto_nbd_covariates,
+    "recenv BG/NBD + first value": forecast_bg_nbd_covariates,
+}
+"""Contenders computed in this environment (:mod:`rec_env.fitting.lifetime`)."""
+
+
+def twins_forecaster(log: PurchaseLog, seed: int, draws: int = 10) -> Forecaster:
+    """The twins of recenv in the simulator (:mod:`rec_env.fitting.twins`), weekly occasions.
+
+    Each customer's twins are drawn from their Pareto/NBD posterior at the calibration end and
+    simulated forward, sending nothing, for the 39 holdout weeks (the simulator buys at most
+    once a cycle, so it forecasts weekly purchase occasions, not purchase days).
+    """
+
+    def forecast(data: CalibrationHoldout) -> HoldoutForecast | None:
+        from rec_env.fitting.twins import fit_twins, simulate_twins
+
+        if data.unit != "weeks":
+            return None
+        twins = fit_twins(log, CALIBRATION_END, population="cdnow")
+        if not np.array_equal(twins.customer_ids, data.customer_ids):
+            raise ValueError("the twins' customers are not the summary's")
+        bought = simulate_twins(twins, data.holdout_weeks, seed=seed, draws=draws)
+        counts = bought.sum(axis=2)  # (draws, n)
+        weekly = data.weekly_repeats.astype(np.float64).copy()
+        holdout = bought.sum(axis=1).mean(axis=0)
+        weekly[data.n_calibration_weeks : data.n_calibration_weeks + holdout.size] = holdout
+        return HoldoutForecast(counts.mean(axis=0), weekly, "conditional", draws=counts)
+
+    return forecast
 
 
 def ensure_venv(say: Callable[[str], None]) -> Path:
@@ -209,7 +241,10 @@ def evaluate_unit(
         forecasts[name], details[name] = forecast, info
     for name, forecaster in forecasters.items():
         start = time.perf_counter()
-        forecasts[name] = forecaster(data)
+        forecast = forecaster(data)
+        if forecast is None:  # not in this unit
+            continue
+        forecasts[name] = forecast
         details[name] = {"forecast_seconds": time.perf_counter() - start}
     reports = {name: holdout_report(data, forecast) for name, forecast in forecasts.items()}
     return {
@@ -371,12 +406,17 @@ def main(
         default="cohort",
         help="the full cohort (shipped), or lifetimes' 1/10 sample of the published fits",
     )
+    parser.add_argument(
+        "--no-twins", action="store_true", help="leave out the twins' simulation (about 40 s)"
+    )
     args = parser.parse_args(argv)
     contenders = dict(FORECASTERS if forecasters is None else forecasters)
     contenders.update(_load_forecaster(spec) for spec in args.forecaster)
     units = ("weeks", "days") if args.unit == "both" else (args.unit,)
     start = time.perf_counter()
     log = load_cdnow() if args.data == "cohort" else textbook_sample()
+    if args.data == "cohort" and not args.no_twins:
+        contenders["recenv twins in the simulator"] = twins_forecaster(log, args.seed)
     results = [evaluate_unit(log, unit, contenders, args.draws, args.seed) for unit in units]
     seconds = time.perf_counter() - start
     for result in results:

@@ -1,0 +1,295 @@
+r"""Customer twins: each real customer as a simulated one, drawn from their own posterior.
+
+A twin of customer ``i`` is a simulator customer whose observed features are ``i``'s, built
+from their logs by :func:`~rec_env.fitting.builder.build_features`, and whose hidden parameters
+are drawn from ``i``'s posterior given their purchase history:
+
+1. **Purchase timing** comes from the Pareto/NBD model with the first purchase's value as a
+   time-invariant covariate (:mod:`rec_env.fitting.lifetime`; why that model is explained
+   there), fitted on every customer's weekly purchase occasions up to ``as_of``. Given the
+   history, ``i`` is alive with probability :math:`P_i(\text{alive})`; if alive, the weekly
+   purchase rate is :math:`\lambda_i \sim \mathrm{Gamma}(r + x_i, \alpha_i + T_i)` and the death
+   rate :math:`\mu_i \sim \mathrm{Gamma}(s, \beta_i + T_i)`, independently (exact for
+   Pareto/NBD). A twin draws alive-or-not, then both rates.
+2. **Order value** is the gamma-gamma posterior mean (:func:`~rec_env.fitting.lifetime.
+   fit_spend_model`) of the customer's repeat orders.
+3. **Everything else** (channel responsiveness, offer lifts, fatigue …) is drawn from the
+   population segment that best explains the drawn purchase rate (the segment's prior density of
+   ``purchase_rate`` times its weight), so customers no longer all fall into the largest
+   segment.
+
+**How the rates map onto the simulator.** A simulated customer buys in a cycle with probability
+:math:`1 - e^{-\text{purchase\_rate}\,(0.5 + e)\,d/365}` (``e`` engagement, ``d`` days per
+cycle), which is the weekly-occasion probability :math:`1 - e^{-\lambda}` of a Poisson
+purchase process when ``purchase_rate`` = :math:`\lambda\,365 / (d\,(0.5 + \bar e))`. Engagement
+moves (it rises after a purchase and decays in quiet weeks), so :math:`\bar e` is the twin's
+engagement averaged over the forecast horizon if it does not buy; the churn hazard
+``churn_rate · (1 + last_purchase_days / 365)`` per year is matched to :math:`\mu` at the
+horizon's average ``last_purchase_days`` in the same way. A dead twin never buys. These are
+approximations of a constant-rate process by the simulator's engagement-driven one: how far the
+simulated forward forecast of the twins lands from the model's own is measured in
+``benchmarks/cdnow_holdout.py`` (the ``recenv twins`` row) and the README.
+
+Every draw comes from the seeded generator passed in; the fit itself has no randomness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rec_env.features import FEATURE_HIGH, FEATURE_INDEX
+from rec_env.fitting.purchase_log import PurchaseLog
+from rec_env.parameters import HIDDEN_PARAMETERS
+
+__all__ = ["TwinDraws", "Twins", "fit_twins", "simulate_twins"]
+
+_HIDDEN = {name: j for j, name in enumerate(HIDDEN_PARAMETERS)}
+DEFAULT_HORIZON_WEEKS = 26
+"""Forecast horizon the rate mapping averages engagement and days since purchase over."""
+
+
+@dataclass(frozen=True)
+class TwinDraws:
+    """Simulator customers drawn from the twins' posteriors, ``draws`` per customer.
+
+    Attributes:
+        observed: ``(m, 16)`` observed features (row ``k`` is customer ``k % n``).
+        hidden: ``(m, P)`` hidden parameters.
+        segments: ``(m,)`` segment indices.
+        alive: ``(m,)`` whether the twin is alive at ``as_of``.
+        customer: ``(m,)`` index of the customer each twin is of.
+        weekly_rate: ``(m,)`` the drawn purchase rate, weekly occasions per week.
+        death_rate: ``(m,)`` the drawn death rate, per week.
+    """
+
+    observed: np.ndarray
+    hidden: np.ndarray
+    segments: np.ndarray
+    alive: np.ndarray
+    customer: np.ndarray
+    weekly_rate: np.ndarray
+    death_rate: np.ndarray
+
+
+@dataclass(frozen=True)
+class Twins:
+    """Real customers' observed features and purchase posteriors, ready to be simulated.
+
+    Attributes:
+        customer_ids: ``(n,)`` ids, sorted.
+        features: ``(n, 16)`` observed features at ``as_of``.
+        lifetime: The fitted :class:`~rec_env.fitting.lifetime.LifetimeFit` (weeks).
+        order_value: ``(n,)`` posterior mean order value.
+        as_of: Last day of the history (days since 1970-01-01).
+        population: The population the other hidden parameters come from.
+        cycle_days: Days per simulated cycle.
+    """
+
+    customer_ids: np.ndarray
+    features: np.ndarray
+    lifetime: Any
+    order_value: np.ndarray
+    as_of: int
+    population: str
+    cycle_days: int = 7
+
+    @property
+    def n(self) -> int:
+        """Number of customers."""
+        return int(self.customer_ids.shape[0])
+
+    def p_alive(self) -> np.ndarray:
+        """``(n,)`` P(alive at ``as_of`` | history)."""
+        return self.lifetime.p_alive()
+
+    def draw(
+        self,
+        rng: np.random.Generator,
+        draws: int = 1,
+        horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
+    ) -> TwinDraws:
+        """``draws`` simulator customers per real customer from their posteriors.
+
+        Raises:
+            ValueError: If ``draws`` or ``horizon_weeks`` is below 1.
+        """
+        from rec_env.population import CustomerSampler, load_population
+
+        if draws < 1 or horizon_weeks < 1:
+            raise ValueError("draws and horizon_weeks must be at least 1")
+        posterior = self.lifetime.rate_posterior()
+        n, m = self.n, self.n * draws
+        customer = np.tile(np.arange(n), draws)
+        alive = rng.random(m) < np.tile(posterior.p_alive, draws)
+        weekly_rate = rng.gamma(
+            np.tile(posterior.purchase_shape, draws), 1.0 / np.tile(posterior.purchase_rate, draws)
+        )
+        death_rate = rng.gamma(
+            np.tile(posterior.dropout_first, draws), 1.0 / np.tile(posterior.dropout_second, draws)
+        )
+        observed = np.tile(self.features, (draws, 1))
+        days = float(self.cycle_days)
+        steps = np.arange(max(1, round(7 * horizon_weeks / days)))
+        engagement = observed[:, FEATURE_INDEX["engagement_score"]]
+        mean_engagement = engagement * np.exp(-steps * days / 90.0).mean()
+        per_cycle = weekly_rate * days / 7.0
+        purchase_rate = per_cycle * 365.0 / days / (0.5 + mean_engagement)
+        last = observed[:, FEATURE_INDEX["last_purchase_days"]]
+        mean_last = np.minimum(last + 3.5 * horizon_weeks, FEATURE_HIGH["last_purchase_days"])
+        churn_rate = death_rate * 365.0 / 7.0 / (1.0 + mean_last / 365.0)
+
+        sampler = CustomerSampler(load_population(self.population))
+        segments = _segments(sampler, purchase_rate, rng)
+        _, hidden, _ = sampler.sample(rng, m, segments)
+        hidden[:, _HIDDEN["purchase_rate"]] = np.where(alive, purchase_rate, 0.0)
+        hidden[:, _HIDDEN["churn_rate"]] = churn_rate
+        hidden[:, _HIDDEN["order_value"]] = np.tile(self.order_value, draws)
+        return TwinDraws(observed, hidden, segments, alive, customer, weekly_rate, death_rate)
+
+
+def _segments(sampler: Any, purchase_rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A segment for each twin, drawn from weight × the segment's prior density of the rate."""
+    scores = np.tile(np.log(sampler.segment_probabilities), (purchase_rate.shape[0], 1))
+    for k, segment in enumerate(sampler.population.segments):
+        spec = segment.hidden["purchase_rate"]
+        if hasattr(spec, "logpdf"):
+            scores[:, k] += spec.logpdf(np.maximum(purchase_rate, 1e-9))
+    scores -= scores.max(axis=1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(axis=1, keepdims=True)
+    return (rng.random((p.shape[0], 1)) > p.cumsum(axis=1)).sum(axis=1).clip(0, p.shape[1] - 1)
+
+
+def fit_twins(
+    orders: PurchaseLog,
+    as_of: str | int,
+    *,
+    population: str | Path = "default",
+    events: Any = None,
+) -> Twins:
+    """Fit every customer's posterior from their orders (and, if given, their other logs).
+
+    Args:
+        orders: The purchase log (only orders up to ``as_of`` are used).
+        as_of: The last day of the history.
+        population: Population the parameters a purchase log cannot identify come from.
+        events: :class:`~rec_env.fitting.builder.CustomerEvents` with contacts, visits,
+            consents and tags for the observed features (default: the orders alone).
+
+    Raises:
+        ValueError: If no customer bought on or before ``as_of``.
+    """
+    from rec_env.fitting.builder import CustomerEvents, _Table, build_features, parse_day
+    from rec_env.fitting.holdout import calibration_holdout
+    from rec_env.fitting.lifetime import fit_lifetime_model, fit_spend_model
+
+    last = parse_day(as_of)
+    summary = calibration_holdout(orders, last, last + 7, unit="weeks")
+    fit = fit_lifetime_model(
+        summary.frequency,
+        summary.recency,
+        summary.T,
+        np.log1p(np.asarray(summary.first_value, dtype=np.float64))[:, None],
+        covariate_names=("log_first_value",),
+        unit_days=7.0,
+    )
+    spend = fit_spend_model(summary.frequency, summary.monetary_repeat)
+    order_value = spend.expected_value(summary.frequency, summary.monetary_repeat)
+    if events is None:
+        events = CustomerEvents(_Table(orders.customer, orders.day, {"value": orders.amount}))
+    built = build_features(events, last, customers=summary.customer_ids)
+    return Twins(
+        customer_ids=np.asarray(summary.customer_ids),
+        features=built.observations,
+        lifetime=fit,
+        order_value=order_value,
+        as_of=last,
+        population=str(population),
+    )
+
+
+def simulate_twins(
+    twins: Twins,
+    weeks: int,
+    *,
+    seed: int = 0,
+    draws: int = 10,
+    policy: Any = None,
+    calibration_rounds: int = 3,
+) -> np.ndarray:
+    """Simulate the customer base forward: ``(draws, n, cycles)`` purchases of each twin.
+
+    Each real customer gets ``draws`` twins; they run ``weeks`` of cycles under ``policy``
+    (anything with ``predict(obs, action_masks)``; default: no message), and a twin counts no
+    purchase once it has churned (or if it was dead at ``as_of``).
+
+    The simulator's purchase and churn hazards move with engagement and days since the last
+    purchase, where the fitted model's rates are constant. So the mapping of each twin's drawn
+    rates onto ``purchase_rate`` and ``churn_rate`` is refined ``calibration_rounds`` times:
+    each round simulates the horizon with the same random numbers and divides the drawn rate by
+    the twin's own average of ``0.5 + engagement`` (and of ``1 + last_purchase_days / 365``)
+    over its simulated alive cycles, so that on average each twin buys and dies at its drawn
+    rates.
+
+    Raises:
+        ValueError: If ``weeks`` or ``draws`` is below 1, or ``calibration_rounds`` below 0.
+    """
+    from rec_env.settings import EnvSettings
+
+    if weeks < 1:
+        raise ValueError("weeks must be at least 1")
+    if calibration_rounds < 0:
+        raise ValueError("calibration_rounds must be at least 0")
+    drawn = twins.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
+    model = EnvSettings(profile=twins.population, cycle_days=float(twins.cycle_days)).build_model()
+    days = float(twins.cycle_days)
+    cycles = max(1, round(7 * weeks / days))
+    hidden = drawn.hidden.copy()
+    for _ in range(calibration_rounds):
+        _, engagement, last = _run(model, drawn, hidden, cycles, seed, policy)
+        hidden[:, _HIDDEN["purchase_rate"]] = np.where(
+            drawn.alive, drawn.weekly_rate * 365.0 / 7.0 / (0.5 + engagement), 0.0
+        )
+        hidden[:, _HIDDEN["churn_rate"]] = drawn.death_rate * 365.0 / 7.0 / (1.0 + last / 365.0)
+    bought, _, _ = _run(model, drawn, hidden, cycles, seed, policy)
+    return bought.reshape(draws, twins.n, cycles)
+
+
+def _run(
+    model: Any, drawn: TwinDraws, hidden: np.ndarray, cycles: int, seed: int, policy: Any
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One simulation: purchases ``(m, cycles)``, each twin's mean engagement and days.
+
+    The means are of ``engagement_score`` and ``last_purchase_days`` over its alive cycles.
+    """
+    m = drawn.observed.shape[0]
+    rng = np.random.default_rng([seed, 1])  # the same random numbers in every round
+    batch = model.new_batch(m)
+    model.set_customers(batch, np.arange(m), drawn.observed, hidden, drawn.segments)
+    alive = drawn.alive.copy()
+    bought = np.zeros((m, cycles))
+    engagement_sum, last_sum, n_alive = np.zeros(m), np.zeros(m), np.zeros(m)
+    for t in range(cycles):
+        engagement_sum += alive * batch.feature("engagement_score")
+        last_sum += alive * batch.feature("last_purchase_days")
+        n_alive += alive
+        if policy is None:
+            actions = np.full(m, model.actions.no_action)
+        else:
+            obs = model.observe(batch)
+            actions = np.asarray(policy.predict(obs, model.action_masks(batch)), dtype=np.intp)
+            actions = np.where(alive, actions, model.actions.no_action)
+        out = model.step(batch, actions, rng)
+        bought[:, t] = out.purchased * alive
+        alive &= ~out.terminated
+    seen = np.maximum(n_alive, 1.0)
+    start = drawn.observed
+    engagement = np.where(
+        n_alive > 0, engagement_sum / seen, start[:, FEATURE_INDEX["engagement_score"]]
+    )
+    last = np.where(n_alive > 0, last_sum / seen, start[:, FEATURE_INDEX["last_purchase_days"]])
+    return bought, engagement, last

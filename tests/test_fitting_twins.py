@@ -1,0 +1,59 @@
+"""Customer twins: posteriors from a purchase log, simulated forward in the simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rec_env.datasets.cdnow import load_cdnow
+from rec_env.fitting.purchase_log import PurchaseLog
+from rec_env.fitting.twins import Twins, fit_twins, simulate_twins
+from rec_env.parameters import HIDDEN_PARAMETERS
+
+PURCHASE_RATE = list(HIDDEN_PARAMETERS).index("purchase_rate")
+
+
+@pytest.fixture(scope="module")
+def twins() -> Twins:
+    log = load_cdnow()
+    keep = np.isin(log.customer, np.unique(log.customer)[::8])  # every 8th customer
+    small = PurchaseLog("cdnow-1/8", log.customer[keep], log.day[keep], log.amount[keep])
+    return fit_twins(small, "1997-09-30", population="cdnow")
+
+
+def test_twins_carry_their_customers_features_and_posteriors(twins: Twins) -> None:
+    assert twins.n == 2947 and twins.features.shape == (twins.n, 16)
+    p_alive = twins.p_alive()
+    assert ((p_alive > 0) & (p_alive <= 1)).all()
+    drawn = twins.draw(np.random.default_rng(0), draws=4)
+    assert drawn.hidden.shape == (4 * twins.n, len(HIDDEN_PARAMETERS))
+    # Dead twins never buy; the share alive follows P(alive).
+    assert (drawn.hidden[~drawn.alive, PURCHASE_RATE] == 0).all()
+    assert drawn.alive.mean() == pytest.approx(p_alive.mean(), abs=0.02)
+    # Heavier buyers get higher purchase rates, and not everyone lands in one segment.
+    frequency = twins.lifetime.frequency
+    rate = drawn.hidden[: twins.n, PURCHASE_RATE]
+    alive = drawn.alive[: twins.n]
+    assert rate[alive & (frequency >= 3)].mean() > 3 * rate[alive & (frequency == 0)].mean()
+    assert len(np.unique(drawn.segments)) > 1
+
+
+def test_draws_and_simulation_are_seeded(twins: Twins) -> None:
+    a = simulate_twins(twins, 13, seed=3, draws=2, calibration_rounds=1)
+    b = simulate_twins(twins, 13, seed=3, draws=2, calibration_rounds=1)
+    assert a.shape == (2, twins.n, 13) and np.array_equal(a, b)
+    assert not np.array_equal(a, simulate_twins(twins, 13, seed=4, draws=2, calibration_rounds=1))
+    with pytest.raises(ValueError, match="weeks"):
+        simulate_twins(twins, 0)
+
+
+def test_simulated_twins_forecast_near_their_model(twins: Twins) -> None:
+    """Forward in the simulator, the twins buy about what their fitted model expects."""
+    bought = simulate_twins(twins, 39, seed=0, draws=4)
+    simulated = bought.sum(axis=2).mean(axis=0)
+    expected = twins.lifetime.expected_purchases(39)
+    assert simulated.sum() == pytest.approx(expected.sum(), rel=0.2)
+    assert np.corrcoef(simulated, expected)[0, 1] > 0.8
+    # Without calibrating the mapping, engagement feedback makes them buy far more.
+    raw = simulate_twins(twins, 39, seed=0, draws=4, calibration_rounds=0).sum(axis=2).mean(0)
+    assert raw.sum() > 1.4 * expected.sum()
