@@ -9,6 +9,8 @@ generator, and the last cycle of every slot (for rendering).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rec_env.dynamics import CustomerModel, CustomerPool, StepOutcome
@@ -17,7 +19,36 @@ from rec_env.render import render_rgb, render_text
 
 N_STRATEGY_FEATURES = len(FEATURE_NAMES)
 
-__all__ = ["CustomerSlots"]
+__all__ = ["CustomerSlots", "check_customers"]
+
+
+def check_customers(customers: Any, model: Any) -> Any:
+    """``customers`` (twins, :class:`~rec_env.fitting.twins.Twins`) checked against the world.
+
+    Raises:
+        ValueError: If ``customers`` cannot make a pool of new customers, or its population or
+            cycle length is not the world's.
+    """
+    if customers is None:
+        return None
+    if not callable(getattr(customers, "pool", None)):
+        raise ValueError(
+            "customers must be twins (rec_env.fitting.twins.fit_twins) or have pool(rng, chunk)"
+        )
+    names = getattr(model.sampler, "segment_names", ())
+    from rec_env.population import CustomerSampler, load_population
+
+    theirs = CustomerSampler(load_population(customers.population)).segment_names
+    if tuple(theirs) != tuple(names):
+        raise ValueError(
+            f"the twins' population {customers.population!r} is not the env's (profile=): "
+            "pass the twins' population as the env's profile"
+        )
+    if float(customers.cycle_days) != float(model.cycle_days):
+        raise ValueError(
+            f"the twins have {customers.cycle_days}-day cycles, the env {model.cycle_days}"
+        )
+    return customers
 
 
 class CustomerSlots:
@@ -32,6 +63,8 @@ class CustomerSlots:
         n: Number of slots.
         horizon: Cycles per customer before truncation.
         rng: Generator behind every draw (customers and dynamics); :meth:`reseed` replaces it.
+        customers: Twins of a retailer's customers (:func:`~rec_env.fitting.twins.fit_twins`)
+            to start new customers from, instead of the population.
 
     Attributes:
         batch: The customers, one per slot.
@@ -41,7 +74,12 @@ class CustomerSlots:
     """
 
     def __init__(
-        self, model: CustomerModel, n: int, horizon: int, rng: np.random.Generator
+        self,
+        model: CustomerModel,
+        n: int,
+        horizon: int,
+        rng: np.random.Generator,
+        customers: Any = None,
     ) -> None:
         if n < 1:
             raise ValueError(f"the number of envs must be at least 1, got {n}")
@@ -55,6 +93,7 @@ class CustomerSlots:
         self.started = False
         self._all = np.arange(self.n)
         self._segment_names = np.array(model.sampler.segment_names, dtype=object)
+        self.customers = check_customers(customers, model)
         self.reseed(rng)
 
     @property
@@ -65,7 +104,11 @@ class CustomerSlots:
     def reseed(self, rng: np.random.Generator) -> None:
         """Draw everything from ``rng`` from now on (new customers and dynamics)."""
         # Customers are drawn in chunks: a few dozen generator calls whatever their number.
-        self.pool = CustomerPool(self.model.sampler, rng, chunk=max(256, 8 * self.n))
+        chunk = max(256, 8 * self.n)
+        if self.customers is not None:
+            self.pool = self.customers.pool(rng, chunk)
+        else:
+            self.pool = CustomerPool(self.model.sampler, rng, chunk=chunk)
 
     def start(self, rows: np.ndarray | None = None) -> np.ndarray:
         """Put new customers in ``rows`` (all slots by default).

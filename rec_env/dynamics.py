@@ -219,8 +219,12 @@ class CustomerModel:
         rows: np.ndarray,
         source: np.random.Generator | CustomerPool,
     ) -> None:
-        """Replace the customers at ``rows`` by new ones from a generator or a pool."""
-        if isinstance(source, CustomerPool):
+        """Replace the customers at ``rows`` by new ones from a generator or a pool.
+
+        A pool is anything with ``take(k)`` (a :class:`CustomerPool`, or a
+        :class:`~rec_env.fitting.twins.TwinPool` of a retailer's own customers).
+        """
+        if hasattr(source, "take"):
             observed, hidden, segments = source.take(rows.size)
         else:
             observed, hidden, segments = self.sampler.sample(source, rows.size)

@@ -11,6 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from rec_env.autoreset import check_customers
 from rec_env.dynamics import CustomerModel, CustomerPool, RewardMode
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
 from rec_env.render import render_rgb, render_text
@@ -245,6 +246,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     | `horizon`     | `52`         | cycles before truncation (`DEFAULT_HORIZON`) |
     | `cycle_days`  | `7`          | days per cycle |
     | `render_mode` | `None`       | `None`, `"ansi"` or `"rgb_array"` |
+    | `customers`   | `None`       | twins of your own customers (`fit_twins`) to start from |
 
     Keyword arguments override the fields of ``settings``; ``env.settings`` holds the result.
 
@@ -272,6 +274,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         horizon: int | None = None,
         cycle_days: float | None = None,
         render_mode: str | None = None,
+        customers: Any = None,
     ) -> None:
         check_render_mode(render_mode)
         self.settings = resolve_settings(
@@ -292,7 +295,8 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self._batch = self.model.new_batch(1)
         self._action = np.zeros(1, dtype=np.intp)
         self._rows = np.zeros(1, dtype=np.intp)
-        self._pool: CustomerPool | None = None
+        self._pool: Any = None
+        self.customers = check_customers(customers, self.model)
         self._t = 0
         self._last_outcome: dict[str, float] | None = None
 
@@ -309,7 +313,11 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         customer = (options or {}).get("customer")
         if customer is None:
             if self._pool is None or self._pool.rng is not self.np_random:
-                self._pool = CustomerPool(self.model.sampler, self.np_random, chunk=64)
+                self._pool = (
+                    CustomerPool(self.model.sampler, self.np_random, chunk=64)
+                    if self.customers is None
+                    else self.customers.pool(self.np_random, 64)
+                )
             self.model.draw_customers(self._batch, self._rows, self._pool)
         else:
             self._set_customer(customer)

@@ -51,6 +51,9 @@ class RecommendationVecEnv(VecEnv):
         horizon: Cycles per customer before truncation (overrides ``settings``).
         cycle_days: Days per cycle (overrides ``settings``).
         render_mode: ``None`` or ``"rgb_array"`` (pictures from :meth:`get_images`).
+        customers: Twins of your own customers (:func:`rec_env.fitting.twins.fit_twins`): every
+            new customer is one of their twins, drawn from its posterior (strategy world; the
+            twins' population must be ``profile``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class RecommendationVecEnv(VecEnv):
         render_mode: str | None = None,
         world: str | None = None,
         products: str | Path | None = None,
+        customers: Any = None,
         **item_options: Any,
     ) -> None:
         if n_envs < 1:
@@ -91,7 +95,9 @@ class RecommendationVecEnv(VecEnv):
         observation_space, action_space = model_spaces(self.model)
         self.render_mode = render_mode  # read by VecEnv.__init__ through get_attr
         super().__init__(n_envs, observation_space, action_space)
-        self.slots = CustomerSlots(self.model, n_envs, self.horizon, np.random.default_rng(seed))
+        self.slots = CustomerSlots(
+            self.model, n_envs, self.horizon, np.random.default_rng(seed), customers
+        )
         self._actions: np.ndarray = np.zeros(n_envs, dtype=np.intp)
 
     # ------------------------------------------------------------------ VecEnv API

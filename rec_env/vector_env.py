@@ -68,6 +68,8 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
             ``min(horizon, max_episode_steps)`` cycles.
         render_mode: ``None``, ``"ansi"`` or ``"rgb_array"``: :meth:`render` returns one frame
             per slot.
+        customers: Twins of your own customers (:func:`rec_env.fitting.twins.fit_twins`): every
+            new customer is one of their twins (strategy world; ``profile`` = their population).
     """
 
     metadata: ClassVar[dict[str, Any]] = {
@@ -90,6 +92,7 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         render_mode: str | None = None,
         world: str | None = None,
         products: str | Path | None = None,
+        customers: Any = None,
         **item_options: Any,
     ) -> None:
         check_render_mode(render_mode)
@@ -115,7 +118,9 @@ class RecommendationVectorEnv(VectorEnv[np.ndarray, np.ndarray, np.ndarray]):
         self.single_observation_space, self.single_action_space = model_spaces(self.model)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self.slots = CustomerSlots(self.model, self.num_envs, self.horizon, self.np_random)
+        self.slots = CustomerSlots(
+            self.model, self.num_envs, self.horizon, self.np_random, customers
+        )
         self._autoreset = np.zeros(self.num_envs, dtype=bool)
         item_world = self.settings.world != "strategy"
         self._info_keys = ITEM_INFO_KEYS if item_world else _INFO_KEYS

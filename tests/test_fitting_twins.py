@@ -57,3 +57,29 @@ def test_simulated_twins_forecast_near_their_model(twins: Twins) -> None:
     # Without calibrating the mapping, engagement feedback makes them buy far more.
     raw = simulate_twins(twins, 39, seed=0, draws=4, calibration_rounds=0).sum(axis=2).mean(0)
     assert raw.sum() > 1.4 * expected.sum()
+
+
+def test_envs_start_customers_as_twins(twins: Twins) -> None:
+    import gymnasium as gym
+
+    import rec_env
+    from rec_env.vector_env import RecommendationVectorEnv
+
+    rows = {tuple(np.round(r, 4)) for r in twins.features.astype(np.float32)}
+    env = gym.make("rec_env/Recommendation-v0", profile="cdnow", customers=twins)
+    for seed in range(5):
+        obs, _ = env.reset(seed=seed)
+        assert tuple(np.round(obs, 4)) in rows
+    first, _ = env.reset(seed=1)
+    again, _ = env.reset(seed=1)
+    assert np.array_equal(first, again)
+    vec = rec_env.make_vec_env(16, seed=0, profile="cdnow", customers=twins)
+    assert all(tuple(np.round(o, 4)) in rows for o in vec.reset())
+    vec.step(np.zeros(16, dtype=int))
+    vector = RecommendationVectorEnv(8, profile="cdnow", customers=twins)
+    observations, _ = vector.reset(seed=2)
+    assert all(tuple(np.round(o, 4)) in rows for o in observations)
+    with pytest.raises(ValueError, match="population 'cdnow' is not the env's"):
+        gym.make("rec_env/Recommendation-v0", customers=twins)
+    with pytest.raises(ValueError, match="customers must be twins"):
+        rec_env.make_vec_env(4, customers=[1, 2])

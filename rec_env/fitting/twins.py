@@ -45,7 +45,7 @@ from rec_env.features import FEATURE_HIGH, FEATURE_INDEX
 from rec_env.fitting.purchase_log import PurchaseLog
 from rec_env.parameters import HIDDEN_PARAMETERS
 
-__all__ = ["TwinDraws", "Twins", "fit_twins", "simulate_twins"]
+__all__ = ["TwinDraws", "TwinPool", "Twins", "fit_twins", "simulate_twins"]
 
 _HIDDEN = {name: j for j, name in enumerate(HIDDEN_PARAMETERS)}
 DEFAULT_HORIZON_WEEKS = 26
@@ -106,13 +106,24 @@ class Twins:
         """``(n,)`` P(alive at ``as_of`` | history)."""
         return self.lifetime.p_alive()
 
+    def pool(self, rng: np.random.Generator, chunk: int = 256) -> TwinPool:
+        """A source of new simulator customers for the envs: random customers' twins."""
+        return TwinPool(self, rng, chunk)
+
     def draw(
         self,
         rng: np.random.Generator,
         draws: int = 1,
         horizon_weeks: int = DEFAULT_HORIZON_WEEKS,
+        rows: np.ndarray | None = None,
     ) -> TwinDraws:
         """``draws`` simulator customers per real customer from their posteriors.
+
+        Args:
+            rng: Generator of every draw.
+            draws: Twins per customer.
+            horizon_weeks: Horizon the rate mapping averages over.
+            rows: The customers (indices) to draw twins of, in order; default all.
 
         Raises:
             ValueError: If ``draws`` or ``horizon_weeks`` is below 1.
@@ -122,16 +133,17 @@ class Twins:
         if draws < 1 or horizon_weeks < 1:
             raise ValueError("draws and horizon_weeks must be at least 1")
         posterior = self.lifetime.rate_posterior()
-        n, m = self.n, self.n * draws
-        customer = np.tile(np.arange(n), draws)
-        alive = rng.random(m) < np.tile(posterior.p_alive, draws)
+        rows = np.arange(self.n) if rows is None else np.asarray(rows, dtype=np.intp)
+        customer = np.tile(rows, draws)
+        m = customer.size
+        alive = rng.random(m) < posterior.p_alive[customer]
         weekly_rate = rng.gamma(
-            np.tile(posterior.purchase_shape, draws), 1.0 / np.tile(posterior.purchase_rate, draws)
+            posterior.purchase_shape[customer], 1.0 / posterior.purchase_rate[customer]
         )
         death_rate = rng.gamma(
-            np.tile(posterior.dropout_first, draws), 1.0 / np.tile(posterior.dropout_second, draws)
+            posterior.dropout_first[customer], 1.0 / posterior.dropout_second[customer]
         )
-        observed = np.tile(self.features, (draws, 1))
+        observed = self.features[customer]
         days = float(self.cycle_days)
         steps = np.arange(max(1, round(7 * horizon_weeks / days)))
         engagement = observed[:, FEATURE_INDEX["engagement_score"]]
@@ -147,8 +159,45 @@ class Twins:
         _, hidden, _ = sampler.sample(rng, m, segments)
         hidden[:, _HIDDEN["purchase_rate"]] = np.where(alive, purchase_rate, 0.0)
         hidden[:, _HIDDEN["churn_rate"]] = churn_rate
-        hidden[:, _HIDDEN["order_value"]] = np.tile(self.order_value, draws)
+        hidden[:, _HIDDEN["order_value"]] = self.order_value[customer]
         return TwinDraws(observed, hidden, segments, alive, customer, weekly_rate, death_rate)
+
+
+class TwinPool:
+    """New simulator customers for the envs: twins of customers drawn uniformly, in chunks.
+
+    It has the interface of :class:`~rec_env.dynamics.CustomerPool` (``rng``, ``take``), so an
+    env, a vector env or :func:`rec_env.make_vec_env` given ``customers=twins`` starts every
+    new customer as the twin of one of the retailer's own customers.
+    """
+
+    def __init__(self, twins: Twins, rng: np.random.Generator, chunk: int = 256) -> None:
+        self.twins = twins
+        self.rng = rng
+        self.chunk = int(chunk)
+        self._left: TwinDraws | None = None
+        self._next = 0
+
+    def take(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``k`` new customers: observed ``(k, F)``, hidden ``(k, P)``, segments ``(k,)``."""
+        if k <= 0:
+            empty = self.twins.draw(self.rng, rows=np.zeros(0, dtype=np.intp))
+            return empty.observed, empty.hidden, empty.segments
+        parts = []
+        while k > 0:
+            if self._left is None or self._next >= self._left.observed.shape[0]:
+                rows = self.rng.integers(0, self.twins.n, max(self.chunk, k))
+                self._left, self._next = self.twins.draw(self.rng, rows=rows), 0
+            end = min(self._next + k, self._left.observed.shape[0])
+            sl = slice(self._next, end)
+            parts.append((self._left.observed[sl], self._left.hidden[sl], self._left.segments[sl]))
+            k -= end - self._next
+            self._next = end
+        return (
+            np.concatenate([p[0] for p in parts]),
+            np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]),
+        )
 
 
 def _segments(sampler: Any, purchase_rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
