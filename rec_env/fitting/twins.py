@@ -20,8 +20,9 @@ are drawn from ``i``'s posterior given their purchase history:
 
 **How the rates map onto the simulator.** A simulated customer buys in a cycle with probability
 :math:`1 - e^{-\text{purchase\_rate}\,(0.5 + e)\,d/365}` (``e`` engagement, ``d`` days per
-cycle), which is the weekly-occasion probability :math:`1 - e^{-\lambda}` of a Poisson
-purchase process when ``purchase_rate`` = :math:`\lambda\,365 / (d\,(0.5 + \bar e))`. Engagement
+cycle), at most once; the model expects :math:`\lambda d / 7` purchase occasions a cycle, so
+``purchase_rate`` = :math:`-\log(1 - \lambda d/7)\,365 / (d\,(0.5 + \bar e))` keeps that
+expectation. Engagement
 moves (it rises after a purchase and decays in quiet weeks), so :math:`\bar e` is the twin's
 engagement averaged over the forecast horizon if it does not buy; the churn hazard
 ``churn_rate · (1 + last_purchase_days / 365)`` per year is matched to :math:`\mu` at the
@@ -148,8 +149,7 @@ class Twins:
         steps = np.arange(max(1, round(7 * horizon_weeks / days)))
         engagement = observed[:, FEATURE_INDEX["engagement_score"]]
         mean_engagement = engagement * np.exp(-steps * days / 90.0).mean()
-        per_cycle = weekly_rate * days / 7.0
-        purchase_rate = per_cycle * 365.0 / days / (0.5 + mean_engagement)
+        purchase_rate = _hazard(weekly_rate, days) * 365.0 / days / (0.5 + mean_engagement)
         last = observed[:, FEATURE_INDEX["last_purchase_days"]]
         mean_last = np.minimum(last + 3.5 * horizon_weeks, FEATURE_HIGH["last_purchase_days"])
         churn_rate = death_rate * 365.0 / 7.0 / (1.0 + mean_last / 365.0)
@@ -198,6 +198,17 @@ class TwinPool:
             np.concatenate([p[1] for p in parts]),
             np.concatenate([p[2] for p in parts]),
         )
+
+
+def _hazard(weekly_rate: np.ndarray, days: float) -> np.ndarray:
+    """The per-cycle purchase hazard whose P(a purchase in the cycle) is the expected count.
+
+    The model counts purchase occasions as Poisson events, the simulator buys at most once a
+    cycle: ``1 - exp(-h) = rate · days / 7`` (capped at 0.95) keeps the expected number of
+    purchases per cycle.
+    """
+    expected = np.minimum(weekly_rate * days / 7.0, 0.95)
+    return -np.log1p(-expected)
 
 
 def _segments(sampler: Any, purchase_rate: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -300,8 +311,9 @@ def simulate_twins(
     hidden = drawn.hidden.copy()
     for _ in range(calibration_rounds):
         _, engagement, last = _run(model, drawn, hidden, cycles, seed, policy)
+        hazard = _hazard(drawn.weekly_rate, days) * 365.0 / days
         hidden[:, _HIDDEN["purchase_rate"]] = np.where(
-            drawn.alive, drawn.weekly_rate * 365.0 / 7.0 / (0.5 + engagement), 0.0
+            drawn.alive, hazard / (0.5 + engagement), 0.0
         )
         hidden[:, _HIDDEN["churn_rate"]] = drawn.death_rate * 365.0 / 7.0 / (1.0 + last / 365.0)
     bought, _, _ = _run(model, drawn, hidden, cycles, seed, policy)
