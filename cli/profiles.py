@@ -261,6 +261,24 @@ def fit_command(
         typer.Option(help="YAML of the parameters a log cannot identify (default: shipped)."),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    campaigns: Annotated[
+        str | None,
+        typer.Option(
+            help="Randomised e-mail campaign log, `hillstrom` or a CSV with its columns: the "
+            "population's segments and responses come from it, churn from FILE."
+        ),
+    ] = None,
+    campaign_arm: Annotated[
+        str, typer.Option(help="The campaign arm whose e-mail the population's e-mail is.")
+    ] = "any_email",
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="With --campaigns: fit on half the campaign (seeded) and print the simulated "
+            "against the held-out real uplift.",
+        ),
+    ] = False,
 ) -> None:
     """Fit a population to a purchase log and write it as a population YAML file.
 
@@ -268,6 +286,11 @@ def fit_command(
     scaled RFM, fits each segment's purchase rate, churn rate and order value by EM of a
     latent-class model, gives every parameter the log cannot identify its documented default,
     and checks the result: simulated vs observed R, F and M (Kolmogorov-Smirnov distance).
+
+    With `--campaigns`, the population written is fitted to the campaign instead
+    (`rec_env.fitting.responses`): segments by buyer, newbie and channel with their visit,
+    purchase and e-mail response rates; churn from the purchase log; defaults for the rest, each
+    source listed under `fitted_from`.
     """
     from rec_env.fitting import fit_population, load_fit_defaults
     from rec_env.fitting.purchase_log import LOG_PRESETS, read_purchase_log
@@ -290,6 +313,13 @@ def fit_command(
         date_format=date_format,
         separator=separator,
     )
+    campaign = None
+    if campaigns is not None:
+        from rec_env.cli._campaigns import read_campaigns
+
+        campaign = read_campaigns(campaigns, campaign_arm)
+    elif check:
+        fail("--check needs --campaigns")
     console = Console(stderr=True)
     with reporting_bad_input():
         fit_defaults = load_fit_defaults(defaults)
@@ -314,8 +344,13 @@ def fit_command(
         )
     if defaults is not None:
         fit.defaults_file = str(defaults)
+    writer = fit.write
+    if campaign is not None:
+        from rec_env.cli._campaigns import fit_campaign_population
+
+        writer = fit_campaign_population(campaign, campaign_arm, fit, fit_defaults, seed, check)
     with staged_file(out) as staged:
-        fit.write(staged)
+        writer(staged)
     Console().print(_fit_table(fit))
     if fit.bics:
         bics = ", ".join(f"{k}: {bic:,.0f}" for k, bic in fit.bics.items())

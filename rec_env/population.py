@@ -15,12 +15,20 @@ parameters, so that what the agent sees is informative but noisy:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 from rec_env.config import load_model, resolve_data_file
 from rec_env.distributions import Conditional, Distribution, ParameterSpec
@@ -47,6 +55,10 @@ _PROBABILITIES = (
     "irritation",
 )
 _HIDDEN_LOW = np.zeros(len(HIDDEN_PARAMETERS))
+_PURCHASE_RATE = list(HIDDEN_PARAMETERS).index("purchase_rate")
+_ORDER_VALUE = list(HIDDEN_PARAMETERS).index("order_value")
+_LIKELIHOOD_SAMPLE = 2048
+"""Hidden-parameter draws per segment that integrate the derived features' likelihood."""
 _HIDDEN_HIGH = np.array([1.0 if p in _PROBABILITIES else np.inf for p in HIDDEN_PARAMETERS])
 """Hidden parameters are clipped after sampling: all are non-negative, probabilities <= 1."""
 
@@ -101,13 +113,33 @@ class Population(BaseModel):
         20.0, gt=0, description="Pseudo-messages behind the initial observed response rates."
     )
     segments: list[Segment] = Field(min_length=1)
+    fitted_from: dict[str, str] | None = Field(
+        None,
+        description="Where fitted values came from: hidden parameter or constant -> source "
+        "(data or a default, and why); absent for hand-written populations.",
+    )
 
     @model_validator(mode="after")
     def _unique_segments(self) -> Population:
         names = [s.name for s in self.segments]
         if len(set(names)) != len(names):
             raise ValueError("segment names must be unique")
+        known = (*HIDDEN_PARAMETERS, "contact_tolerance", "order_value_sigma", "history_strength")
+        unknown = [key for key in self.fitted_from or {} if key not in known]
+        if unknown:
+            raise ValueError(
+                f"fitted_from has unknown keys {', '.join(unknown)} (expected hidden parameters "
+                "or population constants)"
+            )
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_provenance(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # hand-written and purchase-log populations dump exactly as before the field existed
+        data = handler(self)
+        if self.fitted_from is None:
+            data.pop("fitted_from", None)
+        return data
 
 
 def list_populations() -> list[str]:
@@ -235,8 +267,15 @@ class CustomerSampler:
     def most_likely_segment(self, features: dict[str, float]) -> int:
         """The segment under which the given observed features are most likely (MAP).
 
+        The sampled features (:data:`SAMPLED_FEATURES`) count with their segment
+        distributions; ``frequency`` and ``monetary_value`` count with the distributions
+        :meth:`sample` derives them from (a Poisson count at the segment's purchase rate, the
+        segment's order value with log-normal noise), integrated over the segment's hidden
+        parameters by a fixed sample. Segments that differ only in purchase rate and order
+        value (a fitted purchase log's) are told apart by them.
+
         Args:
-            features: Observed feature values by name; only :data:`SAMPLED_FEATURES` are used.
+            features: Observed feature values by name (any subset).
         """
         scores = np.log(self.segment_probabilities)
         for k, segment in enumerate(self.population.segments):
@@ -244,4 +283,32 @@ class CustomerSampler:
                 if name in features:
                     x = np.array([float(features[name])])
                     scores[k] += float(segment.observed[name].logpdf(x)[0])
+            scores[k] += self._derived_log_likelihood(k, features)
         return int(np.argmax(scores))
+
+    def _derived_log_likelihood(self, k: int, features: dict[str, float]) -> float:
+        """The log-likelihood of frequency and monetary_value under segment ``k`` (as derived)."""
+        if "frequency" not in features and "monetary_value" not in features:
+            return 0.0
+        hidden = self._hidden_sample(k)
+        log_terms = np.zeros(hidden.shape[0])
+        if "frequency" in features:
+            engagement = float(features.get("engagement_score", 0.5))
+            rate = np.maximum(hidden[:, _PURCHASE_RATE] * (0.5 + engagement), 1e-12)
+            count = float(features["frequency"])
+            log_terms += count * np.log(rate) - rate - math.lgamma(count + 1.0)
+        if "monetary_value" in features:
+            value = max(float(features["monetary_value"]), 1.0)
+            z = (math.log(value) - np.log(np.maximum(hidden[:, _ORDER_VALUE], 1e-12))) / 0.25
+            log_terms += -0.5 * z * z - math.log(0.25 * value * math.sqrt(2 * math.pi))
+        top = log_terms.max()
+        return float(top + np.log(np.mean(np.exp(log_terms - top))))
+
+    def _hidden_sample(self, k: int) -> np.ndarray:
+        """A fixed sample of segment ``k``'s hidden parameters (seeded, drawn once)."""
+        cache = self.__dict__.setdefault("_hidden_samples", {})
+        if k not in cache:
+            rng = np.random.default_rng([0, k])
+            segment = self.population.segments[k]
+            cache[k] = self._sample_segment(rng, segment, _LIKELIHOOD_SAMPLE, {})[1]
+        return cache[k]

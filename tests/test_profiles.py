@@ -223,3 +223,21 @@ def test_most_likely_segment(
     profile = CustomerProfile(features=features)
     index = default_sampler.most_likely_segment(profile.features)
     assert default_sampler.segment_names[index] == expected
+
+
+def test_most_likely_segment_reads_frequency_and_spend_on_a_fitted_population() -> None:
+    """CDNOW's fitted segments share their sampled features; purchases and spend tell them apart."""
+    sampler = CustomerSampler(load_population("cdnow"))
+    picks = [
+        sampler.segment_names[sampler.most_likely_segment(features)]
+        for features in (
+            {"frequency": 0, "monetary_value": 24, "last_purchase_days": 200},
+            {"frequency": 3, "monetary_value": 45},
+            {"frequency": 1, "monetary_value": 23},
+        )
+    ]
+    assert picks == ["occasional_buyers_low_value", "regular_buyers", "occasional_buyers_low_value"]
+    # Without them it falls back to the weights: the largest segment.
+    assert sampler.most_likely_segment({"engagement_score": 0.5}) == int(
+        np.argmax(sampler.segment_probabilities)
+    )
