@@ -42,6 +42,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import _peer_venv  # benchmarks/ is on sys.path when a script runs
 import numpy as np
 
 from rec_env.datasets.cdnow import load_cdnow
@@ -129,21 +130,8 @@ def twins_forecaster(log: PurchaseLog, seed: int, draws: int = 10) -> Forecaster
 
 
 def ensure_venv(say: Callable[[str], None]) -> Path:
-    """The anchors' python: ``benchmarks/.venv-btyd`` with :data:`PINS`, (re)installed if needed.
-
-    A stamp file in the virtualenv records the pins it was installed with.
-    """
-    python, stamp = VENV / "bin" / "python", VENV / "recenv-pins.txt"
-    if not python.exists():
-        say(f"creating {VENV}")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    if not stamp.exists() or stamp.read_text().split() != list(PINS):
-        say(f"installing {', '.join(PINS)} (wheels only) into {VENV}")
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--only-binary=:all:", *PINS], check=True
-        )
-        stamp.write_text("\n".join(PINS) + "\n")
-    return python
+    """The anchors' python: ``benchmarks/.venv-btyd`` with :data:`PINS`."""
+    return _peer_venv.ensure_venv(VENV, PINS, say)
 
 
 def run_anchors(

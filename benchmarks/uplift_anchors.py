@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import _peer_venv  # benchmarks/ is on sys.path when a script runs
 import numpy as np
 
 from rec_env.agents.evaluation.targeting import policy_value_curve, targeting_summary
@@ -168,21 +169,8 @@ def stratified_split(actions: np.ndarray, seed: int) -> tuple[np.ndarray, np.nda
 
 
 def ensure_venv(say: Callable[[str], None]) -> Path:
-    """The anchors' python: ``benchmarks/.venv-uplift`` with :data:`PINS`, (re)installed if needed.
-
-    A stamp file in the virtualenv records the pins it was installed with.
-    """
-    python, stamp = VENV / "bin" / "python", VENV / "recenv-pins.txt"
-    if not python.exists():
-        say(f"creating {VENV}")
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    if not stamp.exists() or stamp.read_text().split() != list(PINS):
-        say(f"installing {', '.join(PINS)} (wheels only) into {VENV}")
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "--only-binary=:all:", *PINS], check=True
-        )
-        stamp.write_text("\n".join(PINS) + "\n")
-    return python
+    """The anchors' python: ``benchmarks/.venv-uplift`` with :data:`PINS`."""
+    return _peer_venv.ensure_venv(VENV, PINS, say)
 
 
 def run_anchors(
