@@ -38,7 +38,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from rec_env.agents.offline.trees import TreeEnsembleModel, as_tree_ensemble, is_tree_ensemble
+from rec_env.agents.offline.trees import (
+    TreeEnsembleModel,
+    as_tree_ensemble,
+    is_tree_ensemble,
+    link_probabilities,
+)
 
 __all__ = [
     "EstimatorModel",
@@ -231,15 +236,9 @@ class LinearModel:
         Raises:
             ValueError: For a regressor (``identity``).
         """
-        scores = self._scores(inputs)
-        if self.link == "logistic":
-            p1 = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-            return np.stack([1.0 - p1, p1], axis=1)
-        if self.link == "softmax":
-            scores = scores - scores.max(axis=1, keepdims=True)
-            e = np.exp(scores)
-            return e / e.sum(axis=1, keepdims=True)
-        raise ValueError("a regressor has no class probabilities")
+        if self.link == "identity":
+            raise ValueError("a regressor has no class probabilities")
+        return link_probabilities(self._scores(inputs), self.link)
 
     def expected(self, inputs: np.ndarray) -> np.ndarray:
         """``(n,)`` prediction (regressor) or expected class value (classifier)."""

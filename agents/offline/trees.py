@@ -83,6 +83,22 @@ _INTEGER_ARRAYS = ("feature", "left", "right", "tree_offsets", "n_inputs")
 _FLOAT_ARRAYS = ("threshold", "value", "baseline", "tree_weight", "class_values")
 
 
+def link_probabilities(scores: np.ndarray, link: str) -> np.ndarray:
+    """``(n, k)`` class probabilities from scores, by link (shared with the linear models).
+
+    ``logistic``: two classes from one score column; ``softmax``: one column per class; any
+    other link returns the scores.
+    """
+    if link == "logistic":
+        p1 = 1.0 / (1.0 + np.exp(-scores[:, 0]))
+        return np.stack([1.0 - p1, p1], axis=1)
+    if link == "softmax":
+        scores = scores - scores.max(axis=1, keepdims=True)
+        e = np.exp(scores)
+        return e / e.sum(axis=1, keepdims=True)
+    return scores
+
+
 @dataclass(frozen=True, eq=False)
 class TreeEnsembleModel:
     r"""Trees of a fitted ensemble as flat arrays, with a vectorised predictor.
@@ -229,15 +245,7 @@ class TreeEnsembleModel:
         """
         if self.link == "identity":
             raise ValueError("a regressor has no class probabilities")
-        scores = self.raw_scores(inputs)
-        if self.link == "logistic":
-            p1 = 1.0 / (1.0 + np.exp(-scores[:, 0]))
-            return np.stack([1.0 - p1, p1], axis=1)
-        if self.link == "softmax":
-            scores = scores - scores.max(axis=1, keepdims=True)
-            e = np.exp(scores)
-            return e / e.sum(axis=1, keepdims=True)
-        return scores
+        return link_probabilities(self.raw_scores(inputs), self.link)
 
     def expected(self, inputs: np.ndarray) -> np.ndarray:
         """``(n,)`` prediction (regressor) or expected class value (classifier)."""

@@ -140,21 +140,7 @@ class CampaignLog:
 
     def subset(self, rows: np.ndarray) -> CampaignLog:
         """The customers at ``rows``."""
-        arrays = {
-            name: getattr(self, name)[rows]
-            for name in (
-                "arm",
-                "recency",
-                "history",
-                "mens",
-                "womens",
-                "newbie",
-                "channel",
-                "visit",
-                "conversion",
-                "spend",
-            )
-        }
+        arrays = {name: getattr(self, name)[rows] for name in ("arm", *CAMPAIGN_COLUMNS)}
         return CampaignLog(
             source=self.source,
             arm_names=self.arm_names,
