@@ -47,6 +47,7 @@ __all__ = [
     "TreeEnsembleModel",
     "as_tree_ensemble",
     "is_tree_ensemble",
+    "link_probabilities",
 ]
 
 TREE_LINKS: tuple[str, ...] = ("identity", "logistic", "softmax", "probability")
