@@ -83,3 +83,11 @@ def test_envs_start_customers_as_twins(twins: Twins) -> None:
         gym.make("rec_env/Recommendation-v0", customers=twins)
     with pytest.raises(ValueError, match="customers must be twins"):
         rec_env.make_vec_env(4, customers=[1, 2])
+
+
+def test_stationary_engagement_balances_visits_and_decay() -> None:
+    from rec_env.fitting.twins import stationary_engagement
+
+    assert stationary_engagement(48.0) == pytest.approx(0.5, abs=0.01)
+    assert stationary_engagement(0.0) == 0.0
+    assert stationary_engagement(12.0) < stationary_engagement(48.0) < stationary_engagement(200.0)

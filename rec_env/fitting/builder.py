@@ -60,6 +60,7 @@ __all__ = [
     "history_problems",
     "mean_irritation",
     "parse_day",
+    "population_mean",
     "read_events",
 ]
 
@@ -373,13 +374,18 @@ def read_events(
 # ---------------------------------------------------------------------------- building
 def mean_irritation(population: str | Path = "default") -> float:
     """The population's mean ``irritation``, weighted by segment (the builder's default)."""
+    return population_mean("irritation", population)
+
+
+def population_mean(parameter: str, population: str | Path = "default") -> float:
+    """A hidden parameter's mean over the population, weighted by segment."""
     from rec_env.population import load_population
 
     loaded = load_population(population)
     weights = np.array([s.weight for s in loaded.segments], dtype=np.float64)
     means = []
     for segment in loaded.segments:
-        spec = segment.hidden["irritation"]
+        spec = segment.hidden[parameter]
         mean = getattr(spec, "mean", None)
         if mean is None:  # any other distribution: its sample mean, seeded
             mean = float(spec.sample(np.random.default_rng(0), 10_000).mean())

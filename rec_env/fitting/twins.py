@@ -26,7 +26,9 @@ expectation. Engagement
 moves (it rises after a purchase and decays in quiet weeks), so :math:`\bar e` is the twin's
 engagement averaged over the forecast horizon if it does not buy; the churn hazard
 ``churn_rate · (1 + last_purchase_days / 365)`` per year is matched to :math:`\mu` at the
-horizon's average ``last_purchase_days`` in the same way. A dead twin never buys. These are
+horizon's average ``last_purchase_days`` in the same way. A dead twin never buys. A log without visits shows no engagement from them, so twins built
+from orders alone start no lower than the engagement the population's visit rate holds
+(:func:`stationary_engagement`; 0.5 in the fitted populations). These are
 approximations of a constant-rate process by the simulator's engagement-driven one: how far the
 simulated forward forecast of the twins lands from the model's own is measured in
 ``benchmarks/cdnow_holdout.py`` (the ``recenv twins`` row) and the README.
@@ -36,6 +38,7 @@ Every draw comes from the seeded generator passed in; the fit itself has no rand
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +49,14 @@ from rec_env.features import FEATURE_HIGH, FEATURE_INDEX
 from rec_env.fitting.purchase_log import PurchaseLog
 from rec_env.parameters import HIDDEN_PARAMETERS
 
-__all__ = ["TwinDraws", "TwinPool", "Twins", "fit_twins", "simulate_twins"]
+__all__ = [
+    "TwinDraws",
+    "TwinPool",
+    "Twins",
+    "fit_twins",
+    "simulate_twins",
+    "stationary_engagement",
+]
 
 _HIDDEN = {name: j for j, name in enumerate(HIDDEN_PARAMETERS)}
 DEFAULT_HORIZON_WEEKS = 26
@@ -200,6 +210,19 @@ class TwinPool:
         )
 
 
+def stationary_engagement(visit_rate: float, cycle_days: float = 7.0) -> float:
+    r"""The engagement visits alone hold a customer at, on average (no messages or purchases).
+
+    A cycle with a visit (probability :math:`q = 1 - e^{-v d / 365}`) adds 5 % of the gap to 1;
+    one without decays it by :math:`\delta = e^{-d/90}`. Their balance,
+    :math:`q \cdot 0.05 (1 - e) = (1 - q)(1 - \delta) e`, gives the level (0.5 at 48 visits a
+    year, the fitted populations' rate).
+    """
+    q = 1.0 - math.exp(-visit_rate * cycle_days / 365.0)
+    decay = math.exp(-cycle_days / 90.0)
+    return q * 0.05 / (q * 0.05 + (1.0 - q) * (1.0 - decay))
+
+
 def _hazard(weekly_rate: np.ndarray, days: float) -> np.ndarray:
     """The per-cycle purchase hazard whose P(a purchase in the cycle) is the expected count.
 
@@ -243,7 +266,13 @@ def fit_twins(
     Raises:
         ValueError: If no customer bought on or before ``as_of``.
     """
-    from rec_env.fitting.builder import CustomerEvents, _Table, build_features, parse_day
+    from rec_env.fitting.builder import (
+        CustomerEvents,
+        _Table,
+        build_features,
+        parse_day,
+        population_mean,
+    )
     from rec_env.fitting.holdout import calibration_holdout
     from rec_env.fitting.lifetime import fit_lifetime_model, fit_spend_model
 
@@ -262,9 +291,16 @@ def fit_twins(
     if events is None:
         events = CustomerEvents(_Table(orders.customer, orders.day, {"value": orders.amount}))
     built = build_features(events, last, customers=summary.customer_ids)
+    features = built.observations
+    if events.visits is None:
+        # Visits lift engagement, and a log without them shows none: start no lower than the
+        # level the population's visit rate keeps engagement at.
+        visit_rate = population_mean("visit_rate", population)
+        column = features[:, FEATURE_INDEX["engagement_score"]]
+        np.maximum(column, stationary_engagement(visit_rate), out=column)
     return Twins(
         customer_ids=np.asarray(summary.customer_ids),
-        features=built.observations,
+        features=features,
         lifetime=fit,
         order_value=order_value,
         as_of=last,
