@@ -505,6 +505,7 @@ def item_step_kernel(
             unsubscribed,
             profit,
             visited,
+            purchased,
         )
         out[OUT_CLICKED, i] = clicked
         out[OUT_CLICK_POSITION, i] = position

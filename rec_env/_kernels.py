@@ -71,6 +71,7 @@ OUT_UNSUBSCRIBED = _OUT["unsubscribed"]
 OUT_CHURNED = _OUT["churned"]
 OUT_PROFIT = _OUT["profit"]
 OUT_VISITED = _OUT["visited"]
+OUT_ORDERS = _OUT["orders"]
 N_OUT = len(OUTCOME_FIELDS)
 
 REWARD_PROFIT, REWARD_CONVERSION, REWARD_RULE = 0, 1, 2
@@ -134,6 +135,50 @@ def purchase_probability(p_organic: float, engaged: float, p_click: float) -> fl
 
 
 @njit(cache=True, inline="always")
+def day_probability(p_organic: float, n_days: int) -> float:
+    """P(an organic purchase on one day) when the cycle's ``n_days`` give ``p_organic`` in all."""
+    return 1.0 - (1.0 - p_organic) ** (1.0 / n_days)
+
+
+@njit(cache=True, inline="always")
+def expected_orders(p_organic: float, engaged: float, p_click: float, n_days: int) -> float:
+    """Expected orders in a cycle: organic purchase days plus the message's purchase.
+
+    With ``n_days`` 0 (a cycle buys at most once) it is :func:`purchase_probability`.
+    """
+    if n_days <= 0:
+        return purchase_probability(p_organic, engaged, p_click)
+    return n_days * day_probability(p_organic, n_days) + engaged * p_click
+
+
+@njit(cache=True, inline="always")
+def purchase_count(u: float, p_organic: float, q_message: float, n_days: int) -> float:
+    """Orders in a cycle that has at least one, from ``u`` uniform on [0, 1).
+
+    Organic purchases fall on each of the ``n_days`` days with the same probability (their
+    number is binomial) and a message adds one with probability ``q_message``; the count is
+    drawn from its distribution given that it is at least 1, by inverting the CDF.
+    """
+    p = day_probability(p_organic, n_days)
+    p_none = (1.0 - p_organic) * (1.0 - q_message)
+    if p_none >= 1.0:
+        return 1.0
+    target = u * (1.0 - p_none) + p_none  # the same quantile of the unconditional count
+    binomial = (1.0 - p) ** n_days  # P(k organic days), k = 0 first
+    below = binomial * (1.0 - q_message)  # P(count = 0)
+    for k in range(n_days + 1):
+        next_binomial = 0.0
+        if k < n_days:
+            next_binomial = binomial * (n_days - k) / (k + 1) * p / max(1.0 - p, 1e-300)
+        # P(count = k + 1) = P(k organic) q + P(k + 1 organic) (1 - q)
+        below += binomial * q_message + next_binomial * (1.0 - q_message)
+        if target < below:
+            return float(k + 1)
+        binomial = next_binomial
+    return float(n_days + 1)
+
+
+@njit(cache=True, inline="always")
 def rule_reward(obs: np.ndarray, i: int, channel: int, discount: float, shipping: float) -> float:
     """The classic one-step targeting rule, clipped to [0, 1]."""
     reward = 0.0
@@ -174,6 +219,7 @@ def write_outcome(
     unsubscribed: float,
     profit: float,
     visited: float,
+    orders: float,
 ) -> None:
     """Write customer ``i``'s rows of :data:`rec_env.dynamics.OUTCOME_FIELDS` into ``out``.
 
@@ -192,6 +238,7 @@ def write_outcome(
     out[OUT_CHURNED, i] = churned
     out[OUT_PROFIT, i] = profit
     out[OUT_VISITED, i] = visited
+    out[OUT_ORDERS, i] = orders
 
 
 # ------------------------------------------------------- the observed features
@@ -304,13 +351,15 @@ def lifecycle(
     u_unsubscribe: float,
     u_churn: float,
     u_visit: float,
+    orders: float = 1.0,
 ) -> tuple[float, float, float]:
     """Steps 5-8 of a cycle for customer ``i``, shared by every world's step kernel.
 
     Unsubscribes, churn (never in a cycle with a purchase), organic visits and the update of the
     16 strategy features and the contact/discount histories, given what the cycle's message did
     (``delivered``, ``discounted``, ``opened``) and whether and for how much the customer bought
-    (``purchased``, ``value``: the order value that moves ``monetary_value``).
+    (``purchased``, ``value``: the order value that moves ``monetary_value``, once per order of
+    the cycle's ``orders``).
 
     Returns:
         ``(unsubscribed, churned, visited)`` as 0.0/1.0 (an opened message counts as a visit).
@@ -334,7 +383,8 @@ def lifecycle(
     if u_visit < 1.0 - math.exp(-hid[VISIT_RATE, i] * years):
         visited = 1.0
 
-    if purchased > 0.0:
+    n_orders = orders if purchased > 0.0 else 0.0
+    for _ in range(int(n_orders)):
         record_order(obs, i, value)
     if delivered > 0.0:
         record_message(obs, i, channel, opened)
@@ -345,7 +395,7 @@ def lifecycle(
         slot_c,
         slot_d,
         i,
-        purchased,
+        n_orders,
         delivered,
         discounted,
         delivered * (1.0 - opened),
@@ -444,8 +494,13 @@ def expected_kernel(
     years: float,
     reward_mode: int,
     out: np.ndarray,
+    purchase_days: int = 0,
 ) -> None:
-    """Write the expected immediate reward of every action into ``out`` ``(n, n_actions)``."""
+    """Write the expected immediate reward of every action into ``out`` ``(n, n_actions)``.
+
+    ``purchase_days`` > 0: a cycle may hold an organic purchase on each of that many days (the
+    profit counts every order); 0: at most one purchase a cycle.
+    """
     n, n_actions = out.shape
     for i in range(n):
         engagement = obs[ENGAGEMENT, i]
@@ -472,12 +527,12 @@ def expected_kernel(
                 1.0 if discount > 0.0 else 0.0,
                 years,
             )
-            p_buy = purchase_probability(p_org, p_open, p_click)
             if reward_mode == REWARD_CONVERSION:
-                out[i, a] = p_buy
+                out[i, a] = purchase_probability(p_org, p_open, p_click)
             else:
+                orders = expected_orders(p_org, p_open, p_click, purchase_days)
                 value = hid[ORDER_VALUE, i] * (gross_margin - discount) - shipping
-                out[i, a] = p_buy * value - delivered * act[A_COST, a]
+                out[i, a] = orders * value - delivered * act[A_COST, a]
 
 
 @njit(cache=True, error_model="numpy")
@@ -497,8 +552,14 @@ def step_kernel(
     uniforms: np.ndarray,
     normals: np.ndarray,
     out: np.ndarray,
+    purchase_days: int = 0,
 ) -> None:
     """Advance every customer one cycle, updating ``obs`` and the histories in place.
+
+    With ``purchase_days`` > 0 a cycle that has a purchase has as many orders as organic
+    purchase days plus the message's purchase (:func:`purchase_count`, from the same uniform,
+    so whether the customer buys is drawn exactly as with at most one), each of the cycle's
+    order value.
 
     ``uniforms`` is ``(5, n)`` (open, buy, visit, unsubscribe, churn) and ``normals`` ``(n,)``
     (order value); the outcome of each customer goes into the columns of ``out`` ``(N_OUT, n)``.
@@ -531,13 +592,17 @@ def step_kernel(
             discounted,
             years,
         )
-        purchased = 1.0 if uniforms[1, i] < purchase_probability(p_org, opened, p_click) else 0.0
+        p_buy = purchase_probability(p_org, opened, p_click)
+        purchased = 1.0 if uniforms[1, i] < p_buy else 0.0
+        orders = purchased
+        if purchased > 0.0 and purchase_days > 0:
+            orders = purchase_count(uniforms[1, i] / p_buy, p_org, opened * p_click, purchase_days)
 
         # 4: money
         value = hid[ORDER_VALUE, i] * math.exp(sigma * normals[i] - 0.5 * sigma * sigma)
-        list_value = purchased * value
+        list_value = orders * value
         discount_cost = list_value * discount
-        shipping_cost = purchased * shipping
+        shipping_cost = orders * shipping
         contact_cost = delivered * act[A_COST, a]
         profit = list_value * gross_margin - discount_cost - shipping_cost - contact_cost
 
@@ -570,6 +635,7 @@ def step_kernel(
             uniforms[3, i],
             uniforms[4, i],
             uniforms[2, i],
+            orders,
         )
 
         write_outcome(
@@ -587,6 +653,7 @@ def step_kernel(
             unsubscribed,
             profit,
             visited,
+            orders,
         )
 
 

@@ -51,6 +51,7 @@ OUTCOME_FIELDS: tuple[str, ...] = (
     "churned",
     "profit",
     "visited",
+    "orders",
 )
 """What one cycle produces per customer: the rows of :attr:`StepOutcome.values`, in order.
 
@@ -173,6 +174,9 @@ class CustomerModel:
         population: The customer population.
         reward_mode: ``"profit"``, ``"conversion"`` or ``"rule"``.
         cycle_days: Length of one campaign cycle in days.
+        purchase_days: Let a cycle hold an organic purchase on each of its days (``orders``
+            counts them; profit and ``frequency`` count every order), instead of at most one
+            purchase a cycle. Whether a customer buys in a cycle is drawn the same way.
     """
 
     def __init__(
@@ -181,6 +185,7 @@ class CustomerModel:
         population: Population,
         reward_mode: RewardMode = "profit",
         cycle_days: float = 7.0,
+        purchase_days: bool = False,
     ) -> None:
         from rec_env import _kernels
         from rec_env.population import CustomerSampler
@@ -197,6 +202,8 @@ class CustomerModel:
         self.sampler = CustomerSampler(population)
         self.reward_mode = reward_mode
         self._reward_code = REWARD_MODES.index(reward_mode)
+        self.purchase_days = bool(purchase_days)
+        self._purchase_days = round(cycle_days) if purchase_days else 0
         self.cycle_days = float(cycle_days)
         self.window_30d = max(1, round(30.0 / cycle_days))
         self.window_90d = max(1, round(90.0 / cycle_days))
@@ -296,6 +303,7 @@ class CustomerModel:
             uniforms,
             normals,
             values,
+            self._purchase_days,
         )
         batch.cursor += 1
         return StepOutcome(values, self.observe(batch))
@@ -328,5 +336,6 @@ class CustomerModel:
             self.cycle_days / 365.0,
             self._reward_code,
             out,
+            self._purchase_days,
         )
         return out

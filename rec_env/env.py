@@ -37,6 +37,7 @@ def build_model(
     reward_mode: RewardMode = "profit",
     catalog: str | Path = "strategy",
     cycle_days: float = 7.0,
+    purchase_days: bool = False,
 ) -> CustomerModel:
     """Load a population and a catalog and build the batched customer model.
 
@@ -48,7 +49,7 @@ def build_model(
     from rec_env.population import load_population
 
     table = ActionTable.from_catalog(load_catalog(catalog))
-    return CustomerModel(table, load_population(profile), reward_mode, cycle_days)
+    return CustomerModel(table, load_population(profile), reward_mode, cycle_days, purchase_days)
 
 
 def resolve_settings(

@@ -47,6 +47,8 @@ class EnvSettings:
         slate_size: Products per message in the slate world (1 in the item world).
         choice_model: ``"mnl"`` or ``"cascade"``: how a customer picks from a slate.
         offers: Discount levels a product message may carry (0: none).
+        purchase_days: Organic purchases at day resolution: a cycle may hold one on each of its
+            days (strategy world; default: at most one purchase a cycle).
 
     Raises:
         ValueError: If a value is out of range; the message names the field.
@@ -62,6 +64,7 @@ class EnvSettings:
     slate_size: int = 4
     choice_model: str = "mnl"
     offers: tuple[float, ...] = (0.0,)
+    purchase_days: bool = False
 
     def __post_init__(self) -> None:
         # Paths are kept as strings so that settings hash, compare and serialise the same way.
@@ -98,6 +101,10 @@ class EnvSettings:
         object.__setattr__(self, "offers", offers)
         if self.world != "strategy" and self.reward_mode == "rule":
             raise ValueError("reward_mode 'rule' is the strategy world's; use profit or conversion")
+        if not isinstance(self.purchase_days, bool):
+            raise ValueError(f"purchase_days must be true or false, got {self.purchase_days!r}")
+        if self.purchase_days and self.world != "strategy":
+            raise ValueError("purchase_days is the strategy world's (item worlds buy per product)")
 
     @property
     def k(self) -> int:
@@ -135,6 +142,8 @@ class EnvSettings:
         if self.world == "strategy":
             for name in ("world", *_ITEM_FIELDS):
                 data.pop(name)
+        if not self.purchase_days:  # the default; runs written before it existed match
+            data.pop("purchase_days")
         return data
 
     def replace(self, **changes: Any) -> EnvSettings:
@@ -151,7 +160,13 @@ class EnvSettings:
         from rec_env.env import build_model
 
         if self.world == "strategy":
-            return build_model(self.profile, self.reward_mode, self.catalog, self.cycle_days)  # type: ignore[arg-type]
+            return build_model(
+                self.profile,
+                self.reward_mode,  # type: ignore[arg-type]
+                self.catalog,
+                self.cycle_days,
+                self.purchase_days,
+            )
         from rec_env.item_env import build_item_model
 
         return build_item_model(self)

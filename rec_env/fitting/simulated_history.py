@@ -77,6 +77,7 @@ def simulate_history(
     since: str = "2024-01-01",
     population: str | Path = "default",
     message_share: float = 0.5,
+    purchase_days: bool = False,
 ) -> SimulatedHistory:
     """Simulate ``n_customers`` of the strategy world for ``cycles`` cycles and log every event.
 
@@ -90,6 +91,8 @@ def simulate_history(
         since: First day of the history.
         population: Population name or YAML path.
         message_share: Share of customer-cycles that get a message.
+        purchase_days: Simulate purchases at day resolution (several orders a cycle, dated on
+            the cycle's last days).
 
     Raises:
         ValueError: If a count is below 1 or ``message_share`` is outside [0, 1].
@@ -100,7 +103,7 @@ def simulate_history(
         raise ValueError("n_customers and cycles must be at least 1")
     if not 0.0 <= message_share <= 1.0:
         raise ValueError("message_share must be in [0, 1]")
-    model = EnvSettings(profile=str(population)).build_model()
+    model = EnvSettings(profile=str(population), purchase_days=purchase_days).build_model()
     table = model.actions
     rng = np.random.default_rng(seed)
     messages = np.random.default_rng([seed, 1])
@@ -143,16 +146,19 @@ def simulate_history(
         ]
         actions = np.where(send, choice, table.no_action)
         out = model.step(batch, actions, rng)
-        day = _iso(start + (t + 1) * length - 1)
+        last_day = start + (t + 1) * length - 1
+        day = _iso(last_day)
         for i in np.flatnonzero(out.purchased > 0):
-            tables["orders"].append(
-                {
-                    "customer_id": ids[i],
-                    "time": day,
-                    "amount": repr(float(out.revenue[i])),
-                    "discount": repr(float(out.discount_cost[i])),
-                }
-            )
+            orders = int(out.orders[i])  # each of the cycle's order value, on its last days
+            for k in range(orders):
+                tables["orders"].append(
+                    {
+                        "customer_id": ids[i],
+                        "time": _iso(last_day - orders + 1 + k),
+                        "amount": repr(float(out.revenue[i]) / orders),
+                        "discount": repr(float(out.discount_cost[i]) / orders),
+                    }
+                )
         for i in np.flatnonzero(out.delivered > 0):
             a = actions[i]
             tables["contacts"].append(

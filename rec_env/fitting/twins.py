@@ -22,15 +22,14 @@ are drawn from ``i``'s posterior given their purchase history:
 :math:`1 - e^{-\text{purchase\_rate}\,(0.5 + e)\,d/365}` (``e`` engagement, ``d`` days per
 cycle), at most once; the model expects :math:`\lambda d / 7` purchase occasions a cycle, so
 ``purchase_rate`` = :math:`-\log(1 - \lambda d/7)\,365 / (d\,(0.5 + \bar e))` keeps that
-expectation. Engagement
-moves (it rises after a purchase and decays in quiet weeks), so :math:`\bar e` is the twin's
-engagement averaged over the forecast horizon if it does not buy; the churn hazard
+expectation. Engagement moves (it rises after a purchase and decays in quiet weeks), so
+:math:`\bar e` is the twin's engagement averaged over the forecast horizon; the churn hazard
 ``churn_rate · (1 + last_purchase_days / 365)`` per year is matched to :math:`\mu` at the
-horizon's average ``last_purchase_days`` in the same way. A dead twin never buys. A log without visits shows no engagement from them, so twins built
-from orders alone start no lower than the engagement the population's visit rate holds
-(:func:`stationary_engagement`; 0.5 in the fitted populations). These are
-approximations of a constant-rate process by the simulator's engagement-driven one: how far the
-simulated forward forecast of the twins lands from the model's own is measured in
+horizon's average ``last_purchase_days`` in the same way. A dead twin never buys. A log without
+visits shows no engagement from them, so twins built from orders alone start no lower than the
+engagement the population's visit rate holds (:func:`stationary_engagement`; 0.5 in the fitted
+populations). These approximate a constant-rate process by the simulator's engagement-driven
+one: how far the twins' simulated forecast lands from the model's own is measured in
 ``benchmarks/cdnow_holdout.py`` (the ``recenv twins`` row) and the README.
 
 Every draw comes from the seeded generator passed in; the fit itself has no randomness.
