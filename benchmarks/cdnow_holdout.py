@@ -104,19 +104,17 @@ FORECASTERS: dict[str, Forecaster] = {
 
 
 def twins_forecaster(log: PurchaseLog, seed: int, draws: int = 10) -> Forecaster:
-    """The twins of recenv in the simulator (:mod:`rec_env.fitting.twins`), weekly occasions.
+    """The twins of recenv in the simulator (:mod:`rec_env.fitting.twins`), in either unit.
 
     Each customer's twins are drawn from their Pareto/NBD posterior at the calibration end and
-    simulated forward, sending nothing, for the 39 holdout weeks (the simulator buys at most
-    once a cycle, so it forecasts weekly purchase occasions, not purchase days).
+    simulated forward, sending nothing, for the 39 holdout weeks: buying at most once a week
+    for weekly occasions, at day resolution (``purchase_days``) for purchase days.
     """
 
     def forecast(data: CalibrationHoldout) -> HoldoutForecast | None:
         from rec_env.fitting.twins import fit_twins, simulate_twins
 
-        if data.unit != "weeks":
-            return None
-        twins = fit_twins(log, CALIBRATION_END, population="cdnow")
+        twins = fit_twins(log, CALIBRATION_END, population="cdnow", unit=data.unit)
         if not np.array_equal(twins.customer_ids, data.customer_ids):
             raise ValueError("the twins' customers are not the summary's")
         bought = simulate_twins(twins, data.holdout_weeks, seed=seed, draws=draws)

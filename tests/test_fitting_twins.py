@@ -91,3 +91,17 @@ def test_stationary_engagement_balances_visits_and_decay() -> None:
     assert stationary_engagement(48.0) == pytest.approx(0.5, abs=0.01)
     assert stationary_engagement(0.0) == 0.0
     assert stationary_engagement(12.0) < stationary_engagement(48.0) < stationary_engagement(200.0)
+
+
+def test_twins_in_purchase_days_buy_several_times_a_week() -> None:
+    log = load_cdnow()
+    keep = np.isin(log.customer, np.unique(log.customer)[::16])
+    small = PurchaseLog("cdnow-1/16", log.customer[keep], log.day[keep], log.amount[keep])
+    twins = fit_twins(small, "1997-09-30", population="cdnow", unit="days")
+    assert twins.unit == "days"
+    bought = simulate_twins(twins, 39, seed=1, draws=4)
+    assert bought.max() > 1  # several purchase days in one week
+    expected = twins.lifetime.expected_purchases(39)
+    assert bought.sum(axis=2).mean(axis=0).sum() == pytest.approx(expected.sum(), rel=0.2)
+    with pytest.raises(ValueError, match="unit"):
+        fit_twins(small, "1997-09-30", population="cdnow", unit="months")

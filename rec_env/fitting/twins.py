@@ -97,6 +97,9 @@ class Twins:
         as_of: Last day of the history (days since 1970-01-01).
         population: The population the other hidden parameters come from.
         cycle_days: Days per simulated cycle.
+        unit: ``"weeks"``: the model counts weekly purchase occasions and the twins buy at most
+            once a cycle; ``"days"``: it counts purchase days and the twins are simulated with
+            purchases at day resolution (``EnvSettings(purchase_days=True)``).
     """
 
     customer_ids: np.ndarray
@@ -106,6 +109,7 @@ class Twins:
     as_of: int
     population: str
     cycle_days: int = 7
+    unit: str = "weeks"
 
     @property
     def n(self) -> int:
@@ -158,7 +162,8 @@ class Twins:
         steps = np.arange(max(1, round(7 * horizon_weeks / days)))
         engagement = observed[:, FEATURE_INDEX["engagement_score"]]
         mean_engagement = engagement * np.exp(-steps * days / 90.0).mean()
-        purchase_rate = _hazard(weekly_rate, days) * 365.0 / days / (0.5 + mean_engagement)
+        hazard = _hazard(weekly_rate, days, self.unit)
+        purchase_rate = hazard * 365.0 / days / (0.5 + mean_engagement)
         last = observed[:, FEATURE_INDEX["last_purchase_days"]]
         mean_last = np.minimum(last + 3.5 * horizon_weeks, FEATURE_HIGH["last_purchase_days"])
         churn_rate = death_rate * 365.0 / 7.0 / (1.0 + mean_last / 365.0)
@@ -222,13 +227,15 @@ def stationary_engagement(visit_rate: float, cycle_days: float = 7.0) -> float:
     return q * 0.05 / (q * 0.05 + (1.0 - q) * (1.0 - decay))
 
 
-def _hazard(weekly_rate: np.ndarray, days: float) -> np.ndarray:
-    """The per-cycle purchase hazard whose P(a purchase in the cycle) is the expected count.
+def _hazard(weekly_rate: np.ndarray, days: float, unit: str = "weeks") -> np.ndarray:
+    """The per-cycle organic hazard that gives the model's expected purchases a cycle.
 
-    The model counts purchase occasions as Poisson events, the simulator buys at most once a
-    cycle: ``1 - exp(-h) = rate · days / 7`` (capped at 0.95) keeps the expected number of
-    purchases per cycle.
+    Weekly occasions: the simulator buys at most once a cycle, so ``1 - exp(-h) = rate · d / 7``
+    (capped at 0.95). Purchase days: it buys on each of the ``d`` days with probability
+    ``1 - exp(-h / d)``, so that is set to ``rate / 7`` (capped at 0.95).
     """
+    if unit == "days":
+        return -days * np.log1p(-np.minimum(weekly_rate / 7.0, 0.95))
     expected = np.minimum(weekly_rate * days / 7.0, 0.95)
     return -np.log1p(-expected)
 
@@ -252,6 +259,7 @@ def fit_twins(
     *,
     population: str | Path = "default",
     events: Any = None,
+    unit: str = "weeks",
 ) -> Twins:
     """Fit every customer's posterior from their orders (and, if given, their other logs).
 
@@ -261,9 +269,10 @@ def fit_twins(
         population: Population the parameters a purchase log cannot identify come from.
         events: :class:`~rec_env.fitting.builder.CustomerEvents` with contacts, visits,
             consents and tags for the observed features (default: the orders alone).
+        unit: ``"weeks"`` (weekly purchase occasions) or ``"days"`` (purchase days).
 
     Raises:
-        ValueError: If no customer bought on or before ``as_of``.
+        ValueError: If no customer bought on or before ``as_of``, or the unit is unknown.
     """
     from rec_env.fitting.builder import (
         CustomerEvents,
@@ -276,7 +285,9 @@ def fit_twins(
     from rec_env.fitting.lifetime import fit_lifetime_model, fit_spend_model
 
     last = parse_day(as_of)
-    summary = calibration_holdout(orders, last, last + 7, unit="weeks")
+    if unit not in ("weeks", "days"):
+        raise ValueError(f"unit must be 'weeks' or 'days', got {unit!r}")
+    summary = calibration_holdout(orders, last, last + 7, unit=unit)
     fit = fit_lifetime_model(
         summary.frequency,
         summary.recency,
@@ -304,6 +315,7 @@ def fit_twins(
         order_value=order_value,
         as_of=last,
         population=str(population),
+        unit=unit,
     )
 
 
@@ -340,13 +352,17 @@ def simulate_twins(
     if calibration_rounds < 0:
         raise ValueError("calibration_rounds must be at least 0")
     drawn = twins.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
-    model = EnvSettings(profile=twins.population, cycle_days=float(twins.cycle_days)).build_model()
+    model = EnvSettings(
+        profile=twins.population,
+        cycle_days=float(twins.cycle_days),
+        purchase_days=twins.unit == "days",
+    ).build_model()
     days = float(twins.cycle_days)
     cycles = max(1, round(7 * weeks / days))
     hidden = drawn.hidden.copy()
     for _ in range(calibration_rounds):
         _, engagement, last = _run(model, drawn, hidden, cycles, seed, policy)
-        hazard = _hazard(drawn.weekly_rate, days) * 365.0 / days
+        hazard = _hazard(drawn.weekly_rate, days, twins.unit) * 365.0 / days
         hidden[:, _HIDDEN["purchase_rate"]] = np.where(
             drawn.alive, hazard / (0.5 + engagement), 0.0
         )
@@ -380,7 +396,7 @@ def _run(
             actions = np.asarray(policy.predict(obs, model.action_masks(batch)), dtype=np.intp)
             actions = np.where(alive, actions, model.actions.no_action)
         out = model.step(batch, actions, rng)
-        bought[:, t] = out.purchased * alive
+        bought[:, t] = out.orders * alive
         alive &= ~out.terminated
     seen = np.maximum(n_alive, 1.0)
     start = drawn.observed
