@@ -14,6 +14,7 @@ from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
 from rec_env.cli.explain import explain_command
 from rec_env.cli.features import features_command, history_command
+from rec_env.cli.forecast import forecast_command
 from rec_env.cli.log import log_app
 from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
@@ -51,6 +52,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(offline_app, name="offline")
 app.command("features")(features_command)
 profiles_app.command("history")(history_command)
+profiles_app.command("forecast")(forecast_command)
 
 
 def _print_version(value: bool) -> None:

@@ -105,3 +105,33 @@ def test_twins_in_purchase_days_buy_several_times_a_week() -> None:
     assert bought.sum(axis=2).mean(axis=0).sum() == pytest.approx(expected.sum(), rel=0.2)
     with pytest.raises(ValueError, match="unit"):
         fit_twins(small, "1997-09-30", population="cdnow", unit="months")
+
+
+def test_cli_forecast_writes_and_scores_each_customer(tmp_path) -> None:
+    import csv
+
+    from typer.testing import CliRunner
+
+    from rec_env.cli.main import app
+    from tests.cli_checks import assert_bad_input
+
+    log = load_cdnow()
+    keep = np.isin(log.customer, np.unique(log.customer)[::20])
+    days = (np.datetime64("1970-01-01") + log.day[keep].astype("timedelta64[D]")).astype(str)
+    path = tmp_path / "orders.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer_id", "date", "amount"])
+        writer.writerows(zip(log.customer[keep], days, log.amount[keep], strict=True))
+    out = tmp_path / "forecast.csv"
+    runner = CliRunner()
+    args = ["profiles", "forecast", str(path), "--as-of", "1997-09-30", "--draws", "2",
+            "--out", str(out)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "actual:" in result.stdout and "twins in the simulator" in result.stdout
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == len(np.unique(log.customer[keep]))
+    assert set(rows[0]) >= {"p_alive", "expected_purchases", "twins_purchases", "actual_purchases"}
+    assert_bad_input(runner.invoke(app, [*args[:-1], str(tmp_path / "f2.csv"), "--unit", "x"]),
+                     "--unit")  # fmt: skip
