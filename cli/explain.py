@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from rec_env.agents.explain.items import Grouping
     from rec_env.agents.explain.shapley import ShapleyValues
     from rec_env.customer import FilledFeature
+    from rec_env.settings import EnvSettings
 
 __all__ = ["explain_command", "format_value", "plain_words", "print_filled_in", "save_waterfall"]
 
@@ -78,8 +79,11 @@ def explain_command(
         Path,
         typer.Argument(
             help="A customer JSON file (like profiles/users/*.json, nested or flat, any subset "
-            "of the 16 features; the others are filled in and listed), or a CSV file with one "
-            "column per feature for --summary."
+            "of the 16 features; the others are filled in and listed), or one with a "
+            '"history" of orders, contacts, visits, consents and tags (and an optional '
+            '"as_of"; like profiles/histories/example.json) whose features are built first, '
+            "or a CSV file with one column per feature (as recenv features writes) for "
+            "--summary."
         ),
     ],
     model: Annotated[
@@ -139,6 +143,11 @@ def explain_command(
     Contributions are measured against a background of customers drawn from the run's population
     (same seed, same background). The model file's SHA-256 is checked before it is loaded.
 
+    A customer file may give the customer's history instead of features (``"history"``, and
+    optionally ``"as_of"``, default the latest event's day): the features are built from it by
+    the simulator's definitions (rec_env.fitting.builder) and the ones no event determines are
+    listed as filled in.
+
     Features the customer file leaves out are filled in with documented defaults (no contact or
     discount history; see rec_env.customer.FEATURE_DEFAULTS) and listed in the output. Unknown
     consent is assumed given for the explanation unless --assume-consent says otherwise.
@@ -167,6 +176,8 @@ def explain_command(
     if grouping not in ("auto", "feature", "category", "kind"):
         fail(f"--grouping: expected auto, feature, category or kind, got {grouping!r}")
     if info.settings.world != "strategy":
+        if not summary and _history_of(customer) is not None:
+            fail(f"{customer}: a customer history explains runs of the strategy env")
         if summary:
             fail("--summary explains runs of the strategy env; explain item customers one by one")
         level = None if grouping == "auto" else grouping
@@ -177,7 +188,7 @@ def explain_command(
     if grouping != "auto":
         fail("--grouping applies to runs of the item and slate envs (strategy runs: 16 features)")
     with reporting_bad_input():
-        ids, obs, filled_in = _read_customers(customer, summary, assumed)
+        ids, obs, filled_in = _read_customers(customer, summary, assumed, info.settings)
         explainer = _load_policy(model, background, seed)
         actions = None
         if action is not None:
@@ -218,10 +229,24 @@ def _explain_item_run(
         explain_item_customer(policy, world, read, action, top, rows, path, grouping)
 
 
+def _history_of(path: Path) -> dict | None:
+    """The customer file's content if it gives a ``history`` (None otherwise or unreadable)."""
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError):
+        return None  # load_customer reports it
+    return data if isinstance(data, dict) and "history" in data else None
+
+
 def _read_customers(
-    path: Path, summary: bool, assume_consent: tuple[str, ...]
+    path: Path, summary: bool, assume_consent: tuple[str, ...], settings: EnvSettings | None = None
 ) -> tuple[list[str], np.ndarray, tuple[FilledFeature, ...]]:
     """Ids, ``(n, 16)`` float32 observations and the filled-in features of the customer file.
+
+    A customer file with a ``history`` is turned into features first, with the cycle and the
+    population of the run's ``settings`` (default settings if None), and reported.
 
     Raises:
         ConfigError: Naming the file, the field and the problem.
@@ -231,10 +256,46 @@ def _read_customers(
     if summary:
         ids, obs = load_customers_csv(path)
         return ids, obs, ()
+    data = _history_of(path)
+    if data is not None:
+        if settings is None:
+            from rec_env.settings import EnvSettings
+
+            settings = EnvSettings()
+        return _read_history(path, data, assume_consent, settings)
     profile = load_customer(path)
     filled = fill_in_rows([profile.features], assume_consent)
     customer_id = profile.customer_id or path.stem
     return [customer_id], filled.observations.astype(np.float32), filled.filled_in
+
+
+def _read_history(
+    path: Path, data: dict, assume_consent: tuple[str, ...], settings: EnvSettings
+) -> tuple[list[str], np.ndarray, tuple[FilledFeature, ...]]:
+    """:func:`_read_customers` of a customer given by a history; prints what was built."""
+    from rec_env.errors import ConfigError
+    from rec_env.fitting.history import fill_in_history, load_history_customer, run_options
+
+    customer = load_history_customer(data, str(path))
+    try:
+        filled = fill_in_history(
+            customer.history, customer.as_of, assume_consent, **run_options(settings)
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    history = customer.history
+    counts = ", ".join(
+        f"{len(events)} {name}"
+        for name, events in (
+            ("orders", history.orders),
+            ("contacts", history.contacts),
+            ("visits", history.visits),
+            ("consent events", history.consents),
+        )
+    )
+    typer.echo(f"Features built from the history as of {filled.as_of} ({counts}).")
+    customer_id = customer.customer_id or path.stem
+    return [customer_id], filled.observations.astype(np.float32), filled.defaulted
 
 
 def print_filled_in(

@@ -44,6 +44,8 @@ from rec_env.customer import (
     feature_value_type,
 )
 from rec_env.features import FEATURES, Feature
+from rec_env.fitting.history import MAX_EVENTS, CustomerHistory
+from rec_env.fitting.history import Date as HistoryDate
 from rec_env.serve.settings import MAX_BATCH
 
 __all__ = [
@@ -359,13 +361,76 @@ class BatchFilledFeature(FilledFeature):
     n_customers: int = Field(description="How many customers of the batch got this value.")
 
 
-class RecommendRequest(_NestedOrFlat):
+def _history_form(schema: dict[str, Any]) -> None:
+    """Add the history form to the nested and the flat form of :func:`_nested_or_flat`.
+
+    Validation takes ``history`` (and ``as_of``) or features, not both; the schema says so with
+    a third form, in which ``history`` is required and ``features``, if present, is empty. In
+    the other two, ``history`` and ``as_of`` may only be null (left out).
+    """
+    nested, flat = schema["anyOf"]
+    history = nested["properties"]["history"]
+    as_of = nested["properties"]["as_of"]
+    for form in (nested, flat):
+        form["properties"]["history"] = form["properties"]["as_of"] = {"type": "null"}
+    not_null = [option for option in history.pop("anyOf") if option.get("type") != "null"]
+    options = {
+        name: value
+        for name, value in nested["properties"].items()
+        if name not in ("features", "history", "as_of")
+    }
+    schema["anyOf"].append(
+        {
+            "title": "history",
+            "type": "object",
+            "properties": {
+                **options,
+                "features": {"type": "object", "maxProperties": 0},
+                "history": {**history, **not_null[0]},
+                "as_of": as_of,
+            },
+            "required": ["history"],
+            "additionalProperties": False,
+        }
+    )
+
+
+class _CustomerOrHistory(_NestedOrFlat):
+    """A request about one customer of the strategy world: features, or a history instead."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """The nested, the flat and the history form."""
+        json_schema = super().__get_pydantic_json_schema__(core_schema, handler)
+        _history_form(handler.resolve_ref_schema(json_schema))
+        return json_schema
+
+    history: CustomerHistory | None = Field(
+        None,
+        description="The customer's history (orders, contacts, visits, consents, tags; at most "
+        f"{MAX_EVENTS:,} events per list) instead of features: the 16 features are built from "
+        "it by the simulator's definitions and listed in filled_in. Give either features or "
+        "a history, not both.",
+        json_schema_extra=_absent_means_none,
+    )
+    as_of: HistoryDate | None = Field(  # type: ignore[valid-type]
+        None,
+        description="With history: its last day (YYYY-MM-DD); default: the latest event's day.",
+        json_schema_extra=_absent_means_none,
+    )
+
+
+class RecommendRequest(_CustomerOrHistory):
     """Decide the marketing action for one customer.
 
     The features may be nested under ``features`` or given at the top level (the flat form);
     any subset of them will do. Features left out are filled in with documented defaults and
     reported in the response's ``filled_in``; unknown consent is no consent unless the
-    operator assumes it (``--assume-consent``).
+    operator assumes it (``--assume-consent``). Instead of features, a ``history`` (and
+    optionally ``as_of``) gives the customer's events; ``filled_in`` then lists every feature,
+    built from the history or defaulted for want of events.
     """
 
     model_config = ConfigDict(
@@ -627,7 +692,7 @@ class BatchRecommendResponse(BatchDecisionResponse):
     probabilities: list[list[float]] | None = Field(None, description="With include_probabilities.")
 
 
-class ExplainRequest(_NestedOrFlat):
+class ExplainRequest(_CustomerOrHistory):
     """Explain what the model would do for a customer; nothing is logged.
 
     The customer is given and filled in as for ``/v1/recommend``.

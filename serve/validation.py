@@ -9,9 +9,10 @@ table) and, for single products, ``excluded_actions`` and ``top_actions``
 (:func:`build_item_validators`). The app validates every body with these models and publishes
 their JSON schema in OpenAPI, so the schema and the validation cannot drift apart. Each body is
 first held to a :class:`ValueBudget` (a cheap scan of its bytes), then parsed by pydantic
-straight from the bytes. Batch bodies in the column layout first try the fast path of
-:class:`~rec_env.serve.json_columns.ColumnBatchParser` (numbers straight into numpy arrays),
-which declines anything the request model would not accept as it is.
+straight from the bytes; a one-customer body over its budget that gives a ``history`` is held
+to the larger budget of a history instead. Batch bodies in the column layout first try the
+fast path of :class:`~rec_env.serve.json_columns.ColumnBatchParser` (numbers straight into
+numpy arrays), which declines anything the request model would not accept as it is.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pydantic import create_model as create_pydantic_model
 from pydantic_core import PydanticCustomError
 
 from rec_env.features import FEATURES, Feature
+from rec_env.fitting.history import MAX_EVENTS
 from rec_env.serve.item_schemas import (
     ItemBatchBase,
     ItemRequestBase,
@@ -56,6 +58,11 @@ _INLINE_BYTES = 64 * 1024
 
 _N_FEATURES = len(FEATURES)
 
+# Each event's fields (commas), its braces and the comma before it: orders 3 fields, contacts
+# 7, visits 1, consents 3; plus the history's lists, its tags and as_of.
+_HISTORY_TOKENS = MAX_EVENTS * (4 + 8 + 2 + 4) + 32
+_HISTORY_OPENS = 4 * MAX_EVENTS + 8
+
 
 class BodyValidator:
     """Validate one endpoint's raw JSON body: the value budget, then the pydantic model.
@@ -64,6 +71,9 @@ class BodyValidator:
         model: The request model (its JSON schema is the body's schema in OpenAPI).
         budget: What a valid body holds at most.
         columns: The fast path of a batch model's column layout, tried first (None: none).
+        history_budget: What a valid body with a customer ``history`` holds at most; applied
+            only to a body over ``budget`` that names a history, so a request with features
+            costs nothing more.
     """
 
     def __init__(
@@ -71,10 +81,12 @@ class BodyValidator:
         model: type[BaseModel],
         budget: ValueBudget,
         columns: ColumnBatchParser | None = None,
+        history_budget: ValueBudget | None = None,
     ) -> None:
         self.model = model
         self.budget = budget
         self.columns = columns
+        self.history_budget = history_budget
         self._adapter = TypeAdapter(model)
 
     @classmethod
@@ -106,7 +118,11 @@ class BodyValidator:
 
     def _parse(self, raw: bytes, suspect: bool) -> Any:
         """Scan ``raw`` against the budget if ``suspect``, then validate it."""
-        excess = self.budget.scan(raw) if suspect else None
+        budget = self.budget
+        if suspect and self.history_budget is not None and b'"history"' in raw:
+            budget = self.history_budget
+            suspect = budget.needs_scan(raw)
+        excess = budget.scan(raw) if suspect else None
         if excess is not None:
             raise RequestValidationError([excess])
         if self.columns is not None:
@@ -198,13 +214,16 @@ def _product_id(ids: Sequence[str]) -> Any:
 
 
 def _narrowed(
-    base: type[BaseModel], fields: dict[str, tuple[Any, Any]], budget: ValueBudget
+    base: type[BaseModel],
+    fields: dict[str, tuple[Any, Any]],
+    budget: ValueBudget,
+    history_budget: ValueBudget | None = None,
 ) -> BodyValidator:
     """``base`` with some fields replaced (same name, so the same OpenAPI component)."""
     model = create_pydantic_model(  # type: ignore[call-overload]
         base.__name__, __base__=base, __module__=base.__module__, __doc__=base.__doc__, **fields
     )
-    return BodyValidator(model, budget)
+    return BodyValidator(model, budget, history_budget=history_budget)
 
 
 def _description(model: type[BaseModel], field: str) -> str | None:
@@ -240,6 +259,13 @@ def build_validators(
         items={"excluded_actions": MAX_EXCLUDED},
         reason=f"one customer and at most {MAX_EXCLUDED} excluded actions",
     )
+    one_history = ValueBudget(  # one customer given by a history of bounded lists
+        tokens=one_customer.tokens + _HISTORY_TOKENS,
+        opens=one_customer.opens + _HISTORY_OPENS,
+        items=one_customer.items,
+        reason=f"one customer, a history of at most {MAX_EVENTS:,} events per list and at most "
+        f"{MAX_EXCLUDED} excluded actions",
+    )
     batch_budget = ValueBudget(  # rows or columns, plus ids and excluded actions
         tokens=(_N_FEATURES + 2) * max_batch + MAX_EXCLUDED + 64,
         opens=max_batch + 2 * _N_FEATURES + 8,
@@ -256,12 +282,15 @@ def build_validators(
         BatchRecommendRequest, {**layouts, **excluded(BatchRecommendRequest)}, batch_budget
     )
     return RequestValidators(
-        recommend=_narrowed(RecommendRequest, excluded(RecommendRequest), one_customer),
+        recommend=_narrowed(
+            RecommendRequest, excluded(RecommendRequest), one_customer, one_history
+        ),
         batch=BodyValidator.for_batches(batch.model, batch_budget, FEATURES, max_batch),
         explain=_narrowed(
             ExplainRequest,
             {**excluded(ExplainRequest), "action": (explained, action)},
             one_customer,
+            one_history,
         ),
         reward=_narrowed(
             RewardRequest,

@@ -331,7 +331,8 @@ def test_the_schema_names_the_catalog_and_the_layouts(lin) -> None:
     assert batch["properties"]["customers"]["maxItems"] == 10_000
     excludable = [name for name in TABLE.names if name != "no_action"]
     for name in ("RecommendRequest", "ExplainRequest"):
-        nested, flat = components[name]["anyOf"]
+        nested, flat, history = components[name]["anyOf"]  # or a customer's history
+        assert history["required"] == ["history"] and "recency" not in history["properties"]
         assert set(flat["properties"]) >= set(FEATURE_NAMES)
         assert "features" not in flat["properties"]
         assert nested["properties"]["excluded_actions"]["items"]["enum"] == excludable

@@ -6,7 +6,9 @@
 * :mod:`~rec_env.fitting.latent_rates`, :mod:`~rec_env.fitting.latent_classes`: the EM fit;
 * :mod:`~rec_env.fitting.defaults`: what a purchase log cannot identify;
 * :mod:`~rec_env.fitting.results`: fitted segments and the population they make;
-* :mod:`~rec_env.fitting.pipeline`: :func:`fit_population`, the steps in order.
+* :mod:`~rec_env.fitting.pipeline`: :func:`fit_population`, the steps in order;
+* :mod:`~rec_env.fitting.history`: one customer's history as JSON-like data, turned into
+  features by :func:`rec_env.fitting.builder.features_from_history`.
 
 Importing this package loads numpy only; pydantic loads with the defaults file.
 """

@@ -1,8 +1,9 @@
 r"""The 16 observed features of real customers, computed from their orders, messages and visits.
 
 ``recenv features`` and :func:`build_features` read a retailer's logs and give each customer the
-features the simulator observes, **by the simulator's own definitions**: the history is cut
-into cycles of ``cycle_days`` ending on ``as_of``, every customer starts from
+features the simulator observes (:func:`features_from_history`: one customer's history as
+JSON-like data, :mod:`rec_env.fitting.history`), **by the simulator's own definitions**: the
+history is cut into cycles of ``cycle_days`` ending on ``as_of``, every customer starts from
 :data:`~rec_env.features.HISTORY_START` (nothing bought, seen or sent) and each cycle applies
 the functions the simulator's step applies (:func:`rec_env._kernels.record_order`,
 :func:`~rec_env._kernels.record_message`, :func:`~rec_env._kernels.advance_cycle`), through
@@ -42,21 +43,25 @@ ignored messages, and every other feature is exact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rec_env.errors import ConfigError
 from rec_env.features import CHANNELS, FEATURE_HIGH, FEATURE_INDEX, FEATURE_NAMES, HISTORY_START
 
+if TYPE_CHECKING:
+    from rec_env.fitting.history import CustomerHistory
+
 __all__ = [
     "TABLES",
     "BuiltFeatures",
     "CustomerEvents",
     "build_features",
+    "features_from_history",
     "history_problems",
     "mean_irritation",
     "parse_day",
@@ -683,3 +688,90 @@ def history_problems(features: dict[str, float], cycle_days: int = 7) -> list[st
             f"{f['days_since_contact']:g}: a discount in the last 90 days is a message"
         )
     return problems
+
+
+# ---------------------------------------------------------------------------- one customer
+def features_from_history(
+    history: Mapping[str, Any] | CustomerHistory,
+    as_of: str | int | None = None,
+    *,
+    cycle_days: int = 7,
+    irritation: float | None = None,
+) -> tuple[dict[str, float], list[str]]:
+    """One customer's 16 features from their history as JSON-like data, by these definitions.
+
+    The history (:class:`~rec_env.fitting.history.CustomerHistory`: ``orders``, ``contacts``,
+    ``visits``, ``consents`` and ``tags``, the fields of :data:`TABLES`) becomes in-memory
+    tables as :func:`read_events` makes them from files, and goes through
+    :func:`build_features`.
+
+    Args:
+        history: The events (validated here unless already a ``CustomerHistory``).
+        as_of: The last day of the history; default: the day of the latest event.
+        cycle_days: Length of a cycle (the simulator's ``cycle_days``).
+        irritation: Engagement lost per ignored message; ``None``: :func:`mean_irritation`.
+
+    Returns:
+        The features by name (``FEATURE_NAMES`` order) and the features that came from no data
+        (consent without a consent event, tags without a tag).
+
+    Raises:
+        ValueError: Naming the path of the first bad field (``history.orders[3].time: ...``),
+            or a bad ``as_of``, ``cycle_days`` or ``irritation``.
+    """
+    from rec_env.fitting.history import validate_history
+
+    parsed = validate_history(history)
+    if as_of is None:
+        latest = parsed.latest_day()
+        as_of = 0 if latest is None else latest  # no events: any day gives HISTORY_START
+    built = build_features(
+        _history_events(parsed), as_of, cycle_days=cycle_days, irritation=irritation,
+        customers=[_ONE],
+    )  # fmt: skip
+    features = dict(zip(FEATURE_NAMES, built.observations[0].tolist(), strict=True))
+    return features, [name for name in FEATURE_NAMES if name in built.defaulted]
+
+
+_ONE = "customer"
+"""The id of the one customer of :func:`features_from_history`'s tables."""
+
+
+def _history_events(history: CustomerHistory) -> CustomerEvents:
+    """The tables :func:`read_events` would read from files holding this one customer's rows."""
+
+    def table(rows: list[Any], **columns: Any) -> _Table:
+        n = len(rows)
+        return _Table(
+            np.full(n, _ONE),
+            (np.array([row.time[:10] for row in rows], dtype="U10").astype("datetime64[D]")
+             - _EPOCH).astype(np.int64).reshape(n),
+            {name: np.asarray(values, dtype=np.float64).reshape(n) for name, values in
+             columns.items()},
+        )  # fmt: skip
+
+    orders = history.orders
+    delivered = [c for c in history.contacts if c.delivered > 0]
+    tags = history.tags
+    tag_columns = {} if tags is None else tags.model_dump(exclude_none=True)
+    return CustomerEvents(
+        table(orders, value=[o.amount + o.discount for o in orders]),  # the list value
+        table(
+            delivered,
+            channel=[CHANNELS.index(c.channel) for c in delivered],
+            opened=[max(c.opened, c.clicked) for c in delivered],  # a click is a response
+            discount=["discount" in c.offer.lower() for c in delivered],
+            unsubscribed=[c.unsubscribed for c in delivered],
+        ),
+        table(history.visits),
+        table(
+            history.consents,
+            channel=[CHANNELS.index(c.channel) for c in history.consents],
+            consent=[c.consent for c in history.consents],
+        ),
+        _Table(
+            np.full(1 if tag_columns else 0, _ONE),
+            np.zeros(1 if tag_columns else 0, dtype=np.int64),
+            {name: np.array([value]) for name, value in tag_columns.items()},
+        ),
+    )

@@ -15,7 +15,12 @@ from pydantic_core import to_json
 
 from rec_env.customer import fill_in_rows
 from rec_env.serve.dependencies import ServiceDep, request_validators
-from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
+from rec_env.serve.routes.inputs import (
+    excluded_actions,
+    history_customer,
+    invalid,
+    require_explainer,
+)
 from rec_env.serve.routes.item_explain import explain_item
 from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, INVALID_BODY, raw_json_body
 from rec_env.serve.schemas import ExplainRequest, ExplainResponse
@@ -50,8 +55,9 @@ async def explain(request: Request, service: ServiceDep) -> dict[str, Any]:
 
     The output is the action's probability (PPO, A2C), Q-value (DQN) or estimated reward
     (linear bandits). Without ``action``, the model's most likely allowed action is explained.
-    The customer is filled in as for ``/v1/recommend`` (``filled_in`` says how), so the
-    explanation is of the decision the service would make. Nothing is decided or logged.
+    The customer is filled in (or built from a ``history``) as for ``/v1/recommend``
+    (``filled_in`` says how), so the explanation is of the decision the service would make.
+    Nothing is decided or logged.
     ``action`` must be allowed for the customer (consent on its channel, not excluded).
 
     Item and slate runs explain why this product: the log-odds (or Q-value advantage) of the
@@ -65,7 +71,10 @@ async def explain(request: Request, service: ServiceDep) -> dict[str, Any]:
     if service.world.kind != "strategy":  # documented by the app's schema (ItemExplainResponse)
         response = await explain_item(service, body)
         return Response(to_json(response), media_type="application/json")  # type: ignore[return-value]
-    customer = fill_in_rows([body.features], service.assume_consent)
+    if body.history is not None or body.as_of is not None:  # features built from a history
+        customer = await history_customer(service, body)
+    else:
+        customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
     action = None

@@ -19,7 +19,12 @@ from rec_env.agents.threads import pinned_threads
 from rec_env.customer import fill_in_columns, fill_in_rows
 from rec_env.serve.dependencies import ServiceDep, SettingsDep, request_validators
 from rec_env.serve.routes.explain import explanation
-from rec_env.serve.routes.inputs import excluded_actions, invalid, require_explainer
+from rec_env.serve.routes.inputs import (
+    excluded_actions,
+    history_customer,
+    invalid,
+    require_explainer,
+)
 from rec_env.serve.routes.item_recommend import decide_item_batch, recommend_item
 from rec_env.serve.routes.responses import EXPLANATIONS_DISABLED, INVALID_BODY, raw_json_body
 from rec_env.serve.schemas import (
@@ -49,9 +54,11 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     Only actions on channels the customer consented to (and not in ``excluded_actions``) can be
     served. Any subset of the features may be given, nested under ``features`` or flat; the
     others are filled in and listed in ``filled_in``. Consent left out is no consent, unless
-    the service assumes consent on that channel (``--assume-consent``). The decision is logged
-    under ``event_id`` with its propensity and every action's probability; post the observed
-    reward to ``/v1/events/{event_id}/reward``.
+    the service assumes consent on that channel (``--assume-consent``). Instead of features,
+    strategy runs take the customer's ``history`` (and optionally ``as_of``): the features are
+    built from it by the simulator's definitions, and ``filled_in`` lists every one of them.
+    The decision is logged under ``event_id`` with its propensity and every action's
+    probability; post the observed reward to ``/v1/events/{event_id}/reward``.
 
     The body is validated by pydantic straight from its bytes and the response is serialised
     once, by ``json.dumps``: this is the hot path of the service. ``explain`` takes only
@@ -65,7 +72,10 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         customer = service.world.customers.fill_rows([body.features], service.assume_consent)
         response = recommend_item(service, body, customer)
         return Response(json.dumps(response).encode(), media_type="application/json")
-    customer = fill_in_rows([body.features], service.assume_consent)
+    if body.history is not None or body.as_of is not None:  # features built from a history
+        customer = await history_customer(service, body)
+    else:
+        customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
     decisions = service.decide(obs, service.allowed_actions(obs, excluded), [body.customer_id])
