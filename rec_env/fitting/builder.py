@@ -166,6 +166,22 @@ class BuiltFeatures:
         return columns
 
 
+# How the logs' columns become events (both for files and for a JSON history).
+def _list_value(amount: np.ndarray, discount: np.ndarray) -> np.ndarray:
+    """An order's list value: the amount paid plus the discount given."""
+    return amount + discount
+
+
+def _responded(opened: np.ndarray, clicked: np.ndarray) -> np.ndarray:
+    """A message got a response when it was opened or clicked."""
+    return np.maximum(opened, clicked)
+
+
+def _discount_offer(offer: np.ndarray) -> np.ndarray:
+    """An offer is a discount when its name contains "discount" (any case)."""
+    return np.char.find(np.char.lower(offer.astype(np.str_)), "discount") >= 0
+
+
 # ---------------------------------------------------------------------------- parsing
 def parse_day(value: str | int | np.datetime64) -> int:
     """A date (``2024-06-30``, a date-time, or days since 1970-01-01) as days since 1970-01-01.
@@ -315,7 +331,7 @@ def read_events(
     raw, where = _read(Path(orders), "orders", columns.get("orders", {}))
     value = _numbers(raw["amount"], where, "amount")
     if "discount" in raw:
-        value = value + _numbers(raw["discount"], where, "discount")
+        value = _list_value(value, _numbers(raw["discount"], where, "discount"))
     order_table = _Table(
         _customers(raw["customer_id"], where, "customer_id"),
         _days(raw["time"], where, "time"),
@@ -334,14 +350,13 @@ def read_events(
             if "delivered" in raw
             else np.ones(n, dtype=bool)
         )
-        offer = np.char.lower(raw["offer"].astype(np.str_)) if "offer" in raw else np.full(n, "")
-        discount = np.char.find(offer, "discount") >= 0
+        discount = _discount_offer(raw["offer"] if "offer" in raw else np.full(n, ""))
         contact_table = _Table(
             _customers(raw["customer_id"], where, "customer_id")[delivered],
             _days(raw["time"], where, "time")[delivered],
             {
                 "channel": _channels(raw["channel"], where, "channel")[delivered],
-                "opened": np.maximum(flags["opened"], flags["clicked"])[delivered],
+                "opened": _responded(flags["opened"], flags["clicked"])[delivered],
                 "discount": discount[delivered].astype(np.float64),
                 "unsubscribed": flags["unsubscribed"][delivered],
             },
@@ -755,12 +770,21 @@ def _history_events(history: CustomerHistory) -> CustomerEvents:
     tags = history.tags
     tag_columns = {} if tags is None else tags.model_dump(exclude_none=True)
     return CustomerEvents(
-        table(orders, value=[o.amount + o.discount for o in orders]),  # the list value
+        table(
+            orders,
+            value=_list_value(
+                np.array([o.amount for o in orders], dtype=np.float64),
+                np.array([o.discount for o in orders], dtype=np.float64),
+            ),
+        ),
         table(
             delivered,
             channel=[CHANNELS.index(c.channel) for c in delivered],
-            opened=[max(c.opened, c.clicked) for c in delivered],  # a click is a response
-            discount=["discount" in c.offer.lower() for c in delivered],
+            opened=_responded(
+                np.array([c.opened for c in delivered], dtype=np.float64),
+                np.array([c.clicked for c in delivered], dtype=np.float64),
+            ),
+            discount=_discount_offer(np.array([c.offer for c in delivered], dtype=np.str_)),
             unsubscribed=[c.unsubscribed for c in delivered],
         ),
         table(history.visits),
