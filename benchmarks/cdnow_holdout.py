@@ -42,7 +42,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import _peer_venv  # benchmarks/ is on sys.path when a script runs
 import numpy as np
 
 from rec_env.datasets.cdnow import load_cdnow
@@ -127,9 +126,16 @@ def twins_forecaster(log: PurchaseLog, seed: int, draws: int = 10) -> Forecaster
     return forecast
 
 
+def _peer_venv() -> Any:
+    """``benchmarks/_peer_venv.py``, also when this file is imported from elsewhere (tests)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("_peer_venv")
+
+
 def ensure_venv(say: Callable[[str], None]) -> Path:
     """The anchors' python: ``benchmarks/.venv-btyd`` with :data:`PINS`."""
-    return _peer_venv.ensure_venv(VENV, PINS, say)
+    return _peer_venv().ensure_venv(VENV, PINS, say)
 
 
 def run_anchors(

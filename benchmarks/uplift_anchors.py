@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib
 import json
 import subprocess
 import sys
@@ -46,7 +47,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import _peer_venv  # benchmarks/ is on sys.path when a script runs
 import numpy as np
 
 from rec_env.agents.evaluation.targeting import policy_value_curve, targeting_summary
@@ -168,9 +168,16 @@ def stratified_split(actions: np.ndarray, seed: int) -> tuple[np.ndarray, np.nda
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(test))
 
 
+def _peer_venv() -> Any:
+    """``benchmarks/_peer_venv.py``, also when this file is imported from elsewhere (tests)."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    return importlib.import_module("_peer_venv")
+
+
 def ensure_venv(say: Callable[[str], None]) -> Path:
     """The anchors' python: ``benchmarks/.venv-uplift`` with :data:`PINS`."""
-    return _peer_venv.ensure_venv(VENV, PINS, say)
+    return _peer_venv().ensure_venv(VENV, PINS, say)
 
 
 def run_anchors(
