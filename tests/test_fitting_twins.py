@@ -135,3 +135,16 @@ def test_cli_forecast_writes_and_scores_each_customer(tmp_path) -> None:
     assert set(rows[0]) >= {"p_alive", "expected_purchases", "twins_purchases", "actual_purchases"}
     assert_bad_input(runner.invoke(app, [*args[:-1], str(tmp_path / "f2.csv"), "--unit", "x"]),
                      "--unit")  # fmt: skip
+
+
+def test_sb3_trains_on_twins(twins: Twins) -> None:
+    """A policy trained on the retailer's own customers: SB3's PPO on the twins' vector env."""
+    from stable_baselines3 import PPO
+
+    import rec_env
+
+    env = rec_env.make_vec_env(32, seed=0, profile="cdnow", customers=twins)
+    model = PPO("MlpPolicy", env, n_steps=16, batch_size=128, n_epochs=1, seed=0, device="cpu")
+    model.learn(512)
+    actions, _ = model.predict(env.reset(), deterministic=True)
+    assert actions.shape == (32,)
