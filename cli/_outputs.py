@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rec_env.cli._errors import fail
 
@@ -209,3 +210,21 @@ def staged_directory(path: Path, *, replace_whole: bool = False) -> Iterator[Pat
         for directory in created:  # only the ones this call made, and only if still empty
             with contextlib.suppress(OSError):
                 directory.rmdir()
+
+
+def write_columns(columns: dict[str, Any], path: Path, suffix: str) -> None:
+    """Write equally long columns as CSV (``repr`` floats: an exact round trip) or Parquet."""
+    if suffix == ".csv":
+        import csv
+
+        names = list(columns)
+        with path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(names)
+            for row in zip(*(columns[k].tolist() for k in names), strict=True):
+                writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in columns.items()}), path)

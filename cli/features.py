@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from rec_env.cli._errors import check_count, fail, reporting_bad_input
@@ -21,6 +20,7 @@ from rec_env.cli._outputs import (
     check_output_file,
     staged_directory,
     staged_file,
+    write_columns,
 )
 
 __all__ = ["features_command", "history_command"]
@@ -98,7 +98,7 @@ def features_command(
             events, as_of, cycle_days=cycle_days, since=since, irritation=irritation
         )
     with staged_file(out) as staged:
-        _write_table(built.to_columns(), staged, out.suffix.lower())
+        write_columns(built.to_columns(), staged, out.suffix.lower())
     n = len(built.customer_ids)
     typer.echo(f"wrote {out}: {n:,} customers, 16 features as of {as_of}")
     for name, count in built.defaulted.items():
@@ -108,24 +108,6 @@ def features_command(
     if left_out:
         parts = ", ".join(f"{v:,} {k}" for k, v in left_out.items())
         typer.echo(f"  left out, after {as_of}: {parts}")
-
-
-def _write_table(columns: dict[str, np.ndarray], path: Path, suffix: str) -> None:
-    """Write the columns as CSV or Parquet (``repr`` floats: exact round trip)."""
-    if suffix == ".csv":
-        import csv
-
-        names = list(columns)
-        with path.open("w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(names)
-            for row in zip(*(columns[k].tolist() for k in names), strict=True):
-                writer.writerow([repr(v) if isinstance(v, float) else v for v in row])
-        return
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    pq.write_table(pa.table({k: pa.array(v.tolist()) for k, v in columns.items()}), path)
 
 
 def history_command(
@@ -158,7 +140,7 @@ def history_command(
 
         columns = {"customer_id": history.customer_ids}
         columns.update({name: history.features[:, j] for j, name in enumerate(FEATURE_NAMES)})
-        _write_table(columns, staged / "simulator_features.csv", ".csv")
+        write_columns(columns, staged / "simulator_features.csv", ".csv")
     typer.echo(f"wrote {out}: the logs of {customers:,} customers over {cycles} cycles")
     typer.echo(
         f"recenv features --orders {out}/orders.csv --contacts {out}/contacts.csv "

@@ -15,7 +15,7 @@ import numpy as np
 import typer
 
 from rec_env.cli._errors import check_count, fail, reporting_bad_input
-from rec_env.cli._outputs import FORCE_HELP, check_output_file, staged_file
+from rec_env.cli._outputs import FORCE_HELP, check_output_file, staged_file, write_columns
 
 __all__ = ["forecast_command"]
 
@@ -79,7 +79,7 @@ def forecast_command(
     if actual is not None:
         columns["actual_purchases"] = actual
     with staged_file(out) as staged:
-        _write_csv(columns, staged)
+        write_columns(columns, staged, ".csv")
     what = "weekly purchase occasions" if unit == "weeks" else "purchase days"
     typer.echo(f"{twins.n:,} customers as of {as_of}; {what} over the next {weeks} weeks:")
     typer.echo(f"  model (Pareto/NBD + first value): {expected.sum():,.0f}")
@@ -109,14 +109,3 @@ def _actual(
     if not np.array_equal(summary.customer_ids, ids):
         return None
     return np.asarray(summary.holdout, dtype=np.float64)
-
-
-def _write_csv(columns: dict[str, np.ndarray], path: Path) -> None:
-    import csv
-
-    names = list(columns)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(names)
-        for row in zip(*(columns[k].tolist() for k in names), strict=True):
-            writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])

@@ -127,14 +127,16 @@ class CatalogPolicy(Policy):
         self.fallback = fallback
         self.columns = np.array([self.action_names.index(n) for n in self.inner.action_names])
         self._fallback_index = self.action_names.index(fallback)
-
-    @property
-    def supported_actions(self) -> np.ndarray:
-        """The learned actions and the fallback."""
         supported = np.zeros(self.n_actions, dtype=bool)
         supported[self.columns] = True
         supported[self._fallback_index] = True
-        return supported
+        supported.flags.writeable = False
+        self._supported = supported
+
+    @property
+    def supported_actions(self) -> np.ndarray:
+        """The learned actions and the fallback (read-only; the service reads it per request)."""
+        return self._supported
 
     def _action_probabilities(self, obs: np.ndarray, masks: np.ndarray | None) -> np.ndarray:
         n = obs.shape[0]
