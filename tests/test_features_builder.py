@@ -242,9 +242,11 @@ def test_example_users_are_histories_the_builder_could_produce() -> None:
 
 
 def test_history_problems_finds_impossible_features(history: tuple) -> None:
-    bad = {"recency": 50, "last_purchase_days": 10, "frequency": 0.1, "monetary_value": 0}
+    bad = {"recency": 50, "last_purchase_days": 10, "frequency": 0.1}
     problems = history_problems(bad)
-    assert len(problems) == 3
+    assert len(problems) == 2
+    assert history_problems({"monetary_value": 30, "frequency": 0})
+    assert not history_problems({"monetary_value": 0, "frequency": 1.0})  # a free order
     assert "recency 50 > last_purchase_days 10" in problems[0]
     assert history_problems({"contacts_last_30d": 2, "days_since_contact": 60})
     assert history_problems({"contacts_last_30d": 0, "days_since_contact": 3})
@@ -269,3 +271,19 @@ def test_built_features_are_what_explain_and_scoring_read(history: tuple, tmp_pa
     assert ids == list(simulated.customer_ids)
     built = build_features(read_events(**paths), simulated.as_of)
     assert np.allclose(obs, built.observations.astype(np.float32))
+
+
+def test_real_purchase_log_gives_consistent_features() -> None:
+    """CDNOW's orders (real, with some $0 orders) through the builder: no contradictions."""
+    from rec_env.datasets.cdnow import load_cdnow
+    from rec_env.fitting.builder import CustomerEvents, _Table
+
+    log = load_cdnow()
+    events = CustomerEvents(_Table(log.customer, log.day, {"value": log.amount}))
+    built = build_features(events, "1997-09-30")
+    assert built.observations.shape == (23_570, 16)
+    assert built.ignored_after["orders"] == 20_573
+    for row in built.observations:
+        assert history_problems(dict(zip(FEATURE_NAMES, row, strict=True))) == []
+    frequency = built.observations[:, FEATURE_INDEX["frequency"]]
+    assert (frequency > 0).all() and 1.0 < frequency.mean() < 2.0

@@ -650,10 +650,10 @@ def history_problems(features: dict[str, float], cycle_days: int = 7) -> list[st
 
     Checks the features that are given (any subset): the last interaction is no older than the
     last purchase (``recency`` ≤ ``last_purchase_days``); a purchase within the caps leaves
-    ``frequency`` ≥ exp(−``last_purchase_days`` / 365) (at cycle resolution) and an average
-    order value; no purchase leaves both at 0; messages in the last 30 days mean the last one is
-    no older than 30 days, none means it is; discounts in the last 90 days need a message
-    within 90 days.
+    ``frequency`` ≥ exp(−``last_purchase_days`` / 365) (at cycle resolution); an average
+    order value needs an order (free orders leave it at 0); messages in the last 30 days mean
+    the last one is no older than 30 days, none means it is; discounts in the last 90 days need
+    a message within 90 days.
 
     Returns:
         One sentence per inconsistency (empty: some history gives these features).
@@ -678,8 +678,11 @@ def history_problems(features: dict[str, float], cycle_days: int = 7) -> list[st
                 f"frequency {f['frequency']:g} < {least:.3g}: a purchase "
                 f"{f['last_purchase_days']:g} days ago alone counts that much"
             )
-    if given("monetary_value", "frequency") and (f["monetary_value"] > 0) != (f["frequency"] > 0):
-        problems.append("monetary_value and frequency must both be 0 (no order) or both positive")
+    if given("monetary_value", "frequency") and f["monetary_value"] > 0 and f["frequency"] <= 0:
+        problems.append(
+            f"monetary_value {f['monetary_value']:g} but frequency 0: an average order value "
+            "needs an order (a free order leaves it at 0, not the other way round)"
+        )
     window = max(1, round(30.0 / cycle_days)) * cycle_days
     if given("contacts_last_30d", "days_since_contact"):
         if f["contacts_last_30d"] > 0 and f["days_since_contact"] >= window:
