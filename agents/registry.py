@@ -47,7 +47,7 @@ BANDIT_ALGORITHMS: tuple[str, ...] = (
     "egreedy",
     *HYBRID_BANDITS,
 )
-BASELINES: tuple[str, ...] = ("random", "best_fixed", "rule", "oracle", "cooldown")
+BASELINES: tuple[str, ...] = ("no_action", "random", "best_fixed", "rule", "oracle", "cooldown")
 """The strategy world's baselines."""
 ITEM_BASELINES: tuple[str, ...] = (
     "no_action",
@@ -201,6 +201,8 @@ def _make_strategy_baseline(
 
     table = model.actions
     n, catalog = table.n_actions, action_kwargs(table)
+    if key == "no_action":  # doing nothing: the reference every comparison needs
+        return FixedActionPolicy(n, table.no_action, table.no_action, **catalog)
     if key == "random":
         return RandomPolicy(n, random_state=seed, **catalog)
     if key == "rule":

@@ -8,6 +8,7 @@ the product table of the item worlds (a shipped name or a YAML, CSV or Parquet p
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -16,7 +17,14 @@ from rec_env import ENV_ID, ENV_WORLDS
 from rec_env.cli._errors import fail
 from rec_env.settings import EnvSettings
 
-__all__ = ["EnvOption", "ProductsOption", "check_run_world", "env_settings"]
+__all__ = [
+    "EnvOption",
+    "ProductsOption",
+    "TwinsOption",
+    "check_run_world",
+    "env_settings",
+    "twin_fields",
+]
 
 EnvOption = Annotated[
     str,
@@ -34,6 +42,36 @@ ProductsOption = Annotated[
         "Parquet file [default: the shipped 200-product table]."
     ),
 ]
+
+TwinsOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--twins",
+        help="Twins of your own customers (recenv profiles twins): every simulated customer "
+        "is one of them; the population and purchase unit default to the twins' own.",
+    ),
+]
+
+
+def twin_fields(twins: Path | None, profile: str | None) -> dict[str, Any]:
+    """Settings fields for ``--twins`` and ``--profile`` (the twins' population by default).
+
+    Raises:
+        typer.Exit: One ``error:`` line if the twins file cannot be read.
+    """
+    if twins is None:
+        return {"profile": profile or "default"}
+    from rec_env.fitting.twins import load_twins
+
+    try:
+        loaded = load_twins(twins)
+    except ValueError as exc:
+        fail(f"--twins: {exc}")
+    return {
+        "profile": profile or loaded.population,
+        "customers": str(twins.resolve()),
+        "purchase_days": loaded.unit == "days",
+    }
 
 
 def env_settings(env: str, products: str | None = None, **fields: Any) -> EnvSettings:

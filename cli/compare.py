@@ -10,7 +10,14 @@ from rich.console import Console
 
 from rec_env import ENV_ID
 from rec_env.agents.registry import ALGORITHMS, BASELINES_BY_WORLD
-from rec_env.cli._env_option import EnvOption, ProductsOption, check_run_world, env_settings
+from rec_env.cli._env_option import (
+    EnvOption,
+    ProductsOption,
+    TwinsOption,
+    check_run_world,
+    env_settings,
+    twin_fields,
+)
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.cli._outputs import FORCE_INTO_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
@@ -18,7 +25,7 @@ from rec_env.dynamics import REWARD_MODES
 
 __all__ = ["DEFAULT_ENTRIES", "compare_command"]
 
-DEFAULT_ENTRIES = ("random", "best_fixed", "rule", "oracle", "cooldown")
+DEFAULT_ENTRIES = ("no_action", "random", "best_fixed", "rule", "oracle", "cooldown")
 """The strategy world's default entries; the item worlds default to all their baselines."""
 
 
@@ -46,7 +53,14 @@ def compare_command(
     products: ProductsOption = None,
     customers: Annotated[int, typer.Option(help="Customers in the shared cohort.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Cohort seed (same customers for every agent).")] = 0,
-    profile: Annotated[str, typer.Option(help="Population name or YAML path.")] = "default",
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Population name or YAML path [default: default, or the twins'].",
+            show_default=False,
+        ),
+    ] = None,
+    twins: TwinsOption = None,
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
     out: Annotated[Path, typer.Option(help="Directory for CSV, JSON and PNG outputs.")] = Path(
         "comparison"
@@ -64,7 +78,7 @@ def compare_command(
     check_count("--customers", customers, high=MAX_CUSTOMERS)
     if reward_mode not in REWARD_MODES:
         fail(f"--reward-mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
-    settings = env_settings(env, products, profile=profile, reward_mode=reward_mode)
+    settings = env_settings(env, products, reward_mode=reward_mode, **twin_fields(twins, profile))
     chosen = list(entries or BASELINES_BY_WORLD[settings.world])
     _check_runs(chosen, env)
     check_output_directory(out, force=force)
@@ -81,6 +95,8 @@ def compare_command(
         paths = [
             out / path.relative_to(staged) for path in write_outputs(results, contenders, staged)
         ]
-    Console().print(evaluation_table(results, f"{profile}: {customers:,} customers, seed {seed}"))
+    Console().print(
+        evaluation_table(results, f"{settings.profile}: {customers:,} customers, seed {seed}")
+    )
     for path in paths:
         typer.echo(f"wrote {path}")

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from rec_env.agents.evaluation.evaluate import evaluate
+from rec_env.cli._env_option import TwinsOption, twin_fields
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, reporting_bad_input
 from rec_env.cli.reporting import evaluation_table
 
@@ -21,6 +22,7 @@ def eval_command(
     customers: Annotated[int, typer.Option(help="Customers in the cohort.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Cohort seed.")] = 0,
     profile: Annotated[str | None, typer.Option(help="Population [default: the run's].")] = None,
+    twins: TwinsOption = None,
     learn: Annotated[
         bool, typer.Option(help="Let online learners (bandits) keep learning during the run.")
     ] = False,
@@ -28,7 +30,8 @@ def eval_command(
 ) -> None:
     """Evaluate a trained policy over full customer lifetimes, with 95% confidence intervals.
 
-    Every file the policy is loaded from is checked against its SHA-256 in run.json first.
+    Every file the policy is loaded from is checked against its SHA-256 in run.json first. A
+    run trained on twins (--twins) is evaluated on them; --twins evaluates on other twins.
     """
     from rec_env.agents.runs import load_run
 
@@ -36,7 +39,9 @@ def eval_command(
     with reporting_bad_input():
         policy, info = load_run(run_dir)
         settings = info.settings
-        if profile is not None:
+        if twins is not None:
+            settings = settings.replace(**twin_fields(twins, profile))
+        elif profile is not None:
             settings = settings.replace(profile=profile)
         result = evaluate(policy, settings, customers, seed, learn=learn, name=info.algorithm)
     if as_json:

@@ -14,7 +14,7 @@ from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
 from rec_env.cli.explain import explain_command
 from rec_env.cli.features import features_command, history_command
-from rec_env.cli.forecast import forecast_command
+from rec_env.cli.forecast import forecast_command, twins_command
 from rec_env.cli.log import log_app
 from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
@@ -53,6 +53,7 @@ app.add_typer(offline_app, name="offline")
 app.command("features")(features_command)
 profiles_app.command("history")(history_command)
 profiles_app.command("forecast")(forecast_command)
+profiles_app.command("twins")(twins_command)
 
 
 def _print_version(value: bool) -> None:

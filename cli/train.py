@@ -13,7 +13,13 @@ from rec_env import ENV_ID
 from rec_env.agents.evaluation.evaluate import KPI, Evaluation
 from rec_env.agents.registry import TRAINABLE, check_algorithm
 from rec_env.agents.runs import RUN_FILE, RunInfo, default_run_dir, read_run_info
-from rec_env.cli._env_option import EnvOption, ProductsOption, env_settings
+from rec_env.cli._env_option import (
+    EnvOption,
+    ProductsOption,
+    TwinsOption,
+    env_settings,
+    twin_fields,
+)
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
 from rec_env.cli._outputs import FORCE_HELP, check_output_directory, staged_directory
 from rec_env.cli.reporting import evaluation_table
@@ -47,7 +53,14 @@ def train_command(
     ] = None,
     env: EnvOption = ENV_ID,
     products: ProductsOption = None,
-    profile: Annotated[str, typer.Option(help="Population name or YAML path.")] = "default",
+    profile: Annotated[
+        str | None,
+        typer.Option(
+            help="Population name or YAML path [default: default, or the twins'].",
+            show_default=False,
+        ),
+    ] = None,
+    twins: TwinsOption = None,
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     out: Annotated[
@@ -74,6 +87,8 @@ def train_command(
 
     --env picks the world: strategy actions (the default), one product per message
     (rec_env/ItemRecommendation-v0) or slates of products (rec_env/SlateRecommendation-v0, PPO).
+    --twins trains on twins of your own customers (recenv profiles twins) instead of a
+    population's draws; run.json records the twins file.
     Hyperparameters come from the algorithm's YAML (agents/sb3/hyperparams), the section of
     the env id; --steps and --set override them. The run directory holds the model, run.json
     (with the model's SHA-256, the env id and settings, and the final metrics) and
@@ -90,7 +105,7 @@ def train_command(
         check_count("--steps", steps)
     check_count("--eval-customers", eval_customers, high=MAX_CUSTOMERS)
     check_count("--final-customers", final_customers, high=MAX_CUSTOMERS)
-    settings = env_settings(env, products, profile=profile, reward_mode=reward_mode)
+    settings = env_settings(env, products, reward_mode=reward_mode, **twin_fields(twins, profile))
     with reporting_bad_input():
         settings.build_model()  # fail fast on a bad population or product table
         overrides = parse_overrides(set_ or [])

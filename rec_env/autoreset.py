@@ -9,6 +9,7 @@ generator, and the last cycle of every slot (for rendering).
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -25,12 +26,20 @@ __all__ = ["CustomerSlots", "check_customers"]
 def check_customers(customers: Any, model: Any) -> Any:
     """``customers`` (twins, :class:`~rec_env.fitting.twins.Twins`) checked against the world.
 
+    ``None`` means the model's own twins (``EnvSettings(customers=...)``), if it has any; a
+    path is a twins file (:func:`~rec_env.fitting.twins.load_twins`), so that ``gym.make(...,
+    customers="twins.npz")`` works from a zoo config.
+
     Raises:
-        ValueError: If ``customers`` cannot make a pool of new customers, or its population or
-            cycle length is not the world's.
+        ValueError: If ``customers`` cannot make a pool of new customers, or its population,
+            cycle length or purchase unit is not the world's.
     """
     if customers is None:
-        return None
+        return getattr(model, "customers", None)
+    if isinstance(customers, str | os.PathLike):
+        from rec_env.fitting.twins import load_twins
+
+        customers = load_twins(customers)
     if not callable(getattr(customers, "pool", None)):
         raise ValueError(
             "customers must be twins (rec_env.fitting.twins.fit_twins) or have pool(rng, chunk)"
@@ -47,6 +56,12 @@ def check_customers(customers: Any, model: Any) -> Any:
     if float(customers.cycle_days) != float(model.cycle_days):
         raise ValueError(
             f"the twins have {customers.cycle_days}-day cycles, the env {model.cycle_days}"
+        )
+    days = getattr(customers, "unit", "weeks") == "days"
+    if days != bool(getattr(model, "purchase_days", False)):
+        raise ValueError(
+            "twins fitted on purchase days (unit 'days') need purchase_days=True, and twins of "
+            "weekly occasions need it off"
         )
     return customers
 

@@ -13,7 +13,7 @@ same random numbers (common random numbers).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -203,6 +203,8 @@ class CustomerModel:
         self.reward_mode = reward_mode
         self._reward_code = REWARD_MODES.index(reward_mode)
         self.purchase_days = bool(purchase_days)
+        # Twins of a retailer's customers (EnvSettings.customers): new customers come from them.
+        self.customers: Any = None
         self._purchase_days = round(cycle_days) if purchase_days else 0
         self.cycle_days = float(cycle_days)
         self.window_30d = max(1, round(30.0 / cycle_days))
@@ -229,10 +231,13 @@ class CustomerModel:
         """Replace the customers at ``rows`` by new ones from a generator or a pool.
 
         A pool is anything with ``take(k)`` (a :class:`CustomerPool`, or a
-        :class:`~rec_env.fitting.twins.TwinPool` of a retailer's own customers).
+        :class:`~rec_env.fitting.twins.TwinPool` of a retailer's own customers). A generator
+        draws from the population, or from the model's twins if it has them.
         """
         if hasattr(source, "take"):
             observed, hidden, segments = source.take(rows.size)
+        elif self.customers is not None:
+            observed, hidden, segments = self.customers.sample(source, rows.size)
         else:
             observed, hidden, segments = self.sampler.sample(source, rows.size)
         self.set_customers(batch, rows, observed, hidden, segments)

@@ -49,6 +49,10 @@ class EnvSettings:
         offers: Discount levels a product message may carry (0: none).
         purchase_days: Organic purchases at day resolution: a cycle may hold one on each of its
             days (strategy world; default: at most one purchase a cycle).
+        customers: A twins file (:meth:`rec_env.fitting.twins.Twins.save`, ``recenv profiles
+            twins``): every new customer is the twin of one of a retailer's own customers
+            instead of a draw from the population (strategy world; ``profile`` must be the
+            twins' population).
 
     Raises:
         ValueError: If a value is out of range; the message names the field.
@@ -65,6 +69,7 @@ class EnvSettings:
     choice_model: str = "mnl"
     offers: tuple[float, ...] = (0.0,)
     purchase_days: bool = False
+    customers: str | None = None
 
     def __post_init__(self) -> None:
         # Paths are kept as strings so that settings hash, compare and serialise the same way.
@@ -105,6 +110,10 @@ class EnvSettings:
             raise ValueError(f"purchase_days must be true or false, got {self.purchase_days!r}")
         if self.purchase_days and self.world != "strategy":
             raise ValueError("purchase_days is the strategy world's (item worlds buy per product)")
+        if self.customers is not None:
+            object.__setattr__(self, "customers", str(self.customers))
+            if self.world != "strategy":
+                raise ValueError("customers (twins) are the strategy world's")
 
     @property
     def k(self) -> int:
@@ -144,6 +153,8 @@ class EnvSettings:
                 data.pop(name)
         if not self.purchase_days:  # the default; runs written before it existed match
             data.pop("purchase_days")
+        if self.customers is None:
+            data.pop("customers")
         return data
 
     def replace(self, **changes: Any) -> EnvSettings:
@@ -160,13 +171,23 @@ class EnvSettings:
         from rec_env.env import build_model
 
         if self.world == "strategy":
-            return build_model(
+            model = build_model(
                 self.profile,
                 self.reward_mode,  # type: ignore[arg-type]
                 self.catalog,
                 self.cycle_days,
                 self.purchase_days,
             )
+            if self.customers is not None:
+                from rec_env.autoreset import check_customers
+                from rec_env.errors import ConfigError
+                from rec_env.fitting.twins import load_twins
+
+                try:
+                    model.customers = check_customers(load_twins(self.customers), model)
+                except ValueError as exc:
+                    raise ConfigError(f"customers: {exc}") from None
+            return model
         from rec_env.item_env import build_item_model
 
         return build_item_model(self)

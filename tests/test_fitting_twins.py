@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -148,3 +150,123 @@ def test_sb3_trains_on_twins(twins: Twins) -> None:
     model.learn(512)
     actions, _ = model.predict(env.reset(), deterministic=True)
     assert actions.shape == (32,)
+
+
+def test_twins_file_round_trips_and_bad_files_are_named(twins: Twins, tmp_path) -> None:
+    from rec_env.fitting.twins import load_twins
+
+    path = twins.calibrated(13, draws=2, rounds=1).save(tmp_path / "twins.npz")
+    back = load_twins(path)
+    assert np.array_equal(back.customer_ids, twins.customer_ids)
+    assert np.array_equal(back.features, twins.features) and back.unit == twins.unit
+    assert np.allclose(back.p_alive(), twins.p_alive(), rtol=0, atol=1e-12)
+    assert back.calibration_weeks == 13 and back.engagement_mean is not None
+    same = back.draw(np.random.default_rng(5))
+    assert np.array_equal(same.hidden, load_twins(path).draw(np.random.default_rng(5)).hidden)
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=re.escape("junk.npz: not a twins file")):
+        load_twins(tmp_path / "junk.npz")
+    np.savez(tmp_path / "other.npz", features=np.zeros((2, 16)))
+    with pytest.raises(ValueError, match=re.escape("other.npz: not a twins file; it lacks meta")):
+        load_twins(tmp_path / "other.npz")
+    with pytest.raises(ValueError, match=re.escape("missing.npz: no such twins file")):
+        load_twins(tmp_path / "missing.npz")
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays["features"] = arrays["features"][:, :10]
+    np.savez(tmp_path / "cut.npz", **arrays)
+    with pytest.raises(ValueError, match=re.escape("cut.npz: features has the wrong shape")):
+        load_twins(tmp_path / "cut.npz")
+
+
+def test_calibrated_twins_in_the_envs_buy_at_their_models_rate(twins: Twins, tmp_path) -> None:
+    """Twins drawn one at a time (envs, cohorts) buy near their model once calibrated."""
+    from rec_env.rollout import Cohort
+    from rec_env.settings import EnvSettings
+
+    def purchases(path: str) -> float:
+        model = EnvSettings(profile="cdnow", customers=path).build_model()
+        cohort = Cohort(model, 20_000, seed=0)  # draws from the settings' twins
+        total = 0.0
+        for _ in range(39):
+            out = model.step(cohort.batch, np.full(20_000, model.actions.no_action), cohort.rng)
+            total += float((out.orders * cohort.alive).sum())
+            cohort.alive &= ~out.terminated
+        return total / 20_000 * twins.n
+
+    expected = twins.lifetime.expected_purchases(39).sum()
+    raw = purchases(str(twins.save(tmp_path / "raw.npz")))
+    calibrated = purchases(str(twins.calibrated(39, draws=8).save(tmp_path / "cal.npz")))
+    assert raw > 1.3 * expected  # engagement feedback without the per-customer mapping
+    assert calibrated == pytest.approx(expected, rel=0.08)
+
+
+def test_settings_name_a_twins_file_for_every_adapter(twins: Twins, tmp_path) -> None:
+    import gymnasium as gym
+
+    import rec_env
+    from rec_env.errors import ConfigError
+    from rec_env.settings import EnvSettings
+
+    path = str(twins.save(tmp_path / "twins.npz"))
+    rows = {tuple(np.round(r, 4)) for r in twins.features.astype(np.float32)}
+    settings = EnvSettings(profile="cdnow", customers=path)
+    assert settings.to_dict()["customers"] == path
+    assert "customers" not in EnvSettings().to_dict()
+    vec = rec_env.make_vec_env(8, seed=0, settings=settings)
+    assert all(tuple(np.round(o, 4)) in rows for o in vec.reset())
+    env = gym.make("rec_env/Recommendation-v0", profile="cdnow", customers=path)
+    assert tuple(np.round(env.reset(seed=0)[0], 4)) in rows
+    with pytest.raises(ValueError, match="strategy world"):
+        EnvSettings(world="item", customers=path)
+    with pytest.raises(ConfigError, match="purchase_days"):
+        EnvSettings(profile="cdnow", customers=path, purchase_days=True).build_model()
+    with pytest.raises(ConfigError, match=r"customers: .*no such twins file"):
+        EnvSettings(profile="cdnow", customers=str(tmp_path / "gone.npz")).build_model()
+
+
+def test_cli_twins_train_eval_and_compare_on_your_customers(tmp_path) -> None:
+    import csv
+    import json
+
+    from typer.testing import CliRunner
+
+    from rec_env.cli.main import app
+    from tests.cli_checks import assert_bad_input
+
+    log = load_cdnow()
+    keep = np.isin(log.customer, np.unique(log.customer)[::40])
+    days = (np.datetime64("1970-01-01") + log.day[keep].astype("timedelta64[D]")).astype(str)
+    orders = tmp_path / "orders.csv"
+    with orders.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer_id", "date", "amount"])
+        writer.writerows(zip(log.customer[keep], days, log.amount[keep], strict=True))
+    twins = tmp_path / "twins.npz"
+    runner = CliRunner()
+    made = runner.invoke(app, ["profiles", "twins", str(orders), "--as-of", "1997-09-30",
+                               "--weeks", "13", "--consent", "email",
+                               "--out", str(twins)])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    assert "590 customers" in made.stdout and twins.exists()
+    run = tmp_path / "run"
+    trained = runner.invoke(app, ["train", "a2c", "--twins", str(twins), "--steps", "600",
+                                  "--eval-customers", "100", "--final-customers", "200",
+                                  "--out", str(run), "--no-progress"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    env = json.loads((run / "run.json").read_text())["env"]
+    assert env["profile"] == "cdnow" and env["customers"] == str(twins.resolve())
+    evaluated = runner.invoke(app, ["eval", str(run), "--customers", "300", "--json"])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert json.loads(evaluated.stdout)["settings"]["customers"] == str(twins.resolve())
+    compared = runner.invoke(app, ["compare", "no_action", "rule", "--twins", str(twins),
+                                   "--customers", "300",
+                                   "--out", str(tmp_path / "cmp")])  # fmt: skip
+    assert compared.exit_code == 0, compared.output
+    assert "no_action" in compared.stdout
+    assert_bad_input(runner.invoke(app, ["train", "a2c", "--twins", str(tmp_path / "x.npz")]),
+                     "--twins")  # fmt: skip
+    assert_bad_input(runner.invoke(app, ["profiles", "twins", str(orders), "--as-of",
+                                         "1997-09-30", "--consent", "fax",
+                                         "--out", str(tmp_path / "t2.npz")]), "fax")  # fmt: skip
+    assert not (tmp_path / "t2.npz").exists()

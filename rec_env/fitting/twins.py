@@ -37,8 +37,10 @@ Every draw comes from the seeded generator passed in; the fit itself has no rand
 
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,10 +51,12 @@ from rec_env.fitting.purchase_log import PurchaseLog
 from rec_env.parameters import HIDDEN_PARAMETERS
 
 __all__ = [
+    "TWINS_FORMAT",
     "TwinDraws",
     "TwinPool",
     "Twins",
     "fit_twins",
+    "load_twins",
     "simulate_twins",
     "stationary_engagement",
 ]
@@ -60,6 +64,11 @@ __all__ = [
 _HIDDEN = {name: j for j, name in enumerate(HIDDEN_PARAMETERS)}
 DEFAULT_HORIZON_WEEKS = 26
 """Forecast horizon the rate mapping averages engagement and days since purchase over."""
+
+TWINS_FORMAT = "recenv-twins/1"
+"""The ``format`` written into a twins file by :meth:`Twins.save`."""
+
+_UNITS = ("weeks", "days")
 
 
 @dataclass(frozen=True)
@@ -100,6 +109,11 @@ class Twins:
         unit: ``"weeks"``: the model counts weekly purchase occasions and the twins buy at most
             once a cycle; ``"days"``: it counts purchase days and the twins are simulated with
             purchases at day resolution (``EnvSettings(purchase_days=True)``).
+        engagement_mean: ``(n,)`` each customer's twins' average ``engagement_score`` over
+            ``calibration_weeks`` in the simulator (:meth:`calibrated`), or ``None``: the rate
+            mapping then uses the starting engagement's decay.
+        last_mean: ``(n,)`` the same average of ``last_purchase_days``, or ``None``.
+        calibration_weeks: The horizon those averages are over (0: not calibrated).
     """
 
     customer_ids: np.ndarray
@@ -110,6 +124,9 @@ class Twins:
     population: str
     cycle_days: int = 7
     unit: str = "weeks"
+    engagement_mean: np.ndarray | None = None
+    last_mean: np.ndarray | None = None
+    calibration_weeks: int = 0
 
     @property
     def n(self) -> int:
@@ -123,6 +140,115 @@ class Twins:
     def pool(self, rng: np.random.Generator, chunk: int = 256) -> TwinPool:
         """A source of new simulator customers for the envs: random customers' twins."""
         return TwinPool(self, rng, chunk)
+
+    def calibrated(
+        self, weeks: int = 52, *, seed: int = 0, draws: int = 16, rounds: int = 3
+    ) -> Twins:
+        """These twins with the rate mapping fitted per customer in the simulator.
+
+        :func:`simulate_twins` refines each simulated twin's mapping on its own path; the envs
+        draw new twins one at a time and cannot. This runs ``draws`` twins of every customer for
+        ``weeks`` with no message, refining the mapping ``rounds`` times, and keeps each
+        customer's average engagement and days since purchase: twins drawn later (by
+        :meth:`draw`, the envs' pools, ``EnvSettings(customers=...)``) then buy at about their
+        model's rate on average over that horizon, instead of the uncalibrated mapping's
+        engagement feedback (which buys 40 % or more above it on CDNOW).
+
+        Raises:
+            ValueError: If ``weeks``, ``draws`` or ``rounds`` is below 1.
+        """
+        if min(weeks, draws, rounds) < 1:
+            raise ValueError("weeks, draws and rounds must be at least 1")
+        drawn = self.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
+        model = _twin_model(self)
+        days = float(self.cycle_days)
+        cycles = max(1, round(7 * weeks / days))
+        hidden = drawn.hidden.copy()
+        for _ in range(rounds):
+            engagement, last = _refine(model, drawn, hidden, cycles, seed, None, self.unit, days)
+        # A twin's purchases scale with rate * (0.5 + its engagement) / (0.5 + the mean), so the
+        # mean that keeps the customer's expected purchases is weighted by the drawn rates (and
+        # the churn side's by the death rates).
+        return replace(
+            self,
+            engagement_mean=_weighted_mean(
+                drawn.customer, engagement, drawn.weekly_rate * drawn.alive, self.n
+            ),
+            last_mean=_weighted_mean(drawn.customer, last, drawn.death_rate, self.n),
+            calibration_weeks=int(weeks),
+        )
+
+    def with_consent(self, channels: tuple[str, ...] | list[str]) -> Twins:
+        """These twins with consent on ``channels`` for every customer.
+
+        A purchase log has no consent table, and without one the feature builder gives no
+        consent (nothing is ever sent). Simulating what messages would do needs an explicit
+        assumption; a real send still needs the real consent.
+
+        Raises:
+            ValueError: For an unknown channel.
+        """
+        from rec_env.features import CHANNELS
+
+        unknown = sorted(set(channels) - set(CHANNELS))
+        if unknown:
+            raise ValueError(f"unknown channel {unknown[0]!r}; channels: {', '.join(CHANNELS)}")
+        features = self.features.copy()
+        for channel in channels:
+            features[:, FEATURE_INDEX[f"consent_{channel}"]] = 1.0
+        return replace(self, features=features)
+
+    def sample(self, rng: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``k`` twins of customers drawn uniformly: observed, hidden and segments.
+
+        The interface of :meth:`rec_env.population.CustomerSampler.sample`, so a customer model
+        whose settings name a twins file (``EnvSettings(customers=...)``) draws cohorts from
+        them.
+        """
+        drawn = self.draw(rng, rows=rng.integers(0, self.n, int(k)))
+        return drawn.observed, drawn.hidden, drawn.segments
+
+    def save(self, path: str | Path) -> Path:
+        """Write the twins to ``path`` (``.npz``; no pickled objects), atomically.
+
+        ``load_twins`` reads it back; ``EnvSettings(customers=path)`` and ``recenv train
+        --customers`` train on it.
+        """
+        path = Path(path)
+        fit = self.lifetime
+        meta = {
+            "format": TWINS_FORMAT,
+            "as_of": int(self.as_of),
+            "population": self.population,
+            "cycle_days": int(self.cycle_days),
+            "unit": self.unit,
+            "calibration_weeks": int(self.calibration_weeks),
+            "lifetime": fit.to_dict(),
+        }
+        calibration = {}
+        if self.engagement_mean is not None and self.last_mean is not None:
+            calibration = {"engagement_mean": self.engagement_mean, "last_mean": self.last_mean}
+        ids = self.customer_ids
+        if ids.dtype.kind not in "iuU":
+            ids = ids.astype(str)
+        staged = path.with_name(f".{path.name}.{os.getpid()}.tmp.npz")
+        try:
+            np.savez_compressed(
+                staged,
+                meta=np.array(json.dumps(meta)),
+                customer_ids=ids,
+                features=np.asarray(self.features, dtype=np.float64),
+                order_value=np.asarray(self.order_value, dtype=np.float64),
+                frequency=fit.frequency,
+                recency=fit.recency,
+                T=fit.T,
+                covariates=fit.covariates,
+                **calibration,
+            )
+            os.replace(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
+        return path
 
     def draw(
         self,
@@ -159,13 +285,17 @@ class Twins:
         )
         observed = self.features[customer]
         days = float(self.cycle_days)
-        steps = np.arange(max(1, round(7 * horizon_weeks / days)))
-        engagement = observed[:, FEATURE_INDEX["engagement_score"]]
-        mean_engagement = engagement * np.exp(-steps * days / 90.0).mean()
+        if self.engagement_mean is not None and self.last_mean is not None:
+            mean_engagement = self.engagement_mean[customer]
+            mean_last = self.last_mean[customer]
+        else:
+            steps = np.arange(max(1, round(7 * horizon_weeks / days)))
+            engagement = observed[:, FEATURE_INDEX["engagement_score"]]
+            mean_engagement = engagement * np.exp(-steps * days / 90.0).mean()
+            last = observed[:, FEATURE_INDEX["last_purchase_days"]]
+            mean_last = np.minimum(last + 3.5 * horizon_weeks, FEATURE_HIGH["last_purchase_days"])
         hazard = _hazard(weekly_rate, days, self.unit)
         purchase_rate = hazard * 365.0 / days / (0.5 + mean_engagement)
-        last = observed[:, FEATURE_INDEX["last_purchase_days"]]
-        mean_last = np.minimum(last + 3.5 * horizon_weeks, FEATURE_HIGH["last_purchase_days"])
         churn_rate = death_rate * 365.0 / 7.0 / (1.0 + mean_last / 365.0)
 
         sampler = CustomerSampler(load_population(self.population))
@@ -251,6 +381,78 @@ def _segments(sampler: Any, purchase_rate: np.ndarray, rng: np.random.Generator)
     p = np.exp(scores)
     p /= p.sum(axis=1, keepdims=True)
     return (rng.random((p.shape[0], 1)) > p.cumsum(axis=1)).sum(axis=1).clip(0, p.shape[1] - 1)
+
+
+_ARRAYS = ("customer_ids", "features", "order_value", "frequency", "recency", "T", "covariates")
+
+
+def load_twins(path: str | Path) -> Twins:
+    """Read twins written by :meth:`Twins.save`, checking every array.
+
+    Raises:
+        ValueError: If the file is missing, not a twins file, or an array is malformed; the
+            message names the file and the array.
+    """
+    from rec_env.fitting.lifetime import LifetimeFit
+
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such twins file") from None
+    except (OSError, ValueError, EOFError) as exc:
+        raise ValueError(
+            f"{path}: not a twins file (.npz from recenv profiles twins): {exc}"
+        ) from None
+    missing = [name for name in ("meta", *_ARRAYS) if name not in arrays]
+    if missing:
+        raise ValueError(f"{path}: not a twins file; it lacks {', '.join(missing)}")
+    try:
+        meta = json.loads(str(arrays["meta"]))
+        if not isinstance(meta, dict) or meta.get("format") != TWINS_FORMAT:
+            raise ValueError(f"format is not {TWINS_FORMAT!r}")
+        if meta.get("unit") not in _UNITS:
+            raise ValueError(f"unit must be one of {', '.join(_UNITS)}")
+        lifetime = dict(meta["lifetime"])
+        lifetime["customers"] = {k: arrays[k] for k in ("frequency", "recency", "T", "covariates")}
+        fit = LifetimeFit.from_dict(lifetime)
+        twins = Twins(
+            customer_ids=arrays["customer_ids"],
+            features=np.asarray(arrays["features"], dtype=np.float64),
+            lifetime=fit,
+            order_value=np.asarray(arrays["order_value"], dtype=np.float64),
+            as_of=int(meta["as_of"]),
+            population=str(meta["population"]),
+            cycle_days=int(meta["cycle_days"]),
+            unit=str(meta["unit"]),
+            engagement_mean=arrays.get("engagement_mean"),
+            last_mean=arrays.get("last_mean"),
+            calibration_weeks=int(meta.get("calibration_weeks", 0)),
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        what = f"lacks {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+        raise ValueError(f"{path}: bad twins metadata: {what}") from None
+    n = twins.n
+    checks = {
+        "customer_ids": twins.customer_ids.ndim == 1 and n > 0,
+        "features": twins.features.shape == (n, len(FEATURE_INDEX)),
+        "order_value": twins.order_value.shape == (n,),
+        "frequency": fit.n_customers == n,
+    }
+    for name, ok in checks.items():
+        if not ok:
+            raise ValueError(f"{path}: {name} has the wrong shape for {n} customers")
+    calibration = (twins.engagement_mean, twins.last_mean)
+    if (calibration[0] is None) != (calibration[1] is None) or any(
+        a is not None and a.shape != (n,) for a in calibration
+    ):
+        raise ValueError(f"{path}: engagement_mean and last_mean need one value per customer")
+    for name in ("features", "order_value", "engagement_mean", "last_mean"):
+        values = getattr(twins, name)
+        if values is not None and not np.isfinite(values).all():
+            raise ValueError(f"{path}: {name} has missing or infinite values")
+    return twins
 
 
 def fit_twins(
@@ -345,30 +547,62 @@ def simulate_twins(
     Raises:
         ValueError: If ``weeks`` or ``draws`` is below 1, or ``calibration_rounds`` below 0.
     """
-    from rec_env.settings import EnvSettings
-
     if weeks < 1:
         raise ValueError("weeks must be at least 1")
     if calibration_rounds < 0:
         raise ValueError("calibration_rounds must be at least 0")
     drawn = twins.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
-    model = EnvSettings(
-        profile=twins.population,
-        cycle_days=float(twins.cycle_days),
-        purchase_days=twins.unit == "days",
-    ).build_model()
+    model = _twin_model(twins)
     days = float(twins.cycle_days)
     cycles = max(1, round(7 * weeks / days))
     hidden = drawn.hidden.copy()
     for _ in range(calibration_rounds):
-        _, engagement, last = _run(model, drawn, hidden, cycles, seed, policy)
-        hazard = _hazard(drawn.weekly_rate, days, twins.unit) * 365.0 / days
-        hidden[:, _HIDDEN["purchase_rate"]] = np.where(
-            drawn.alive, hazard / (0.5 + engagement), 0.0
-        )
-        hidden[:, _HIDDEN["churn_rate"]] = drawn.death_rate * 365.0 / 7.0 / (1.0 + last / 365.0)
+        _refine(model, drawn, hidden, cycles, seed, policy, twins.unit, days)
     bought, _, _ = _run(model, drawn, hidden, cycles, seed, policy)
     return bought.reshape(draws, twins.n, cycles)
+
+
+def _weighted_mean(
+    group: np.ndarray, values: np.ndarray, weights: np.ndarray, n: int
+) -> np.ndarray:
+    """Per-group weighted mean of ``values``; the plain mean where a group's weights are 0."""
+    total = np.bincount(group, weights, n)
+    plain = np.bincount(group, values, n) / np.maximum(np.bincount(group, minlength=n), 1)
+    weighted = np.bincount(group, values * weights, n) / np.where(total > 0, total, 1.0)
+    return np.where(total > 0, weighted, plain)
+
+
+def _twin_model(twins: Twins) -> Any:
+    """The bare customer model the twins are simulated in (no twins file attached)."""
+    from rec_env.settings import EnvSettings
+
+    return EnvSettings(
+        profile=twins.population,
+        cycle_days=float(twins.cycle_days),
+        purchase_days=twins.unit == "days",
+    ).build_model()
+
+
+def _refine(
+    model: Any,
+    drawn: TwinDraws,
+    hidden: np.ndarray,
+    cycles: int,
+    seed: int,
+    policy: Any,
+    unit: str,
+    days: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One calibration round: simulate, then map the drawn rates through the path's averages.
+
+    Writes ``purchase_rate`` and ``churn_rate`` of ``hidden`` in place; returns the averages of
+    engagement and days since purchase the mapping used.
+    """
+    _, engagement, last = _run(model, drawn, hidden, cycles, seed, policy)
+    hazard = _hazard(drawn.weekly_rate, days, unit) * 365.0 / days
+    hidden[:, _HIDDEN["purchase_rate"]] = np.where(drawn.alive, hazard / (0.5 + engagement), 0.0)
+    hidden[:, _HIDDEN["churn_rate"]] = drawn.death_rate * 365.0 / 7.0 / (1.0 + last / 365.0)
+    return engagement, last
 
 
 def _run(
