@@ -67,8 +67,11 @@ def twin_fields(twins: Path | None, profile: str | None) -> dict[str, Any]:
         loaded = load_twins(twins)
     except ValueError as exc:
         fail(f"--twins: {exc}")
+    population = loaded.population
+    if Path(population).is_file():  # a population file: where it is, whatever the cwd later
+        population = str(Path(population).resolve())
     return {
-        "profile": profile or loaded.population,
+        "profile": profile or population,
         "customers": str(twins.resolve()),
         "purchase_days": loaded.unit == "days",
     }

@@ -10,7 +10,10 @@ by the sampling kernel and the exact-expectation kernels:
   any, an engaged customer clicks (multinomial logit with a no-click option, or a cascade);
 * :func:`buy_probability`: whether the clicked product is bought;
 * :func:`organic_category_weight`: which category an organic purchase falls in;
-* the item state update (interest drift, satiation, boredom) in :func:`item_step_kernel`.
+* the item state update: interest drift in :func:`item_step_kernel`; satiation, boredom and
+  days per category in :func:`close_category_cycle`, :func:`record_shown` and
+  :func:`record_category_purchase`, which the feature builder applies to real logs too
+  (:func:`item_history_kernel`).
 
 The item world's constants (``W_*``) are rows of one ``params`` array built by
 :mod:`rec_env.item_dynamics`, which documents each formula; kernels take plain arrays and
@@ -298,6 +301,53 @@ def _expected_message(
     return p_buy, value
 
 
+# ------------------------------------------------------- the per-category features
+# How ``purchases_<c>``, ``recommended_<c>`` and ``days_since_<c>`` move, written once: the
+# simulator's step (:func:`item_step_kernel`) and the feature builder from real logs
+# (:func:`item_history_kernel`, ``recenv features --products``) both call these. Rows
+# ``sat0 … sat0 + 3C`` of ``obs`` hold the three kinds, all categories of one kind together.
+@njit(cache=True, inline="always")
+def close_category_cycle(
+    obs: np.ndarray,
+    i: int,
+    sat0: int,
+    n_cat: int,
+    decay_satiation: float,
+    decay_boredom: float,
+    days: float,
+) -> None:
+    """One cycle passes for customer ``i``: satiation and boredom decay, day counts grow.
+
+    Args:
+        obs: ``(F, n)`` features, updated in place.
+        i: The customer's column.
+        sat0: Row of ``purchases_<first category>``.
+        n_cat: Categories.
+        decay_satiation: ``exp(-days / satiation_days)``.
+        decay_boredom: ``exp(-days / boredom_days)``.
+        days: Length of the cycle in days (``days_since_<c>`` is capped at 365).
+    """
+    bore0 = sat0 + n_cat
+    days0 = sat0 + 2 * n_cat
+    for c in range(n_cat):
+        obs[sat0 + c, i] *= decay_satiation
+        obs[bore0 + c, i] *= decay_boredom
+        obs[days0 + c, i] = min(obs[days0 + c, i] + days, MAX_CATEGORY_DAYS)
+
+
+@njit(cache=True, inline="always")
+def record_shown(obs: np.ndarray, i: int, bore0: int, c: int) -> None:
+    """A product of category ``c`` shown in a delivered message: ``recommended_<c>`` + 1."""
+    obs[bore0 + c, i] = min(obs[bore0 + c, i] + 1.0, MAX_BOREDOM)
+
+
+@njit(cache=True, inline="always")
+def record_category_purchase(obs: np.ndarray, i: int, sat0: int, days0: int, c: int) -> None:
+    """A product of category ``c`` bought: ``purchases_<c>`` + 1, ``days_since_<c>`` 0."""
+    obs[sat0 + c, i] = min(obs[sat0 + c, i] + 1.0, MAX_SATIATION)
+    obs[days0 + c, i] = 0.0
+
+
 # ---------------------------------------------------------------------- kernels
 @njit(cache=True, error_model="numpy")
 def item_step_kernel(
@@ -471,23 +521,17 @@ def item_step_kernel(
         )
 
         # item state: satiation and boredom decay, then this cycle's purchases and messages
-        for c in range(n_cat):
-            obs[sat0 + c, i] *= decay_satiation
-            obs[bore0 + c, i] *= decay_boredom
-            obs[days0 + c, i] = min(obs[days0 + c, i] + days, MAX_CATEGORY_DAYS)
+        close_category_cycle(obs, i, sat0, n_cat, decay_satiation, decay_boredom, days)
         if delivered > 0.0:
             for m in range(k_max):
                 recent[m, i] = shown[i, m]
                 if m < k:
-                    c = category[shown[i, m]]
-                    obs[bore0 + c, i] = min(obs[bore0 + c, i] + 1.0, MAX_BOREDOM)
+                    record_shown(obs, i, bore0, category[shown[i, m]])
         if clicked > 0.0:
             _drift(taste, i, topics, product, params[W_DRIFT_CLICK])
         for bought_product in (product if bought > 0.0 else -1, organic_product):
             if bought_product >= 0:
-                c = category[bought_product]
-                obs[sat0 + c, i] = min(obs[sat0 + c, i] + 1.0, MAX_SATIATION)
-                obs[days0 + c, i] = 0.0
+                record_category_purchase(obs, i, sat0, days0, category[bought_product])
                 _drift(taste, i, topics, bought_product, params[W_DRIFT_BUY])
 
         write_outcome(
@@ -513,6 +557,48 @@ def item_step_kernel(
         out[OUT_MESSAGE_PURCHASE, i] = bought
         out[OUT_ORGANIC_PURCHASE, i] = organic
         out[OUT_ORGANIC_PRODUCT, i] = organic_product
+
+
+@njit(cache=True, error_model="numpy")
+def item_history_kernel(
+    obs: np.ndarray,
+    sat0: int,
+    start_cycle: np.ndarray,
+    n_cycles: int,
+    bought_ptr: np.ndarray,
+    bought_cycle: np.ndarray,
+    bought_category: np.ndarray,
+    shown_ptr: np.ndarray,
+    shown_cycle: np.ndarray,
+    shown_category: np.ndarray,
+    decay_satiation: float,
+    decay_boredom: float,
+    days: float,
+) -> None:
+    """The per-category features at the end of cycle ``n_cycles - 1`` from customers' events.
+
+    The feature builder's item part: customer ``i`` starts from ``obs[sat0:, i]`` (no history:
+    0, 0 and 365) at cycle ``start_cycle[i]`` and every cycle applies what
+    :func:`item_step_kernel` applies, in its order (:func:`close_category_cycle`, then
+    :func:`record_shown` per product shown in a delivered message, then
+    :func:`record_category_purchase` per product bought). Events are sorted by customer and
+    time, one per product: customer ``i``'s purchases are ``bought_ptr[i]:bought_ptr[i + 1]``
+    (likewise the products shown), each with its cycle and its product's category.
+    """
+    n_cat = (obs.shape[0] - sat0) // 3
+    bore0 = sat0 + n_cat
+    days0 = sat0 + 2 * n_cat
+    for i in range(obs.shape[1]):
+        b, b_end = bought_ptr[i], bought_ptr[i + 1]
+        s, s_end = shown_ptr[i], shown_ptr[i + 1]
+        for c in range(start_cycle[i], n_cycles):
+            close_category_cycle(obs, i, sat0, n_cat, decay_satiation, decay_boredom, days)
+            while s < s_end and shown_cycle[s] == c:
+                record_shown(obs, i, bore0, shown_category[s])
+                s += 1
+            while b < b_end and bought_cycle[b] == c:
+                record_category_purchase(obs, i, sat0, days0, bought_category[b])
+                b += 1
 
 
 @njit(cache=True, inline="always")

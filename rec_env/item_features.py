@@ -1,8 +1,10 @@
 """The item world's observation: the 16 strategy features plus three per product category.
 
 One definition, shared by the simulator (the rows of the item batch, the env's observation
-space and its docstring table) and by whatever builds the same features from real logs: for
-each category ``<c>`` of the product table,
+space and its docstring table) and by the feature builder from real logs
+(:mod:`rec_env.fitting.item_builder`, ``recenv features --products``), which applies the
+simulator's own update (:func:`rec_env._item_kernels.close_category_cycle` and its two
+siblings): for each category ``<c>`` of the product table,
 
 * ``purchases_<c>``: purchases in the category, exponentially decayed with the satiation time
   constant (:data:`SATIATION_DAYS`): each purchase adds 1, and the count is multiplied by

@@ -39,6 +39,11 @@ own ``irritation``, a hidden parameter. The builder uses the given value (a twin
 or the simulated customers' own in the test), by default the population's mean
 (:func:`mean_irritation`); with the mean, ``engagement_score`` is approximate for customers who
 ignored messages, and every other feature is exact.
+
+**Products** (``products=``, ``recenv features --products``): the item world's three features
+per product category (:mod:`rec_env.fitting.item_builder`), from the orders' ``product_id``
+(one row per order line; lines sharing an ``order_id`` are one order) and the contacts'
+``products`` (the ids a message showed, separated by ``|``).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from rec_env.features import CHANNELS, FEATURE_HIGH, FEATURE_INDEX, FEATURE_NAME
 
 if TYPE_CHECKING:
     from rec_env.fitting.history import CustomerHistory
+    from rec_env.products import ProductTable
 
 __all__ = [
     "TABLES",
@@ -77,6 +83,8 @@ TABLES: dict[str, dict[str, tuple[str, bool]]] = {
         "time": ("time", True),
         "amount": ("amount", True),
         "discount": ("discount", False),
+        "order_id": ("order_id", False),
+        "product_id": ("product_id", False),
     },
     "contacts": {
         "customer_id": ("customer_id", True),
@@ -87,6 +95,7 @@ TABLES: dict[str, dict[str, tuple[str, bool]]] = {
         "opened": ("opened", False),
         "clicked": ("clicked", False),
         "unsubscribed": ("unsubscribed", False),
+        "products": ("products", False),
     },
     "visits": {"customer_id": ("customer_id", True), "time": ("time", True)},
     "consents": {
@@ -103,10 +112,13 @@ TABLES: dict[str, dict[str, tuple[str, bool]]] = {
 }
 """Each input table's fields: ``field: (default column name, required)``.
 
-Orders: ``amount`` paid and, optionally, the ``discount`` given (currency). Contacts: one row
-per message, ``channel`` one of e-mail/SMS/push, ``offer`` text (a discount offer when it
-contains "discount"), flags 0/1 (``delivered`` defaults to 1, an ``opened`` or ``clicked`` 1 is a
-response). Consents: ``consent`` 0/1 from ``time`` on.
+Orders: ``amount`` paid and, optionally, the ``discount`` given (currency); rows sharing an
+``order_id`` are the lines of one order (their amounts add up); ``product_id`` (read with a
+product table) names each line's product. Contacts: one row per message, ``channel`` one of
+e-mail/SMS/push, ``offer`` text (a discount offer when it contains "discount"), flags 0/1
+(``delivered`` defaults to 1, an ``opened`` or ``clicked`` 1 is a response), ``products`` (read
+with a product table) the ids shown, separated by ``|``. Consents: ``consent`` 0/1 from
+``time`` on.
 """
 
 
@@ -130,6 +142,10 @@ class CustomerEvents:
         visits: ``customer``, ``day``.
         consents: ``customer``, ``day``, ``channel``, ``consent``.
         tags: ``customer``, ``discount_sensitive``, ``free_shipping_preferred``.
+        bought: ``customer``, ``day``, ``category``: one row per order line (with products).
+        shown: ``customer``, ``day``, ``category``: one row per product shown in a delivered
+            message (with products).
+        category_names: The product table's categories (empty: no product table).
     """
 
     orders: _Table
@@ -137,6 +153,9 @@ class CustomerEvents:
     visits: _Table | None = None
     consents: _Table | None = None
     tags: _Table | None = None
+    bought: _Table | None = None
+    shown: _Table | None = None
+    category_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,11 +164,13 @@ class BuiltFeatures:
 
     Attributes:
         customer_ids: ``(n,)`` ids, sorted.
-        observations: ``(n, 16)`` float64 in :data:`~rec_env.features.FEATURE_NAMES` order.
+        observations: ``(n, len(names))`` float64 in ``names`` order.
         defaulted: Feature name → customers for whom it came from no data (consent with no
             consent event, tags with no tags row).
         as_of: The last day of the history (days since 1970-01-01).
         ignored_after: Events after ``as_of`` that were left out, by table.
+        names: The features: :data:`~rec_env.features.FEATURE_NAMES`, and with a product
+            table those of :func:`rec_env.item_features.item_features`.
     """
 
     customer_ids: np.ndarray
@@ -157,11 +178,12 @@ class BuiltFeatures:
     defaulted: dict[str, int]
     as_of: int
     ignored_after: dict[str, int]
+    names: tuple[str, ...] = FEATURE_NAMES
 
     def to_columns(self) -> dict[str, np.ndarray]:
         """``customer_id`` and one column per feature."""
         columns: dict[str, np.ndarray] = {"customer_id": self.customer_ids}
-        for j, name in enumerate(FEATURE_NAMES):
+        for j, name in enumerate(self.names):
             columns[name] = self.observations[:, j]
         return columns
 
@@ -256,17 +278,37 @@ def _channels(values: np.ndarray, where: Any, column: str) -> np.ndarray:
     return index
 
 
-def _customers(values: np.ndarray, where: Any, column: str) -> np.ndarray:
+def _customers(values: np.ndarray, where: Any, column: str, what: str = "customer") -> np.ndarray:
     text = np.char.strip(values.astype(np.str_))
     empty = text == ""
     if empty.any():
         k = int(np.flatnonzero(empty)[0])
-        raise ConfigError(f"{where.cell(k, column)}: missing customer id")
+        raise ConfigError(f"{where.cell(k, column)}: missing {what} id")
     return text
 
 
-def _read(path: Path, table: str, columns: dict[str, str]) -> tuple[dict[str, np.ndarray], Any]:
-    """The mapped columns of one table (optional ones only if the file has them)."""
+def _orders_of_lines(
+    customer: np.ndarray, day: np.ndarray, value: np.ndarray, order_id: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One row per order from order lines: values summed, dated by the earliest line.
+
+    Orders keep the file's order (of their first lines), as orders of one day are applied in it.
+    """
+    key = np.char.add(np.char.add(customer, "\x00"), order_id)
+    _, first, group = np.unique(key, return_index=True, return_inverse=True)
+    by_first = np.argsort(first, kind="stable")
+    rank = np.empty_like(by_first)
+    rank[by_first] = np.arange(len(by_first))
+    first, group = first[by_first], rank[group]
+    order_day = np.full(len(first), np.iinfo(np.int64).max)
+    np.minimum.at(order_day, group, day)
+    return customer[first], order_day, np.bincount(group, weights=value, minlength=len(first))
+
+
+def _read(
+    path: Path, table: str, columns: dict[str, str], needed: tuple[str, ...] = ()
+) -> tuple[dict[str, np.ndarray], Any]:
+    """The mapped columns of one table (optional ones, except ``needed``, if the file has them)."""
     from rec_env.datasets.table_io import read_columns, read_header
 
     if not path.is_file():
@@ -277,7 +319,7 @@ def _read(path: Path, table: str, columns: dict[str, str]) -> tuple[dict[str, np
         column = columns.get(name, default)
         if column in header:
             wanted[name] = column
-        elif required:
+        elif required or name in needed:
             raise ConfigError(
                 f"{path}: the {table} table has no column {column!r} ({name}); it has "
                 f"{', '.join(header)}. Map it with --column {table}.{name}=<column>"
@@ -306,6 +348,7 @@ def read_events(
     consents: str | Path | None = None,
     tags: str | Path | None = None,
     columns: dict[str, dict[str, str]] | None = None,
+    products: str | Path | ProductTable | None = None,
 ) -> CustomerEvents:
     """Read and validate the event tables (CSV, gzip CSV or Parquet).
 
@@ -317,10 +360,13 @@ def read_events(
         tags: CRM tags per customer.
         columns: ``{table: {field: column}}`` where a file's column names differ from
             :data:`TABLES`.
+        products: A product table (shipped name, path or table, as the item env's
+            ``products`` setting): the orders' ``product_id`` and the contacts' ``products``
+            columns are then required, and give the per-category features.
 
     Raises:
-        ConfigError: Naming the file, the row and the column of the first bad cell, or a
-            missing file or column.
+        ConfigError: Naming the file, the row and the column of the first bad cell (an
+            unknown product id included), or a missing file or column.
     """
     columns = columns or {}
     unknown = [
@@ -328,39 +374,15 @@ def read_events(
     ]
     if unknown:
         raise ConfigError(f"unknown column mapping {unknown[0]} (tables and fields: see TABLES)")
-    raw, where = _read(Path(orders), "orders", columns.get("orders", {}))
-    value = _numbers(raw["amount"], where, "amount")
-    if "discount" in raw:
-        value = _list_value(value, _numbers(raw["discount"], where, "discount"))
-    order_table = _Table(
-        _customers(raw["customer_id"], where, "customer_id"),
-        _days(raw["time"], where, "time"),
-        {"value": value},
-    )
-    contact_table = visit_table = consent_table = tag_table = None
+    catalog = None
+    if products is not None:
+        from rec_env.products import load_products
+
+        catalog = load_products(products)
+    order_table, bought = _read_orders(Path(orders), columns.get("orders", {}), catalog)
+    contact_table = visit_table = consent_table = tag_table = shown = None
     if contacts is not None:
-        raw, where = _read(Path(contacts), "contacts", columns.get("contacts", {}))
-        n = len(raw["customer_id"])
-        flags = {
-            name: _numbers(raw[name], where, name, flag=True) if name in raw else np.zeros(n)
-            for name in ("opened", "clicked", "unsubscribed")
-        }
-        delivered = (
-            _numbers(raw["delivered"], where, "delivered", flag=True) > 0
-            if "delivered" in raw
-            else np.ones(n, dtype=bool)
-        )
-        discount = _discount_offer(raw["offer"] if "offer" in raw else np.full(n, ""))
-        contact_table = _Table(
-            _customers(raw["customer_id"], where, "customer_id")[delivered],
-            _days(raw["time"], where, "time")[delivered],
-            {
-                "channel": _channels(raw["channel"], where, "channel")[delivered],
-                "opened": _responded(flags["opened"], flags["clicked"])[delivered],
-                "discount": discount[delivered].astype(np.float64),
-                "unsubscribed": flags["unsubscribed"][delivered],
-            },
-        )
+        contact_table, shown = _read_contacts(Path(contacts), columns.get("contacts", {}), catalog)
     if visits is not None:
         raw, where = _read(Path(visits), "visits", columns.get("visits", {}))
         visit_table = _Table(
@@ -388,7 +410,77 @@ def read_events(
                 if name in raw
             },
         )
-    return CustomerEvents(order_table, contact_table, visit_table, consent_table, tag_table)
+    return CustomerEvents(
+        order_table,
+        contact_table,
+        visit_table,
+        consent_table,
+        tag_table,
+        bought,
+        shown,
+        () if catalog is None else catalog.category_names,
+    )
+
+
+def _read_orders(
+    path: Path, mapping: dict[str, str], catalog: ProductTable | None
+) -> tuple[_Table, _Table | None]:
+    """The orders (lines sharing an ``order_id`` made one) and, with a catalog, their lines."""
+    needed = ("product_id",) if catalog is not None else ()
+    raw, where = _read(path, "orders", mapping, needed)
+    value = _numbers(raw["amount"], where, "amount")
+    if "discount" in raw:
+        value = _list_value(value, _numbers(raw["discount"], where, "discount"))
+    customer = _customers(raw["customer_id"], where, "customer_id")
+    day = _days(raw["time"], where, "time")
+    lines = None
+    if catalog is not None:
+        from rec_env.fitting.item_builder import product_categories
+
+        category = product_categories(raw["product_id"], where, "product_id", catalog)
+        lines = _Table(customer, day, {"category": category})
+    if "order_id" in raw:
+        order_id = _customers(raw["order_id"], where, "order_id", what="order")
+        customer, day, value = _orders_of_lines(customer, day, value, order_id)
+    return _Table(customer, day, {"value": value}), lines
+
+
+def _read_contacts(
+    path: Path, mapping: dict[str, str], catalog: ProductTable | None
+) -> tuple[_Table, _Table | None]:
+    """The delivered messages and, with a catalog, one row per product they showed."""
+    needed = ("products",) if catalog is not None else ()
+    raw, where = _read(path, "contacts", mapping, needed)
+    n = len(raw["customer_id"])
+    flags = {
+        name: _numbers(raw[name], where, name, flag=True) if name in raw else np.zeros(n)
+        for name in ("opened", "clicked", "unsubscribed")
+    }
+    delivered = (
+        _numbers(raw["delivered"], where, "delivered", flag=True) > 0
+        if "delivered" in raw
+        else np.ones(n, dtype=bool)
+    )
+    discount = _discount_offer(raw["offer"] if "offer" in raw else np.full(n, ""))
+    customer = _customers(raw["customer_id"], where, "customer_id")
+    day = _days(raw["time"], where, "time")
+    messages = _Table(
+        customer[delivered],
+        day[delivered],
+        {
+            "channel": _channels(raw["channel"], where, "channel")[delivered],
+            "opened": _responded(flags["opened"], flags["clicked"])[delivered],
+            "discount": discount[delivered].astype(np.float64),
+            "unsubscribed": flags["unsubscribed"][delivered],
+        },
+    )
+    if catalog is None:
+        return messages, None
+    from rec_env.fitting.item_builder import shown_products
+
+    row, category = shown_products(raw["products"], where, "products", catalog)
+    row, category = row[delivered[row]], category[delivered[row]]
+    return messages, _Table(customer[row], day[row], {"category": category})
 
 
 # ---------------------------------------------------------------------------- building
@@ -466,13 +558,8 @@ def build_features(
     for name, table in tables.items():
         if table is None:
             continue
-        keep = table.day <= last
-        if first is not None:
-            keep &= table.day >= first
         ignored[name] = int((table.day > last).sum())
-        kept[name] = _Table(
-            table.customer[keep], table.day[keep], {k: v[keep] for k, v in table.columns.items()}
-        )
+        kept[name] = _between(table, first, last)
     if customers is None:
         ids = [t.customer for t in kept.values()]
         if events.tags is not None:
@@ -560,7 +647,29 @@ def build_features(
     )
     _exact_days(obs, kept, index_of, last, n)
     defaulted = _consent_and_tags(obs, events, kept, index_of, n)
-    return BuiltFeatures(customer_ids, obs.T.copy(), defaulted, last, ignored)
+    if not events.category_names:
+        return BuiltFeatures(customer_ids, obs.T.copy(), defaulted, last, ignored)
+    from rec_env.fitting.item_builder import category_features
+    from rec_env.item_features import item_features
+
+    bought, shown = (
+        None if t is None else _between(t, first, last) for t in (events.bought, events.shown)
+    )
+    n_categories = len(events.category_names)
+    item = category_features(bought, shown, index_of, n, n_categories, last, cycle_days)
+    names = tuple(f.name for f in item_features(events.category_names))
+    observations = np.concatenate([obs.T, item], axis=1)
+    return BuiltFeatures(customer_ids, observations, defaulted, last, ignored, names)
+
+
+def _between(table: _Table, first: int | None, last: int) -> _Table:
+    """``table``'s rows from day ``first`` (``None``: any) to day ``last``."""
+    keep = table.day <= last
+    if first is not None:
+        keep &= table.day >= first
+    return _Table(
+        table.customer[keep], table.day[keep], {k: v[keep] for k, v in table.columns.items()}
+    )
 
 
 def _latest_day(table: _Table | None, index_of: Any, n: int, rows: np.ndarray | None = None):

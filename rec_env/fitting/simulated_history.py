@@ -15,12 +15,28 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_INDEX, HISTORY_START
+from rec_env.features import (
+    CHANNELS,
+    CONSENT_FEATURES,
+    FEATURE_INDEX,
+    FEATURE_NAMES,
+    HISTORY_START,
+)
 
-__all__ = ["SimulatedHistory", "simulate_history"]
+if TYPE_CHECKING:
+    from rec_env.dynamics import CustomerBatch
+
+__all__ = [
+    "SimulatedHistory",
+    "customer_ids",
+    "simulate_history",
+    "start_without_history",
+    "starting_tables",
+]
 
 _EPOCH = np.datetime64("1970-01-01", "D")
 _KEPT = (*CONSENT_FEATURES, "discount_sensitive", "free_shipping_preferred")
@@ -35,11 +51,14 @@ class SimulatedHistory:
         customer_ids: ``(n,)`` ids (``c000001`` …, sorted as text and as numbers alike).
         tables: ``orders``, ``contacts``, ``visits``, ``consents`` and ``tags`` as lists of
             rows (dicts with the builder's default column names).
-        features: ``(n, 16)`` float64 the simulator's observed features after the last cycle.
+        features: ``(n, len(feature_names))`` float64 the simulator's observed features after
+            the last cycle.
         irritation: ``(n,)`` each customer's hidden ``irritation``.
         since: First day of the history, ISO date.
         as_of: Last day of the history (the end of the last cycle), ISO date.
         cycle_days: Length of a cycle.
+        feature_names: The columns of ``features`` (the item world's include its
+            per-category features).
     """
 
     customer_ids: np.ndarray
@@ -49,6 +68,7 @@ class SimulatedHistory:
     since: str
     as_of: str
     cycle_days: int
+    feature_names: tuple[str, ...] = FEATURE_NAMES
 
     def write_csv(self, directory: str | Path) -> dict[str, Path]:
         """Write ``<table>.csv`` for every table into ``directory``; return the paths."""
@@ -67,6 +87,50 @@ class SimulatedHistory:
 
 def _iso(day: int) -> str:
     return str(_EPOCH + np.timedelta64(int(day), "D"))
+
+
+def customer_ids(n: int) -> np.ndarray:
+    """``c000001`` …: ids that sort as text and as numbers alike."""
+    return np.array([f"c{i + 1:06d}" for i in range(n)])
+
+
+def start_without_history(batch: CustomerBatch) -> None:
+    """Set drawn customers' event features to :data:`HISTORY_START` (consent and tags kept)."""
+    for name, value in HISTORY_START.items():
+        if name not in _KEPT:
+            batch.features[FEATURE_INDEX[name]] = value
+    batch.contact_history[:] = 0.0
+    batch.discount_history[:] = 0.0
+
+
+def starting_tables(
+    batch: CustomerBatch, ids: np.ndarray, start: int
+) -> dict[str, list[dict[str, object]]]:
+    """Empty event tables, with the drawn consent (dated ``start``) and CRM tags."""
+    n = len(ids)
+    return {
+        "orders": [],
+        "contacts": [],
+        "visits": [],
+        "consents": [
+            {
+                "customer_id": ids[i],
+                "time": _iso(start),
+                "channel": channel,
+                "consent": int(batch.features[FEATURE_INDEX[f"consent_{channel}"], i]),
+            }
+            for i in range(n)
+            for channel in CHANNELS
+        ],
+        "tags": [
+            {
+                "customer_id": ids[i],
+                "discount_sensitive": int(batch.feature("discount_sensitive")[i]),
+                "free_shipping_preferred": int(batch.feature("free_shipping_preferred")[i]),
+            }
+            for i in range(n)
+        ],
+    }
 
 
 def simulate_history(
@@ -109,35 +173,11 @@ def simulate_history(
     messages = np.random.default_rng([seed, 1])
     batch = model.new_batch(n_customers)
     model.draw_customers(batch, np.arange(n_customers), rng)
-    for name, value in HISTORY_START.items():
-        if name not in _KEPT:
-            batch.features[FEATURE_INDEX[name]] = value
-    ids = np.array([f"c{i + 1:06d}" for i in range(n_customers)])
+    start_without_history(batch)
+    ids = customer_ids(n_customers)
     start = int((np.datetime64(since, "D") - _EPOCH).astype(np.int64))
     length = int(model.cycle_days)
-    tables: dict[str, list[dict[str, object]]] = {
-        "orders": [],
-        "contacts": [],
-        "visits": [],
-        "consents": [
-            {
-                "customer_id": ids[i],
-                "time": _iso(start),
-                "channel": channel,
-                "consent": int(batch.features[FEATURE_INDEX[f"consent_{channel}"], i]),
-            }
-            for i in range(n_customers)
-            for channel in CHANNELS
-        ],
-        "tags": [
-            {
-                "customer_id": ids[i],
-                "discount_sensitive": int(batch.feature("discount_sensitive")[i]),
-                "free_shipping_preferred": int(batch.feature("free_shipping_preferred")[i]),
-            }
-            for i in range(n_customers)
-        ],
-    }
+    tables = starting_tables(batch, ids, start)
     for t in range(cycles):
         masks = model.action_masks(batch)
         choice = messages.integers(0, table.n_actions, n_customers)
