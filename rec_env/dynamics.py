@@ -205,6 +205,8 @@ class CustomerModel:
         self.purchase_days = bool(purchase_days)
         # Twins of a retailer's customers (EnvSettings.customers): new customers come from them.
         self.customers: Any = None
+        # Business rules (EnvSettings.rules, rec_env.rules.CompiledRules): masks with consent.
+        self.rules: Any = None
         self._purchase_days = round(cycle_days) if purchase_days else 0
         self.cycle_days = float(cycle_days)
         self.window_30d = max(1, round(30.0 / cycle_days))
@@ -289,6 +291,12 @@ class CustomerModel:
         Returns:
             The cycle's outcome per customer.
         """
+        if self.rules is not None:
+            # A message the rules forbid is not sent, as one without consent is not delivered.
+            allowed = self.rules.masks(batch.features.T)
+            actions = np.where(
+                allowed[np.arange(batch.n), actions], actions, self.actions.no_action
+            )
         uniforms = rng.random((5, batch.n))
         normals = rng.standard_normal(batch.n)
         values = np.empty((self._kernels.N_OUT, batch.n))
@@ -320,8 +328,14 @@ class CustomerModel:
         return observation
 
     def action_masks(self, batch: CustomerBatch) -> np.ndarray:
-        """``(n, n_actions)`` bool: False where the action's channel has no consent."""
-        return consent_masks(batch.features[_CONSENT_ROWS].T, self.actions.channel)
+        """``(n, n_actions)`` bool: False without consent, or where business rules forbid it.
+
+        The rules are ``EnvSettings(rules=...)``'s caps, eligibility and suppression.
+        """
+        masks = consent_masks(batch.features[_CONSENT_ROWS].T, self.actions.channel)
+        if self.rules is not None:
+            masks &= self.rules.masks(batch.features.T)
+        return masks
 
     def expected_rewards(self, batch: CustomerBatch) -> np.ndarray:
         """True expected immediate reward of every action for every customer.

@@ -85,8 +85,9 @@ def shared_model(settings: EnvSettings) -> CustomerModel:
     stamps = (_file_stamp(settings.profile), _file_stamp(settings.catalog))
     if settings.world != "strategy":
         stamps += (_file_stamp(settings.products),)
-    if settings.customers is not None:
-        stamps += (_file_stamp(settings.customers),)
+    for name in (settings.customers, settings.rules):
+        if name is not None:
+            stamps += (_file_stamp(name),)
     return _cached_model(settings, stamps)
 
 

@@ -53,6 +53,8 @@ class EnvSettings:
             twins``): every new customer is the twin of one of a retailer's own customers
             instead of a draw from the population (strategy world; ``profile`` must be the
             twins' population).
+        rules: A business rules file (:mod:`rec_env.rules`): its caps, eligibility and
+            suppression mask actions in training as in scoring and serving (strategy world).
 
     Raises:
         ValueError: If a value is out of range; the message names the field.
@@ -70,6 +72,7 @@ class EnvSettings:
     offers: tuple[float, ...] = (0.0,)
     purchase_days: bool = False
     customers: str | None = None
+    rules: str | None = None
 
     def __post_init__(self) -> None:
         # Paths are kept as strings so that settings hash, compare and serialise the same way.
@@ -114,6 +117,10 @@ class EnvSettings:
             object.__setattr__(self, "customers", str(self.customers))
             if self.world != "strategy":
                 raise ValueError("customers (twins) are the strategy world's")
+        if self.rules is not None:
+            object.__setattr__(self, "rules", str(self.rules))
+            if self.world != "strategy":
+                raise ValueError("rules are the strategy world's (item actions have no rules yet)")
 
     @property
     def k(self) -> int:
@@ -153,8 +160,9 @@ class EnvSettings:
                 data.pop(name)
         if not self.purchase_days:  # the default; runs written before it existed match
             data.pop("purchase_days")
-        if self.customers is None:
-            data.pop("customers")
+        for name in ("customers", "rules"):
+            if getattr(self, name) is None:
+                data.pop(name)
         return data
 
     def replace(self, **changes: Any) -> EnvSettings:
@@ -187,6 +195,10 @@ class EnvSettings:
                     model.customers = check_customers(load_twins(self.customers), model)
                 except ValueError as exc:
                     raise ConfigError(f"customers: {exc}") from None
+            if self.rules is not None:
+                from rec_env.rules import load_rules
+
+                model.rules = load_rules(self.rules, model.actions)
             return model
         from rec_env.item_env import build_item_model
 

@@ -1,0 +1,294 @@
+"""Batch scoring: a week's campaign list for a whole customer base, under business rules.
+
+:class:`Scorer` is a pure function over a batch of customers (features and ids in, one decision
+per customer out), so that it runs in process, in ``recenv score``, or under a distributed
+engine's batch map (Ray Data ``map_batches``, Spark ``mapInPandas``; :func:`score_frame` takes
+and returns a pandas ``DataFrame``). For each customer, in this order:
+
+1. **Holdout:** a share of the customers, chosen by a keyed hash of their id (stable from week
+   to week for the same seed), get ``no_action`` and ``holdout = True``.
+2. **Masks:** consent (:func:`rec_env.features.consent_masks`, the one definition) and the
+   rules' caps, eligibility and suppression (:meth:`rec_env.rules.CompiledRules.masks`).
+3. **Policy:** its probabilities over the allowed actions (the numpy copy of an SB3 network
+   where it is exact, as the service uses), mixed with the service's exploration; one action is
+   drawn per customer from a seeded stream, and its probability is the logged propensity.
+4. **Batch rules:** budgets and the minimum no-action share
+   (:meth:`rec_env.rules.CompiledRules.allocate`), by the policy's probability of the chosen
+   action.
+
+The ``rules`` column names every rule that bound the decision (``cap:…``, ``eligibility:…``,
+``suppression``, ``budget:…``, ``min_no_action_share``, ``holdout``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from rec_env.agents.base import Policy
+from rec_env.catalog import ActionTable
+from rec_env.features import CONSENT_FEATURES, FEATURE_NAMES, OBS_HIGH, OBS_LOW, consent_masks
+from rec_env.rules import CompiledRules
+from rec_env.serve.exploration import Exploration, sample_actions
+from rec_env.serve.fast_policy import ProbabilityFunction, serving_probabilities
+
+__all__ = ["ScoredBatch", "Scorer", "check_features", "holdout_flags", "id_hash", "score_frame"]
+
+_CONSENT_ROWS = [FEATURE_NAMES.index(name) for name in CONSENT_FEATURES]
+
+
+_FNV_OFFSET = np.uint64(0xCBF29CE484222325)
+_FNV_PRIME = np.uint64(0x100000001B3)
+
+
+def _mix(h: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser: every input bit moves every output bit."""
+    h = (h ^ (h >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    h = (h ^ (h >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return h ^ (h >> np.uint64(31))
+
+
+def id_hash(customer_ids: np.ndarray, seed: int) -> np.ndarray:
+    """``(n,)`` uint64 keyed hash of the ids' text: FNV-1a over code points, then SplitMix64.
+
+    Vectorised over the batch (one pass per character position), and defined by integer
+    arithmetic alone, so it is the same on every machine, batch size and order.
+    """
+    text = np.asarray(customer_ids).astype(str)
+    n = text.shape[0]
+    width = max(text.dtype.itemsize // 4, 1)
+    points = np.ascontiguousarray(text).view(np.uint32).reshape(n, width).astype(np.uint64)
+    key = _mix(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
+    h = np.full(n, _FNV_OFFSET ^ key, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for column in points.T:
+            h = np.where(column > 0, (h ^ column) * _FNV_PRIME, h)
+        return _mix(h)
+
+
+def holdout_flags(customer_ids: np.ndarray, share: float, seed: int) -> np.ndarray:
+    """``(n,)`` bool: the customers in the holdout, by a keyed hash of their ids (:func:`id_hash`).
+
+    The same id, share and seed always give the same answer, on any machine and in any batch,
+    so a customer stays in (or out of) the holdout week after week; another seed draws another
+    holdout.
+
+    Raises:
+        ValueError: If ``share`` is outside [0, 1).
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"the holdout share must be in [0, 1), got {share}")
+    if share == 0.0 or len(customer_ids) == 0:
+        return np.zeros(len(customer_ids), dtype=bool)
+    return id_hash(customer_ids, seed) < np.uint64(int(share * 2.0**64))
+
+
+@dataclass(frozen=True)
+class ScoredBatch:
+    """Decisions for a batch of customers.
+
+    Attributes:
+        customer_ids: ``(n,)`` ids as given.
+        actions: ``(n,)`` action indices.
+        propensities: ``(n,)`` probability each action was drawn with (1 where it was forced:
+            holdout, the no-action share).
+        probabilities: ``(n, A)`` the probabilities served (after masks and exploration).
+        holdout: ``(n,)`` bool.
+        rules: ``(n,)`` ``;``-joined labels of the rules that bound each decision.
+        action_names: Names of the ``A`` actions.
+    """
+
+    customer_ids: np.ndarray
+    actions: np.ndarray
+    propensities: np.ndarray
+    probabilities: np.ndarray
+    holdout: np.ndarray
+    rules: np.ndarray
+    action_names: tuple[str, ...]
+
+    @property
+    def n(self) -> int:
+        """Number of customers."""
+        return int(self.actions.shape[0])
+
+    def columns(self, top_k: int | None = None) -> dict[str, np.ndarray]:
+        """The output table's columns: ids, action, propensity, holdout, rules, probabilities.
+
+        Args:
+            top_k: Keep the ``k`` most probable actions (``top1_action``, ``top1_probability``
+                …) instead of one ``p_<action>`` column per action.
+        """
+        names = np.array(self.action_names, dtype=object)
+        out: dict[str, np.ndarray] = {
+            "customer_id": np.asarray(self.customer_ids).astype(str),
+            "action": names[self.actions].astype(str),
+            "propensity": self.propensities,
+            "holdout": self.holdout,
+            "rules": self.rules,
+        }
+        if top_k is None:
+            for j, name in enumerate(self.action_names):
+                out[f"p_{name}"] = self.probabilities[:, j]
+            return out
+        k = min(int(top_k), len(self.action_names))
+        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
+        for rank in range(k):
+            column = order[:, rank]
+            out[f"top{rank + 1}_action"] = names[column].astype(str)
+            out[f"top{rank + 1}_probability"] = self.probabilities[np.arange(self.n), column]
+        return out
+
+
+class Scorer:
+    """Score batches of customers with one policy, rules and holdout (see the module docstring).
+
+    Args:
+        policy: The policy (a verified run's).
+        table: Its action table.
+        probabilities: The policy's probability function ``(obs, masks) -> (n, A)``; default
+            :func:`~rec_env.serve.fast_policy.serving_probabilities` of the run's world.
+        rules: Compiled business rules, or None.
+        holdout: Share of customers held out (no message), in [0, 1).
+        holdout_seed: Key of the holdout hash.
+        exploration: How served actions explore around the policy.
+        seed: Seed of the action draws (one uniform per customer, in batch order).
+        greedy: Take the most probable allowed action (propensity 1) instead of drawing one.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        table: ActionTable,
+        *,
+        probabilities: ProbabilityFunction | None = None,
+        rules: CompiledRules | None = None,
+        holdout: float = 0.0,
+        holdout_seed: int = 0,
+        exploration: Exploration | None = None,
+        seed: int = 0,
+        greedy: bool = False,
+    ) -> None:
+        if policy.n_actions != table.n_actions:
+            raise ValueError(
+                f"the policy has {policy.n_actions} actions, the catalog {table.n_actions}"
+            )
+        holdout_flags(np.zeros(0), holdout, holdout_seed)  # checks the share
+        self.policy = policy
+        self.table = table
+        self.probability_fn = probabilities or policy.action_probabilities
+        self.rules = rules
+        self.holdout = float(holdout)
+        self.holdout_seed = int(holdout_seed)
+        self.exploration = exploration or Exploration()
+        self.random = np.random.default_rng(seed)
+        self.greedy = bool(greedy)
+
+    @classmethod
+    def for_run(cls, policy: Policy, info: Any, **options: Any) -> Scorer:
+        """A scorer of a loaded run (``rec_env.agents.runs.load_run``), fastest exact path."""
+        model = info.settings.build_model()
+        probabilities = serving_probabilities(
+            policy, model.actions, info.settings.profile, info.settings.catalog
+        )
+        return cls(policy, model.actions, probabilities=probabilities, **options)
+
+    def score(self, features: np.ndarray, customer_ids: np.ndarray) -> ScoredBatch:
+        """Decide for every customer of a batch.
+
+        Args:
+            features: ``(n, 16)`` observed features (checked by :func:`check_features`).
+            customer_ids: ``(n,)`` ids.
+
+        Raises:
+            ValueError: On a wrong shape or a feature outside its bounds (naming the row and
+                the feature).
+        """
+        obs = check_features(features)
+        ids = np.asarray(customer_ids)
+        n = obs.shape[0]
+        if ids.shape != (n,):
+            raise ValueError(f"expected {n} customer ids, got shape {ids.shape}")
+        no_action = self.table.no_action
+        consent = consent_masks(obs[:, _CONSENT_ROWS], self.table.channel)
+        allowed = consent.copy()
+        codes = np.zeros(n, dtype=np.uint64)
+        if self.rules is not None:
+            allowed &= self.rules.masks(obs, ids)
+            codes = self.rules.binding(obs, consent, ids)
+        held = holdout_flags(ids, self.holdout, self.holdout_seed)
+        allowed[held] = False
+        allowed[:, no_action] = True
+        policy_p = self.probability_fn(obs, allowed)
+        served = self.exploration.apply(policy_p, allowed)
+        greedy = self.greedy
+        actions = np.argmax(served, axis=1) if greedy else sample_actions(served, self.random)
+        propensities = served[np.arange(n), actions]
+        if self.rules is not None and self.rules.batch_only:
+            chosen = ~held
+            rows = np.flatnonzero(chosen)
+            allocation = self.rules.allocate(
+                actions[rows],
+                served[rows],
+                allowed[rows],
+                priority=policy_p[rows, actions[rows]],
+                choose=None if self.greedy else (lambda p: sample_actions(p, self.random)),
+            )
+            actions[rows] = allocation.actions
+            propensities[rows] = allocation.propensities
+            codes[rows] |= allocation.codes
+        if self.greedy:
+            propensities = np.ones(n)
+        propensities[held] = 1.0
+        if self.rules is not None:
+            reasons = self.rules.describe(codes)
+        else:
+            reasons = np.full(n, "", dtype=object)
+        reasons[held] = "holdout"
+        return ScoredBatch(
+            customer_ids=ids,
+            actions=actions.astype(np.intp),
+            propensities=np.asarray(propensities, dtype=np.float64),
+            probabilities=served,
+            holdout=held,
+            rules=reasons,
+            action_names=tuple(self.table.names),
+        )
+
+
+def check_features(features: np.ndarray) -> np.ndarray:
+    """``(n, 16)`` float64 features, every value finite and within its feature's bounds.
+
+    Raises:
+        ValueError: Naming the first bad row (1-based) and feature.
+    """
+    obs = np.asarray(features, dtype=np.float64)
+    if obs.ndim != 2 or obs.shape[1] != len(FEATURE_NAMES):
+        raise ValueError(f"features must have shape (n, {len(FEATURE_NAMES)}), got {obs.shape}")
+    bad = ~np.isfinite(obs) | (obs < OBS_LOW) | (obs > OBS_HIGH)
+    if bad.any():
+        row, column = np.argwhere(bad)[0]
+        name = FEATURE_NAMES[column]
+        value = obs[row, column]
+        raise ValueError(
+            f"row {row + 1}: {name}: {value!r} is outside [{OBS_LOW[column]:g}, "
+            f"{OBS_HIGH[column]:g}]"
+            if np.isfinite(value)
+            else f"row {row + 1}: {name}: missing or not finite"
+        )
+    return obs
+
+
+def score_frame(frame: Any, scorer: Scorer, top_k: int | None = None) -> Any:
+    """Score a pandas ``DataFrame`` (``customer_id`` and the 16 features) into one.
+
+    The shape a distributed engine's batch map wants: Ray Data
+    ``ds.map_batches(lambda b: score_frame(b, scorer), batch_format="pandas")`` or Spark
+    ``df.mapInPandas(lambda it: (score_frame(b, scorer) for b in it), schema)``.
+    """
+    import pandas as pd
+
+    features = frame[list(FEATURE_NAMES)].to_numpy(dtype=np.float64)
+    scored = scorer.score(features, frame["customer_id"].to_numpy())
+    return pd.DataFrame(scored.columns(top_k))
