@@ -12,12 +12,12 @@ from scipy import stats
 from typer.testing import CliRunner
 
 from rec_env import build_model
-from rec_env.agents.evaluation.abtest import (
+from rec_env.agents.evaluation.ab_stats import (
     proportion_lift,
-    run_ab_test,
     sample_size_two_proportions,
     welch_lift,
 )
+from rec_env.agents.evaluation.abtest import run_ab_test
 from rec_env.cli.main import app
 from rec_env.dynamics import CustomerModel
 
@@ -140,8 +140,8 @@ def test_ab_test_rejects_bad_settings(model: CustomerModel) -> None:
 
 
 # ---------------------------------------------------------------------- CLI
-def test_cli_ab_reports_arms_lifts_and_p_values() -> None:
-    args = ["ab", "random", "fixed:no_action", "--customers", "400", "--cycles", "4"]
+def test_cli_ab_simulate_reports_arms_lifts_and_p_values() -> None:
+    args = ["ab", "simulate", "random", "fixed:no_action", "--customers", "400", "--cycles", "4"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     for text in ("A: random (200)", "B: fixed:no_action (200)", "Lift of B over A", "Welch t"):
@@ -150,16 +150,32 @@ def test_cli_ab_reports_arms_lifts_and_p_values() -> None:
     assert data["a"]["customers"] == 200 and data["b"]["policy"] == "fixed:no_action"
     assert set(data["lift"]) == {"profit_per_customer", "conversion"}
     assert 0.0 <= data["lift"]["conversion"]["p_value"] <= 1.0
+    # `recenv ab A B` is short for `recenv ab simulate A B`.
+    short = runner.invoke(app, ["ab", *args[2:], "--json"])
+    assert short.exit_code == 0, short.output
+    assert json.loads(short.stdout) == data
 
 
 def test_cli_ab_plan() -> None:
-    result = runner.invoke(app, ["ab", "--plan", "--baseline-rate", "0.10", "--lift", "0.5"])
+    plan = ["--baseline-rate", "0.10", "--lift", "0.5"]
+    for args in (["ab", "plan", *plan], ["ab", "--plan", *plan]):  # the old form still works
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert "10.00% → 15.00%" in result.stdout and "686 customers per arm" in result.stdout
+
+
+def test_cli_ab_help_lists_the_commands() -> None:
+    result = runner.invoke(app, ["ab", "--help"])
     assert result.exit_code == 0, result.output
-    assert "10.00% → 15.00%" in result.stdout and "686 customers per arm" in result.stdout
+    for command in ("simulate", "plan", "analyze"):
+        assert command in result.stdout
 
 
 def test_cli_ab_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
-    ab = ["ab"]
+    ab = ["ab"]  # short for `recenv ab simulate`
+    assert_bad_input(runner.invoke(app, ["ab", "simulate", "random"]), "two policies")
+    assert_bad_input(runner.invoke(app, ["ab", "simulate", "random", "rule", "--cycles", "0"]),
+                     "--cycles")  # fmt: skip
     assert_bad_input(runner.invoke(app, [*ab, "random"]), "two policies")
     assert_bad_input(runner.invoke(app, [*ab, "random", "rule", "--customers", "3"]), "4")
     assert_bad_input(runner.invoke(app, [*ab, "random", "rule", "--cycles", "0"]), "--cycles")
@@ -175,3 +191,6 @@ def test_cli_ab_bad_input_is_one_line_and_exit_2(tmp_path) -> None:
     assert_bad_input(runner.invoke(app, [*plan, "--lift", "0"]), "differ")
     assert_bad_input(runner.invoke(app, [*plan, "--lift", "9"]), "between 0 and 1")
     assert_bad_input(runner.invoke(app, [*plan, "--lift", "0.1", "--alpha", "2"]), "alpha")
+    assert_bad_input(runner.invoke(app, ["ab", "plan", "--lift", "0.1"]), "--baseline-rate")
+    assert_bad_input(runner.invoke(app, ["ab", "plan", "--baseline-rate", "0.1", "--lift", "9"]),
+                     "between 0 and 1")  # fmt: skip

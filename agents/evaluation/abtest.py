@@ -7,39 +7,21 @@ draws from the population, so drawing each arm's customers from its own stream *
 completely randomised assignment. An A/A test (the same policy on both arms) therefore compares
 two independent samples of one distribution, and its false-positive rate is the test's α.
 
-Statistics, per arm and for the lift of B over A:
+Statistics, per arm and for the lift of B over A, come from
+:mod:`~rec_env.agents.evaluation.ab_stats`, which the analysis of real tests
+(:mod:`~rec_env.agents.evaluation.ab_analysis`) shares:
 
-* **Profit per customer**: mean per-customer profit over the test. The difference
-  :math:`\bar x_B - \bar x_A` is tested with Welch's unequal-variance t-test (Welch 1947):
-  :math:`t = (\bar x_B - \bar x_A) / \sqrt{s_A^2 / n_A + s_B^2 / n_B}` with the
-  Welch–Satterthwaite degrees of freedom; the 95 % CI is :math:`\Delta \pm t_{0.975,\nu} SE`.
+* **Profit per customer**: mean per-customer profit over the test, the difference tested with
+  Welch's unequal-variance t-test (:func:`~rec_env.agents.evaluation.ab_stats.welch_lift`).
 * **Conversion**: the share of customers who bought at least once during the test (one
-  independent 0/1 outcome per customer). The difference :math:`\hat p_B - \hat p_A` has the
-  Wald 95 % CI :math:`\Delta \pm 1.96 \sqrt{\hat p_A \hat q_A / n_A + \hat p_B \hat q_B / n_B}`
-  and is tested with the two-proportion z-test with the pooled proportion
-  :math:`\bar p`: :math:`z = \Delta / \sqrt{\bar p \bar q (1 / n_A + 1 / n_B)}`.
-* Relative lifts (:math:`\Delta / \bar x_A`) are reported as point estimates.
-
-Planning. :func:`sample_size_two_proportions` gives the customers per arm that detect a change
-of a conversion rate from :math:`p_1` to :math:`p_2` with power :math:`1 - \beta` in a two-sided
-test at level α (Fleiss, Levin and Paik 2003, *Statistical Methods for Rates and Proportions*,
-3rd ed., eq. 4.14):
-
-.. math::
-
-    n = \left\lceil \frac{\left(z_{1-\alpha/2} \sqrt{2 \bar p \bar q}
-        + z_{1-\beta} \sqrt{p_1 q_1 + p_2 q_2}\right)^2}{(p_2 - p_1)^2} \right\rceil,
-    \qquad \bar p = (p_1 + p_2) / 2,
-
-optionally with Fleiss's continuity correction
-:math:`n' = \frac{n}{4} \left(1 + \sqrt{1 + 4 / (n |p_2 - p_1|)}\right)^2`. Checks: 0.08 vs
-0.06 at α = 0.05 and 80 % power needs 2,554 per arm (JMP's documented example), and 0.45 vs 0.25
-at 90 % power 127.23 with the correction (Zar 1999, *Biostatistical Analysis*, example 24.26).
+  independent 0/1 outcome per customer), the difference tested with the pooled two-proportion
+  z-test and given a Wald 95 % CI
+  (:func:`~rec_env.agents.evaluation.ab_stats.proportion_lift`).
+* **Planning**: :func:`~rec_env.agents.evaluation.ab_stats.sample_size_two_proportions`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,6 +29,12 @@ from typing import Any
 
 import numpy as np
 
+from rec_env.agents.evaluation.ab_stats import (
+    Lift,
+    proportion_ci,
+    proportion_lift,
+    welch_lift,
+)
 from rec_env.agents.evaluation.evaluate import KPI
 from rec_env.dynamics import CustomerModel
 from rec_env.rollout import CohortResult, PolicyLike, run_cohort
@@ -56,15 +44,9 @@ __all__ = [
     "ABTestResult",
     "Arm",
     "ArmResult",
-    "Lift",
-    "proportion_lift",
     "resolve_arm",
     "run_ab_test",
-    "sample_size_two_proportions",
-    "welch_lift",
 ]
-
-_CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -80,33 +62,6 @@ class Arm:
     label: str
     policy: PolicyLike
     learn: bool = False
-
-
-@dataclass(frozen=True)
-class Lift:
-    """The difference B − A of one metric, its 95 % CI and the test's p-value.
-
-    Attributes:
-        metric: Metric name.
-        a: Arm A's value.
-        b: Arm B's value.
-        difference: ``b - a``.
-        ci_low: Lower end of the 95 % CI of the difference.
-        ci_high: Upper end.
-        relative: ``difference / a`` (NaN if ``a`` is 0).
-        p_value: Two-sided p-value of "no difference".
-        test: The test used.
-    """
-
-    metric: str
-    a: float
-    b: float
-    difference: float
-    ci_low: float
-    ci_high: float
-    relative: float
-    p_value: float
-    test: str
 
 
 @dataclass(frozen=True)
@@ -166,93 +121,6 @@ class ABTestResult:
             "seed": self.seed,
             "settings": self.settings,
         }
-
-
-def welch_lift(a: np.ndarray, b: np.ndarray, metric: str = "profit_per_customer") -> Lift:
-    """Difference of means ``b - a`` with Welch's t-test and its 95 % CI.
-
-    Args:
-        a: Per-customer values of arm A (at least two).
-        b: Per-customer values of arm B (at least two).
-        metric: Name for the report.
-    """
-    from scipy import stats
-
-    if a.size < 2 or b.size < 2:
-        raise ValueError("each arm needs at least two customers")
-    mean_a, mean_b = float(a.mean()), float(b.mean())
-    var_a, var_b = float(a.var(ddof=1)) / a.size, float(b.var(ddof=1)) / b.size
-    difference = mean_b - mean_a
-    se = math.sqrt(var_a + var_b)
-    if se == 0.0:
-        p_value = 1.0 if difference == 0.0 else 0.0
-        low = high = difference
-    else:
-        dof = (var_a + var_b) ** 2 / (var_a**2 / (a.size - 1) + var_b**2 / (b.size - 1))
-        p_value = float(2 * stats.t.sf(abs(difference) / se, dof))
-        half = float(stats.t.ppf(0.5 + _CONFIDENCE / 2, dof)) * se
-        low, high = difference - half, difference + half
-    relative = difference / mean_a if mean_a != 0 else math.nan
-    return Lift(metric, mean_a, mean_b, difference, low, high, relative, p_value, "Welch t-test")
-
-
-def proportion_lift(
-    successes_a: int, n_a: int, successes_b: int, n_b: int, metric: str = "conversion"
-) -> Lift:
-    """Difference of proportions with the pooled two-proportion z-test and a Wald 95 % CI."""
-    from scipy import stats
-
-    if n_a < 1 or n_b < 1:
-        raise ValueError("each arm needs at least one customer")
-    p_a, p_b = successes_a / n_a, successes_b / n_b
-    difference = p_b - p_a
-    pooled = (successes_a + successes_b) / (n_a + n_b)
-    se_pooled = math.sqrt(pooled * (1 - pooled) * (1 / n_a + 1 / n_b))
-    z_score = difference / se_pooled if se_pooled > 0 else 0.0
-    p_value = float(2 * stats.norm.sf(abs(z_score)))
-    z = float(stats.norm.ppf(0.5 + _CONFIDENCE / 2))
-    half = z * math.sqrt(p_a * (1 - p_a) / n_a + p_b * (1 - p_b) / n_b)
-    relative = difference / p_a if p_a > 0 else math.nan
-    return Lift(
-        metric, p_a, p_b, difference, difference - half, difference + half, relative, p_value,
-        "two-proportion z-test",
-    )  # fmt: skip
-
-
-def sample_size_two_proportions(
-    baseline_rate: float,
-    target_rate: float,
-    alpha: float = 0.05,
-    power: float = 0.8,
-    continuity_correction: bool = False,
-) -> int:
-    """Customers per arm to detect ``baseline_rate`` → ``target_rate`` (see the module docstring).
-
-    Raises:
-        ValueError: If a rate is not in (0, 1), the rates are equal, or α or power is not in
-            (0, 1).
-    """
-    from scipy import stats
-
-    for name, value in (
-        ("baseline rate", baseline_rate),
-        ("target rate", target_rate),
-        ("alpha", alpha),
-        ("power", power),
-    ):
-        if not 0.0 < value < 1.0:
-            raise ValueError(f"{name} must be strictly between 0 and 1, got {value:g}")
-    delta = abs(target_rate - baseline_rate)
-    if delta == 0.0:
-        raise ValueError("the target rate must differ from the baseline rate")
-    mean = (baseline_rate + target_rate) / 2
-    z_alpha = float(stats.norm.ppf(1 - alpha / 2))
-    z_beta = float(stats.norm.ppf(power))
-    spread = math.sqrt(baseline_rate * (1 - baseline_rate) + target_rate * (1 - target_rate))
-    n = (z_alpha * math.sqrt(2 * mean * (1 - mean)) + z_beta * spread) ** 2 / delta**2
-    if continuity_correction:
-        n = n / 4 * (1 + math.sqrt(1 + 4 / (n * delta))) ** 2
-    return math.ceil(n - 1e-9)
 
 
 def resolve_arm(spec: str, model: CustomerModel, seed: int) -> Arm:
@@ -373,13 +241,10 @@ def _arm_result(label: str, result: CohortResult) -> ArmResult:
     from rec_env.agents.evaluation.evaluate import kpis_with_ci
 
     kpis = kpis_with_ci(result)
-    converted = (result.purchases > 0).astype(np.float64)
-    n = converted.size
-    share = float(converted.mean())
-    half = 1.96 * math.sqrt(share * (1 - share) / n)
+    n = result.purchases.size
     ordered = {
         "profit_per_customer": kpis["profit_per_customer"],
-        "conversion": KPI(share, half),
+        "conversion": proportion_ci(int((result.purchases > 0).sum()), n),
         "revenue_per_customer": kpis["revenue_per_customer"],
         "purchases_per_customer": kpis["purchases_per_customer"],
         "contacts_per_customer": kpis["contacts_per_customer"],
