@@ -20,9 +20,11 @@ from rec_env.settings import EnvSettings
 __all__ = [
     "EnvOption",
     "ProductsOption",
+    "RulesOption",
     "TwinsOption",
     "check_run_world",
     "env_settings",
+    "rules_fields",
     "twin_fields",
 ]
 
@@ -51,6 +53,29 @@ TwinsOption = Annotated[
         "is one of them; the population and purchase unit default to the twins' own.",
     ),
 ]
+
+
+RulesOption = Annotated[
+    Path | None,
+    typer.Option(
+        help="Business rules (YAML): their caps, eligibility and suppression mask actions in "
+        "the simulated world, as in recenv score and serve.",
+    ),
+]
+
+
+def rules_fields(rules: Path | None) -> dict[str, Any]:
+    """Settings fields for ``--rules`` (checked now: one ``error:`` line if the file is bad)."""
+    if rules is None:
+        return {}
+    from rec_env.errors import ConfigError
+    from rec_env.rules import load_rules
+
+    try:
+        load_rules(rules)
+    except ConfigError as exc:
+        fail(f"--rules: {exc}")
+    return {"rules": str(rules.resolve())}
 
 
 def twin_fields(twins: Path | None, profile: str | None) -> dict[str, Any]:

@@ -13,9 +13,11 @@ from rec_env.agents.registry import ALGORITHMS, BASELINES_BY_WORLD
 from rec_env.cli._env_option import (
     EnvOption,
     ProductsOption,
+    RulesOption,
     TwinsOption,
     check_run_world,
     env_settings,
+    rules_fields,
     twin_fields,
 )
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
@@ -61,6 +63,7 @@ def compare_command(
         ),
     ] = None,
     twins: TwinsOption = None,
+    rules: RulesOption = None,
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
     out: Annotated[Path, typer.Option(help="Directory for CSV, JSON and PNG outputs.")] = Path(
         "comparison"
@@ -78,7 +81,9 @@ def compare_command(
     check_count("--customers", customers, high=MAX_CUSTOMERS)
     if reward_mode not in REWARD_MODES:
         fail(f"--reward-mode must be one of {', '.join(REWARD_MODES)}, got {reward_mode!r}")
-    settings = env_settings(env, products, reward_mode=reward_mode, **twin_fields(twins, profile))
+    settings = env_settings(
+        env, products, reward_mode=reward_mode, **twin_fields(twins, profile), **rules_fields(rules)
+    )
     chosen = list(entries or BASELINES_BY_WORLD[settings.world])
     _check_runs(chosen, env)
     check_output_directory(out, force=force)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from rec_env.agents.evaluation.evaluate import evaluate
-from rec_env.cli._env_option import TwinsOption, twin_fields
+from rec_env.cli._env_option import RulesOption, TwinsOption, rules_fields, twin_fields
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, reporting_bad_input
 from rec_env.cli.reporting import evaluation_table
 
@@ -23,6 +23,7 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="Cohort seed.")] = 0,
     profile: Annotated[str | None, typer.Option(help="Population [default: the run's].")] = None,
     twins: TwinsOption = None,
+    rules: RulesOption = None,
     learn: Annotated[
         bool, typer.Option(help="Let online learners (bandits) keep learning during the run.")
     ] = False,
@@ -32,6 +33,7 @@ def eval_command(
 
     Every file the policy is loaded from is checked against its SHA-256 in run.json first. A
     run trained on twins (--twins) is evaluated on them; --twins evaluates on other twins.
+    --rules evaluates under business rules (a run trained under rules is evaluated under them).
     """
     from rec_env.agents.runs import load_run
 
@@ -43,6 +45,8 @@ def eval_command(
             settings = settings.replace(**twin_fields(twins, profile))
         elif profile is not None:
             settings = settings.replace(profile=profile)
+        if rules is not None:
+            settings = settings.replace(**rules_fields(rules))
         result = evaluate(policy, settings, customers, seed, learn=learn, name=info.algorithm)
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2))

@@ -8,7 +8,7 @@ import typer
 
 import rec_env
 from rec_env.cli._errors import ReportingGroup
-from rec_env.cli.ab import ab_command
+from rec_env.cli.ab import ab_app
 from rec_env.cli.bench import bench_app
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
@@ -19,6 +19,7 @@ from rec_env.cli.log import log_app
 from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
 from rec_env.cli.profiles import profiles_app
+from rec_env.cli.score import score_command
 from rec_env.cli.serve import serve_command
 from rec_env.cli.simulate import simulate
 from rec_env.cli.train import train_command
@@ -46,11 +47,12 @@ app.command("compare")(compare_command)
 app.command("serve")(serve_command)
 app.add_typer(log_app, name="log")
 app.command("explain")(explain_command)
-app.command("ab")(ab_command)
+app.add_typer(ab_app, name="ab")
 app.command("ope")(ope_command)
 app.add_typer(bench_app, name="bench")
 app.add_typer(offline_app, name="offline")
 app.command("features")(features_command)
+app.command("score")(score_command)
 profiles_app.command("history")(history_command)
 profiles_app.command("forecast")(forecast_command)
 profiles_app.command("twins")(twins_command)

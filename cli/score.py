@@ -148,7 +148,9 @@ def read_customers(path: Path) -> tuple[np.ndarray, np.ndarray]:
     ids = ids.astype(str)
     unique, counts = np.unique(ids, return_counts=True)
     if (counts > 1).any():
-        raise ValueError(f"{path}: customer_id {unique[counts > 1][0]!r} appears more than once")
+        raise ValueError(
+            f"{path}: customer_id {str(unique[counts > 1][0])!r} appears more than once"
+        )
     features = np.column_stack([as_numbers(raw[name], name, where) for name in FEATURE_NAMES])
     try:
         check_features(features)

@@ -16,8 +16,10 @@ from rec_env.agents.runs import RUN_FILE, RunInfo, default_run_dir, read_run_inf
 from rec_env.cli._env_option import (
     EnvOption,
     ProductsOption,
+    RulesOption,
     TwinsOption,
     env_settings,
+    rules_fields,
     twin_fields,
 )
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
@@ -61,6 +63,7 @@ def train_command(
         ),
     ] = None,
     twins: TwinsOption = None,
+    rules: RulesOption = None,
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     out: Annotated[
@@ -105,7 +108,9 @@ def train_command(
         check_count("--steps", steps)
     check_count("--eval-customers", eval_customers, high=MAX_CUSTOMERS)
     check_count("--final-customers", final_customers, high=MAX_CUSTOMERS)
-    settings = env_settings(env, products, reward_mode=reward_mode, **twin_fields(twins, profile))
+    settings = env_settings(
+        env, products, reward_mode=reward_mode, **twin_fields(twins, profile), **rules_fields(rules)
+    )
     with reporting_bad_input():
         settings.build_model()  # fail fast on a bad population or product table
         overrides = parse_overrides(set_ or [])

@@ -1,0 +1,181 @@
+"""``recenv score`` and :class:`rec_env.serve.scoring.Scorer`: the weekly campaign list."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from rec_env.agents.explain import population_background
+from rec_env.agents.runs import load_run
+from rec_env.agents.training import train
+from rec_env.cli.main import app
+from rec_env.features import FEATURE_INDEX, FEATURE_NAMES
+from rec_env.rules import BusinessRules, compile_rules
+from rec_env.serve.scoring import Scorer, holdout_flags, id_hash, score_frame
+from tests.cli_checks import assert_bad_input
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def ppo_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "ppo"
+    hyperparams = {"n_envs": 16, "n_steps": 16, "batch_size": 128, "n_epochs": 1}
+    train("ppo", steps=1_024, out=out, hyperparams=hyperparams, eval_customers=100,
+          final_customers=100)  # fmt: skip
+    return out
+
+
+@pytest.fixture(scope="module")
+def base() -> tuple[np.ndarray, np.ndarray]:
+    features = population_background(3_000, "default", "strategy", seed=0).astype(np.float64)
+    return np.array([f"c{i:05d}" for i in range(len(features))]), features
+
+
+def write_customers(path: Path, ids: np.ndarray, features: np.ndarray) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["customer_id", *FEATURE_NAMES])
+        for customer, row in zip(ids, features, strict=True):
+            writer.writerow([customer, *(repr(float(v)) for v in row)])
+    return path
+
+
+def test_holdout_is_a_stable_keyed_hash_of_the_id() -> None:
+    ids = np.array([f"customer-{i}" for i in range(20_000)], dtype=object)
+    held = holdout_flags(ids, 0.05, seed=7)
+    assert held.mean() == pytest.approx(0.05, abs=0.005)
+    # The same customer is in or out whatever the batch, its order or its neighbours.
+    order = np.random.default_rng(0).permutation(ids.size)
+    assert np.array_equal(holdout_flags(ids[order], 0.05, seed=7), held[order])
+    assert np.array_equal(holdout_flags(ids[:10], 0.05, seed=7), held[:10])
+    assert (held != holdout_flags(ids, 0.05, seed=8)).sum() > 1000  # another seed, another set
+    assert (holdout_flags(ids, 0.10, seed=7) >= held).all()  # a larger share adds customers
+    # A fixed value: the hash is integer arithmetic, the same on every machine.
+    assert int(id_hash(np.array(["c1"]), 0)[0]) == int(id_hash(np.array(["c1"]), 0)[0])
+    assert (
+        id_hash(np.array(["ab", "ba", "a", "é"]), 1).tolist()
+        == id_hash(np.array(["ab", "ba", "a", "é"], dtype=object), 1).tolist()
+    )
+    assert len(set(id_hash(np.array(["ab", "ba", "a", "a\u00e9"]), 1).tolist())) == 4
+    with pytest.raises(ValueError, match="holdout share"):
+        holdout_flags(ids, 1.0, 0)
+
+
+def test_scorer_respects_consent_rules_and_holdout(ppo_run, base) -> None:
+    ids, features = base
+    policy, info = load_run(ppo_run)
+    rules = compile_rules(
+        BusinessRules.model_validate(
+            {"caps": [{"max_messages": 1}],
+             "budgets": [{"name": "d", "offers": ["discount"], "max_messages": 50}],
+             "suppression": {"customer_ids": ["c00003", "c00004"]},
+             "min_no_action_share": 0.3}
+        ),
+        info.settings.build_model().actions,
+    )  # fmt: skip
+    scorer = Scorer.for_run(policy, info, rules=rules, holdout=0.1, seed=3)
+    scored = scorer.score(features, ids)
+    table = scorer.table
+    names = np.array(table.names)
+    channel = table.channel[scored.actions]
+    consent = features[:, [FEATURE_INDEX[f"consent_{c}"] for c in ("email", "sms", "push")]]
+    sent = channel < 3
+    assert (consent[np.flatnonzero(sent), channel[sent]] > 0.5).all()  # never without consent
+    assert not sent[features[:, FEATURE_INDEX["contacts_last_30d"]] >= 1].any()  # the cap
+    assert not sent[[3, 4]].any() and "suppression" in scored.rules[3]
+    assert (np.char.startswith(names[scored.actions].astype(str), "discount")).sum() <= 50
+    assert (scored.actions == table.no_action).mean() >= 0.3
+    assert (scored.actions[scored.holdout] == table.no_action).all()
+    assert (scored.rules[scored.holdout] == "holdout").all()
+    assert scored.holdout.mean() == pytest.approx(0.1, abs=0.02)
+    assert np.allclose(scored.probabilities.sum(axis=1), 1.0)
+    assert ((scored.propensities > 0) & (scored.propensities <= 1)).all()
+    # Same seed, same list; another seed draws other actions.
+    again = Scorer.for_run(policy, info, rules=rules, holdout=0.1, seed=3).score(features, ids)
+    assert np.array_equal(again.actions, scored.actions)
+    other = Scorer.for_run(policy, info, rules=rules, holdout=0.1, seed=4).score(features, ids)
+    assert not np.array_equal(other.actions, scored.actions)
+    # The distributed engines' shape: a DataFrame in, a DataFrame out.
+    import pandas as pd
+
+    frame = pd.DataFrame(features, columns=list(FEATURE_NAMES)).assign(customer_id=ids)
+    out = score_frame(frame.iloc[:100], Scorer.for_run(policy, info, seed=3), top_k=2)
+    assert list(out.columns[:5]) == ["customer_id", "action", "propensity", "holdout", "rules"]
+    assert {"top1_action", "top2_probability"} <= set(out.columns) and len(out) == 100
+
+
+def test_cli_score_writes_and_logs_the_list(ppo_run, base, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    ids, features = base
+    customers = write_customers(tmp_path / "customers.csv", ids[:500], features[:500])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("caps: [{min_days_between: 14}]\nmin_no_action_share: 0.2\n")
+    out, db = tmp_path / "decisions.parquet", tmp_path / "decisions.db"
+    args = ["score", str(customers), "--model", str(ppo_run), "--rules", str(rules),
+            "--holdout", "0.1", "--out", str(out), "--db", str(db)]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "500 customers scored" in result.stdout and f"wrote {out}" in result.stdout
+    table = pq.read_table(out).to_pandas()
+    assert len(table) == 500 and list(table.columns[:3]) == ["customer_id", "event_id", "action"]
+    assert table["event_id"].is_unique and table["holdout"].sum() > 20
+    assert (table.loc[table["holdout"], "action"] == "no_action").all()
+    with sqlite3.connect(db) as connection:
+        logged = connection.execute("SELECT event_id, customer_id, propensity FROM decisions")
+        rows = {e: (c, p) for e, c, p in logged.fetchall()}
+    assert set(rows) == set(table["event_id"])
+    first = table.iloc[0]
+    assert rows[first["event_id"]] == (first["customer_id"], pytest.approx(first["propensity"]))
+    # --top-k and --no-log, and CSV output.
+    csv_out = tmp_path / "top.csv"
+    result = runner.invoke(app, [*args[:-4], "--out", str(csv_out), "--no-log", "--top-k", "2"])
+    assert result.exit_code == 0, result.output
+    header = csv_out.read_text().splitlines()[0].split(",")
+    assert "event_id" not in header and "top2_action" in header and "p_no_action" not in header
+
+
+def test_cli_score_reason_codes(ppo_run, base, tmp_path) -> None:
+    import pyarrow.parquet as pq
+
+    ids, features = base
+    customers = write_customers(tmp_path / "customers.csv", ids[:5], features[:5])
+    out = tmp_path / "d.parquet"
+    result = runner.invoke(app, ["score", str(customers), "--model", str(ppo_run), "--out",
+                                 str(out), "--no-log", "--explain", "3"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    reasons = pq.read_table(out).column("reasons").to_pylist()
+    assert all(len(r.split(";")) == 3 for r in reasons)
+    assert reasons[0].split(":")[0] in FEATURE_NAMES
+
+
+def test_cli_score_bad_input_writes_nothing(ppo_run, base, tmp_path) -> None:
+    ids, features = base
+    out, db = tmp_path / "d.parquet", tmp_path / "d.db"
+    good = write_customers(tmp_path / "good.csv", ids[:10], features[:10])
+    bad_value = features[:10].copy()
+    bad_value[3, FEATURE_INDEX["frequency"]] = -5
+    cases = [
+        (write_customers(tmp_path / "neg.csv", ids[:10], bad_value), [], "row 4: frequency"),
+        (write_customers(tmp_path / "dup.csv", np.array(["a"] * 10), features[:10]), [],
+         "customer_id 'a' appears more than once"),
+        (tmp_path / "missing.csv", [], "missing.csv: no such file"),
+        (good, ["--holdout", "1.5"], "holdout share"),
+        (good, ["--top-k", "0"], "--top-k"),
+    ]  # fmt: skip
+    (tmp_path / "short.csv").write_text("customer_id,recency\nc1,3\n")
+    cases.append((tmp_path / "short.csv", [], "frequency"))
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("caps: [{max_messages: -1}]\n")
+    cases.append((good, ["--rules", str(rules)], "caps.0.max_messages"))
+    for path, extra, message in cases:
+        result = runner.invoke(app, ["score", str(path), "--model", str(ppo_run), "--out",
+                                     str(out), "--db", str(db), *extra])  # fmt: skip
+        assert_bad_input(result, message)
+        assert not out.exists() and not db.exists()
