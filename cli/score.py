@@ -92,9 +92,10 @@ def score_command(
                              f"{info.settings.world} run")  # fmt: skip
         compiled = None
         if rules is not None:
+            from rec_env.env import shared_model
             from rec_env.rules import load_rules
 
-            compiled = load_rules(rules, info.settings.build_model().actions)
+            compiled = load_rules(rules, shared_model(info.settings).actions)
         scorer = Scorer.for_run(
             policy,
             info,
@@ -142,15 +143,17 @@ def read_customers(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"{path}: no customers")
     if n > MAX_ROWS:
         raise ValueError(f"{path}: more than {MAX_ROWS:,} customers; split the file")
-    missing_id = np.flatnonzero([c is None or str(c).strip() == "" for c in ids[:MAX_ROWS]])
-    if missing_id.size:
-        raise ValueError(f"{path}: row {missing_id[0] + 1}: customer_id: missing")
-    ids = ids.astype(str)
-    unique, counts = np.unique(ids, return_counts=True)
-    if (counts > 1).any():
-        raise ValueError(
-            f"{path}: customer_id {str(unique[counts > 1][0])!r} appears more than once"
-        )
+    import pandas as pd
+
+    text = pd.Series(ids, dtype=object)
+    missing = text.isna().to_numpy() | (text.astype(str).str.strip() == "").to_numpy()
+    if missing.any():
+        raise ValueError(f"{path}: row {np.argmax(missing) + 1}: customer_id: missing")
+    repeated = text.duplicated().to_numpy()
+    if repeated.any():
+        first = str(text.iloc[int(np.argmax(repeated))])
+        raise ValueError(f"{path}: customer_id {first!r} appears more than once")
+    ids = text.astype(str).to_numpy(dtype=object)
     features = np.column_stack([as_numbers(raw[name], name, where) for name in FEATURE_NAMES])
     try:
         check_features(features)

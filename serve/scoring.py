@@ -38,6 +38,9 @@ __all__ = ["ScoredBatch", "Scorer", "check_features", "holdout_flags", "id_hash"
 
 _CONSENT_ROWS = [FEATURE_NAMES.index(name) for name in CONSENT_FEATURES]
 
+CHUNK = 32_768
+"""Customers decided together (the batch rules then apply to the whole batch)."""
+
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 _FNV_PRIME = np.uint64(0x100000001B3)
@@ -122,8 +125,8 @@ class ScoredBatch:
         """
         names = np.array(self.action_names, dtype=object)
         out: dict[str, np.ndarray] = {
-            "customer_id": np.asarray(self.customer_ids).astype(str),
-            "action": names[self.actions].astype(str),
+            "customer_id": np.asarray(self.customer_ids).astype(str).astype(object),
+            "action": names[self.actions],
             "propensity": self.propensities,
             "holdout": self.holdout,
             "rules": self.rules,
@@ -136,7 +139,7 @@ class ScoredBatch:
         order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
         for rank in range(k):
             column = order[:, rank]
-            out[f"top{rank + 1}_action"] = names[column].astype(str)
+            out[f"top{rank + 1}_action"] = names[column]
             out[f"top{rank + 1}_probability"] = self.probabilities[np.arange(self.n), column]
         return out
 
@@ -188,7 +191,9 @@ class Scorer:
     @classmethod
     def for_run(cls, policy: Policy, info: Any, **options: Any) -> Scorer:
         """A scorer of a loaded run (``rec_env.agents.runs.load_run``), fastest exact path."""
-        model = info.settings.build_model()
+        from rec_env.env import shared_model
+
+        model = shared_model(info.settings)
         probabilities = serving_probabilities(
             policy, model.actions, info.settings.profile, info.settings.catalog
         )
@@ -211,19 +216,30 @@ class Scorer:
         if ids.shape != (n,):
             raise ValueError(f"expected {n} customer ids, got shape {ids.shape}")
         no_action = self.table.no_action
-        consent = consent_masks(obs[:, _CONSENT_ROWS], self.table.channel)
-        allowed = consent.copy()
-        codes = np.zeros(n, dtype=np.uint64)
-        if self.rules is not None:
-            allowed &= self.rules.masks(obs, ids)
-            codes = self.rules.binding(obs, consent, ids)
         held = holdout_flags(ids, self.holdout, self.holdout_seed)
-        allowed[held] = False
-        allowed[:, no_action] = True
-        policy_p = self.probability_fn(obs, allowed)
-        served = self.exploration.apply(policy_p, allowed)
-        greedy = self.greedy
-        actions = np.argmax(served, axis=1) if greedy else sample_actions(served, self.random)
+        n_actions = self.table.n_actions
+        allowed = np.empty((n, n_actions), dtype=bool)
+        served = np.empty((n, n_actions))
+        chosen_p = np.empty(n)
+        actions = np.empty(n, dtype=np.intp)
+        codes = np.zeros(n, dtype=np.uint64)
+        # Chunks keep the network's intermediate arrays in cache; the draws are one uniform per
+        # customer in batch order either way.
+        for start in range(0, n, CHUNK):
+            rows = slice(start, min(start + CHUNK, n))
+            chunk_obs = obs[rows]
+            consent = consent_masks(chunk_obs[:, _CONSENT_ROWS], self.table.channel)
+            mask = consent.copy()
+            if self.rules is not None:
+                mask &= self.rules.masks(chunk_obs, ids[rows])
+                codes[rows] = self.rules.binding(chunk_obs, consent, ids[rows])
+            mask[held[rows]] = False
+            mask[:, no_action] = True
+            policy_p = self.probability_fn(chunk_obs, mask)
+            q = self.exploration.apply(policy_p, mask)
+            chosen = np.argmax(q, axis=1) if self.greedy else sample_actions(q, self.random)
+            allowed[rows], served[rows], actions[rows] = mask, q, chosen
+            chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
         propensities = served[np.arange(n), actions]
         if self.rules is not None and self.rules.batch_only:
             chosen = ~held
@@ -232,7 +248,7 @@ class Scorer:
                 actions[rows],
                 served[rows],
                 allowed[rows],
-                priority=policy_p[rows, actions[rows]],
+                priority=chosen_p[rows],
                 choose=None if self.greedy else (lambda p: sample_actions(p, self.random)),
             )
             actions[rows] = allocation.actions
