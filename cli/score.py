@@ -107,16 +107,12 @@ def score_command(
             greedy=greedy,
         )
         ids, features = read_customers(customers)
-        scored = scorer.score(features, ids)
-        columns = scored.columns(top_k)
-        if explain:
-            columns["reasons"] = _reason_codes(policy, info, features, scored, explain)
+        scored = scorer.score(features, ids, checked=True)
+        reasons = _reason_codes(policy, info, features, scored, explain) if explain else None
     decided = time.perf_counter()
-    if log and db is not None:
-        event_ids = _log(db, info, features, scorer, scored)
-        columns = {"customer_id": columns.pop("customer_id"), "event_id": event_ids, **columns}
+    event_ids = _log(db, info, features, scorer, scored) if log and db is not None else None
     with staged_file(out) as staged:
-        _write(columns, staged, suffix)
+        write_scored(scored, staged, suffix, top_k, event_ids, reasons)
     total = time.perf_counter() - started
     _summary(scored, out, db if log else None, decided - started, total)
 
@@ -214,19 +210,31 @@ def _log(db: Path, info: Any, features: np.ndarray, scorer: Any, scored: Any) ->
     return np.array(ids, dtype=object)
 
 
-def _write(columns: dict[str, np.ndarray], path: Path, suffix: str) -> None:
-    """Parquet straight from the arrays, or CSV."""
+def write_scored(
+    scored: Any,
+    path: Path,
+    suffix: str,
+    top_k: int | None = None,
+    event_ids: np.ndarray | None = None,
+    reasons: np.ndarray | None = None,
+) -> None:
+    """The campaign list as Parquet (straight from the arrays) or CSV."""
     if suffix == ".csv":
         from rec_env.cli._outputs import write_columns
 
+        columns = scored.columns(top_k)
+        if event_ids is not None:
+            columns = {"customer_id": columns.pop("customer_id"), "event_id": event_ids, **columns}
+        if reasons is not None:
+            columns["reasons"] = reasons
         write_columns(columns, path, ".csv")
         return
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table(
-        {k: pa.array(v.astype(str) if v.dtype == object else v) for k, v in columns.items()}
-    )
+    table = scored.to_arrow(top_k, event_ids)
+    if reasons is not None:
+        table = table.append_column("reasons", pa.array(reasons, type=pa.string()))
     pq.write_table(table, path)
 
 
