@@ -113,6 +113,12 @@ def serve_command(
             "is sent on a channel of unknown consent.",
         ),
     ] = None,
+    rules: Annotated[
+        Path | None,
+        typer.Option(
+            help="Business rules (YAML): caps, eligibility and suppression mask every decision."
+        ),
+    ] = None,
     reward_min: Annotated[
         float | None,
         typer.Option(
@@ -192,6 +198,7 @@ def serve_command(
         "explain": explain,
         "n_background": n_background,
         "assume_consent": assume_consent,
+        "rules": rules,
         "reward_min": reward_min,
         "reward_max": reward_max,
         "max_body_bytes": max_body_bytes,

@@ -122,6 +122,7 @@ class DecisionService:
         self.world.check_policy(policy, settings.model_dir)
         self.actions = self.world.actions
         self.exploration = Exploration(settings.exploration, settings.epsilon, settings.temperature)
+        self.rules = _rules(settings, self.world)
         drawn = log.sampler_draws(settings.seed) if settings.seed is not None else 0
         self.sampler = ActionSampler(settings.seed, skip=drawn)
         self.seed = self.sampler.seed
@@ -252,8 +253,13 @@ class DecisionService:
             )
         return index
 
-    def allowed_actions(self, obs: np.ndarray, excluded: np.ndarray | None = None) -> np.ndarray:
-        """``(n, A)`` bool: consent on the action's channel, not ``excluded``, and supported.
+    def allowed_actions(
+        self,
+        obs: np.ndarray,
+        excluded: np.ndarray | None = None,
+        customer_ids: Sequence[str | None] | None = None,
+    ) -> np.ndarray:
+        """``(n, A)`` bool: consent, the business rules, not ``excluded``, and supported.
 
         A policy learned on some of the catalog's actions (its ``supported_actions``) keeps
         exploration to those and doing nothing.
@@ -263,8 +269,12 @@ class DecisionService:
             excluded: ``(A,)`` or ``(n, A)`` bool, True for actions the caller excluded. The
                 do-nothing action needs no consent and cannot be excluded, so every row keeps
                 at least one allowed action.
+            customer_ids: The customers' ids, for the rules' suppression list.
         """
         allowed = consent_masks(self.world.consent(obs), self.actions.channel)
+        if self.rules is not None:
+            ids = None if customer_ids is None else np.array(customer_ids, dtype=object)
+            allowed &= self.rules.masks(obs, ids)
         if excluded is not None:
             allowed &= ~excluded
         supported = self.policy.supported_actions
@@ -453,3 +463,18 @@ class DecisionService:
             raise
         self.metrics.add_reward("duplicate" if receipt.duplicate else "recorded", reward)
         return receipt
+
+
+def _rules(settings: ServeSettings, world: ServedWorld) -> Any:
+    """The compiled business rules of ``settings.rules`` (strategy runs), or None.
+
+    Raises:
+        ValueError: For a rules file with an item or slate run, or an invalid file (naming it).
+    """
+    if settings.rules is None:
+        return None
+    if world.kind != "strategy":
+        raise ValueError(f"--rules applies to strategy runs; this is an {world.kind} run")
+    from rec_env.rules import load_rules
+
+    return load_rules(settings.rules, world.actions)

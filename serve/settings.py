@@ -133,6 +133,11 @@ class ServeSettings(BaseSettings):
         le=64 * 1024**3,
         description="Bound on the decision log's write-ahead log file, in bytes.",
     )
+    rules: Path | None = Field(
+        None,
+        description="Business rules (YAML; strategy runs): their caps, eligibility and "
+        "suppression mask every decision, as in training and batch scoring.",
+    )
     assume_consent: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Channels on which a customer's unknown consent (left out of the request) "

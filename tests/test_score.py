@@ -34,6 +34,8 @@ def ppo_run(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def base() -> tuple[np.ndarray, np.ndarray]:
     features = population_background(3_000, "default", "strategy", seed=0).astype(np.float64)
+    # Recent contacts, so that frequency caps have customers to bind.
+    features[:, FEATURE_INDEX["contacts_last_30d"]] = np.random.default_rng(0).integers(0, 3, 3_000)
     return np.array([f"c{i:05d}" for i in range(len(features))]), features
 
 
@@ -87,7 +89,8 @@ def test_scorer_respects_consent_rules_and_holdout(ppo_run, base) -> None:
     consent = features[:, [FEATURE_INDEX[f"consent_{c}"] for c in ("email", "sms", "push")]]
     sent = channel < 3
     assert (consent[np.flatnonzero(sent), channel[sent]] > 0.5).all()  # never without consent
-    assert not sent[features[:, FEATURE_INDEX["contacts_last_30d"]] >= 1].any()  # the cap
+    capped = features[:, FEATURE_INDEX["contacts_last_30d"]] >= 1
+    assert capped.sum() > 1000 and not sent[capped].any()  # the cap
     assert not sent[[3, 4]].any() and "suppression" in scored.rules[3]
     assert (np.char.startswith(names[scored.actions].astype(str), "discount")).sum() <= 50
     assert (scored.actions == table.no_action).mean() >= 0.3
@@ -179,3 +182,39 @@ def test_cli_score_bad_input_writes_nothing(ppo_run, base, tmp_path) -> None:
                                      str(out), "--db", str(db), *extra])  # fmt: skip
         assert_bad_input(result, message)
         assert not out.exists() and not db.exists()
+
+
+def test_serve_applies_the_same_rules(ppo_run, base, tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from rec_env.serve import ServeSettings, create_app
+
+    _, features = base
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("caps: [{max_messages: 1}]\nsuppression: {customer_ids: [vip-1]}\n")
+    settings = ServeSettings(model_dir=ppo_run, db=tmp_path / "d.db", seed=0, explain=False,
+                             rules=rules, epsilon=1.0)  # fmt: skip
+    capped = features[features[:, FEATURE_INDEX["contacts_last_30d"]] >= 1][:40]
+    free = features[(features[:, FEATURE_INDEX["contacts_last_30d"]] < 1)
+                    & (features[:, FEATURE_INDEX["consent_email"]] > 0.5)][:40]  # fmt: skip
+    assert len(capped) == 40 and len(free) == 40
+
+    def served(client: TestClient, rows: np.ndarray, customer_ids: list[str]) -> list[str]:
+        body = {"columns": {n: rows[:, j].tolist() for j, n in enumerate(FEATURE_NAMES)},
+                "customer_ids": customer_ids}  # fmt: skip
+        response = client.post("/v1/recommend/batch", json=body)
+        assert response.status_code == 200, response.text
+        return response.json()["actions"]
+
+    with TestClient(create_app(settings)) as client:
+        # Uniform exploration (epsilon 1) would message someone if the rules let it.
+        assert set(served(client, capped, [f"c{i}" for i in range(40)])) == {"no_action"}
+        assert set(served(client, free, ["vip-1"] * 40)) == {"no_action"}
+        assert set(served(client, free, [f"c{i}" for i in range(40)])) != {"no_action"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("caps: [{max_messages: x}]\n")
+    with (
+        pytest.raises(ValueError, match=r"bad\.yaml"),
+        TestClient(create_app(settings.model_copy(update={"rules": bad}))),
+    ):
+        pass

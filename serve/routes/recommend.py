@@ -78,7 +78,9 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
-    decisions = service.decide(obs, service.allowed_actions(obs, excluded), [body.customer_id])
+    decisions = service.decide(
+        obs, service.allowed_actions(obs, excluded, [body.customer_id]), [body.customer_id]
+    )
     action = int(decisions.actions[0])
     response: dict[str, Any] = {
         "event_id": decisions.event_ids[0],
@@ -120,7 +122,9 @@ def _batch_response(
         customers = fill_in_columns(body.columns, body.n_customers, service.assume_consent)
     obs = customers.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
-    decisions = service.decide(obs, service.allowed_actions(obs, excluded), body.customer_ids)
+    decisions = service.decide(
+        obs, service.allowed_actions(obs, excluded, body.customer_ids), body.customer_ids
+    )
     names = np.array(service.actions.names, dtype=object)
     return {
         "model_version": service.model_version,
