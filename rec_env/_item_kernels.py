@@ -486,7 +486,7 @@ def item_step_kernel(
             revenue += price[product] * (1.0 - discount)
             discount_cost = price[product] * discount
             profit += price[product] * (margin[product] - discount)
-            value += price[product] * (1.0 - discount)
+            value += price[product]  # monetary_value follows list value, as in the strategy world
         if organic > 0.0:
             revenue += price[organic_product]
             profit += price[organic_product] * margin[organic_product]
