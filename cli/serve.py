@@ -119,6 +119,16 @@ def serve_command(
             help="Business rules (YAML): caps, eligibility and suppression mask every decision."
         ),
     ] = None,
+    holdout: Annotated[
+        float | None,
+        typer.Option(
+            help="Share of customers held out (no message) by a keyed hash of customer_id, as "
+            "recenv score does [default: 0]."
+        ),
+    ] = None,
+    holdout_seed: Annotated[
+        int | None, typer.Option(help="Key of the holdout's hash [default: 0].")
+    ] = None,
     reward_min: Annotated[
         float | None,
         typer.Option(
@@ -199,6 +209,8 @@ def serve_command(
         "n_background": n_background,
         "assume_consent": assume_consent,
         "rules": rules,
+        "holdout": holdout,
+        "holdout_seed": holdout_seed,
         "reward_min": reward_min,
         "reward_max": reward_max,
         "max_body_bytes": max_body_bytes,

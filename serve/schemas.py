@@ -659,6 +659,9 @@ class RecommendResponse(DecisionResponse):
         description="Serving probability of every action (0 where not allowed)."
     )
     explanation: Explanation | None = Field(None, description="With explain: true.")
+    holdout: bool = Field(
+        False, description="The customer is in the holdout (--holdout): the action is no_action."
+    )
 
 
 class BatchRecommendResponse(BatchDecisionResponse):
@@ -690,6 +693,10 @@ class BatchRecommendResponse(BatchDecisionResponse):
     propensities: list[float]
     action_names: list[str] = Field(description="Order of the probability rows.")
     probabilities: list[list[float]] | None = Field(None, description="With include_probabilities.")
+    holdout: list[bool] = Field(
+        default_factory=list,
+        description="Per customer: in the holdout (--holdout), so the action is no_action.",
+    )
 
 
 class ExplainRequest(_CustomerOrHistory):

@@ -269,18 +269,33 @@ class DecisionService:
             excluded: ``(A,)`` or ``(n, A)`` bool, True for actions the caller excluded. The
                 do-nothing action needs no consent and cannot be excluded, so every row keeps
                 at least one allowed action.
-            customer_ids: The customers' ids, for the rules' suppression list.
+            customer_ids: The customers' ids, for the rules' suppression list and the holdout
+                (a held-out customer is allowed only to get nothing).
         """
         allowed = consent_masks(self.world.consent(obs), self.actions.channel)
         if self.rules is not None:
             ids = None if customer_ids is None else np.array(customer_ids, dtype=object)
             allowed &= self.rules.masks(obs, ids)
+        held = self.held_out(customer_ids, obs.shape[0])
+        if held.any():
+            allowed[held] = False
+            allowed[held, self.actions.no_action] = True
         if excluded is not None:
             allowed &= ~excluded
         supported = self.policy.supported_actions
         if supported is not None:  # exploration too stays on what the policy was learned on
             allowed &= supported
         return allowed
+
+    def held_out(self, customer_ids: Sequence[str | None] | None, n: int) -> np.ndarray:
+        """``(n,)`` bool: the customers in the holdout (``--holdout``; none without an id)."""
+        share = self.settings.holdout
+        if share <= 0.0 or customer_ids is None:
+            return np.zeros(n, dtype=bool)
+        from rec_env.serve.scoring import holdout_flags
+
+        ids = np.array(["" if c is None else str(c) for c in customer_ids], dtype=object)
+        return holdout_flags(ids, share, self.settings.holdout_seed) & (ids != "")
 
     def describe_action(self, index: int) -> dict[str, Any]:
         """An action as the API shows it (:meth:`ServedWorld.describe_action`)."""

@@ -138,6 +138,15 @@ class ServeSettings(BaseSettings):
         description="Business rules (YAML; strategy runs): their caps, eligibility and "
         "suppression mask every decision, as in training and batch scoring.",
     )
+    holdout: float = Field(
+        0.0,
+        ge=0.0,
+        lt=1.0,
+        description="Share of customers held out (no message), chosen by a keyed hash of "
+        "their customer_id, as recenv score chooses them: the same customers week after week. "
+        "A request without a customer_id is never held out.",
+    )
+    holdout_seed: int = Field(0, description="Key of the holdout's customer-id hash.")
     assume_consent: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Channels on which a customer's unknown consent (left out of the request) "

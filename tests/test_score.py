@@ -218,3 +218,30 @@ def test_serve_applies_the_same_rules(ppo_run, base, tmp_path) -> None:
         TestClient(create_app(settings.model_copy(update={"rules": bad}))),
     ):
         pass
+
+
+def test_serve_holds_out_the_customers_score_holds_out(ppo_run, base, tmp_path) -> None:
+    from fastapi.testclient import TestClient
+
+    from rec_env.serve import ServeSettings, create_app
+
+    ids, features = base
+    rows = features[:400]
+    expected = holdout_flags(ids[:400], 0.2, 5)
+    settings = ServeSettings(model_dir=ppo_run, db=tmp_path / "d.db", seed=0, explain=False,
+                             holdout=0.2, holdout_seed=5)  # fmt: skip
+    body = {"columns": {n: rows[:, j].tolist() for j, n in enumerate(FEATURE_NAMES)},
+            "customer_ids": ids[:400].tolist()}  # fmt: skip
+    with TestClient(create_app(settings)) as client:
+        batch = client.post("/v1/recommend/batch", json=body).json()
+        assert np.array_equal(batch["holdout"], expected) and expected.sum() > 40
+        actions = np.array(batch["actions"])
+        assert (actions[expected] == "no_action").all()
+        assert np.allclose(np.array(batch["propensities"])[expected], 1.0)
+        held = ids[:400][expected][0]
+        features_0 = dict(zip(FEATURE_NAMES, rows[0].tolist(), strict=True))
+        one = {"customer_id": str(held), "features": features_0}
+        single = client.post("/v1/recommend", json=one).json()
+        assert single["holdout"] is True and single["action"]["name"] == "no_action"
+        anonymous = client.post("/v1/recommend", json={"features": one["features"]}).json()
+        assert anonymous["holdout"] is False

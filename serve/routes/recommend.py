@@ -92,6 +92,7 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         ),
         "filled_in": [filled.as_dict() for filled in customer.filled_in],
         "explanation": None,
+        "holdout": bool(service.held_out([body.customer_id], 1)[0]),
     }
     if body.explain:
         response["explanation"] = await run_in_threadpool(
@@ -136,6 +137,7 @@ def _batch_response(
         "action_names": list(service.actions.names),
         "probabilities": (decisions.probabilities.tolist() if body.include_probabilities else None),
         "filled_in": [filled.as_dict(counts=True) for filled in customers.filled_in],
+        "holdout": service.held_out(body.customer_ids, len(decisions.event_ids)).tolist(),
     }
 
 
