@@ -20,6 +20,7 @@ from rec_env.settings import EnvSettings
 __all__ = [
     "EnvOption",
     "ProductsOption",
+    "ProfileOption",
     "RulesOption",
     "TwinsOption",
     "check_run_world",
@@ -45,6 +46,13 @@ ProductsOption = Annotated[
     ),
 ]
 
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Population name or YAML path [default: default, or the twins'].",
+        show_default=False,
+    ),
+]
 TwinsOption = Annotated[
     Path | None,
     typer.Option(

@@ -13,6 +13,7 @@ from rec_env.agents.registry import ALGORITHMS, BASELINES_BY_WORLD
 from rec_env.cli._env_option import (
     EnvOption,
     ProductsOption,
+    ProfileOption,
     RulesOption,
     TwinsOption,
     check_run_world,
@@ -55,13 +56,7 @@ def compare_command(
     products: ProductsOption = None,
     customers: Annotated[int, typer.Option(help="Customers in the shared cohort.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Cohort seed (same customers for every agent).")] = 0,
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            help="Population name or YAML path [default: default, or the twins'].",
-            show_default=False,
-        ),
-    ] = None,
+    profile: ProfileOption = None,
     twins: TwinsOption = None,
     rules: RulesOption = None,
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",

@@ -19,6 +19,7 @@ from rec_env.cli.log import log_app
 from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
 from rec_env.cli.profiles import profiles_app
+from rec_env.cli.rewards import rewards_app
 from rec_env.cli.score import score_command
 from rec_env.cli.serve import serve_command
 from rec_env.cli.simulate import simulate
@@ -53,6 +54,7 @@ app.add_typer(bench_app, name="bench")
 app.add_typer(offline_app, name="offline")
 app.command("features")(features_command)
 app.command("score")(score_command)
+app.add_typer(rewards_app, name="rewards")
 profiles_app.command("history")(history_command)
 profiles_app.command("forecast")(forecast_command)
 profiles_app.command("twins")(twins_command)

@@ -16,6 +16,7 @@ from rec_env.agents.runs import RUN_FILE, RunInfo, default_run_dir, read_run_inf
 from rec_env.cli._env_option import (
     EnvOption,
     ProductsOption,
+    ProfileOption,
     RulesOption,
     TwinsOption,
     env_settings,
@@ -55,13 +56,7 @@ def train_command(
     ] = None,
     env: EnvOption = ENV_ID,
     products: ProductsOption = None,
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            help="Population name or YAML path [default: default, or the twins'].",
-            show_default=False,
-        ),
-    ] = None,
+    profile: ProfileOption = None,
     twins: TwinsOption = None,
     rules: RulesOption = None,
     reward_mode: Annotated[str, typer.Option(help="profit, conversion or rule.")] = "profit",

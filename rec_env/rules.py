@@ -333,7 +333,7 @@ class CompiledRules:
         probabilities: np.ndarray,
         allowed: np.ndarray,
         priority: np.ndarray,
-        choose: Callable[[np.ndarray], np.ndarray] | None = None,
+        choose: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
     ) -> BatchAllocation:
         """Apply the budgets and the no-action share to a batch's chosen actions.
 
@@ -349,8 +349,9 @@ class CompiledRules:
             probabilities: ``(n, n_actions)`` the probabilities they were chosen from.
             allowed: ``(n, n_actions)`` bool, consent and mask rules combined.
             priority: ``(n,)`` who keeps a budgeted message first (higher first).
-            choose: Draws one action per row of ``(k, n_actions)`` probabilities (rows sum to
-                1); the service passes its seeded sampler.
+            choose: ``choose(probabilities, rows)`` draws one action per row of ``(k,
+                n_actions)`` probabilities (rows sum to 1) for the customers ``rows`` (indices
+                into this batch); batch scoring draws from each customer's own hash.
 
         Returns:
             The actions, the probability each was chosen with (1 for a forced ``no_action``),
@@ -383,7 +384,7 @@ class CompiledRules:
                 left = np.where(allowed[over], probabilities[over], 0.0)
                 left[:, no_action] += left.sum(axis=1) == 0  # nothing left: do nothing
                 left /= left.sum(axis=1, keepdims=True)
-                again = np.argmax(left, axis=1) if choose is None else choose(left)
+                again = np.argmax(left, axis=1) if choose is None else choose(left, over)
                 actions[over] = again
                 propensity[over] = left[np.arange(over.size), again]
                 codes[over] |= np.uint64(1 << (first + b))

@@ -28,6 +28,7 @@ from rec_env.serve.limits import BodyLimitMiddleware
 from rec_env.serve.metrics import Metrics, MetricsMiddleware
 from rec_env.serve.routes import router
 from rec_env.serve.routes.docs import add_offline_docs
+from rec_env.serve.routes.events import body_models as reward_body_models
 from rec_env.serve.schemas import (
     BatchRecommendRequest,
     ExplainRequest,
@@ -133,7 +134,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         else [RecommendRequest, BatchRecommendRequest, ExplainRequest, RewardRequest]
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
-    for model in models:
+    for model in (*models, *reward_body_models(app.state.settings)):
         _add_component(components, model, "validation")
     if validators is not None and validators.responses is not None:
         # an item or slate run answers with its own models: document those

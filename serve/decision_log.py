@@ -12,7 +12,11 @@ whatever the catalog size. ``recenv log export`` flattens the log into one row p
 Event ids (:mod:`rec_env.serve.event_ids`) are version-4 UUIDs that encode the request and the
 position, so a reward finds its decision by two primary-key lookups. Rewards are numbered
 (``seq``) in the order they are recorded, so a learner can replay every reward after the last
-one its snapshot had learned (:meth:`DecisionLog.rewards_after`).
+one its snapshot had learned (:meth:`DecisionLog.rewards_after`). A batch of rewards
+(:meth:`DecisionLog.record_rewards`) is checked and recorded in one transaction: all or nothing.
+Closing the reward windows (:meth:`DecisionLog.close_windows`) records a default reward, marked
+``defaulted``, for every old decision without one; a reward posted after that is *late* and
+never replaces it.
 
 One writer per database: the log takes an exclusive OS lock on ``<db>.lock``
 (:mod:`rec_env.serve.database_lock`), so a second server on the same file refuses to start
@@ -32,10 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +59,7 @@ from rec_env.serve.decision_records import (
     RewardReceipt,
     UnknownEventError,
 )
-from rec_env.serve.event_ids import event_ids, new_request_key
+from rec_env.serve.event_ids import KEY_LENGTH, POSITIONS, event_ids, new_request_key
 from rec_env.serve.settings import DEFAULT_WAL_MAX_BYTES
 from rec_env.serve.wal_bound import WalBound, WalCheckpointer
 
@@ -62,7 +68,10 @@ __all__ = [
     "SCHEMA_VERSION",
     "ColumnarDecisions",
     "DecisionLog",
+    "LateRewardError",
     "LoggedDecision",
+    "RewardBatch",
+    "RewardBatchError",
     "RewardConflictError",
     "RewardReceipt",
     "UnknownEventError",
@@ -76,6 +85,75 @@ REPLAY_CHUNK = 10_000
 
 _FLOAT = FLOAT
 _INT = INT
+
+_KEYS_PER_QUERY = 500
+"""Request keys looked up per query by :meth:`DecisionLog.record_rewards`."""
+_INSERT_REWARD = (
+    "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+_CLOSE_ROW_REQUESTS = (
+    "INSERT INTO rewards (event_id, request_id, position, reward, received_at, defaulted) "
+    "SELECT d.event_id, d.request_id, d.position, ?, ?, 1 FROM requests AS r "
+    "JOIN decisions AS d ON d.request_id = r.request_id "
+    "WHERE r.created_at < ? AND r.actions IS NULL ORDER BY d.request_id, d.position "
+    "ON CONFLICT (event_id) DO NOTHING"
+)
+
+
+class LateRewardError(RewardConflictError):
+    """The event's reward window closed: its default reward stands, a late one is not recorded.
+
+    Args:
+        event_id: The event.
+        recorded: The default reward recorded when its window closed.
+    """
+
+    def __init__(self, event_id: str, recorded: float) -> None:
+        ValueError.__init__(
+            self,
+            f"event {event_id}: its reward window closed and the default reward ({recorded!r}) "
+            "was recorded; a late reward is not recorded",
+        )
+        self.event_id = event_id
+        self.recorded = recorded
+
+
+class RewardBatchError(ValueError):
+    """An item of a reward batch is refused, so none of the batch is recorded.
+
+    Args:
+        index: The item's index in the batch.
+        field: The item's field at fault (``event_id`` or ``reward``).
+        kind: ``unknown`` (no such decision) or ``conflict`` (a different reward is recorded).
+        message: What is wrong.
+    """
+
+    def __init__(self, index: int, field: str, kind: str, message: str) -> None:
+        super().__init__(f"item {index}, {field}: {message}")
+        self.index = index
+        self.field = field
+        self.kind = kind
+        self.reason = message
+
+
+@dataclass(frozen=True)
+class RewardBatch:
+    """The outcome of :meth:`DecisionLog.record_rewards`.
+
+    Args:
+        recorded: Rewards recorded now.
+        duplicates: Items whose same reward was already recorded (nothing changed).
+        late: Indices of the items whose event's window had closed (not recorded).
+        first_seq: Seq of the first reward recorded now (the others follow it), or None.
+        recorded_sum: Sum of the rewards recorded now.
+    """
+
+    recorded: int
+    duplicates: int
+    late: list[int] = field(default_factory=list)
+    first_seq: int | None = None
+    recorded_sum: float = 0.0
 
 
 class DecisionLog:
@@ -345,6 +423,7 @@ class DecisionLog:
         Raises:
             UnknownEventError: If no decision has this event id.
             RewardConflictError: If the event already has a different reward.
+            LateRewardError: If the event's reward window closed (its default reward stands).
         """
         with self._lock:
             located = self._reader.locate(event_id)
@@ -361,12 +440,122 @@ class DecisionLog:
             ).fetchall()
             if inserted:
                 return RewardReceipt(decision, reward, duplicate=False, seq=inserted[0][0])
-            seq, recorded = self._connection.execute(
-                "SELECT seq, reward FROM rewards WHERE event_id = ?", (event_id,)
+            seq, recorded, defaulted = self._connection.execute(
+                "SELECT seq, reward, defaulted FROM rewards WHERE event_id = ?", (event_id,)
             ).fetchone()
+        if defaulted:
+            raise LateRewardError(event_id, recorded)
         if recorded != reward:
             raise RewardConflictError(event_id, recorded)
         return RewardReceipt(decision, reward, duplicate=True, seq=seq)
+
+    def record_rewards(self, event_ids: Sequence[str], rewards: Sequence[float]) -> RewardBatch:
+        """Record a batch of rewards in one transaction: all of them, or none on an error.
+
+        Each event's reward is recorded at most once, as by :meth:`record_reward`: the same
+        reward again is a duplicate (nothing changes), also within the batch. An event whose
+        window closed keeps its default reward; its item is *late*, not recorded, and not an
+        error. The new rewards are numbered in event id order (their index grows in order).
+
+        An event id names its request and position, and a request's ids are all its positions
+        spelt in lower case, so the batch is checked against one lookup per request; rewards
+        already recorded are found only if the insert skipped some.
+
+        Args:
+            event_ids: The decisions' event ids.
+            rewards: Their rewards (finite), as many.
+
+        Returns:
+            The counts, the late items and the seq of the first reward recorded now.
+
+        Raises:
+            RewardBatchError: Naming the first item whose event is unknown or already has (or
+                gets earlier in the batch) a different reward; nothing is recorded.
+        """
+        n = len(event_ids)
+        if len(rewards) != n:
+            raise ValueError(f"{n} event ids but {len(rewards)} rewards")
+        with self._lock:
+            connection = self._connection
+            self._wal.before_write(connection)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                requests = _requests_of(connection, event_ids)
+                now = time.time()
+                first: dict[str, int] = {}
+                rows, errors = _new_rows(event_ids, rewards, requests, first, now)
+                duplicates = n - len(rows) - len(errors)
+                last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM rewards").fetchone()[0]
+                before = connection.total_changes
+                connection.executemany(_INSERT_REWARD, rows)
+                inserted = connection.total_changes - before
+                late: list[int] = []
+                skipped: list[int] = []
+                if inserted < len(rows):  # some events had a reward already
+                    skipped = _recorded_before(connection, rows, rewards, first, last, late, errors)
+                if errors:
+                    raise min(errors, key=lambda error: error.index)
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        total = math.fsum(row[3] for row in rows) - math.fsum(rewards[i] for i in skipped)
+        return RewardBatch(
+            inserted,
+            duplicates + len(skipped) - len(late),
+            sorted(late),
+            last + 1 if inserted else None,
+            recorded_sum=total,
+        )
+
+    def close_windows(self, before: float, default_reward: float = 0.0) -> int:
+        """Close the reward windows of the decisions logged before ``before``, in one transaction.
+
+        Each of them without a reward gets ``default_reward``, marked ``defaulted``. Its window
+        is then closed: a reward posted later is late (:class:`LateRewardError`) and never
+        replaces the default. The defaults are numbered in the order of the decisions.
+
+        Args:
+            before: Unix time: decisions logged before it have had their whole window.
+            default_reward: The reward of a decision nobody posted a reward for.
+
+        Returns:
+            The number of default rewards recorded.
+        """
+        with self._lock:
+            connection = self._connection
+            self._wal.before_write(connection)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                start = connection.total_changes
+                now = time.time()
+                connection.execute(_CLOSE_ROW_REQUESTS, (default_reward, now, before))
+                columnar = connection.execute(
+                    "SELECT request_id, request_key, position_offset, n FROM requests "
+                    "WHERE created_at < ? AND actions IS NOT NULL ORDER BY request_id",
+                    (before,),
+                ).fetchall()
+                for request_id, key, offset, n in columnar:
+                    ids = event_ids(key, offset, n)
+                    connection.executemany(
+                        "INSERT INTO rewards (event_id, request_id, position, reward, "
+                        "received_at, defaulted) VALUES (?, ?, ?, ?, ?, 1) "
+                        "ON CONFLICT (event_id) DO NOTHING",
+                        zip(
+                            ids,
+                            (request_id,) * n,
+                            range(n),
+                            (default_reward,) * n,
+                            (now,) * n,
+                            strict=True,
+                        ),
+                    )
+                closed = connection.total_changes - start
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return closed
 
     @property
     def log_id(self) -> str:
@@ -414,6 +603,96 @@ class DecisionLog:
         """Restart the write-ahead log between two writes (for the background thread)."""
         with self._lock:
             return self._wal.restart(self._connection)
+
+
+def _requests_of(
+    connection: sqlite3.Connection, event_ids: Sequence[str]
+) -> dict[str, tuple[int, int, int]]:
+    """``request_key -> (request_id, position_offset, n)`` of the requests the ids name."""
+    keys = list({event_id[:KEY_LENGTH] for event_id in event_ids})
+    requests: dict[str, tuple[int, int, int]] = {}
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        marks = ", ".join("?" * len(chunk))
+        for key, *request in connection.execute(
+            "SELECT request_key, request_id, position_offset, n FROM requests "
+            f"WHERE request_key IN ({marks})",
+            chunk,
+        ):
+            requests[key] = tuple(request)  # type: ignore[assignment]
+    return requests
+
+
+def _new_rows(
+    event_ids: Sequence[str],
+    rewards: Sequence[float],
+    requests: dict[str, tuple[int, int, int]],
+    first: dict[str, int],
+    now: float,
+) -> tuple[list[tuple[str, int, int, float, float]], list[RewardBatchError]]:
+    """The rows to insert (an event's first item, in event id order) and the bad items.
+
+    Fills ``first`` with the index of each event's first item; a later item of the same event
+    is a duplicate if its reward is the same, else a conflict.
+    """
+    rows: list[tuple[str, int, int, float, float]] = []
+    errors: list[RewardBatchError] = []
+    for i, event_id in enumerate(event_ids):
+        request = requests.get(event_id[:KEY_LENGTH])
+        position = -1
+        suffix = event_id[KEY_LENGTH:]
+        if request is not None and len(suffix) == 8:
+            try:
+                code = int(suffix, 16)
+            except ValueError:
+                code = -1
+            if f"{code:08x}" == suffix:  # canonical: no sign, prefix, "_" nor upper case
+                position = (code - request[1]) % POSITIONS
+        if request is None or not 0 <= position < request[2]:
+            message = f"no decision with id {event_id}"
+            errors.append(RewardBatchError(i, "event_id", "unknown", message))
+            continue
+        earlier = first.setdefault(event_id, i)
+        if earlier == i:
+            rows.append((event_id, request[0], position, rewards[i], now))
+        elif rewards[earlier] != rewards[i]:
+            message = f"event {event_id} already has a different reward ({rewards[earlier]!r})"
+            errors.append(RewardBatchError(i, "reward", "conflict", message))
+    rows.sort()
+    return rows, errors
+
+
+def _recorded_before(
+    connection: sqlite3.Connection,
+    rows: list[tuple[str, int, int, float, float]],
+    rewards: Sequence[float],
+    first: dict[str, int],
+    last: int,
+    late: list[int],
+    errors: list[RewardBatchError],
+) -> list[int]:
+    """Sort the rows whose event had a reward before the batch: late, duplicate or conflict.
+
+    Appends the late events' first items to ``late`` and the conflicts to ``errors``.
+
+    Returns:
+        The indices of the items whose row was not inserted (the late ones included).
+    """
+    skipped = []
+    for event_id, *_ in rows:
+        seq, recorded, defaulted = connection.execute(
+            "SELECT seq, reward, defaulted FROM rewards WHERE event_id = ?", (event_id,)
+        ).fetchone()
+        if seq > last:
+            continue  # inserted now
+        i = first[event_id]
+        skipped.append(i)
+        if defaulted:
+            late.append(i)
+        elif recorded != rewards[i]:
+            message = f"event {event_id} already has a different reward ({recorded!r})"
+            errors.append(RewardBatchError(i, "reward", "conflict", message))
+    return skipped
 
 
 def _count_draws(connection: sqlite3.Connection, seed: int | None, draws: int) -> None:

@@ -31,17 +31,20 @@ Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
   ``event_id``, ``customer_id``, ``action`` (index), ``propensity`` (its probability).
 * ``rewards``: ``seq`` (key: 1, 2, … in the order rewards were recorded; rows are never deleted,
   so it only grows), ``event_id`` (unique), the decision's ``request_id`` and ``position``,
-  ``reward``, ``received_at``.
+  ``reward``, ``received_at``, and since version 4 ``defaulted`` (1 for the default reward
+  recorded when the event's reward window closed, :meth:`~rec_env.serve.decision_log.
+  DecisionLog.close_windows`; NULL for a posted reward).
 * ``sampler_draws``: ``seed`` (decimal text) and ``draws``, the uniform numbers the action
   sampler seeded with it has drawn for logged decisions.
 * ``log_identity``: one row, ``log_id``, a random hex id drawn when the log was created; an
   online learner's snapshots record it, so they are only ever replayed on their own log.
 
 Version 1 had no ``rewards.seq``, ``request_id``, ``position``, ``sampler_draws`` nor
-``log_identity``, and version 2 none of the columns added in version 3. Opening an older log for
-writing upgrades it in one transaction: version 1's rewards are numbered in the order they were
-recorded, and the version-3 columns are added (its models are strategy models, its requests row
-requests). A log of a newer version is refused.
+``log_identity``, version 2 none of the columns added in version 3, and version 3 no
+``rewards.defaulted``. Opening an older log for writing upgrades it in one transaction: version
+1's rewards are numbered in the order they were recorded, and the columns of versions 3 and 4
+are added (its models are strategy models, its requests row requests, its rewards all posted).
+A log of a newer version is refused.
 """
 
 from __future__ import annotations
@@ -62,7 +65,8 @@ CREATE TABLE IF NOT EXISTS rewards (
     request_id INTEGER NOT NULL REFERENCES requests (request_id),
     position INTEGER NOT NULL,
     reward REAL NOT NULL,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL,
+    defaulted INTEGER
 )"""
 
 _TABLES = (
@@ -121,7 +125,7 @@ CREATE TABLE IF NOT EXISTS sampler_draws (
 
 _MIGRATION_CHUNK = 10_000
 
-_VERSION_3_COLUMNS = {
+_ADDED_COLUMNS = {
     "models": (
         ("world", "TEXT NOT NULL DEFAULT 'strategy'"),
         ("feature_names", "TEXT"),
@@ -136,8 +140,10 @@ _VERSION_3_COLUMNS = {
         ("slates", "BLOB"),
         ("slate_probabilities", "BLOB"),
     ),
+    "rewards": (("defaulted", "INTEGER"),),
 }
-"""The columns version 3 added, by table: an older log gets them (NULL: its old meaning)."""
+"""The columns versions 3 and 4 added, by table: an older log gets them (NULL: its old
+meaning)."""
 
 
 def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
@@ -174,13 +180,13 @@ def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
 
 
 def _create_or_upgrade(connection: sqlite3.Connection, path: Path) -> None:
-    """Create missing tables, upgrade versions 1 and 2, refuse anything else (in a transaction)."""
+    """Create missing tables, upgrade versions 1 to 3, refuse anything else (in a transaction)."""
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     tables = connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
     if tables and version == 1:
         _upgrade_rewards_from_version_1(connection)
-    if tables and version in (1, 2):
-        _add_version_3_columns(connection)
+    if tables and version in (1, 2, 3):
+        _add_columns(connection)
     elif tables and version != SCHEMA_VERSION:
         raise ValueError(
             f"{path}: not a decision log of this recenv version "
@@ -222,10 +228,12 @@ def _upgrade_rewards_from_version_1(connection: sqlite3.Connection) -> None:
     connection.execute("DROP TABLE rewards_version_1")
 
 
-def _add_version_3_columns(connection: sqlite3.Connection) -> None:
-    """Add the columns of version 3 that a table lacks (NULL or 'strategy' in old rows)."""
-    for table, columns in _VERSION_3_COLUMNS.items():
+def _add_columns(connection: sqlite3.Connection) -> None:
+    """Add the columns of versions 3 and 4 that a table lacks (NULL or 'strategy' in old rows)."""
+    for table, columns in _ADDED_COLUMNS.items():
         present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+        if not present:  # a table the log lacks is created whole
+            continue
         for name, declaration in columns:
             if name not in present:
                 connection.execute(f"ALTER TABLE {table} ADD COLUMN {name} {declaration}")

@@ -32,7 +32,13 @@ import numpy as np
 
 from rec_env.serve.settings import ExplorationKind
 
-__all__ = ["MIN_PROBABILITY", "ActionSampler", "Exploration", "sample_actions"]
+__all__ = [
+    "MIN_PROBABILITY",
+    "ActionSampler",
+    "Exploration",
+    "actions_for_uniforms",
+    "sample_actions",
+]
 
 MIN_PROBABILITY = 1e-3
 """Floor of the policy's probabilities under temperature exploration."""
@@ -91,11 +97,20 @@ class Exploration:
 def sample_actions(probabilities: np.ndarray, random: np.random.Generator) -> np.ndarray:
     """One action per row drawn from ``probabilities`` ``(n, A)``; never a zero-probability one.
 
-    Draws ``u ~ U[0, 1)`` per row and returns the first action whose cumulative probability
-    exceeds ``u`` times the row total.
+    Draws ``u ~ U[0, 1)`` per row (:func:`actions_for_uniforms`).
+    """
+    return actions_for_uniforms(probabilities, random.random(probabilities.shape[0]))
+
+
+def actions_for_uniforms(probabilities: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+    """Per row, the first action whose cumulative probability exceeds ``u`` times the row total.
+
+    Args:
+        probabilities: ``(n, A)`` non-negative, at least one positive per row.
+        uniforms: ``(n,)`` numbers in [0, 1), one per row.
     """
     cumulative = np.cumsum(probabilities, axis=1)
-    draws = random.random(probabilities.shape[0]) * cumulative[:, -1]
+    draws = uniforms * cumulative[:, -1]
     actions = (cumulative <= draws[:, None]).sum(axis=1)
     # a product rounded up to the row total must not land on trailing zero-probability actions
     last_positive = probabilities.shape[1] - 1 - np.argmax(probabilities[:, ::-1] > 0.0, axis=1)

@@ -31,10 +31,18 @@ from rec_env.agents.base import Policy
 from rec_env.catalog import ActionTable
 from rec_env.features import CONSENT_FEATURES, FEATURE_NAMES, OBS_HIGH, OBS_LOW, consent_masks
 from rec_env.rules import CompiledRules
-from rec_env.serve.exploration import Exploration, sample_actions
+from rec_env.serve.exploration import Exploration, actions_for_uniforms
 from rec_env.serve.fast_policy import ProbabilityFunction, serving_probabilities
 
-__all__ = ["ScoredBatch", "Scorer", "check_features", "holdout_flags", "id_hash", "score_frame"]
+__all__ = [
+    "BatchScorer",
+    "ScoredBatch",
+    "Scorer",
+    "check_features",
+    "holdout_flags",
+    "id_hash",
+    "score_frame",
+]
 
 _CONSENT_ROWS = [FEATURE_NAMES.index(name) for name in CONSENT_FEATURES]
 
@@ -200,7 +208,8 @@ class Scorer:
         holdout: Share of customers held out (no message), in [0, 1).
         holdout_seed: Key of the holdout hash.
         exploration: How served actions explore around the policy.
-        seed: Seed of the action draws (one uniform per customer, in batch order).
+        seed: Key of the action draws: each customer's uniform comes from a keyed hash of
+            their id, so the same customer gets the same draw in any batch or partition.
         greedy: Take the most probable allowed action (propensity 1) instead of drawing one.
     """
 
@@ -229,7 +238,7 @@ class Scorer:
         self.holdout = float(holdout)
         self.holdout_seed = int(holdout_seed)
         self.exploration = exploration or Exploration()
-        self.random = np.random.default_rng(seed)
+        self.seed = int(seed)
         self.greedy = bool(greedy)
 
     @classmethod
@@ -264,6 +273,9 @@ class Scorer:
             raise ValueError(f"expected {n} customer ids, got shape {ids.shape}")
         no_action = self.table.no_action
         held = holdout_flags(ids, self.holdout, self.holdout_seed)
+        # Each customer's draws come from a keyed hash of their id, so a customer's decision
+        # does not depend on which batch, partition or order they are scored in.
+        uniforms = _uniforms(ids, self.seed, 0)
         n_actions = self.table.n_actions
         allowed = np.empty((n, n_actions), dtype=bool)
         served = np.empty((n, n_actions))
@@ -284,19 +296,22 @@ class Scorer:
             mask[:, no_action] = True
             policy_p = self.probability_fn(chunk_obs, mask)
             q = self.exploration.apply(policy_p, mask)
-            chosen = np.argmax(q, axis=1) if self.greedy else sample_actions(q, self.random)
+            chosen = (
+                np.argmax(q, axis=1) if self.greedy else actions_for_uniforms(q, uniforms[rows])
+            )
             allowed[rows], served[rows], actions[rows] = mask, q, chosen
             chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
         propensities = served[np.arange(n), actions]
         if self.rules is not None and self.rules.batch_only:
             chosen = ~held
             rows = np.flatnonzero(chosen)
+            again = _uniforms(ids[rows], self.seed, 1)
             allocation = self.rules.allocate(
                 actions[rows],
                 served[rows],
                 allowed[rows],
                 priority=chosen_p[rows],
-                choose=None if self.greedy else (lambda p: sample_actions(p, self.random)),
+                choose=None if self.greedy else _chooser(again),
             )
             actions[rows] = allocation.actions
             propensities[rows] = allocation.propensities
@@ -318,6 +333,20 @@ class Scorer:
             rules=reasons,
             action_names=tuple(self.table.names),
         )
+
+
+def _uniforms(ids: np.ndarray, seed: int, stream: int) -> np.ndarray:
+    """``(n,)`` numbers in [0, 1) from a keyed hash of the ids (one stream per use)."""
+    return (id_hash(ids, seed * 2 + stream) >> np.uint64(11)) * (1.0 / 2.0**53)
+
+
+def _chooser(uniforms: np.ndarray) -> Any:
+    """The budget allocation's draw: the rows it re-decides use their customers' uniforms."""
+
+    def choose(probabilities: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        return actions_for_uniforms(probabilities, uniforms[rows])
+
+    return choose
 
 
 def _texts(values: np.ndarray) -> np.ndarray:
@@ -349,6 +378,79 @@ def check_features(features: np.ndarray) -> np.ndarray:
             else f"row {row + 1}: {name}: missing or not finite"
         )
     return obs
+
+
+class BatchScorer:
+    """Score pandas batches of customers from a run directory, in any worker process.
+
+    Holds only paths and options, so it pickles to a distributed engine's workers; each builds
+    its :class:`Scorer` (checking the run's files) on its first batch. With Ray Data (as tasks;
+    as actors, ``concurrency`` with two CPUs deadlocked in Ray 2.60 here)::
+
+        ds.map_batches(BatchScorer("runs/ppo-seed0"), batch_format="pandas")
+
+    Every customer's draws come from a hash of their id, so the list is the same however the
+    customers are partitioned. Budgets and a minimum no-action share bind a whole batch and
+    cannot be split across workers: rules with them are refused here (use ``recenv score``).
+
+    Raises:
+        ValueError: For rules with budgets or a no-action share.
+    """
+
+    def __init__(
+        self,
+        run_dir: str,
+        *,
+        rules: str | None = None,
+        holdout: float = 0.0,
+        holdout_seed: int = 0,
+        epsilon: float = 0.05,
+        seed: int = 0,
+        greedy: bool = False,
+        top_k: int | None = None,
+    ) -> None:
+        self.run_dir = str(run_dir)
+        self.rules = None if rules is None else str(rules)
+        self.options = {
+            "holdout": holdout,
+            "holdout_seed": holdout_seed,
+            "seed": seed,
+            "greedy": greedy,
+        }
+        self.epsilon = float(epsilon)
+        self.top_k = top_k
+        self._scorer: Scorer | None = None
+        if self.rules is not None:
+            from rec_env.rules import load_rules
+
+            if load_rules(self.rules).batch_only:
+                raise ValueError(
+                    f"{self.rules}: budgets and min_no_action_share bind a whole batch; score it "
+                    "in one process (recenv score)"
+                )
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_scorer": None}  # workers build their own
+
+    def scorer(self) -> Scorer:
+        """The scorer of this process (built once)."""
+        if self._scorer is None:
+            from rec_env.agents.runs import load_run
+            from rec_env.env import shared_model
+            from rec_env.rules import load_rules
+
+            policy, info = load_run(self.run_dir)
+            actions = shared_model(info.settings).actions
+            rules = None if self.rules is None else load_rules(self.rules, actions)
+            exploration = Exploration(epsilon=self.epsilon)
+            self._scorer = Scorer.for_run(
+                policy, info, rules=rules, exploration=exploration, **self.options
+            )
+        return self._scorer
+
+    def __call__(self, frame: Any) -> Any:
+        """Score a ``DataFrame`` (``customer_id`` and the 16 features)."""
+        return score_frame(frame, self.scorer(), self.top_k)
 
 
 def score_frame(frame: Any, scorer: Scorer, top_k: int | None = None) -> Any:

@@ -183,7 +183,7 @@ def test_the_same_seed_gives_the_same_batch_decisions() -> None:
 
     def choose(seed: int):
         draw = np.random.default_rng(seed)
-        return lambda p: (p.cumsum(1) < draw.random((p.shape[0], 1))).sum(1)
+        return lambda p, rows: (p.cumsum(1) < draw.random((p.shape[0], 1))).sum(1)
 
     a = rules.allocate(actions, probabilities, allowed, probabilities.max(1), choose(1))
     b = rules.allocate(actions, probabilities, allowed, probabilities.max(1), choose(1))

@@ -245,3 +245,48 @@ def test_serve_holds_out_the_customers_score_holds_out(ppo_run, base, tmp_path) 
         assert single["holdout"] is True and single["action"]["name"] == "no_action"
         anonymous = client.post("/v1/recommend", json={"features": one["features"]}).json()
         assert anonymous["holdout"] is False
+
+
+def test_a_customers_decision_does_not_depend_on_the_batch(ppo_run, base) -> None:
+    """Draws come from each customer's id: any batching or order gives the same list."""
+    ids, features = base
+    policy, info = load_run(ppo_run)
+    scorer = Scorer.for_run(policy, info, holdout=0.1, seed=9)
+    whole = scorer.score(features, ids)
+    order = np.random.default_rng(1).permutation(len(ids))
+    shuffled = scorer.score(features[order], ids[order])
+    assert np.array_equal(shuffled.actions, whole.actions[order])
+    halves = [scorer.score(features[part], ids[part]) for part in (slice(0, 700), slice(700, None))]
+    assert np.array_equal(np.concatenate([h.actions for h in halves]), whole.actions)
+    other = Scorer.for_run(policy, info, holdout=0.1, seed=10).score(features, ids)
+    assert not np.array_equal(other.actions, whole.actions)
+
+
+@pytest.mark.timeout(300)
+def test_ray_data_scores_partitions_like_one_process(ppo_run, base, tmp_path) -> None:
+    """``recenv score`` as a pure function under a distributed engine: Ray Data, local mode."""
+    ray = pytest.importorskip("ray", reason="ray[data] is a dev dependency; install .[dev]")
+    import pandas as pd
+
+    from rec_env.serve.scoring import BatchScorer
+
+    ids, features = base
+    frame = pd.DataFrame(features[:1200], columns=list(FEATURE_NAMES)).assign(
+        customer_id=ids[:1200]
+    )
+    expected = BatchScorer(str(ppo_run), holdout=0.1, seed=4)(frame)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        dataset = ray.data.from_pandas(frame).repartition(4)
+        scorer = BatchScorer(str(ppo_run), holdout=0.1, seed=4)
+        scored = dataset.map_batches(scorer, batch_format="pandas", batch_size=None).to_pandas()
+    finally:
+        ray.shutdown()
+    merged = expected.merge(scored, on="customer_id", suffixes=("", "_ray"))
+    assert len(merged) == 1200
+    assert (merged["action"] == merged["action_ray"]).all()
+    assert np.allclose(merged["propensity"], merged["propensity_ray"])
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("budgets: [{name: d, offers: [discount], max_messages: 5}]\n")
+    with pytest.raises(ValueError, match="bind a whole batch"):
+        BatchScorer(str(ppo_run), rules=str(rules))

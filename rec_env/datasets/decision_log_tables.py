@@ -35,14 +35,15 @@ __all__ = [
     "iter_decision_tables",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Schema of the decision log that ``recenv serve`` writes (``PRAGMA user_version``).
 
 Version 2 numbers the rewards (``rewards.seq``) and counts the sampler's draws per seed.
 Version 3 adds the item and slate worlds: each model's world, features, action channels and
-products, and columnar requests (:mod:`rec_env.serve.decision_log_schema`)."""
+products, and columnar requests (:mod:`rec_env.serve.decision_log_schema`). Version 4 marks the
+default rewards recorded when a reward window closed (``rewards.defaulted``)."""
 
-READABLE_SCHEMA_VERSIONS = (1, 2, 3)
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
 """Schemas the export reads: every version's ``decisions`` and ``rewards`` join the same way."""
 
 _GROUP_PAGE = 10_000

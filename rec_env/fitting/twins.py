@@ -159,13 +159,7 @@ class Twins:
         """
         if min(weeks, draws, rounds) < 1:
             raise ValueError("weeks, draws and rounds must be at least 1")
-        drawn = self.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
-        model = _twin_model(self)
-        days = float(self.cycle_days)
-        cycles = max(1, round(7 * weeks / days))
-        hidden = drawn.hidden.copy()
-        for _ in range(rounds):
-            engagement, last = _refine(model, drawn, hidden, cycles, seed, None, self.unit, days)
+        drawn, _, _, _, engagement, last = _calibration(self, weeks, seed, draws, rounds, None)
         # A twin's purchases scale with rate * (0.5 + its engagement) / (0.5 + the mean), so the
         # mean that keeps the customer's expected purchases is weighted by the drawn rates (and
         # the churn side's by the death rates).
@@ -551,13 +545,9 @@ def simulate_twins(
         raise ValueError("weeks must be at least 1")
     if calibration_rounds < 0:
         raise ValueError("calibration_rounds must be at least 0")
-    drawn = twins.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
-    model = _twin_model(twins)
-    days = float(twins.cycle_days)
-    cycles = max(1, round(7 * weeks / days))
-    hidden = drawn.hidden.copy()
-    for _ in range(calibration_rounds):
-        _refine(model, drawn, hidden, cycles, seed, policy, twins.unit, days)
+    drawn, model, hidden, cycles, _, _ = _calibration(
+        twins, weeks, seed, draws, calibration_rounds, policy
+    )
     bought, _, _ = _run(model, drawn, hidden, cycles, seed, policy)
     return bought.reshape(draws, twins.n, cycles)
 
@@ -570,6 +560,26 @@ def _weighted_mean(
     plain = np.bincount(group, values, n) / np.maximum(np.bincount(group, minlength=n), 1)
     weighted = np.bincount(group, values * weights, n) / np.where(total > 0, total, 1.0)
     return np.where(total > 0, weighted, plain)
+
+
+def _calibration(
+    twins: Twins, weeks: int, seed: int, draws: int, rounds: int, policy: Any
+) -> tuple[TwinDraws, Any, np.ndarray, int, np.ndarray | None, np.ndarray | None]:
+    """Draw ``draws`` twins per customer and refine their rate mapping ``rounds`` times.
+
+    Returns:
+        The draws, the model, their refined hidden parameters, the cycles of ``weeks``, and the
+        last round's averages of engagement and days since purchase (None without a round).
+    """
+    drawn = twins.draw(np.random.default_rng(seed), draws, horizon_weeks=weeks)
+    model = _twin_model(twins)
+    days = float(twins.cycle_days)
+    cycles = max(1, round(7 * weeks / days))
+    hidden = drawn.hidden.copy()
+    engagement = last = None
+    for _ in range(rounds):
+        engagement, last = _refine(model, drawn, hidden, cycles, seed, policy, twins.unit, days)
+    return drawn, model, hidden, cycles, engagement, last
 
 
 def _twin_model(twins: Twins) -> Any:

@@ -1,0 +1,178 @@
+"""Rewards in bulk: a batch of posted rewards, and the default reward when a window closes.
+
+Most customers who get a message do not buy, and nobody posts a zero for them. A policy that
+learns, or an evaluation that averages, only the posted rewards then sees the buyers alone and
+over-estimates every action. Closing the reward windows fixes that: once a decision is older
+than the attribution window, the decision log records the default reward (0 unless told
+otherwise) for it, marked as a default (:meth:`DecisionLog.close_windows`), and a reward that
+arrives later is late: refused, and never replaces the default.
+
+Both run against a :class:`~rec_env.serve.decision_log.DecisionLog` (``recenv rewards``) or
+through a running :class:`~rec_env.serve.service.DecisionService` (the HTTP endpoints), whose
+online policy then learns every new reward in seq order, as it learns a single posted one.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from rec_env.serve.decision_log import DecisionLog, RewardBatch
+
+if TYPE_CHECKING:
+    from rec_env.serve.service import DecisionService
+
+__all__ = [
+    "DAY_SECONDS",
+    "BatchOutcome",
+    "close_windows",
+    "parse_as_of",
+    "service_close_windows",
+    "service_record_rewards",
+    "window_start",
+]
+
+DAY_SECONDS = 86_400.0
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What happened to a batch of rewards (or to a window close) in a running service.
+
+    Attributes:
+        batch: The decision log's counts (for a close: ``recorded`` defaults, nothing else).
+        learned: Rewards the online policy learned from now.
+        n_updates: Rewards the online policy has learned from.
+    """
+
+    batch: RewardBatch
+    learned: int
+    n_updates: int
+
+
+def parse_as_of(text: str | None) -> float:
+    """Unix time of ``text``: Unix seconds or an ISO 8601 timestamp (UTC if it names no zone).
+
+    None means now.
+
+    Raises:
+        ValueError: If ``text`` is neither.
+    """
+    if text is None:
+        return datetime.now(UTC).timestamp()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(
+                f"--as-of {text!r} is neither Unix seconds nor an ISO 8601 timestamp"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    if not math.isfinite(seconds):
+        raise ValueError(f"--as-of {text!r} is not a finite time")
+    return seconds
+
+
+def window_start(window_days: float, as_of: float) -> float:
+    """Unix time before which a decision's window of ``window_days`` has closed at ``as_of``.
+
+    Raises:
+        ValueError: If the window is not a positive finite number of days.
+    """
+    if not (math.isfinite(window_days) and window_days > 0):
+        raise ValueError(f"the window must be a positive number of days, not {window_days!r}")
+    return as_of - window_days * DAY_SECONDS
+
+
+def close_windows(
+    log: DecisionLog, window_days: float, default_reward: float = 0.0, as_of: float | None = None
+) -> int:
+    """Record ``default_reward`` for every decision older than the window without a reward.
+
+    Args:
+        log: The decision log.
+        window_days: The attribution window, in days from the decision.
+        default_reward: The reward of a decision nobody posted a reward for (finite).
+        as_of: Unix time the windows are closed at (default: now).
+
+    Returns:
+        The number of default rewards recorded.
+
+    Raises:
+        ValueError: If the window or the default reward is invalid.
+    """
+    if not math.isfinite(default_reward):
+        raise ValueError(f"the default reward must be finite, not {default_reward!r}")
+    now = parse_as_of(None) if as_of is None else as_of
+    return log.close_windows(window_start(window_days, now), default_reward)
+
+
+def service_record_rewards(
+    service: DecisionService, event_ids: Sequence[str], rewards: Sequence[float]
+) -> BatchOutcome:
+    """Record a batch of rewards in one transaction; an online policy learns the new ones.
+
+    The caller has checked every reward is in the service's range.
+
+    Raises:
+        RewardBatchError: If an item's event is unknown or has a different reward (nothing is
+            recorded or learned).
+    """
+    outcome = _record_and_learn(service, lambda: service.log.record_rewards(event_ids, rewards))
+    metrics = service.metrics
+    batch = outcome.batch
+    if batch.recorded:
+        metrics.add_reward("recorded", batch.recorded_sum)
+    for _ in range(batch.recorded - 1):
+        metrics.add_reward("recorded")
+    for _ in range(batch.duplicates):
+        metrics.add_reward("duplicate")
+    for _ in batch.late:
+        metrics.add_reward("conflict")  # a late reward is refused as a single one would be
+    return outcome
+
+
+def service_close_windows(
+    service: DecisionService,
+    window_days: float,
+    default_reward: float = 0.0,
+    as_of: float | None = None,
+) -> BatchOutcome:
+    """:func:`close_windows` on the service's log; an online policy learns the defaults."""
+    return _record_and_learn(
+        service,
+        lambda: RewardBatch(close_windows(service.log, window_days, default_reward, as_of), 0),
+    )
+
+
+def _record_and_learn(service: DecisionService, write: Callable[[], RewardBatch]) -> BatchOutcome:
+    """Write rewards, then learn every logged reward the policy has not, in seq order.
+
+    Writing and learning hold the learner's lock, as a single reward does, so the policy learns
+    rewards in the order of their seqs, as a replay of the log after a restart would.
+    """
+    learner = service.learner
+    if learner is None:
+        batch = write()
+        return BatchOutcome(batch, 0, service.n_updates)
+    learned = 0
+    with learner.lock:
+        batch = write()
+        for seq, decision, reward in service.log.rewards_after(
+            learner.reward_seq, service.model_version
+        ):
+            if service.reward_in_range(reward) and learner.learn(decision, reward, seq):
+                learned += 1
+            else:
+                learner.reward_seq = seq
+        n_updates = learner.n_updates
+    if learned:
+        learner.snapshot_if_due()
+    return BatchOutcome(batch, learned, n_updates)
