@@ -484,8 +484,11 @@ def _rules(settings: ServeSettings, world: ServedWorld) -> Any:
     """The compiled business rules of ``settings.rules`` (strategy runs), or None.
 
     Raises:
-        ValueError: For a rules file with an item or slate run, or an invalid file (naming it).
+        ValueError: For rules or a holdout with an item or slate run, or an invalid rules file
+            (naming it).
     """
+    if world.kind != "strategy" and settings.holdout > 0:
+        raise ValueError(f"--holdout applies to strategy runs; this is an {world.kind} run")
     if settings.rules is None:
         return None
     if world.kind != "strategy":

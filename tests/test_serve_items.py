@@ -489,3 +489,15 @@ def test_a_customer_far_from_the_background_is_explained_by_groups(item) -> None
     assert all(c["feature"] not in grouped for c in body["contributions"])
     explained = len(body["contributions"]) - len(groups) + len(grouped)
     assert explained == len(names)  # every feature is in exactly one player
+
+
+def test_rules_and_holdout_are_refused_for_item_runs(item_ppo_run, tmp_path) -> None:
+    """Strategy-world rules and holdouts would be silently ignored by an item run: refused."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("caps: [{max_messages: 1}]\n")
+    for option, message in (({"holdout": 0.1}, "--holdout"), ({"rules": rules}, "--rules")):
+        with (
+            pytest.raises(ValueError, match=f"{message} applies to strategy runs"),
+            serving(item_ppo_run, tmp_path, **option),
+        ):
+            pass
