@@ -43,6 +43,8 @@ def _fit(log: str, as_of: str, unit: str, population: str) -> tuple[Any, Any, in
 
     if unit not in ("weeks", "days"):
         fail(f"--unit: expected weeks or days, got {unit!r}")
+    if Path(population).is_file():  # twins files keep it: where it is, whatever the cwd later
+        population = str(Path(population).resolve())
     with reporting_bad_input():
         day = parse_day(as_of)
         if log in _SHIPPED and not Path(log).exists():
