@@ -3,6 +3,9 @@
 * :mod:`~rec_env.agents.evaluation.evaluate`: :func:`evaluate` a policy on a seeded cohort;
 * :mod:`~rec_env.agents.evaluation.compare`: several contenders side by side;
 * :mod:`~rec_env.agents.evaluation.abtest`: simulated A/B tests and power plans;
+* :mod:`~rec_env.agents.evaluation.ab_stats`: the A/B statistics (Welch, two proportions, CUPED,
+  sample-ratio mismatch, power), shared by simulated and real tests;
+* :mod:`~rec_env.agents.evaluation.ab_analysis`: a real test's results read from a file;
 * :mod:`~rec_env.agents.evaluation.sequential`: paired comparisons on common random numbers;
 * :mod:`~rec_env.agents.evaluation.plots`: KPI bars and learning curves;
 * :mod:`~rec_env.agents.evaluation.item_metrics`: NDCG/HR/precision@k, intra-list diversity,

@@ -62,7 +62,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rec_env.agents.evaluation.evaluate import KPI
+from rec_env.agents.evaluation.evaluate import KPI, mean_ci
 
 __all__ = [
     "CONFIDENCE",
@@ -154,13 +154,6 @@ class Cuped:
     adjusted: np.ndarray
     theta: np.ndarray
     variance_reduction: float
-
-
-def mean_ci(values: np.ndarray) -> KPI:
-    """An arm's mean and the half-width of its normal 95 % CI (0 with fewer than two values)."""
-    n = values.size
-    sd = float(values.std(ddof=1)) if n > 1 else 0.0
-    return KPI(float(values.mean()), _Z95 * sd / math.sqrt(max(n, 1)))
 
 
 def proportion_ci(successes: int, n: int) -> KPI:

@@ -118,7 +118,8 @@ class Evaluation:
         return row
 
 
-def _mean_ci(values: np.ndarray) -> KPI:
+def mean_ci(values: np.ndarray) -> KPI:
+    """A mean and the half-width of its normal 95 % CI (0 with fewer than two values)."""
     n = values.size
     sd = float(values.std(ddof=1)) if n > 1 else 0.0
     return KPI(float(values.mean()), _Z95 * sd / np.sqrt(max(n, 1)))
@@ -137,15 +138,15 @@ def _ratio_ci(numerator: np.ndarray, denominator: np.ndarray) -> KPI:
 def kpis_with_ci(result: CohortResult) -> dict[str, KPI]:
     """Per-customer KPIs of a cohort run with 95 % confidence intervals."""
     return {
-        "profit_per_customer": _mean_ci(result.profit),
-        "reward_per_customer": _mean_ci(result.reward),
-        "revenue_per_customer": _mean_ci(result.revenue),
-        "discount_cost_per_customer": _mean_ci(result.discount_cost),
+        "profit_per_customer": mean_ci(result.profit),
+        "reward_per_customer": mean_ci(result.reward),
+        "revenue_per_customer": mean_ci(result.revenue),
+        "discount_cost_per_customer": mean_ci(result.discount_cost),
         "conversion_rate": _ratio_ci(result.purchases, result.cycles),
-        "purchases_per_customer": _mean_ci(result.purchases),
-        "contacts_per_customer": _mean_ci(result.contacts),
-        "unsubscribe_rate": _mean_ci((result.unsubscribes > 0).astype(np.float64)),
-        "churn_rate": _mean_ci(result.churned.astype(np.float64)),
+        "purchases_per_customer": mean_ci(result.purchases),
+        "contacts_per_customer": mean_ci(result.contacts),
+        "unsubscribe_rate": mean_ci((result.unsubscribes > 0).astype(np.float64)),
+        "churn_rate": mean_ci(result.churned.astype(np.float64)),
     }
 
 
@@ -170,9 +171,7 @@ def item_kpis_with_ci(totals: ItemTotals) -> dict[str, KPI]:
     if totals.k >= 2:
         kpis["intra_list_diversity"] = _per_message(totals.slate_diversity, totals.diverse_slates)
     history = totals.history_diversity[np.isfinite(totals.history_diversity)]
-    kpis["history_diversity"] = (
-        _mean_ci(history) if history.size else _per_message(history, history)
-    )
+    kpis["history_diversity"] = mean_ci(history) if history.size else _per_message(history, history)
     kpis["novelty"] = _per_message(totals.novelty, totals.products)
     return kpis
 
