@@ -292,7 +292,16 @@ class CompiledRules:
             obs: ``(n, 16)`` observed features.
             customer_ids: ``(n,)`` ids, for the suppression list (without: nobody suppressed).
         """
+        return self._masks(self.blocked(obs, customer_ids))
+
+    def masks_and_binding(
+        self, obs: np.ndarray, allowed: np.ndarray, customer_ids: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`masks` and :meth:`binding` together, evaluating the rules once."""
         blocked = self.blocked(obs, customer_ids)
+        return self._masks(blocked), self._binding(blocked, allowed)
+
+    def _masks(self, blocked: np.ndarray) -> np.ndarray:
         if blocked.shape[0] == 0:
             return np.ones((blocked.shape[1], self.table.n_actions), dtype=bool)
         # Customer i loses action a if any rule r blocking i selects a.
@@ -312,7 +321,9 @@ class CompiledRules:
 
         ``allowed`` is what consent allows; :meth:`describe` turns codes into labels.
         """
-        blocked = self.blocked(obs, customer_ids)
+        return self._binding(self.blocked(obs, customer_ids), allowed)
+
+    def _binding(self, blocked: np.ndarray, allowed: np.ndarray) -> np.ndarray:
         selects = (allowed.astype(np.uint8) @ self.selections.T.astype(np.uint8)) > 0
         bits = np.left_shift(np.uint64(1), np.arange(blocked.shape[0], dtype=np.uint64))
         return ((blocked & selects.T).T.astype(np.uint64) * bits).sum(axis=1, dtype=np.uint64)

@@ -143,13 +143,17 @@ class ScoredBatch:
             for j, name in enumerate(self.action_names):
                 out[f"p_{name}"] = self.probabilities[:, j]
             return out
-        k = min(int(top_k), len(self.action_names))
-        order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
-        for rank in range(k):
+        order = self._top(top_k)
+        for rank in range(order.shape[1]):
             column = order[:, rank]
             out[f"top{rank + 1}_action"] = names[column]
             out[f"top{rank + 1}_probability"] = self.probabilities[np.arange(self.n), column]
         return out
+
+    def _top(self, top_k: int) -> np.ndarray:
+        """``(n, k)`` indices of each customer's ``k`` most probable actions, most first."""
+        k = min(int(top_k), len(self.action_names))
+        return np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
 
     def to_arrow(self, top_k: int | None = None, event_ids: np.ndarray | None = None) -> Any:
         """The :meth:`columns` as a ``pyarrow.Table``, fast: names dictionary-encoded.
@@ -185,9 +189,8 @@ class ScoredBatch:
             for j, name in enumerate(self.action_names):
                 columns[f"p_{name}"] = self.probabilities[:, j].astype(np.float32)
         else:
-            k = min(int(top_k), len(self.action_names))
-            order = np.argsort(-self.probabilities, axis=1, kind="stable")[:, :k]
-            for rank in range(k):
+            order = self._top(top_k)
+            for rank in range(order.shape[1]):
                 column = order[:, rank]
                 columns[f"top{rank + 1}_action"] = actions(column)
                 columns[f"top{rank + 1}_probability"] = self.probabilities[
@@ -290,8 +293,8 @@ class Scorer:
             consent = consent_masks(chunk_obs[:, _CONSENT_ROWS], self.table.channel)
             mask = consent.copy()
             if self.rules is not None:
-                mask &= self.rules.masks(chunk_obs, ids[rows])
-                codes[rows] = self.rules.binding(chunk_obs, consent, ids[rows])
+                ruled, codes[rows] = self.rules.masks_and_binding(chunk_obs, consent, ids[rows])
+                mask &= ruled
             mask[held[rows]] = False
             mask[:, no_action] = True
             policy_p = self.probability_fn(chunk_obs, mask)
