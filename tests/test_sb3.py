@@ -243,7 +243,7 @@ def test_unknown_algorithm() -> None:
 @pytest.mark.slow
 def test_ppo_learns_to_beat_random() -> None:
     policy, _ = train_sb3(
-        "ppo", {}, total_timesteps=1_500_000, seed=0, eval_every=0, eval_customers=500
+        "ppo", {}, total_timesteps=300_000, seed=0, eval_every=0, eval_customers=500
     )
     ppo = evaluate(policy, {}, 5_000, seed=21, compare_to_oracle=False)
     random = evaluate(RandomPolicy(16, random_state=0), {}, 5_000, seed=21, compare_to_oracle=False)
