@@ -15,6 +15,7 @@ import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ __all__ = [
     "model_file",
     "policy_class",
     "policy_digests",
+    "read_verified_files",
+    "refuse_unlisted",
 ]
 
 RUN_FILE = "run.json"
@@ -161,12 +164,47 @@ def _check_listed(directory: Path, cls: type[Policy], files: dict[str, str]) -> 
                 f"{where}: files lists {name}, which a {cls.algorithm} policy does not load; "
                 "refusing the run"
             )
-    for name in POLICY_FILES:
+    refuse_unlisted(directory, files)
+
+
+def refuse_unlisted(
+    directory: str | Path, files: Mapping[str, str], names: Sequence[str] = POLICY_FILES
+) -> None:
+    """Refuse a run directory holding one of ``names`` that ``files`` does not list.
+
+    Raises:
+        ValueError: Naming the file present but not listed (not hashed).
+    """
+    directory = Path(directory)
+    for name in names:
         if name not in files and os.path.lexists(directory / name):
             raise ValueError(
                 f"{directory / name}: present but not listed in {RUN_FILE} (not hashed); "
                 "refusing the run"
             )
+
+
+def read_verified_files(
+    directory: str | Path, files: dict[str, str], *, check_sha256: bool = True
+) -> dict[str, bytes]:
+    """The bytes of each of ``files`` in ``directory``, read once and checked against its hash.
+
+    Args:
+        directory: The directory holding the files.
+        files: ``{name: SHA-256}``.
+        check_sha256: Compare each file's SHA-256 with ``files``.
+
+    Raises:
+        ValueError: If a file is missing, a link, not a regular file, or altered.
+    """
+    directory = Path(directory)
+    contents = {name: _read_regular_file(directory / name) for name in files}
+    for name, data in contents.items():
+        if check_sha256 and hashlib.sha256(data).hexdigest() != files[name]:
+            raise ValueError(
+                f"{directory / name}: SHA-256 does not match {RUN_FILE}; refusing to load it"
+            )
+    return contents
 
 
 def load_verified_policy(
@@ -200,12 +238,7 @@ def load_verified_policy(
     directory = Path(directory)
     cls = policy_class(algorithm)
     _check_listed(directory, cls, files)
-    contents = {name: _read_regular_file(directory / name) for name in files}
-    for name, data in contents.items():
-        if check_sha256 and hashlib.sha256(data).hexdigest() != files[name]:
-            raise ValueError(
-                f"{directory / name}: SHA-256 does not match {RUN_FILE}; refusing to load it"
-            )
+    contents = read_verified_files(directory, files, check_sha256=check_sha256)
     with tempfile.TemporaryDirectory(prefix="recenv-verified-") as private:
         for name, data in contents.items():
             with open(Path(private) / name, "xb") as handle:

@@ -3,7 +3,9 @@
 A run directory holds:
 
 * the policy: ``policy.json`` plus ``model.zip`` (SB3) or ``state.npz`` (bandits); baselines
-  have ``policy.json`` only;
+  have ``policy.json`` only. A PPO, A2C or MaskablePPO run also has ``network.npz``, its actor
+  as plain arrays, from which a serving process decides without torch
+  (:mod:`~rec_env.agents.sb3.network_policy`; written when the numpy copy matches the policy);
 * ``run.json``: env id and :class:`~rec_env.settings.EnvSettings` (``env``; the id must be the
   one of the settings' ``world``, see ``rec_env.ENV_WORLDS``), feature and action names,
   algorithm, hyperparameters, seed, recenv version, the integrity fields below, and the final
@@ -12,10 +14,10 @@ A run directory holds:
 
 **Integrity.** ``run.json`` records
 
-* ``files``: ``{file name: SHA-256}`` of *every* file the policy's loader reads, e.g.
-  ``{"model.zip": "…", "policy.json": "…"}``. Names are plain names of the known policy files
-  (``policy.json``, ``model.zip``, ``state.npz``), never paths, so a run directory cannot name a
-  file outside itself;
+* ``files``: ``{file name: SHA-256}`` of *every* file the policy's loaders read, e.g.
+  ``{"model.zip": "…", "network.npz": "…", "policy.json": "…"}``. Names are plain names of the
+  known run files (``policy.json``, ``model.zip``, ``state.npz``, ``network.npz``), never paths,
+  so a run directory cannot name a file outside itself;
 * ``weights_sha256``: :meth:`~rec_env.agents.base.Policy.weights_sha256`, a hash of what the
   policy decides with (configuration and learned arrays, not the file bytes, which for SB3 hold
   the training's start time). ``model_version`` (``<algorithm>-<first 12 hex digits>``) is
@@ -29,6 +31,13 @@ meanwhile. It refuses a run whose ``files`` do not list exactly the files its al
 a known policy file present but not listed, and a loaded policy whose weights hash differs from
 ``weights_sha256``. An SB3 zip unpickles code when loaded, so the check comes before any
 loading; the hashes are only as trustworthy as ``run.json`` itself.
+
+``load_run(..., lean=True)`` (the decision service's) loads a run that has ``network.npz``
+without importing torch, as a :class:`~rec_env.agents.sb3.network_policy.NetworkPolicy`: every
+listed file is read once and its SHA-256 checked, the policy is built from the verified bytes of
+``policy.json`` and ``network.npz``, and its weights hash (of the SB3 policy's learned arrays,
+which ``network.npz`` carries) must equal ``weights_sha256``. Other runs load as without
+``lean``.
 
 Run directories written before these fields existed (``model_file`` and ``model_sha256``, which
 hashed one file while the loader read others) are refused with a request to retrain.
@@ -64,11 +73,15 @@ from rec_env.agents.integrity import (
     model_file,
     policy_class,
     policy_digests,
+    read_verified_files,
+    refuse_unlisted,
 )
+from rec_env.agents.sb3.network_policy import NETWORK_FILE, network_policy, save_network
 from rec_env.settings import EnvSettings
 
 __all__ = [
     "CURVE_FILE",
+    "NETWORK_FILE",
     "POLICY_FILES",
     "RUN_FILE",
     "RunInfo",
@@ -84,10 +97,14 @@ __all__ = [
     "read_run_info",
     "world_env_id",
     "write_curve",
+    "write_policy_files",
     "write_run_info",
 ]
 
 CURVE_FILE = "learning_curve.csv"
+
+_RUN_FILES = (*POLICY_FILES, NETWORK_FILE)
+"""Every file ``files`` may list: the policy loaders' and the serving copy of the network."""
 
 _Name = Annotated[str, Field(min_length=1)]
 _Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -152,11 +169,11 @@ class RunInfo(BaseModel):
     @field_validator("files")
     @classmethod
     def _known_policy_files(cls, value: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(name for name in value if name not in POLICY_FILES)
+        unknown = sorted(name for name in value if name not in _RUN_FILES)
         if unknown:
             raise ValueError(
                 f"{unknown[0]!r} is not a policy file of a run directory; files names only "
-                f"{', '.join(POLICY_FILES)}, inside the run directory (no paths)"
+                f"{', '.join(_RUN_FILES)}, inside the run directory (no paths)"
             )
         if POLICY_FILE not in value:
             raise ValueError(f"must list {POLICY_FILE}")
@@ -194,6 +211,25 @@ def default_run_dir(algorithm: str, seed: int) -> Path:
 def _plain(value: Any) -> Any:
     """A numpy scalar as its Python value, anything else (a path) as text, for ``json.dumps``."""
     return value.item() if hasattr(value, "item") else str(value)
+
+
+def write_policy_files(directory: str | Path, policy: Policy) -> dict[str, Any]:
+    """Save ``policy`` (and its network's serving copy) into a run directory.
+
+    Policy files of another algorithm left in ``directory`` are removed first.
+
+    Returns:
+        The integrity fields of ``run.json`` (``files`` and ``weights_sha256``), to pass to
+        :class:`RunInfo`.
+    """
+    directory = Path(directory)
+    for name in set(POLICY_FILES) - set(policy.saved_files):  # another run's, left in it
+        (directory / name).unlink(missing_ok=True)
+    policy.save(directory)
+    digests = policy_digests(directory, policy)
+    if save_network(directory, policy):
+        digests["files"][NETWORK_FILE] = file_sha256(directory / NETWORK_FILE)
+    return digests
 
 
 def write_run_info(directory: str | Path, info: RunInfo) -> Path:
@@ -275,13 +311,18 @@ def read_run_info(directory: str | Path) -> RunInfo:
         raise ValueError(f"{path}: malformed ({_validation_message(exc)})") from None
 
 
-def load_run(directory: str | Path, verify: bool = True) -> tuple[Policy, RunInfo]:
+def load_run(
+    directory: str | Path, verify: bool = True, *, lean: bool = False
+) -> tuple[Policy, RunInfo]:
     """Load a run directory's policy, verified against its ``run.json``, and ``run.json``.
 
     Args:
         directory: The run directory.
         verify: Check every file's SHA-256 and the weights' against ``run.json`` (``False``
             only for directories this process wrote itself).
+        lean: Load a run with ``network.npz`` as a torch-free
+            :class:`~rec_env.agents.sb3.network_policy.NetworkPolicy` (module docstring); what
+            a process that only decides needs.
 
     Raises:
         ValueError: If the directory is not a run, ``run.json`` is malformed or of the old
@@ -290,13 +331,49 @@ def load_run(directory: str | Path, verify: bool = True) -> tuple[Policy, RunInf
     """
     directory = Path(directory)
     info = read_run_info(directory)
-    expected_weights = info.weights_sha256 if verify else None
-    policy = load_verified_policy(
-        directory, info.algorithm, info.files, expected_weights, check_sha256=verify
-    )
+    if lean and NETWORK_FILE in info.files:
+        policy: Policy = _load_network_policy(directory, info, verify)
+    else:
+        expected_weights = info.weights_sha256 if verify else None
+        files = {name: sha for name, sha in info.files.items() if name != NETWORK_FILE}
+        policy = load_verified_policy(
+            directory, info.algorithm, files, expected_weights, check_sha256=verify
+        )
+        refuse_unlisted(directory, info.files, (NETWORK_FILE,))  # unread, but not ours either
     if list(policy.action_names) != info.action_names:
         raise ValueError(
             f"{directory / RUN_FILE}: action_names do not match the policy's "
             f"({len(info.action_names)} against {len(policy.action_names)} actions)"
         )
     return policy, info
+
+
+def _load_network_policy(directory: Path, info: RunInfo, verify: bool) -> Policy:
+    """The numpy policy of a run with ``network.npz``, from the verified bytes of every file.
+
+    Raises:
+        ValueError: If a known policy file is present but not listed, a file is missing or
+            altered, ``policy.json`` or ``network.npz`` is not a valid network policy of the
+            run's algorithm, or its weights do not match ``weights_sha256``.
+    """
+    refuse_unlisted(directory, info.files)
+    contents = read_verified_files(directory, info.files, check_sha256=verify)
+    where = directory / POLICY_FILE
+    try:
+        payload = json.loads(contents[POLICY_FILE])
+    except ValueError:
+        raise ValueError(f"{where}: not valid JSON") from None
+    if not isinstance(payload, dict) or payload.get("algorithm") != info.algorithm:
+        raise ValueError(f"{where}: not a {info.algorithm} policy, as {RUN_FILE} says")
+    if not isinstance(payload.get("config"), dict):
+        raise ValueError(f"{where}: expected a 'config' object")
+    try:
+        policy = network_policy(payload, contents[NETWORK_FILE])
+    except ValueError as exc:
+        raise ValueError(f"{directory}: {exc}") from None
+    if verify and policy.weights_sha256() != info.weights_sha256:
+        raise ValueError(
+            f"{directory}: the loaded policy's weights do not match weights_sha256 in "
+            f"{RUN_FILE}; refusing it"
+        )
+    return policy

@@ -25,13 +25,12 @@ from rec_env.agents.registry import (
     make_bandit,
 )
 from rec_env.agents.runs import (
-    POLICY_FILES,
     RunInfo,
     default_run_dir,
     load_run,
-    policy_digests,
     world_env_id,
     write_curve,
+    write_policy_files,
     write_run_info,
 )
 from rec_env.settings import EnvSettings
@@ -251,9 +250,7 @@ def train(
             tensorboard_log=tensorboard_log,
         )
     wall = time.perf_counter() - start
-    for name in set(POLICY_FILES) - set(policy.saved_files):  # another run's, left in ``out``
-        (directory / name).unlink(missing_ok=True)
-    policy.save(directory)
+    digests = write_policy_files(directory, policy)  # removes another run's files left in out
     write_curve(directory, curve)
     final = evaluate(policy, settings, final_customers, EVAL_SEED, name=algorithm)
     write_run_info(
@@ -267,11 +264,12 @@ def train(
             hyperparameters=used,
             seed=seed,
             recenv_version=__version__,
-            **policy_digests(directory, policy),
+            **digests,
             timesteps=total,
             wall_time_s=round(wall, 2),
             final_metrics=final.to_dict(),
         ),
     )
     load_run(directory)  # the run loads back and verifies, or training fails now, not serving
+    load_run(directory, lean=True)  # and so does its serving copy
     return directory

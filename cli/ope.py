@@ -90,6 +90,16 @@ def ope_command(
             "(and counted)."
         ),
     ] = None,
+    from_log: Annotated[
+        bool,
+        typer.Option(
+            "--from-log",
+            help="Take the target's probabilities from the log (prob_<action>: what the serving "
+            "model logged; in apprentice mode the model's, while the baseline was served) "
+            "instead of running --policy, which then only names the catalog: for an online "
+            "bandit whose state has moved on, or an apprentice log. Strategy runs.",
+        ),
+    ] = False,
     window: Annotated[
         str | None,
         typer.Option(
@@ -103,8 +113,12 @@ def ope_command(
 
     Prints IPS, SNIPS, the direct method and doubly robust estimates of the policy's mean
     reward per decision, with 95% bootstrap confidence intervals and the importance-weight
-    diagnostics. Decisions whose reward has not arrived are skipped and counted, unless
-    --default-reward gives them a reward once their --window has passed. The policy's
+    diagnostics, and the logged policy's own mean reward. Decisions whose reward has not
+    arrived (or whose reward window is still open) are skipped and counted, unless
+    --default-reward gives them a reward once their --window has passed (decisions logged with
+    a window get theirs from the log when it closes). Decisions never activated under
+    --require-activation are left out, and so are held-out customers', whose mean reward is
+    reported on its own line. The policy's
     SHA-256 is checked against run.json before it is loaded. Strategy and item runs are
     evaluated on logged single decisions of their own world and action table; slate runs on
     logged slate messages, with whole-slate IPS and SNIPS (the probability of the whole logged
@@ -151,12 +165,18 @@ def ope_command(
                     "--estimators applies to single decisions; slate runs get whole-slate IPS "
                     "and SNIPS"
                 )
+            if from_log:
+                fail("--from-log applies to strategy runs, whose logs hold every probability")
             loaded, results = _slate_estimates(log, target, info, settings, default)
         else:
             loaded, results = _single_estimates(
-                log, target, info, settings, max_weight, default, names
+                log, target, info, settings, max_weight, default, names, from_log
             )
     data = loaded.data
+    from rec_env.agents.evaluation.evaluate import mean_ci
+
+    logged = mean_ci(data.rewards)
+    holdout = mean_ci(loaded.holdout_rewards) if loaded.holdout_rewards.size else None
     if as_json:
         payload = {
             "policy": str(policy),
@@ -169,6 +189,15 @@ def ope_command(
             "default_reward": None if default is None else default.value,
             "window_seconds": None if default is None else default.window_seconds,
             "given_default_reward": loaded.n_default_reward,
+            "not_activated": loaded.n_not_activated,
+            "logged_policy": {"mean": logged.mean, "ci95": logged.ci},
+            "holdout": None
+            if holdout is None
+            else {
+                "decisions": int(loaded.holdout_rewards.size),
+                "mean": holdout.mean,
+                "ci95": holdout.ci,
+            },
             "estimates": [r.as_dict() for r in results],
         }
         typer.echo(json.dumps(payload, indent=2))
@@ -184,7 +213,18 @@ def ope_command(
         f"{data.n:,} decisions with a reward{given}; {loaded.n_without_reward:,} skipped "
         f"(no reward yet) of {loaded.n_decisions:,} in {log}"
     )
+    if loaded.n_not_activated:
+        typer.echo(f"{loaded.n_not_activated:,} decisions left out: never activated (not sent)")
     Console().print(ope_table(results, f"{info.algorithm} ({policy}): mean reward per decision"))
+    typer.echo(
+        f"logged policy (on-policy mean of the evaluated decisions; in apprentice mode the "
+        f"baseline's): {logged.mean:.4g} ± {logged.ci:.3g}"
+    )
+    if holdout is not None:
+        typer.echo(
+            f"holdout ({loaded.holdout_rewards.size:,} decisions, not evaluated as the "
+            f"policy's): mean reward {holdout.mean:.4g} ± {holdout.ci:.3g}"
+        )
     for line in diagnostic_lines(results):
         typer.echo(line)
 
@@ -216,8 +256,17 @@ def _single_estimates(
     max_weight: float | None,
     default: RewardDefault | None = None,
     names: Sequence[str] = ("ips", "snips", "dm", "dr"),
+    from_log: bool = False,
 ) -> tuple[Any, list[OPEResult]]:
-    """The estimates ``names`` (and IPS clipped at ``max_weight``) of a strategy or item run."""
+    """The estimates ``names`` (and IPS clipped at ``max_weight``) of a strategy or item run.
+
+    With ``from_log`` the target's probabilities are the logged ones (``prob_<action>``).
+
+    Raises:
+        ValueError: If ``from_log`` and some decisions have no logged probabilities.
+    """
+    import numpy as np
+
     from rec_env.agents.ope import ALL_ESTIMATORS, InverseProbabilityWeighting, evaluate_policy
     from rec_env.datasets.decision_log import read_decision_log
     from rec_env.features import FEATURE_NAMES
@@ -230,7 +279,15 @@ def _single_estimates(
         log, info.action_names, feature_names=features, world=world, default_reward=default
     )
     data = loaded.data
-    probabilities = target.action_probabilities(data.contexts, data.action_masks)
+    if from_log:
+        probabilities = loaded.logged_probabilities
+        if probabilities is None or np.isnan(probabilities).any():
+            raise ValueError(
+                f"{log}: some decisions have no logged probabilities (item or slate models "
+                "log the served action's only); --from-log needs a strategy log"
+            )
+    else:
+        probabilities = target.action_probabilities(data.contexts, data.action_masks)
     estimators: list[Any] = []
     for name in names:
         estimators.append(ALL_ESTIMATORS[name](**settings))

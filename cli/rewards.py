@@ -1,4 +1,4 @@
-"""``recenv rewards``: upload rewards to the decision log, and close the reward windows."""
+"""``recenv rewards``: upload rewards and activations to the decision log, close the windows."""
 
 from __future__ import annotations
 
@@ -11,11 +11,19 @@ import typer
 
 from rec_env.cli._errors import fail, reporting_bad_input
 
-__all__ = ["close_command", "read_rewards", "rewards_app", "upload_command"]
+__all__ = [
+    "activate_command",
+    "close_command",
+    "read_activations",
+    "read_reward_parts",
+    "read_rewards",
+    "rewards_app",
+    "upload_command",
+]
 
 rewards_app = typer.Typer(
-    help="Upload rewards to the decision log of `recenv serve` and `recenv score`, and close "
-    "the reward windows of old decisions with a default reward.",
+    help="Upload rewards and activations to the decision log of `recenv serve` and `recenv "
+    "score`, and close the reward windows that are over.",
     no_args_is_help=True,
 )
 
@@ -28,6 +36,19 @@ def read_rewards(path: Path) -> tuple[list[str], list[float]]:
     """The ``event_id`` and ``reward`` columns of a CSV or Parquet file (by its extension).
 
     Raises:
+        ValueError: As :func:`read_reward_parts`.
+    """
+    event_ids, rewards, _ = read_reward_parts(path)
+    return event_ids, rewards
+
+
+def read_reward_parts(path: Path) -> tuple[list[str], list[float], list[str | None] | None]:
+    """The ``event_id``, ``reward`` and optional ``part_id`` columns of a CSV or Parquet file.
+
+    The format follows the extension (``.parquet``, else CSV). An empty ``part_id`` is the
+    event's unnamed part.
+
+    Raises:
         ValueError: If the file cannot be read, a column is missing, or a value is empty, not
             a number or not finite (naming its row, 1 = the first data row).
     """
@@ -38,29 +59,91 @@ def read_rewards(path: Path) -> tuple[list[str], list[float]]:
     table = _read_table(path)
     missing = [name for name in ("event_id", "reward") if name not in table.column_names]
     if missing:
-        raise ValueError(f"{path}: no column {', '.join(missing)} (columns: event_id, reward)")
-    ids = table.column("event_id")
-    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
-        raise ValueError(f"{path}: column event_id must hold text, not {ids.type}")
+        raise ValueError(
+            f"{path}: no column {', '.join(missing)} (columns: event_id, reward[, part_id])"
+        )
+    ids = _event_ids(table, path)
     rewards = table.column("reward")
     try:
         rewards = rewards.cast(pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise ValueError(f"{path}: column reward must hold numbers, not {rewards.type}") from None
-    for name, column in (("event_id", ids), ("reward", rewards)):
-        if column.null_count:
-            row = int(np.flatnonzero(pc.is_null(column).to_numpy(zero_copy_only=False))[0])
-            raise ValueError(f"{path}: row {row + 1}: {name} is empty")
+    if rewards.null_count:
+        row = int(np.flatnonzero(pc.is_null(rewards).to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"{path}: row {row + 1}: reward is empty")
     values = rewards.to_numpy()
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         row = int(bad[0])
         raise ValueError(f"{path}: row {row + 1}: reward {float(values[row])!r} is not finite")
-    return pc.utf8_lower(ids).to_pylist(), values.tolist()
+    parts = None
+    if "part_id" in table.column_names:
+        parts = [
+            None if part in (None, "") else str(part)
+            for part in table.column("part_id").cast(pa.string()).to_pylist()
+        ]
+    return ids, values.tolist(), parts
 
 
-def _read_table(path: Path) -> Any:
-    """The file as a ``pyarrow.Table``: Parquet by its extension, else CSV (``event_id`` text)."""
+def _event_ids(table: Any, path: Path) -> list[str]:
+    """The ``event_id`` column in lower case.
+
+    Raises:
+        ValueError: If it is not text, or empty in a row.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = table.column("event_id")
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        raise ValueError(f"{path}: column event_id must hold text, not {ids.type}")
+    if ids.null_count:
+        row = int(np.flatnonzero(pc.is_null(ids).to_numpy(zero_copy_only=False))[0])
+        raise ValueError(f"{path}: row {row + 1}: event_id is empty")
+    return pc.utf8_lower(ids).to_pylist()
+
+
+def read_activations(path: Path) -> tuple[list[str], list[float | None]]:
+    """The ``event_id`` and optional ``activated_at`` columns of a CSV or Parquet file.
+
+    ``activated_at`` holds Unix seconds or timestamps (UTC if they name no zone); empty: now.
+
+    Raises:
+        ValueError: If the file cannot be read, ``event_id`` is missing or empty somewhere, or
+            ``activated_at`` is not a time.
+    """
+    import pyarrow as pa
+
+    from rec_env.serve.rewards import parse_as_of
+
+    table = _read_table(path, string_columns=("event_id", "activated_at"))
+    if "event_id" not in table.column_names:
+        raise ValueError(f"{path}: no column event_id (columns: event_id[, activated_at])")
+    ids = _event_ids(table, path)
+    times: list[float | None] = [None] * len(ids)
+    if "activated_at" in table.column_names:
+        column = table.column("activated_at")
+        if pa.types.is_timestamp(column.type):
+            column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            times = [None if v is None else v / 1e6 for v in column.to_pylist()]
+        else:
+            for row, value in enumerate(column.cast(pa.string()).to_pylist()):
+                try:
+                    times[row] = None if value in (None, "") else parse_as_of(value)
+                except ValueError:
+                    raise ValueError(
+                        f"{path}: row {row + 1}: activated_at {value!r} is neither Unix seconds "
+                        "nor an ISO 8601 timestamp"
+                    ) from None
+    return ids, times
+
+
+def _read_table(path: Path, string_columns: tuple[str, ...] = ("event_id", "part_id")) -> Any:
+    """The file as a ``pyarrow.Table``: Parquet by its extension, else CSV.
+
+    Columns named in ``string_columns`` are read from a CSV as text.
+    """
     import pyarrow as pa
     import pyarrow.csv as pv
     import pyarrow.parquet as pq
@@ -70,7 +153,7 @@ def _read_table(path: Path) -> Any:
     try:
         if path.suffix.lower() == ".parquet":
             return pq.read_table(path)
-        options = pv.ConvertOptions(column_types={"event_id": pa.string()})
+        options = pv.ConvertOptions(column_types=dict.fromkeys(string_columns, pa.string()))
         return pv.read_csv(path, convert_options=options)
     except (pa.ArrowException, OSError) as exc:
         raise ValueError(f"{path}: cannot read ({' '.join(str(exc).split())})") from None
@@ -87,31 +170,37 @@ def _open_log(db: Path) -> Any:
 
 @rewards_app.command("upload")
 def upload_command(
-    path: Annotated[Path, typer.Argument(help="CSV or Parquet with columns event_id, reward.")],
+    path: Annotated[
+        Path,
+        typer.Argument(help="CSV or Parquet with columns event_id, reward and optionally part_id."),
+    ],
     db: Annotated[Path, typer.Option(help=_DB_HELP)] = Path("decisions.db"),
 ) -> None:
     """Record the reward of each decision in PATH, in one transaction: all of them, or none.
 
     Each event's reward is recorded once: the same reward again is a duplicate and changes
-    nothing, so uploading a file twice is harmless. An unknown event id, or a reward that
-    differs from the one recorded, is an error and nothing is recorded. A reward for an event
-    whose window was closed (`recenv rewards close`) is late: counted, not recorded.
+    nothing, so uploading a file twice is harmless. A decision logged with a reward window
+    takes rewards as parts (part_id, e.g. the order id) that add up until the window closes.
+    An unknown event id, a reward that differs from the one recorded, or a decision that needs
+    an activation it does not have, is an error and nothing is recorded. A reward for an event
+    whose window is over is late: counted, logged as late, never learned.
     """
     from rec_env.serve.decision_log import RewardBatchError
 
     started = time.perf_counter()
     with reporting_bad_input():
-        event_ids, rewards = read_rewards(path)
+        event_ids, rewards, part_ids = read_reward_parts(path)
         log = _open_log(db)
     try:
-        batch = log.record_rewards(event_ids, rewards)
+        batch = log.record_rewards(event_ids, rewards, part_ids)
     except RewardBatchError as exc:
         fail(f"{path}: row {exc.index + 1}, {exc.field}: {exc.reason}")
     finally:
         log.close()
     seconds = time.perf_counter() - started
+    pending = f" ({batch.pending:,} parts of open windows)" if batch.pending else ""
     typer.echo(
-        f"recorded {batch.recorded:,} rewards, {batch.duplicates:,} duplicates, "
+        f"recorded {batch.recorded:,} rewards{pending}, {batch.duplicates:,} duplicates, "
         f"{len(batch.late):,} late (window closed, not recorded) in {seconds:.2f} s"
     )
 
@@ -119,8 +208,13 @@ def upload_command(
 @rewards_app.command("close")
 def close_command(
     window_days: Annotated[
-        float, typer.Option(help="The attribution window: days from the decision.")
-    ],
+        float | None,
+        typer.Option(
+            help="The attribution window of decisions logged without one: days from the "
+            "decision (or its activation). Left out: only decisions logged with a window close, "
+            "each by its own."
+        ),
+    ] = None,
     default_reward: Annotated[
         float, typer.Option(help="The reward of a decision nobody posted a reward for.")
     ] = 0.0,
@@ -130,13 +224,16 @@ def close_command(
     ] = None,
     db: Annotated[Path, typer.Option(help=_DB_HELP)] = Path("decisions.db"),
 ) -> None:
-    """Record the default reward for every decision older than the window without a reward.
+    """Give every decision whose reward window is over its final reward.
 
-    Most customers do not buy, and nobody posts their zero: a policy that learns, or an
-    evaluation that averages, the posted rewards alone sees only the buyers. Closing the
-    windows adds the non-buyers. The defaults are marked as such in the log, and a reward
-    that arrives later for such an event is late and never recorded. Run it as often as you
-    like (e.g. nightly): a decision gets its default once.
+    A decision logged with a window (recenv serve --reward-window-days, or the request's
+    reward_window_days) gets the sum of its parts, or the default reward if none came. With
+    --window-days, every decision logged without a window and older than it, with no reward,
+    gets the default. Most customers do not buy, and nobody posts their zero: a policy that
+    learns, or an evaluation that averages, the posted rewards alone sees only the buyers.
+    Closing the windows adds the non-buyers. The defaults are marked as such in the log, and a
+    reward that arrives later for such an event is late and never learned. Run it as often as
+    you like (e.g. nightly): a decision gets its final reward once.
     """
     from rec_env.serve.rewards import close_windows, parse_as_of
 
@@ -150,4 +247,39 @@ def close_command(
             closed = close_windows(log, window_days, default_reward, moment)
         finally:
             log.close()
-    typer.echo(f"recorded the default reward {default_reward:g} for {closed:,} decisions")
+    typer.echo(
+        f"recorded the final reward (the default {default_reward:g} where none came) for "
+        f"{closed:,} decisions"
+    )
+
+
+@rewards_app.command("activate")
+def activate_command(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV or Parquet with a column event_id and optionally activated_at (Unix "
+            "seconds or ISO 8601; empty: now)."
+        ),
+    ],
+    db: Annotated[Path, typer.Option(help=_DB_HELP)] = Path("decisions.db"),
+) -> None:
+    """Mark the decisions in PATH as delivered (their messages were sent), all or none.
+
+    A decision's reward window starts at its activation, and a log served with
+    --require-activation learns from and evaluates activated decisions only. A decision keeps
+    its first activation: uploading a file twice changes nothing. An unknown event id is an
+    error and nothing is recorded.
+    """
+    from rec_env.serve.decision_records import EventBatchError
+
+    with reporting_bad_input():
+        event_ids, times = read_activations(path)
+        log = _open_log(db)
+    try:
+        batch = log.activate(event_ids, times)
+    except EventBatchError as exc:
+        fail(f"{path}: row {exc.index + 1}, {exc.field}: {exc.reason}")
+    finally:
+        log.close()
+    typer.echo(f"activated {batch.activated:,} decisions, {batch.duplicates:,} already activated")

@@ -143,6 +143,33 @@ def serve_command(
             "[default: 1000]."
         ),
     ] = None,
+    reward_window_days: Annotated[
+        float | None,
+        typer.Option(
+            help="Attribution window in days from a decision's activation (else the decision): "
+            "rewards inside it add up (in parts), and when it closes their sum, or "
+            "--default-reward, is what is learned [default: none, a reward is final at once]."
+        ),
+    ] = None,
+    default_reward: Annotated[
+        float | None,
+        typer.Option(help="Reward of a decision whose window closes without one [default: 0]."),
+    ] = None,
+    require_activation: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-activation/--no-require-activation",
+            help="Learn from and evaluate activated (delivered) decisions only: a reward for a "
+            "decision never activated is refused (409) [default: off].",
+        ),
+    ] = None,
+    window_close_interval: Annotated[
+        float | None,
+        typer.Option(
+            help="Seconds between background closes of the reward windows that are over "
+            "(0: only on POST /v1/rewards/close) [default: 60]."
+        ),
+    ] = None,
     max_body_bytes: Annotated[
         int | None,
         typer.Option(
@@ -213,6 +240,10 @@ def serve_command(
         "holdout_seed": holdout_seed,
         "reward_min": reward_min,
         "reward_max": reward_max,
+        "reward_window_days": reward_window_days,
+        "default_reward": default_reward,
+        "require_activation": require_activation,
+        "window_close_interval": window_close_interval,
         "max_body_bytes": max_body_bytes,
         "wal_max_bytes": wal_max_bytes,
     }

@@ -14,9 +14,15 @@ position, so a reward finds its decision by two primary-key lookups. Rewards are
 (``seq``) in the order they are recorded, so a learner can replay every reward after the last
 one its snapshot had learned (:meth:`DecisionLog.rewards_after`). A batch of rewards
 (:meth:`DecisionLog.record_rewards`) is checked and recorded in one transaction: all or nothing.
-Closing the reward windows (:meth:`DecisionLog.close_windows`) records a default reward, marked
-``defaulted``, for every old decision without one; a reward posted after that is *late* and
-never replaces it.
+
+The reward contract (:mod:`rec_env.serve.reward_windows`): a request may be logged with an
+attribution window (:attr:`DecisionLog.terms`, or its own ``window_seconds``) and the need of an
+activation (:meth:`DecisionLog.activate`: the message was sent). Without a window a posted
+reward is final at once. With one, rewards are *parts* that add up until the window, counted
+from the activation if any, is over; closing the windows (:meth:`DecisionLog.close_windows`)
+then records one final reward per decision, the sum of its parts or the default reward marked
+``defaulted``, and only final rewards are numbered and replayed. A reward posted after a
+window is over is *late*: kept in ``late_rewards``, never learned, never replaces the final one.
 
 One writer per database: the log takes an exclusive OS lock on ``<db>.lock``
 (:mod:`rec_env.serve.database_lock`), so a second server on the same file refuses to start
@@ -53,27 +59,57 @@ from rec_env.serve.decision_reader import DecisionReader
 from rec_env.serve.decision_records import (
     FLOAT,
     INT,
+    ActivationBatch,
     ColumnarDecisions,
+    EventBatchError,
+    LateRewardError,
     LoggedDecision,
+    NotActivatedError,
+    RewardBatchError,
     RewardConflictError,
     RewardReceipt,
+    RewardTerms,
     UnknownEventError,
 )
-from rec_env.serve.event_ids import KEY_LENGTH, POSITIONS, event_ids, new_request_key
+from rec_env.serve.event_ids import event_ids, new_request_key
+from rec_env.serve.reward_batches import (
+    LateRow,
+    check_activations,
+    locate_items,
+    record_part,
+    record_parts,
+    recorded_before,
+    requests_of,
+    sort_items,
+    terms_of_requests,
+)
+from rec_env.serve.reward_windows import (
+    activation_time,
+    any_due,
+    close_due,
+    close_unwindowed,
+    insert_terms,
+    record_late,
+    terms_of,
+)
 from rec_env.serve.settings import DEFAULT_WAL_MAX_BYTES
 from rec_env.serve.wal_bound import WalBound, WalCheckpointer
 
 __all__ = [
     "CHECKPOINT_INTERVAL",
     "SCHEMA_VERSION",
+    "ActivationBatch",
     "ColumnarDecisions",
     "DecisionLog",
+    "EventBatchError",
     "LateRewardError",
     "LoggedDecision",
+    "NotActivatedError",
     "RewardBatch",
     "RewardBatchError",
     "RewardConflictError",
     "RewardReceipt",
+    "RewardTerms",
     "UnknownEventError",
 ]
 
@@ -86,55 +122,16 @@ REPLAY_CHUNK = 10_000
 _FLOAT = FLOAT
 _INT = INT
 
-_KEYS_PER_QUERY = 500
-"""Request keys looked up per query by :meth:`DecisionLog.record_rewards`."""
 _INSERT_REWARD = (
     "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
 )
-_CLOSE_ROW_REQUESTS = (
-    "INSERT INTO rewards (event_id, request_id, position, reward, received_at, defaulted) "
-    "SELECT d.event_id, d.request_id, d.position, ?, ?, 1 FROM requests AS r "
-    "JOIN decisions AS d ON d.request_id = r.request_id "
-    "WHERE r.created_at < ? AND r.actions IS NULL ORDER BY d.request_id, d.position "
-    "ON CONFLICT (event_id) DO NOTHING"
+_INSERT_REQUEST = (
+    "INSERT INTO requests (request_id, request_key, position_offset, created_at, model_version, "
+    "policy_updates, n, features, allowed, probabilities, actions, propensities, customer_ids, "
+    "slates, slate_probabilities, holdout, policy_actions) "
+    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-class LateRewardError(RewardConflictError):
-    """The event's reward window closed: its default reward stands, a late one is not recorded.
-
-    Args:
-        event_id: The event.
-        recorded: The default reward recorded when its window closed.
-    """
-
-    def __init__(self, event_id: str, recorded: float) -> None:
-        ValueError.__init__(
-            self,
-            f"event {event_id}: its reward window closed and the default reward ({recorded!r}) "
-            "was recorded; a late reward is not recorded",
-        )
-        self.event_id = event_id
-        self.recorded = recorded
-
-
-class RewardBatchError(ValueError):
-    """An item of a reward batch is refused, so none of the batch is recorded.
-
-    Args:
-        index: The item's index in the batch.
-        field: The item's field at fault (``event_id`` or ``reward``).
-        kind: ``unknown`` (no such decision) or ``conflict`` (a different reward is recorded).
-        message: What is wrong.
-    """
-
-    def __init__(self, index: int, field: str, kind: str, message: str) -> None:
-        super().__init__(f"item {index}, {field}: {message}")
-        self.index = index
-        self.field = field
-        self.kind = kind
-        self.reason = message
 
 
 @dataclass(frozen=True)
@@ -144,9 +141,11 @@ class RewardBatch:
     Args:
         recorded: Rewards recorded now.
         duplicates: Items whose same reward was already recorded (nothing changed).
-        late: Indices of the items whose event's window had closed (not recorded).
+        late: Indices of the items whose event's window had closed (logged as late, not
+            learned).
         first_seq: Seq of the first reward recorded now (the others follow it), or None.
-        recorded_sum: Sum of the rewards recorded now.
+        recorded_sum: Sum of the final rewards recorded now.
+        pending: Of ``recorded``, parts added to a window still open (learned at its close).
     """
 
     recorded: int
@@ -154,6 +153,7 @@ class RewardBatch:
     late: list[int] = field(default_factory=list)
     first_seq: int | None = None
     recorded_sum: float = 0.0
+    pending: int = 0
 
 
 class DecisionLog:
@@ -168,6 +168,8 @@ class DecisionLog:
         exclusive: Take the database's writer lock, so no other process (or open log) writes
             it at the same time. Without it, several writers share the file safely (one
             reward per event), but each keeps its own online state and sampler.
+        terms: The reward contract of requests logged without a window of their own
+            (:attr:`terms`; default: none, a posted reward is final at once).
 
     Raises:
         ValueError: If the file cannot be opened as a decision log of this version, or another
@@ -181,8 +183,11 @@ class DecisionLog:
         checkpoint_interval: float = CHECKPOINT_INTERVAL,
         wal_max_bytes: int = DEFAULT_WAL_MAX_BYTES,
         exclusive: bool = True,
+        terms: RewardTerms | None = None,
     ) -> None:
         self.path = Path(path)
+        self.terms = terms if terms is not None else RewardTerms()
+        """The reward contract new requests are logged under (the service's settings)."""
         self._lock = threading.Lock()
         self._wal = WalBound(self.path, wal_max_bytes, timeout)
         self._writer_lock = DatabaseLock(self.path) if exclusive else None
@@ -216,6 +221,11 @@ class DecisionLog:
             self._connection.close()
         if self._writer_lock is not None:
             self._writer_lock.release()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` has run."""
+        return self._closed
 
     def wal_bytes(self) -> int:
         """Size of the write-ahead log file now."""
@@ -275,6 +285,10 @@ class DecisionLog:
         actions: np.ndarray,
         customer_ids: Sequence[str | None] | None = None,
         sampler_seed: int | None = None,
+        *,
+        holdout: np.ndarray | None = None,
+        policy_actions: np.ndarray | None = None,
+        window_seconds: float | None = None,
     ) -> list[str]:
         """Log the decisions of one request in one transaction.
 
@@ -289,6 +303,12 @@ class DecisionLog:
             sampler_seed: Seed of the generator that drew the actions (one uniform number per
                 customer); the same transaction adds ``n`` to its count of draws
                 (:meth:`sampler_draws`).
+            holdout: ``(n,)`` bool, True for held-out customers (their decision is the
+                holdout's, not the policy's).
+            policy_actions: ``(n,)`` int, apprentice mode: the action the model would have
+                taken (-1: none) while ``actions`` holds the caller's baseline and
+                ``probabilities`` the model's.
+            window_seconds: The request's attribution window (default: :attr:`terms`'s).
 
         Returns:
             The ``n`` new event ids.
@@ -297,10 +317,12 @@ class DecisionLog:
         request_key, offset = new_request_key()
         ids = event_ids(request_key, offset, n)
         propensities = probabilities[np.arange(n), actions].tolist()
+        terms = self._terms(window_seconds)
+        created_at = time.time()
         request = (
             request_key,
             offset,
-            time.time(),
+            created_at,
             model_version,
             policy_updates,
             n,
@@ -320,16 +342,23 @@ class DecisionLog:
                     "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     request,
                 )
+                request_id = cursor.lastrowid
+                assert request_id is not None
                 rows = zip(
-                    (cursor.lastrowid,) * n,
+                    (request_id,) * n,
                     range(n),
                     ids,
                     customers,
                     actions.tolist(),
                     propensities,
+                    _optional_column(holdout, n, bool),
+                    _optional_column(policy_actions, n, int),
                     strict=True,
                 )
-                connection.executemany("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?)", rows)
+                connection.executemany(
+                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+                )
+                insert_terms(connection, request_id, created_at, n, terms)
                 _count_draws(connection, sampler_seed, n)
                 connection.execute("COMMIT")
             except BaseException:
@@ -345,6 +374,10 @@ class DecisionLog:
         decisions: ColumnarDecisions,
         customer_ids: Sequence[str | None] | None = None,
         sampler_seed: int | None = None,
+        *,
+        holdout: np.ndarray | None = None,
+        policy_actions: np.ndarray | None = None,
+        window_seconds: float | None = None,
     ) -> list[str]:
         """Log the decisions of one call to an item or slate model: one insert, one transaction.
 
@@ -356,6 +389,9 @@ class DecisionLog:
             customer_ids: Optional caller ids of the customers.
             sampler_seed: Seed of the generator that drew the decisions; the same transaction
                 adds ``n * decisions.draws`` to its count of draws (:meth:`sampler_draws`).
+            holdout: ``(n,)`` bool, as in :meth:`log_decisions` (stored as a blob).
+            policy_actions: ``(n,)`` int, as in :meth:`log_decisions` (stored as a blob).
+            window_seconds: The request's attribution window (default: :attr:`terms`'s).
 
         Returns:
             The ``n`` new event ids.
@@ -364,10 +400,12 @@ class DecisionLog:
         request_key, offset = new_request_key()
         ids = event_ids(request_key, offset, n)
         given_ids = customer_ids is not None and any(c is not None for c in customer_ids)
+        terms = self._terms(window_seconds)
+        created_at = time.time()
         row = (
             request_key,
             offset,
-            time.time(),
+            created_at,
             model_version,
             policy_updates,
             n,
@@ -379,16 +417,17 @@ class DecisionLog:
             json.dumps(list(customer_ids)) if given_ids else None,
             _optional_bytes(decisions.slates, _INT),
             _optional_bytes(decisions.slate_probabilities, _FLOAT),
+            _optional_bytes(holdout, np.dtype(np.uint8)),
+            _optional_bytes(policy_actions, _INT),
         )
         with self._lock:
             connection = self._connection
             self._wal.before_write(connection)
             connection.execute("BEGIN IMMEDIATE")
             try:
-                connection.execute(
-                    "INSERT INTO requests VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    row,
-                )
+                cursor = connection.execute(_INSERT_REQUEST, row)
+                assert cursor.lastrowid is not None
+                insert_terms(connection, cursor.lastrowid, created_at, n, terms)
                 _count_draws(connection, sampler_seed, n * decisions.draws)
                 connection.execute("COMMIT")
             except BaseException:
@@ -410,52 +449,93 @@ class DecisionLog:
             located = self._reader.locate(event_id)
             return None if located is None else self._reader.read(event_id, located)
 
-    def record_reward(self, event_id: str, reward: float) -> RewardReceipt:
-        """Record the reward of a decision, at most once, in one atomic statement.
+    def record_reward(
+        self, event_id: str, reward: float, part_id: str | None = None
+    ) -> RewardReceipt:
+        """Record the reward of a decision (or a part of it, inside its window).
+
+        A decision logged without a window gets its reward at most once, in one atomic
+        statement: it is final at once. A decision logged with a window collects parts, which
+        add up until the window closes (:meth:`close_windows`); ``part_id`` names a part, and
+        posting the same part again changes nothing. A reward posted once the window is over
+        is late: kept in ``late_rewards``, never learned from.
 
         Args:
             event_id: The decision's event id.
             reward: The reward (finite).
+            part_id: The part's id (windows only; None: the event's one unnamed part).
 
         Returns:
-            The receipt; ``duplicate`` is True if the same reward was already recorded.
+            The receipt; ``duplicate`` is True if the same reward (part) was already recorded,
+            ``pending`` True for a part of a window still open.
 
         Raises:
             UnknownEventError: If no decision has this event id.
-            RewardConflictError: If the event already has a different reward.
-            LateRewardError: If the event's reward window closed (its default reward stands).
+            NotActivatedError: If the decision needs an activation it does not have.
+            RewardConflictError: If the event (part) already has a different reward.
+            LateRewardError: If the event's reward window is over (the reward is logged as late).
         """
         with self._lock:
             located = self._reader.locate(event_id)
             decision = None if located is None else self._reader.read(event_id, located)
             if located is None or decision is None:
                 raise UnknownEventError(event_id)
-            self._wal.before_write(self._connection)
+            connection = self._connection
+            place = (located.request_id, located.position)
+            terms = terms_of(connection, located.request_id)
+            activated = activation_time(connection, *place) if terms is not None else None
+            if terms is not None and terms.require_activation and activated is None:
+                raise NotActivatedError(event_id)
+            self._wal.before_write(connection)
+            now = time.time()
+            if terms is not None and terms.window_seconds is not None:
+                connection.execute("BEGIN IMMEDIATE")
+                try:
+                    receipt = record_part(
+                        connection, decision, place, terms, activated, reward, part_id or "", now
+                    )
+                    connection.execute("COMMIT")
+                except LateRewardError:
+                    connection.execute("COMMIT")  # the late reward is kept for the record
+                    raise
+                except BaseException:
+                    connection.execute("ROLLBACK")
+                    raise
+                return receipt
             # check and insert in one statement: atomic across processes too (fetchall ends
             # the statement, which commits it)
-            inserted = self._connection.execute(
+            inserted = connection.execute(
                 "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
-                (event_id, located.request_id, located.position, reward, time.time()),
+                (event_id, *place, reward, now),
             ).fetchall()
             if inserted:
                 return RewardReceipt(decision, reward, duplicate=False, seq=inserted[0][0])
-            seq, recorded, defaulted = self._connection.execute(
+            seq, recorded, defaulted = connection.execute(
                 "SELECT seq, reward, defaulted FROM rewards WHERE event_id = ?", (event_id,)
             ).fetchone()
+            if defaulted:
+                record_late(connection, [(event_id, part_id or "", *place, reward, now)])
         if defaulted:
             raise LateRewardError(event_id, recorded)
         if recorded != reward:
             raise RewardConflictError(event_id, recorded)
         return RewardReceipt(decision, reward, duplicate=True, seq=seq)
 
-    def record_rewards(self, event_ids: Sequence[str], rewards: Sequence[float]) -> RewardBatch:
+    def record_rewards(
+        self,
+        event_ids: Sequence[str],
+        rewards: Sequence[float],
+        part_ids: Sequence[str | None] | None = None,
+    ) -> RewardBatch:
         """Record a batch of rewards in one transaction: all of them, or none on an error.
 
-        Each event's reward is recorded at most once, as by :meth:`record_reward`: the same
-        reward again is a duplicate (nothing changes), also within the batch. An event whose
-        window closed keeps its default reward; its item is *late*, not recorded, and not an
-        error. The new rewards are numbered in event id order (their index grows in order).
+        Each item is held to :meth:`record_reward`'s rules: an event without a window gets its
+        reward at most once (the same reward again is a duplicate, also within the batch); an
+        event with a window gets the item as a part (the same part again is a duplicate). An
+        item whose event's window closed or is over is *late*: logged in ``late_rewards``,
+        listed in ``late``, never learned, and not an error. The new final rewards are
+        numbered in event id order (their index grows in order).
 
         An event id names its request and position, and a request's ids are all its positions
         spelt in lower case, so the batch is checked against one lookup per request; rewards
@@ -464,98 +544,181 @@ class DecisionLog:
         Args:
             event_ids: The decisions' event ids.
             rewards: Their rewards (finite), as many.
+            part_ids: The parts' ids (None, or None items: the event's one unnamed part).
 
         Returns:
             The counts, the late items and the seq of the first reward recorded now.
 
         Raises:
-            RewardBatchError: Naming the first item whose event is unknown or already has (or
-                gets earlier in the batch) a different reward; nothing is recorded.
+            RewardBatchError: Naming the first item whose event is unknown, needs an activation
+                it does not have, or already has (or gets earlier in the batch) a different
+                reward (part); nothing is recorded.
         """
         n = len(event_ids)
-        if len(rewards) != n:
+        if len(rewards) != n or (part_ids is not None and len(part_ids) != n):
             raise ValueError(f"{n} event ids but {len(rewards)} rewards")
+        parts = part_ids if part_ids is not None else (None,) * n
         with self._lock:
             connection = self._connection
             self._wal.before_write(connection)
             connection.execute("BEGIN IMMEDIATE")
             try:
-                requests = _requests_of(connection, event_ids)
                 now = time.time()
-                first: dict[str, int] = {}
-                rows, errors = _new_rows(event_ids, rewards, requests, first, now)
-                duplicates = n - len(rows) - len(errors)
+                requests = requests_of(connection, event_ids)
+                terms = terms_of_requests(connection, [r[0] for r in requests.values()])
+                items = sort_items(event_ids, rewards, requests, terms, now)
+                check_activations(connection, items.to_activate, items.errors)
+                rows = items.rows
                 last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM rewards").fetchone()[0]
                 before = connection.total_changes
                 connection.executemany(_INSERT_REWARD, rows)
                 inserted = connection.total_changes - before
                 late: list[int] = []
+                late_rows: list[LateRow] = []
                 skipped: list[int] = []
                 if inserted < len(rows):  # some events had a reward already
-                    skipped = _recorded_before(connection, rows, rewards, first, last, late, errors)
+                    skipped = recorded_before(
+                        connection, items, rewards, parts, last, late, late_rows
+                    )
+                late_direct = len(late)
+                pending, part_duplicates = record_parts(
+                    connection, items, event_ids, rewards, parts, terms, now, late, late_rows
+                )
+                errors = items.errors
                 if errors:
                     raise min(errors, key=lambda error: error.index)
+                record_late(connection, late_rows)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
         total = math.fsum(row[3] for row in rows) - math.fsum(rewards[i] for i in skipped)
         return RewardBatch(
-            inserted,
-            duplicates + len(skipped) - len(late),
+            inserted + pending,
+            items.duplicates + len(skipped) - late_direct + part_duplicates,
             sorted(late),
             last + 1 if inserted else None,
             recorded_sum=total,
+            pending=pending,
         )
 
-    def close_windows(self, before: float, default_reward: float = 0.0) -> int:
-        """Close the reward windows of the decisions logged before ``before``, in one transaction.
+    def activate(
+        self, event_ids: Sequence[str], activated_at: float | Sequence[float | None] | None = None
+    ) -> ActivationBatch:
+        """Mark decisions as delivered, in one transaction: all of them, or none on an error.
 
-        Each of them without a reward gets ``default_reward``, marked ``defaulted``. Its window
-        is then closed: a reward posted later is late (:class:`LateRewardError`) and never
-        replaces the default. The defaults are numbered in the order of the decisions.
+        A decision's first activation stands: activating it again changes nothing (a
+        duplicate). An activation starts the decision's reward window (never before the
+        decision itself) and, for a request logged with ``require_activation``, is what lets
+        the decision get rewards at all.
 
         Args:
-            before: Unix time: decisions logged before it have had their whole window.
-            default_reward: The reward of a decision nobody posted a reward for.
+            event_ids: The decisions' event ids.
+            activated_at: Unix seconds of the activation, one for all or one per item (None:
+                now).
 
         Returns:
-            The number of default rewards recorded.
+            The counts.
+
+        Raises:
+            EventBatchError: Naming the first item whose event is unknown; nothing is recorded.
         """
+        n = len(event_ids)
+        times: Sequence[float | None]
+        if activated_at is None or isinstance(activated_at, int | float):
+            times = (activated_at,) * n  # type: ignore[assignment]
+        else:
+            times = activated_at
+            if len(times) != n:
+                raise ValueError(f"{n} event ids but {len(times)} activation times")
         with self._lock:
             connection = self._connection
             self._wal.before_write(connection)
             connection.execute("BEGIN IMMEDIATE")
             try:
-                start = connection.total_changes
                 now = time.time()
-                connection.execute(_CLOSE_ROW_REQUESTS, (default_reward, now, before))
-                columnar = connection.execute(
-                    "SELECT request_id, request_key, position_offset, n FROM requests "
-                    "WHERE created_at < ? AND actions IS NOT NULL ORDER BY request_id",
-                    (before,),
-                ).fetchall()
-                for request_id, key, offset, n in columnar:
-                    ids = event_ids(key, offset, n)
+                located, errors = locate_items(event_ids, requests_of(connection, event_ids))
+                if errors:
+                    raise errors[0]
+                rows = [
+                    (*place, event_id, now if at is None else float(at))
+                    for event_id, place, at in zip(event_ids, located, times, strict=True)
+                ]
+                before = connection.total_changes
+                connection.executemany(
+                    "INSERT INTO activations VALUES (?, ?, ?, ?) "
+                    "ON CONFLICT (request_id, position) DO NOTHING",
+                    rows,
+                )
+                activated = connection.total_changes - before
+                if activated:  # a closed request may now have a window to close
                     connection.executemany(
-                        "INSERT INTO rewards (event_id, request_id, position, reward, "
-                        "received_at, defaulted) VALUES (?, ?, ?, ?, ?, 1) "
-                        "ON CONFLICT (event_id) DO NOTHING",
-                        zip(
-                            ids,
-                            (request_id,) * n,
-                            range(n),
-                            (default_reward,) * n,
-                            (now,) * n,
-                            strict=True,
-                        ),
+                        "UPDATE request_terms SET closed = 0 WHERE request_id = ? AND closed = 1",
+                        ((request_id,) for request_id in {row[0] for row in rows}),
                     )
-                closed = connection.total_changes - start
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+        return ActivationBatch(activated, n - activated)
+
+    def activation(self, event_id: str) -> float | None:
+        """When the decision ``event_id`` was activated (Unix seconds), or None.
+
+        Raises:
+            UnknownEventError: If no decision has this event id.
+        """
+        with self._lock:
+            located = self._reader.locate(event_id)
+            if located is None or self._reader.read(event_id, located) is None:
+                raise UnknownEventError(event_id)
+            return activation_time(self._connection, located.request_id, located.position)
+
+    def close_windows(
+        self, as_of: float, window_seconds: float | None = None, default_reward: float = 0.0
+    ) -> int:
+        """Close the reward windows that are over at ``as_of``, in one transaction.
+
+        A request logged with a window closes by its own window: each decision whose window
+        (from its activation, else from the decision) is over gets one final reward, the sum of
+        its parts, or ``default_reward`` marked ``defaulted`` if it has none. With
+        ``window_seconds``, every decision logged without a window and older than it (from its
+        activation, if any) that has no reward gets ``default_reward``, marked ``defaulted``.
+        Decisions of requests that need activation close only once activated. A reward posted
+        later is late (:class:`LateRewardError`) and never replaces the final one. The final
+        rewards are numbered in the order of the decisions.
+
+        Args:
+            as_of: Unix time to close the windows at.
+            window_seconds: The window of decisions logged without one (None: they stay open).
+            default_reward: The reward of a decision nobody posted a reward for.
+
+        Returns:
+            The number of final rewards recorded.
+        """
+        with self._lock:
+            connection = self._connection
+            if window_seconds is None and not any_due(connection, as_of):
+                return 0  # the background closer's usual tick: no write transaction
+            self._wal.before_write(connection)
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                now = time.time()
+                closed = close_due(connection, as_of, default_reward, now)
+                if window_seconds is not None:
+                    before = as_of - window_seconds
+                    closed += close_unwindowed(connection, before, default_reward, now)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
         return closed
+
+    def _terms(self, window_seconds: float | None) -> RewardTerms:
+        """The terms of a new request: :attr:`terms`, with its own window if it gives one."""
+        if window_seconds is None:
+            return self.terms
+        return RewardTerms(window_seconds, self.terms.require_activation)
 
     @property
     def log_id(self) -> str:
@@ -605,96 +768,6 @@ class DecisionLog:
             return self._wal.restart(self._connection)
 
 
-def _requests_of(
-    connection: sqlite3.Connection, event_ids: Sequence[str]
-) -> dict[str, tuple[int, int, int]]:
-    """``request_key -> (request_id, position_offset, n)`` of the requests the ids name."""
-    keys = list({event_id[:KEY_LENGTH] for event_id in event_ids})
-    requests: dict[str, tuple[int, int, int]] = {}
-    for start in range(0, len(keys), _KEYS_PER_QUERY):
-        chunk = keys[start : start + _KEYS_PER_QUERY]
-        marks = ", ".join("?" * len(chunk))
-        for key, *request in connection.execute(
-            "SELECT request_key, request_id, position_offset, n FROM requests "
-            f"WHERE request_key IN ({marks})",
-            chunk,
-        ):
-            requests[key] = tuple(request)  # type: ignore[assignment]
-    return requests
-
-
-def _new_rows(
-    event_ids: Sequence[str],
-    rewards: Sequence[float],
-    requests: dict[str, tuple[int, int, int]],
-    first: dict[str, int],
-    now: float,
-) -> tuple[list[tuple[str, int, int, float, float]], list[RewardBatchError]]:
-    """The rows to insert (an event's first item, in event id order) and the bad items.
-
-    Fills ``first`` with the index of each event's first item; a later item of the same event
-    is a duplicate if its reward is the same, else a conflict.
-    """
-    rows: list[tuple[str, int, int, float, float]] = []
-    errors: list[RewardBatchError] = []
-    for i, event_id in enumerate(event_ids):
-        request = requests.get(event_id[:KEY_LENGTH])
-        position = -1
-        suffix = event_id[KEY_LENGTH:]
-        if request is not None and len(suffix) == 8:
-            try:
-                code = int(suffix, 16)
-            except ValueError:
-                code = -1
-            if f"{code:08x}" == suffix:  # canonical: no sign, prefix, "_" nor upper case
-                position = (code - request[1]) % POSITIONS
-        if request is None or not 0 <= position < request[2]:
-            message = f"no decision with id {event_id}"
-            errors.append(RewardBatchError(i, "event_id", "unknown", message))
-            continue
-        earlier = first.setdefault(event_id, i)
-        if earlier == i:
-            rows.append((event_id, request[0], position, rewards[i], now))
-        elif rewards[earlier] != rewards[i]:
-            message = f"event {event_id} already has a different reward ({rewards[earlier]!r})"
-            errors.append(RewardBatchError(i, "reward", "conflict", message))
-    rows.sort()
-    return rows, errors
-
-
-def _recorded_before(
-    connection: sqlite3.Connection,
-    rows: list[tuple[str, int, int, float, float]],
-    rewards: Sequence[float],
-    first: dict[str, int],
-    last: int,
-    late: list[int],
-    errors: list[RewardBatchError],
-) -> list[int]:
-    """Sort the rows whose event had a reward before the batch: late, duplicate or conflict.
-
-    Appends the late events' first items to ``late`` and the conflicts to ``errors``.
-
-    Returns:
-        The indices of the items whose row was not inserted (the late ones included).
-    """
-    skipped = []
-    for event_id, *_ in rows:
-        seq, recorded, defaulted = connection.execute(
-            "SELECT seq, reward, defaulted FROM rewards WHERE event_id = ?", (event_id,)
-        ).fetchone()
-        if seq > last:
-            continue  # inserted now
-        i = first[event_id]
-        skipped.append(i)
-        if defaulted:
-            late.append(i)
-        elif recorded != rewards[i]:
-            message = f"event {event_id} already has a different reward ({recorded!r})"
-            errors.append(RewardBatchError(i, "reward", "conflict", message))
-    return skipped
-
-
 def _count_draws(connection: sqlite3.Connection, seed: int | None, draws: int) -> None:
     """Add ``draws`` to the uniforms drawn with ``seed`` (in the caller's transaction)."""
     if seed is not None:
@@ -703,6 +776,16 @@ def _count_draws(connection: sqlite3.Connection, seed: int | None, draws: int) -
             "ON CONFLICT (seed) DO UPDATE SET draws = draws + excluded.draws",
             (str(seed), draws),
         )
+
+
+def _optional_column(values: np.ndarray | None, n: int, kind: type) -> Sequence[object]:
+    """``values`` as ``n`` Python numbers (bools as 0/1), or ``n`` NULLs."""
+    if values is None:
+        return (None,) * n
+    array = np.asarray(values)
+    if array.shape != (n,):
+        raise ValueError(f"expected {n} values, got shape {array.shape}")
+    return array.astype(np.int64).tolist() if kind in (bool, int) else array.tolist()
 
 
 def _optional_bytes(array: np.ndarray | None, dtype: np.dtype) -> bytes | None:

@@ -28,22 +28,43 @@ Tables (``PRAGMA user_version`` = :data:`SCHEMA_VERSION`):
   action's propensity is in ``propensities``, and a slate's probability of each position in
   ``slate_probabilities`` (:mod:`rec_env.serve.slates`).
 * ``decisions``: the decisions of row requests: ``request_id`` and ``position`` (key),
-  ``event_id``, ``customer_id``, ``action`` (index), ``propensity`` (its probability).
+  ``event_id``, ``customer_id``, ``action`` (index), ``propensity`` (its probability), and
+  since version 5 ``holdout`` (1 for a held-out customer, else NULL or 0) and
+  ``policy_action`` (apprentice mode: the action the model would have taken while the served
+  ``action`` is the caller's baseline; NULL or -1 otherwise). Columnar requests keep these
+  two as the blobs ``requests.holdout`` (``(n,)`` uint8) and ``requests.policy_actions``
+  (``(n,)`` int32), NULL when the request had none.
 * ``rewards``: ``seq`` (key: 1, 2, … in the order rewards were recorded; rows are never deleted,
   so it only grows), ``event_id`` (unique), the decision's ``request_id`` and ``position``,
   ``reward``, ``received_at``, and since version 4 ``defaulted`` (1 for the default reward
   recorded when the event's reward window closed, :meth:`~rec_env.serve.decision_log.
   DecisionLog.close_windows`; NULL for a posted reward).
+* ``request_terms`` (version 5): the reward contract of a request that has one:
+  ``request_id`` (key), its ``created_at`` and ``n``, ``window_seconds`` (its attribution
+  window, NULL: none, a posted reward is final at once), ``require_activation`` (1: only its
+  activated decisions get rewards) and ``closed`` (1 once every decision that can close has its
+  final reward; an activation reopens it). A request without a row has no window and needs no
+  activation, as in version 4.
+* ``activations`` (version 5): ``request_id`` and ``position`` (key), ``event_id`` and
+  ``activated_at`` (Unix seconds; the first activation stands).
+* ``reward_parts`` (version 5): the rewards posted inside a window, which add up:
+  ``event_id`` and ``part_id`` (key; ``''`` for a reward posted without one), the decision's
+  ``request_id`` and ``position``, ``reward`` and ``received_at``. When the window closes
+  their sum becomes the event's row of ``rewards``.
+* ``late_rewards`` (version 5): rewards posted after their event's window closed, kept for
+  the record and never learned from: ``event_id`` and ``part_id`` (key), ``request_id``,
+  ``position``, ``reward``, ``received_at``.
 * ``sampler_draws``: ``seed`` (decimal text) and ``draws``, the uniform numbers the action
   sampler seeded with it has drawn for logged decisions.
 * ``log_identity``: one row, ``log_id``, a random hex id drawn when the log was created; an
   online learner's snapshots record it, so they are only ever replayed on their own log.
 
 Version 1 had no ``rewards.seq``, ``request_id``, ``position``, ``sampler_draws`` nor
-``log_identity``, version 2 none of the columns added in version 3, and version 3 no
-``rewards.defaulted``. Opening an older log for writing upgrades it in one transaction: version
-1's rewards are numbered in the order they were recorded, and the columns of versions 3 and 4
-are added (its models are strategy models, its requests row requests, its rewards all posted).
+``log_identity``, version 2 none of the columns added in version 3, version 3 no
+``rewards.defaulted`` and version 4 none of the tables and columns of version 5. Opening an
+older log for writing upgrades it in one transaction: version 1's rewards are numbered in the
+order they were recorded, and the columns of versions 3 to 5 are added (its models are strategy
+models, its requests row requests without a window, its rewards all posted).
 A log of a newer version is refused.
 """
 
@@ -99,7 +120,9 @@ CREATE TABLE IF NOT EXISTS requests (
     propensities BLOB,
     customer_ids TEXT,
     slates BLOB,
-    slate_probabilities BLOB
+    slate_probabilities BLOB,
+    holdout BLOB,
+    policy_actions BLOB
 )""",
     """
 CREATE TABLE IF NOT EXISTS decisions (
@@ -109,6 +132,8 @@ CREATE TABLE IF NOT EXISTS decisions (
     customer_id TEXT,
     action INTEGER NOT NULL,
     propensity REAL NOT NULL,
+    holdout INTEGER,
+    policy_action INTEGER,
     PRIMARY KEY (request_id, position)
 ) WITHOUT ROWID""",
     _REWARDS,
@@ -121,6 +146,48 @@ CREATE TABLE IF NOT EXISTS sampler_draws (
     seed TEXT PRIMARY KEY,
     draws INTEGER NOT NULL
 ) WITHOUT ROWID""",
+    """
+CREATE TABLE IF NOT EXISTS request_terms (
+    request_id INTEGER PRIMARY KEY REFERENCES requests (request_id),
+    created_at REAL NOT NULL,
+    n INTEGER NOT NULL,
+    window_seconds REAL,
+    require_activation INTEGER NOT NULL DEFAULT 0,
+    closed INTEGER NOT NULL DEFAULT 0
+)""",
+    """
+CREATE TABLE IF NOT EXISTS activations (
+    request_id INTEGER NOT NULL REFERENCES requests (request_id),
+    position INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    activated_at REAL NOT NULL,
+    PRIMARY KEY (request_id, position)
+) WITHOUT ROWID""",
+    """
+CREATE TABLE IF NOT EXISTS reward_parts (
+    event_id TEXT NOT NULL,
+    part_id TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests (request_id),
+    position INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (event_id, part_id)
+) WITHOUT ROWID""",
+    """
+CREATE TABLE IF NOT EXISTS late_rewards (
+    event_id TEXT NOT NULL,
+    part_id TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests (request_id),
+    position INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (event_id, part_id)
+) WITHOUT ROWID""",
+    # what a window close reads per request: its parts and its open windows (its final
+    # rewards are found by event id: a request's ids share their prefix)
+    "CREATE INDEX IF NOT EXISTS reward_parts_by_decision ON reward_parts (request_id, position)",
+    "CREATE INDEX IF NOT EXISTS open_windows ON request_terms (request_id) "
+    "WHERE closed = 0 AND window_seconds IS NOT NULL",
 )
 
 _MIGRATION_CHUNK = 10_000
@@ -139,10 +206,13 @@ _ADDED_COLUMNS = {
         ("customer_ids", "TEXT"),
         ("slates", "BLOB"),
         ("slate_probabilities", "BLOB"),
+        ("holdout", "BLOB"),
+        ("policy_actions", "BLOB"),
     ),
+    "decisions": (("holdout", "INTEGER"), ("policy_action", "INTEGER")),
     "rewards": (("defaulted", "INTEGER"),),
 }
-"""The columns versions 3 and 4 added, by table: an older log gets them (NULL: its old
+"""The columns versions 3 to 5 added, by table: an older log gets them (NULL: its old
 meaning)."""
 
 
@@ -180,12 +250,12 @@ def open_decision_log(path: Path, timeout: float) -> sqlite3.Connection:
 
 
 def _create_or_upgrade(connection: sqlite3.Connection, path: Path) -> None:
-    """Create missing tables, upgrade versions 1 to 3, refuse anything else (in a transaction)."""
+    """Create missing tables, upgrade versions 1 to 4, refuse anything else (in a transaction)."""
     version = connection.execute("PRAGMA user_version").fetchone()[0]
     tables = connection.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0]
     if tables and version == 1:
         _upgrade_rewards_from_version_1(connection)
-    if tables and version in (1, 2, 3):
+    if tables and version in (1, 2, 3, 4):
         _add_columns(connection)
     elif tables and version != SCHEMA_VERSION:
         raise ValueError(
@@ -229,7 +299,7 @@ def _upgrade_rewards_from_version_1(connection: sqlite3.Connection) -> None:
 
 
 def _add_columns(connection: sqlite3.Connection) -> None:
-    """Add the columns of versions 3 and 4 that a table lacks (NULL or 'strategy' in old rows)."""
+    """Add the columns of versions 3 to 5 that a table lacks (NULL or 'strategy' in old rows)."""
     for table, columns in _ADDED_COLUMNS.items():
         present = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
         if not present:  # a table the log lacks is created whole

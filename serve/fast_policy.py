@@ -12,7 +12,10 @@ with ``f`` the policy network and ``m`` the action mask
 (:meth:`~rec_env.agents.sb3.network.NumpyNetwork.probabilities`). :func:`numpy_probabilities`
 checks the copy against the policy on a cohort of customers and returns None, so that the
 service calls the policy itself, if the network is not a plain MLP or the two disagree by more
-than :data:`TOLERANCE`.
+than :data:`TOLERANCE`. A run loaded without torch
+(:class:`~rec_env.agents.sb3.network_policy.NetworkPolicy`) *is* that copy, checked against
+the SB3 policy when the run was written: it decides with it directly, with the same
+probabilities, bit for bit, as the SB3 policy's copy.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from collections.abc import Callable
 import numpy as np
 
 from rec_env.agents.base import Policy
+from rec_env.agents.sb3.network_policy import NETWORK_ALGORITHMS, NetworkPolicy
+from rec_env.agents.sb3.network_policy import TOLERANCE as TOLERANCE
 from rec_env.catalog import ActionTable
 
 __all__ = [
@@ -33,16 +38,13 @@ __all__ = [
     "serving_probabilities",
 ]
 
-TOLERANCE = 1e-5
-"""Largest difference from the policy's own probabilities accepted at startup."""
-
 ProbabilityFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """``(obs (n, 16), masks (n, A)) -> probabilities (n, A)``."""
 
 CHECK_CUSTOMERS = 256
 """Customers of the run's population on which the numpy copy must match the policy."""
 
-NUMPY_ALGORITHMS = ("ppo", "a2c", "maskable_ppo")
+NUMPY_ALGORITHMS = NETWORK_ALGORITHMS
 """Algorithms whose probabilities are a masked softmax of an MLP (the ones this applies to)."""
 
 
@@ -81,6 +83,8 @@ def serving_probabilities(
         population: The run's population, whose customers the copy is checked on.
         catalog: The run's action catalog.
     """
+    if isinstance(policy, NetworkPolicy):  # the copy itself, checked when it was written
+        return policy.network.probabilities
     if policy.algorithm not in NUMPY_ALGORITHMS:
         return policy.action_probabilities
     from rec_env.agents.explain import population_background

@@ -84,6 +84,7 @@ class OnlineLearner:
             decision = receipt.decision
             learned = (
                 not receipt.duplicate
+                and not receipt.pending  # a part is learned when its window closes
                 and decision.model_version == model_version
                 and self.learn(decision, receipt.reward, receipt.seq)
             )

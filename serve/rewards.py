@@ -1,26 +1,32 @@
-"""Rewards in bulk: a batch of posted rewards, and the default reward when a window closes.
+"""The reward contract: batches of rewards, activations, and closing attribution windows.
 
 Most customers who get a message do not buy, and nobody posts a zero for them. A policy that
 learns, or an evaluation that averages, only the posted rewards then sees the buyers alone and
-over-estimates every action. Closing the reward windows fixes that: once a decision is older
-than the attribution window, the decision log records the default reward (0 unless told
-otherwise) for it, marked as a default (:meth:`DecisionLog.close_windows`), and a reward that
-arrives later is late: refused, and never replaces the default.
+over-estimates every action. Closing the reward windows fixes that: once a decision's
+attribution window is over, the decision log records its final reward, the sum of the parts
+posted inside the window or the default reward (0 unless told otherwise) marked as a default
+(:meth:`DecisionLog.close_windows`), and a reward that arrives later is late: logged, never
+learned, and never replaces the final one.
 
-Both run against a :class:`~rec_env.serve.decision_log.DecisionLog` (``recenv rewards``) or
-through a running :class:`~rec_env.serve.service.DecisionService` (the HTTP endpoints), whose
-online policy then learns every new reward in seq order, as it learns a single posted one.
+A service with a window (``reward_window_days``, or a request's own ``reward_window_days``)
+closes windows by itself: :class:`WindowCloser` runs :func:`service_close_due` every
+``window_close_interval`` seconds in a background thread. The functions here run against a
+:class:`~rec_env.serve.decision_log.DecisionLog` (``recenv rewards``) or through a running
+:class:`~rec_env.serve.service.DecisionService` (the HTTP endpoints), whose online policy then
+learns every new final reward in seq order, as it learns a single posted one.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from rec_env.serve.decision_log import DecisionLog, RewardBatch
+from rec_env.serve.decision_log import ActivationBatch, DecisionLog, RewardBatch
 
 if TYPE_CHECKING:
     from rec_env.serve.service import DecisionService
@@ -28,12 +34,17 @@ if TYPE_CHECKING:
 __all__ = [
     "DAY_SECONDS",
     "BatchOutcome",
+    "WindowCloser",
     "close_windows",
     "parse_as_of",
+    "service_activate",
+    "service_close_due",
     "service_close_windows",
     "service_record_rewards",
     "window_start",
 ]
+
+logger = logging.getLogger(__name__)
 
 DAY_SECONDS = 86_400.0
 
@@ -92,18 +103,25 @@ def window_start(window_days: float, as_of: float) -> float:
 
 
 def close_windows(
-    log: DecisionLog, window_days: float, default_reward: float = 0.0, as_of: float | None = None
+    log: DecisionLog,
+    window_days: float | None,
+    default_reward: float = 0.0,
+    as_of: float | None = None,
 ) -> int:
-    """Record ``default_reward`` for every decision older than the window without a reward.
+    """Close every reward window that is over: the sum of the parts, or the default reward.
+
+    Decisions logged with a window close by their own; those logged without one close by
+    ``window_days`` (None: they stay open). See :meth:`DecisionLog.close_windows`.
 
     Args:
         log: The decision log.
-        window_days: The attribution window, in days from the decision.
+        window_days: The attribution window of decisions logged without one, in days from the
+            decision (or its activation).
         default_reward: The reward of a decision nobody posted a reward for (finite).
         as_of: Unix time the windows are closed at (default: now).
 
     Returns:
-        The number of default rewards recorded.
+        The number of final rewards recorded.
 
     Raises:
         ValueError: If the window or the default reward is invalid.
@@ -111,26 +129,34 @@ def close_windows(
     if not math.isfinite(default_reward):
         raise ValueError(f"the default reward must be finite, not {default_reward!r}")
     now = parse_as_of(None) if as_of is None else as_of
-    return log.close_windows(window_start(window_days, now), default_reward)
+    seconds = None if window_days is None else now - window_start(window_days, now)
+    return log.close_windows(now, seconds, default_reward)
 
 
 def service_record_rewards(
-    service: DecisionService, event_ids: Sequence[str], rewards: Sequence[float]
+    service: DecisionService,
+    event_ids: Sequence[str],
+    rewards: Sequence[float],
+    part_ids: Sequence[str | None] | None = None,
 ) -> BatchOutcome:
     """Record a batch of rewards in one transaction; an online policy learns the new ones.
 
-    The caller has checked every reward is in the service's range.
+    The caller has checked every reward is in the service's range. Parts of windows still open
+    are recorded, not learned: they are learned when their window closes.
 
     Raises:
-        RewardBatchError: If an item's event is unknown or has a different reward (nothing is
-            recorded or learned).
+        RewardBatchError: If an item's event is unknown, needs an activation, or has a
+            different reward (nothing is recorded or learned).
     """
-    outcome = _record_and_learn(service, lambda: service.log.record_rewards(event_ids, rewards))
+    outcome = _record_and_learn(
+        service, lambda: service.log.record_rewards(event_ids, rewards, part_ids)
+    )
     metrics = service.metrics
     batch = outcome.batch
-    if batch.recorded:
+    final = batch.recorded - batch.pending
+    if final:
         metrics.add_reward("recorded", batch.recorded_sum)
-    for _ in range(batch.recorded - 1):
+    for _ in range(final - 1 + batch.pending):
         metrics.add_reward("recorded")
     for _ in range(batch.duplicates):
         metrics.add_reward("duplicate")
@@ -141,15 +167,79 @@ def service_record_rewards(
 
 def service_close_windows(
     service: DecisionService,
-    window_days: float,
+    window_days: float | None,
     default_reward: float = 0.0,
     as_of: float | None = None,
 ) -> BatchOutcome:
-    """:func:`close_windows` on the service's log; an online policy learns the defaults."""
+    """:func:`close_windows` on the service's log; an online policy learns the final rewards."""
     return _record_and_learn(
         service,
         lambda: RewardBatch(close_windows(service.log, window_days, default_reward, as_of), 0),
     )
+
+
+def service_close_due(service: DecisionService, as_of: float | None = None) -> BatchOutcome:
+    """Close the windows of the service's requests that are over, with its default reward.
+
+    Only requests logged with a window close (the service's ``reward_window_days`` or their
+    own); an online policy learns their final rewards.
+    """
+    default = service.settings.default_reward
+    return service_close_windows(service, None, default, as_of)
+
+
+def service_activate(
+    service: DecisionService,
+    event_ids: Sequence[str],
+    activated_at: float | Sequence[float | None] | None = None,
+) -> ActivationBatch:
+    """Activate decisions of the service's log (:meth:`DecisionLog.activate`).
+
+    Raises:
+        EventBatchError: If an item's event is unknown (nothing is recorded).
+    """
+    return service.log.activate(event_ids, activated_at)
+
+
+class WindowCloser:
+    """Close the service's reward windows in a background thread, every ``interval`` seconds.
+
+    Args:
+        service: The service whose windows close.
+        interval: Seconds between two closes.
+    """
+
+    def __init__(self, service: DecisionService, interval: float) -> None:
+        self._service = service
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="recenv-window-closer", daemon=True)
+
+    def start(self) -> None:
+        """Start the thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it (a close under way finishes first)."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            if self._service.log.closed:
+                return
+            try:
+                outcome = service_close_due(self._service)
+            except Exception:  # a failed close is retried at the next tick
+                logger.exception("closing the reward windows failed")
+                continue
+            if outcome.batch.recorded:
+                logger.info(
+                    "closed %d reward windows (%d learned)",
+                    outcome.batch.recorded,
+                    outcome.learned,
+                )
 
 
 def _record_and_learn(service: DecisionService, write: Callable[[], RewardBatch]) -> BatchOutcome:

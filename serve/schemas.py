@@ -452,6 +452,15 @@ class RecommendRequest(_CustomerOrHistory):
         description="Actions this customer must not get (names of the served catalog); "
         "no_action cannot be excluded.",
     )
+    reward_window_days: float | None = Field(
+        None,
+        gt=0.0,
+        le=36_500.0,
+        description="This request's attribution window in days (default: the server's "
+        "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
+        "or the default reward, is what the policy learns.",
+        json_schema_extra=_absent_means_none,
+    )
 
 
 _ONE_LAYOUT = [{"required": ["customers"]}, {"required": ["columns"]}]
@@ -553,6 +562,15 @@ class BatchRecommendRequest(_BatchFields):  # type: ignore[misc, valid-type]
         False,
         description="Return every customer's probabilities (in action_names order); true or "
         "false only.",
+    )
+    reward_window_days: float | None = Field(
+        None,
+        gt=0.0,
+        le=36_500.0,
+        description="This request's attribution window in days (default: the server's "
+        "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
+        "or the default reward, is what the policy learns.",
+        json_schema_extra=_absent_means_none,
     )
 
 
@@ -762,6 +780,14 @@ class RewardRequest(_Model):
         "(--reward-min, --reward-max; minimum and maximum below). Outside it: 422, and the "
         "reward is neither logged nor learned.",
     )
+    part_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=_MAX_ID_LENGTH,
+        description="Id of this part of the reward (e.g. an order id). Inside a reward window "
+        "the parts of an event add up; posting the same part again changes nothing. Without a "
+        "window a reward is final at once and part_id is only logged.",
+    )
 
 
 class RewardResponse(BaseModel):
@@ -786,6 +812,11 @@ class RewardResponse(BaseModel):
     duplicate: bool = Field(description="True if this reward had already been recorded.")
     learned: bool = Field(description="True if an online policy learned from it now.")
     n_updates: int = Field(description="Rewards the online policy has learned from.")
+    pending: bool = Field(
+        False,
+        description="True if the reward is a part of a window still open: it is learned from "
+        "when the window closes, with the event's other parts.",
+    )
 
 
 class FeatureSpec(BaseModel):

@@ -22,6 +22,7 @@ The ``rules`` column names every rule that bound the decision (``cap:…``, ``el
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from rec_env.features import CONSENT_FEATURES, FEATURE_NAMES, OBS_HIGH, OBS_LOW,
 from rec_env.rules import CompiledRules
 from rec_env.serve.exploration import Exploration, actions_for_uniforms
 from rec_env.serve.fast_policy import ProbabilityFunction, serving_probabilities
+from rec_env.serve.score_kernel import MAX_ACTIONS, keyed_hashes, softmax_explore_draw
 
 __all__ = [
     "BatchScorer",
@@ -51,7 +53,6 @@ CHUNK = 32_768
 
 
 _FNV_OFFSET = np.uint64(0xCBF29CE484222325)
-_FNV_PRIME = np.uint64(0x100000001B3)
 
 
 def _mix(h: np.ndarray) -> np.ndarray:
@@ -61,22 +62,25 @@ def _mix(h: np.ndarray) -> np.ndarray:
     return h ^ (h >> np.uint64(31))
 
 
-def id_hash(customer_ids: np.ndarray, seed: int) -> np.ndarray:
-    """``(n,)`` uint64 keyed hash of the ids' text: FNV-1a over code points, then SplitMix64.
+def id_hashes(customer_ids: np.ndarray, seeds: Sequence[int]) -> np.ndarray:
+    """``(len(seeds), n)`` uint64 keyed hashes of the ids' text, one row per seed.
 
-    Vectorised over the batch (one pass per character position), and defined by integer
-    arithmetic alone, so it is the same on every machine, batch size and order.
+    Each is FNV-1a over the id's code points, starting from the FNV offset XOR the seed's
+    SplitMix64, then SplitMix64's finaliser. It is defined by integer arithmetic alone, so it is
+    the same on every machine, batch size and order; compiled, one pass over the ids for every
+    seed (:func:`rec_env.serve.score_kernel.keyed_hashes`).
     """
     text = np.asarray(customer_ids).astype(str)
     n = text.shape[0]
     width = max(text.dtype.itemsize // 4, 1)
-    points = np.ascontiguousarray(text).view(np.uint32).reshape(n, width).astype(np.uint64)
-    key = _mix(np.array([int(seed) & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64))[0]
-    h = np.full(n, _FNV_OFFSET ^ key, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for column in points.T:
-            h = np.where(column > 0, (h ^ column) * _FNV_PRIME, h)
-        return _mix(h)
+    points = np.ascontiguousarray(text).view(np.uint32).reshape(n, width)
+    keys = np.array([int(seed) & 0xFFFFFFFFFFFFFFFF for seed in seeds], dtype=np.uint64)
+    return keyed_hashes(points, _FNV_OFFSET ^ _mix(keys))
+
+
+def id_hash(customer_ids: np.ndarray, seed: int) -> np.ndarray:
+    """``(n,)`` uint64 keyed hash of the ids' text (:func:`id_hashes` with one seed)."""
+    return id_hashes(customer_ids, [seed])[0]
 
 
 def holdout_flags(customer_ids: np.ndarray, share: float, seed: int) -> np.ndarray:
@@ -93,7 +97,12 @@ def holdout_flags(customer_ids: np.ndarray, share: float, seed: int) -> np.ndarr
         raise ValueError(f"the holdout share must be in [0, 1), got {share}")
     if share == 0.0 or len(customer_ids) == 0:
         return np.zeros(len(customer_ids), dtype=bool)
-    return id_hash(customer_ids, seed) < np.uint64(int(share * 2.0**64))
+    return _held(id_hash(customer_ids, seed), share)
+
+
+def _held(hashes: np.ndarray, share: float) -> np.ndarray:
+    """The holdout of :func:`holdout_flags` from the ids' hashes."""
+    return hashes < np.uint64(int(share * 2.0**64))
 
 
 @dataclass(frozen=True)
@@ -243,6 +252,7 @@ class Scorer:
         self.exploration = exploration or Exploration()
         self.seed = int(seed)
         self.greedy = bool(greedy)
+        self._compiled = _compiled(self.probability_fn, self.exploration, table.n_actions)
 
     @classmethod
     def for_run(cls, policy: Policy, info: Any, **options: Any) -> Scorer:
@@ -275,10 +285,12 @@ class Scorer:
         if ids.shape != (n,):
             raise ValueError(f"expected {n} customer ids, got shape {ids.shape}")
         no_action = self.table.no_action
-        held = holdout_flags(ids, self.holdout, self.holdout_seed)
-        # Each customer's draws come from a keyed hash of their id, so a customer's decision
-        # does not depend on which batch, partition or order they are scored in.
-        uniforms = _uniforms(ids, self.seed, 0)
+        # Each customer's draws come from keyed hashes of their id, so a customer's decision
+        # does not depend on which batch, partition or order they are scored in: one for the
+        # holdout, one for the action, one for a budget's second draw.
+        hashes = id_hashes(ids, [self.holdout_seed, self.seed * 2, self.seed * 2 + 1])
+        held = _held(hashes[0], self.holdout) if self.holdout > 0 else np.zeros(n, dtype=bool)
+        uniforms = _uniforms(hashes[1])
         n_actions = self.table.n_actions
         allowed = np.empty((n, n_actions), dtype=bool)
         served = np.empty((n, n_actions))
@@ -297,18 +309,28 @@ class Scorer:
                 mask &= ruled
             mask[held[rows]] = False
             mask[:, no_action] = True
-            policy_p = self.probability_fn(chunk_obs, mask)
-            q = self.exploration.apply(policy_p, mask)
-            chosen = (
-                np.argmax(q, axis=1) if self.greedy else actions_for_uniforms(q, uniforms[rows])
-            )
+            if self._compiled is not None:  # the same three steps, compiled (score_kernel)
+                network, layers = self._compiled
+                q, chosen, chosen_p[rows] = softmax_explore_draw(
+                    layers(network.scaling(chunk_obs)),
+                    mask,
+                    self.exploration.epsilon if self.exploration.kind == "epsilon" else 0.0,
+                    uniforms[rows],
+                    self.greedy,
+                )
+            else:
+                policy_p = self.probability_fn(chunk_obs, mask)
+                q = self.exploration.apply(policy_p, mask)
+                chosen = (
+                    np.argmax(q, axis=1) if self.greedy else actions_for_uniforms(q, uniforms[rows])
+                )
+                chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
             allowed[rows], served[rows], actions[rows] = mask, q, chosen
-            chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
         propensities = served[np.arange(n), actions]
         if self.rules is not None and self.rules.batch_only:
             chosen = ~held
             rows = np.flatnonzero(chosen)
-            again = _uniforms(ids[rows], self.seed, 1)
+            again = _uniforms(hashes[2, rows])
             allocation = self.rules.allocate(
                 actions[rows],
                 served[rows],
@@ -338,9 +360,31 @@ class Scorer:
         )
 
 
-def _uniforms(ids: np.ndarray, seed: int, stream: int) -> np.ndarray:
-    """``(n,)`` numbers in [0, 1) from a keyed hash of the ids (one stream per use)."""
-    return (id_hash(ids, seed * 2 + stream) >> np.uint64(11)) * (1.0 / 2.0**53)
+def _compiled(
+    probability_fn: ProbabilityFunction, exploration: Exploration, n_actions: int
+) -> tuple[Any, Any] | None:
+    """The network and its compiled layers when ``probability_fn`` is a network's softmax.
+
+    Only for ε-mixing (or none) and SB3's default network shape; anything else keeps numpy.
+    """
+    from rec_env.agents.sb3.mlp_kernel import compile_network
+    from rec_env.agents.sb3.network import NumpyNetwork
+
+    network = getattr(probability_fn, "__self__", None)
+    if (
+        not isinstance(network, NumpyNetwork)
+        or getattr(probability_fn, "__name__", "") != "probabilities"
+        or exploration.kind == "temperature"
+        or n_actions > MAX_ACTIONS
+    ):
+        return None
+    layers = compile_network(network)
+    return None if layers is None else (network, layers)
+
+
+def _uniforms(hashes: np.ndarray) -> np.ndarray:
+    """``(n,)`` numbers in [0, 1) from the ids' keyed hashes (53 bits each)."""
+    return (hashes >> np.uint64(11)) * (1.0 / 2.0**53)
 
 
 def _chooser(uniforms: np.ndarray) -> Any:

@@ -28,6 +28,7 @@ from rec_env.serve.decision_log import (
     DecisionLog,
     RewardConflictError,
     RewardReceipt,
+    RewardTerms,
     UnknownEventError,
 )
 from rec_env.serve.exploration import ActionSampler, Exploration
@@ -151,6 +152,7 @@ class DecisionService:
             rewards = log.rewards_after(reward_seq, self.model_version)
             if self.learner.replay(rewards, self.reward_in_range):
                 self.learner.save()  # the next restart starts from here
+        self.window_closer = _reward_contract(self, settings, log)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -201,7 +203,9 @@ class DecisionService:
         generator.state = state
 
     def close(self) -> None:
-        """Snapshot unsaved online updates and close the decision log."""
+        """Stop closing windows, snapshot unsaved online updates and close the decision log."""
+        if self.window_closer is not None:
+            self.window_closer.stop()
         try:
             if self.learner is not None:
                 self.learner.save()
@@ -307,11 +311,14 @@ class DecisionService:
         obs: np.ndarray,
         allowed: np.ndarray,
         customer_ids: Sequence[str | None] | None = None,
+        *,
+        reward_window_days: float | None = None,
     ) -> Decisions:
         """Decide for ``obs`` ``(n, 16)`` among ``allowed`` ``(n, A)`` and log the decisions.
 
         One call of the policy for the whole batch, exploration, one draw per customer from the
-        seeded generator, and one transaction in the decision log.
+        seeded generator, and one transaction in the decision log. ``reward_window_days`` is the
+        request's own attribution window (default: the service's).
         """
         with self._lock:
             policy_probabilities = self._probabilities(obs, allowed)
@@ -327,6 +334,7 @@ class DecisionService:
             actions,
             customer_ids,
             sampler_seed=self.settings.seed,
+            window_seconds=_seconds(reward_window_days),
         )
         self.metrics.add_decisions(obs.shape[0])
         propensities = probabilities[np.arange(obs.shape[0]), actions]
@@ -444,9 +452,11 @@ class DecisionService:
         return explanation  # type: ignore[return-value]
 
     # ------------------------------------------------------------------ rewards
-    def reward(self, event_id: str, reward: float) -> RewardOutcome:
+    def reward(self, event_id: str, reward: float, part_id: str | None = None) -> RewardOutcome:
         """Record a decision's reward and let an online policy learn from it, exactly once.
 
+        A decision logged with a window gets the reward as a part (``part_id``), learned when
+        the window closes (:mod:`rec_env.serve.rewards`), not now.
         A reward for a decision of another model version is logged but not learned from. For an
         online policy, logging the reward and learning it happen under one lock, so the policy
         learns rewards in the order of their seqs, as a replay of the log after a restart does;
@@ -456,20 +466,24 @@ class DecisionService:
             RewardOutOfRangeError: If the reward is not finite or outside ``[reward_min,
                 reward_max]`` (nothing is logged or learned).
             UnknownEventError: If no decision has this id.
-            RewardConflictError: If the decision already has a different reward.
+            RewardConflictError: If the decision already has a different reward, needs an
+                activation (``NotActivatedError``) or its window is over (``LateRewardError``).
         """
         if not self.reward_in_range(reward):
             self.metrics.add_reward("out_of_range")
             raise RewardOutOfRangeError(reward, self.settings.reward_min, self.settings.reward_max)
         if self.learner is None:
-            return RewardOutcome(self._record_reward(event_id, reward), False, self.n_updates)
-        record = functools.partial(self._record_reward, event_id, reward)
+            receipt = self._record_reward(event_id, reward, part_id)
+            return RewardOutcome(receipt, False, self.n_updates)
+        record = functools.partial(self._record_reward, event_id, reward, part_id)
         return RewardOutcome(*self.learner.record_and_learn(record, self.model_version))
 
-    def _record_reward(self, event_id: str, reward: float) -> RewardReceipt:
+    def _record_reward(
+        self, event_id: str, reward: float, part_id: str | None = None
+    ) -> RewardReceipt:
         """Log a reward and count it by outcome."""
         try:
-            receipt = self.log.record_reward(event_id, reward)
+            receipt = self.log.record_reward(event_id, reward, part_id)
         except UnknownEventError:
             self.metrics.add_reward("unknown")
             raise
@@ -478,6 +492,32 @@ class DecisionService:
             raise
         self.metrics.add_reward("duplicate" if receipt.duplicate else "recorded", reward)
         return receipt
+
+
+def _seconds(days: float | None) -> float | None:
+    """A request's window in seconds (None: the service's)."""
+    from rec_env.serve.rewards import DAY_SECONDS
+
+    return None if days is None else days * DAY_SECONDS
+
+
+def _reward_contract(service: DecisionService, settings: ServeSettings, log: DecisionLog) -> Any:
+    """Log new requests under the settings' reward terms; start closing windows in background.
+
+    Returns:
+        The running :class:`~rec_env.serve.rewards.WindowCloser`, or None (interval 0).
+    """
+    from rec_env.serve.rewards import DAY_SECONDS, WindowCloser
+
+    days = settings.reward_window_days
+    log.terms = RewardTerms(
+        None if days is None else days * DAY_SECONDS, settings.require_activation
+    )
+    if settings.window_close_interval <= 0:
+        return None
+    closer = WindowCloser(service, settings.window_close_interval)
+    closer.start()
+    return closer
 
 
 def _rules(settings: ServeSettings, world: ServedWorld) -> Any:

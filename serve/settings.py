@@ -147,6 +147,35 @@ class ServeSettings(BaseSettings):
         "A request without a customer_id is never held out.",
     )
     holdout_seed: int = Field(0, description="Key of the holdout's customer-id hash.")
+    reward_window_days: float | None = Field(
+        None,
+        gt=0.0,
+        le=36_500.0,
+        description="Attribution window in days, from a decision's activation (else from the "
+        "decision): rewards posted inside it add up (in parts), and when it closes the sum, or "
+        "default_reward if none came, is the decision's reward, the one learned from. None: a "
+        "posted reward is final at once (a request may still give its own window).",
+    )
+    default_reward: float = Field(
+        0.0,
+        ge=-1e9,
+        le=1e9,
+        description="The reward of a decision whose window closes without any reward (the "
+        "customer did not buy).",
+    )
+    require_activation: bool = Field(
+        False,
+        description="Learn from and evaluate activated decisions only "
+        "(POST /v1/events/{event_id}/activate): a reward for a decision never activated is "
+        "refused (409) and its window never closes.",
+    )
+    window_close_interval: float = Field(
+        60.0,
+        ge=0.0,
+        le=86_400.0,
+        description="Seconds between two closes of the reward windows that are over, in a "
+        "background thread (0: only on POST /v1/rewards/close).",
+    )
     assume_consent: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Channels on which a customer's unknown consent (left out of the request) "
@@ -172,6 +201,12 @@ class ServeSettings(BaseSettings):
                 "reward_range",
                 "reward_min ({low}) must be below reward_max ({high})",
                 {"low": self.reward_min, "high": self.reward_max},
+            )
+        if not self.reward_min <= self.default_reward <= self.reward_max:
+            raise PydanticCustomError(
+                "default_reward_range",
+                "default_reward ({value}) must lie within reward_min and reward_max",
+                {"value": self.default_reward},
             )
         return self
 

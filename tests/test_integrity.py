@@ -24,7 +24,8 @@ from typer.testing import CliRunner
 from rec_env import build_model
 from rec_env.agents.baselines import FixedActionPolicy, FlagTargetedPolicy, RandomPolicy
 from rec_env.agents.registry import TRAINABLE, action_kwargs
-from rec_env.agents.runs import RunInfo, load_run, policy_digests, write_run_info
+from rec_env.agents.runs import NETWORK_FILE, RunInfo, load_run, policy_digests, write_run_info
+from rec_env.agents.sb3.network_policy import NETWORK_ALGORITHMS
 from rec_env.agents.training import train
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
@@ -188,8 +189,10 @@ def test_every_kind_hashes_each_file_it_loads(runs, kind, tmp_path) -> None:
     run = runs[kind]
     policy, info = load_run(run)
     recorded = json.loads((run / "run.json").read_text())
-    assert set(recorded["files"]) == set(policy.saved_files)  # every file the loader reads
-    assert recorded["files"] == {name: sha256(run / name) for name in policy.saved_files}
+    lean = (NETWORK_FILE,) if kind in NETWORK_ALGORITHMS else ()  # the torch-free loader's
+    read = {*policy.saved_files, *lean}
+    assert set(recorded["files"]) == read  # every file the loaders read
+    assert recorded["files"] == {name: sha256(run / name) for name in read}
     assert policy.weights_sha256() == info.weights_sha256
     assert info.model_version == f"{info.algorithm}-{info.weights_sha256[:12]}"
     for name in policy.saved_files:

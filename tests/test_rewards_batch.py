@@ -173,7 +173,7 @@ def test_a_version_3_log_is_upgraded_to_mark_defaults(log, tmp_path) -> None:
     finally:
         upgraded.close()
     with sqlite3.connect(log.path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
     recorded = rewards_of(log.path)
     assert recorded[events[4]] == (2.0, None) and recorded[events[5]] == (0.0, 1)
 
@@ -314,8 +314,8 @@ def test_the_batch_endpoint_records_learns_and_names_bad_items(lin_run, tmp_path
         items = [{"event_id": e, "reward": float(i)} for i, e in enumerate(events[:20])]
         reply = client.post("/v1/rewards/batch", json=items)
         assert reply.status_code == 200, reply.text
-        assert reply.json() == {"recorded": 20, "duplicates": 0, "late": [], "learned": 20,
-                                "n_updates": 20}  # fmt: skip
+        assert reply.json() == {"recorded": 20, "duplicates": 0, "late": [], "pending": 0,
+                                "learned": 20, "n_updates": 20}  # fmt: skip
         again = client.post("/v1/rewards/batch", json=items).json()
         assert (again["duplicates"], again["learned"], again["n_updates"]) == (20, 0, 20)
         single = client.post(f"/v1/events/{events[20]}/reward", json={"reward": 1.0}).json()

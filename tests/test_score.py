@@ -48,6 +48,21 @@ def write_customers(path: Path, ids: np.ndarray, features: np.ndarray) -> Path:
     return path
 
 
+def reference_hash(text: str, seed: int) -> int:
+    """The id hash written out in plain Python integers."""
+    bits = (1 << 64) - 1
+
+    def mix(h: int) -> int:
+        h = ((h ^ (h >> 30)) * 0xBF58476D1CE4E5B9) & bits
+        h = ((h ^ (h >> 27)) * 0x94D049BB133111EB) & bits
+        return h ^ (h >> 31)
+
+    h = 0xCBF29CE484222325 ^ mix(seed & bits)
+    for character in text:
+        h = ((h ^ ord(character)) * 0x100000001B3) & bits
+    return mix(h)
+
+
 def test_holdout_is_a_stable_keyed_hash_of_the_id() -> None:
     ids = np.array([f"customer-{i}" for i in range(20_000)], dtype=object)
     held = holdout_flags(ids, 0.05, seed=7)
@@ -58,8 +73,11 @@ def test_holdout_is_a_stable_keyed_hash_of_the_id() -> None:
     assert np.array_equal(holdout_flags(ids[:10], 0.05, seed=7), held[:10])
     assert (held != holdout_flags(ids, 0.05, seed=8)).sum() > 1000  # another seed, another set
     assert (holdout_flags(ids, 0.10, seed=7) >= held).all()  # a larger share adds customers
-    # A fixed value: the hash is integer arithmetic, the same on every machine.
-    assert int(id_hash(np.array(["c1"]), 0)[0]) == int(id_hash(np.array(["c1"]), 0)[0])
+    # The hash is integer arithmetic, the same on every machine: the compiled one is the plain
+    # definition, FNV-1a over code points from a keyed offset, then SplitMix64.
+    for text in ["c1", "customer-123", "é", "a\u00e9b", "x" * 40]:
+        for seed in (0, 1, 2**40 + 3):
+            assert int(id_hash(np.array([text]), seed)[0]) == reference_hash(text, seed)
     assert (
         id_hash(np.array(["ab", "ba", "a", "é"]), 1).tolist()
         == id_hash(np.array(["ab", "ba", "a", "é"], dtype=object), 1).tolist()
@@ -260,6 +278,39 @@ def test_a_customers_decision_does_not_depend_on_the_batch(ppo_run, base) -> Non
     assert np.array_equal(np.concatenate([h.actions for h in halves]), whole.actions)
     other = Scorer.for_run(policy, info, holdout=0.1, seed=10).score(features, ids)
     assert not np.array_equal(other.actions, whole.actions)
+
+
+@pytest.mark.parametrize("greedy", [False, True])
+def test_the_compiled_path_decides_as_the_numpy_definitions(ppo_run, base, greedy) -> None:
+    """The network kernel and the softmax, ε-mixing and draw kernel are the same arithmetic."""
+    ids, features = base
+    policy, info = load_run(ppo_run)
+    rules = compile_rules(
+        BusinessRules.model_validate({"caps": [{"max_messages": 1}]}),
+        info.settings.build_model().actions,
+    )
+    fast = Scorer.for_run(policy, info, rules=rules, holdout=0.1, seed=3, greedy=greedy)
+    assert fast._compiled is not None  # a PPO network of SB3's default shape compiles
+    network = fast.probability_fn.__self__
+    plain = Scorer(
+        policy,
+        fast.table,
+        probabilities=lambda obs, masks: network.probabilities(obs, masks),
+        rules=rules,
+        holdout=0.1,
+        seed=3,
+        greedy=greedy,
+    )
+    assert plain._compiled is None
+    a, b = fast.score(features, ids), plain.score(features, ids)
+    assert np.array_equal(a.actions, b.actions)
+    # float32 products summed in another order than BLAS's: equal to float32 rounding
+    np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=0, atol=1e-7)
+    np.testing.assert_allclose(a.propensities, b.propensities, rtol=0, atol=1e-7)
+    assert np.array_equal(a.rules, b.rules) and np.array_equal(a.holdout, b.holdout)
+    layers = fast._compiled[1]
+    scaled = network.scaling(features)
+    np.testing.assert_allclose(layers(scaled), network.outputs(features), rtol=0, atol=1e-6)
 
 
 @pytest.mark.timeout(300)

@@ -383,18 +383,8 @@ def test_without_a_seed_the_sampler_draws_fresh_entropy(ucb_run, tmp_path) -> No
     assert again.seed != service.seed
 
 
-def test_no_database_is_created_before_the_model_and_explainer_are_built(
-    ucb_run, tmp_path, monkeypatch
-) -> None:
-    from rec_env.agents.explain import explainer
-
-    def broken(*args, **kwargs):
-        raise ValueError("no background")
-
-    monkeypatch.setattr(explainer.PolicyExplainer, "__init__", broken)
-    with pytest.raises(ValueError, match="no background"):
-        start(ucb_run, tmp_path, explain=True)
-    assert not (tmp_path / "decisions.db").exists()
+def test_no_database_is_created_before_the_model_and_state_are_loaded(ucb_run, tmp_path) -> None:
+    # (the explainer is built by the first explanation: tests/test_serve_lean.py)
     PolicyStateStore(tmp_path / "state", "ucb1", "0" * 64).save(learned_policy(1), 1, 1)
     with pytest.raises(ValueError, match="another model"):
         start(ucb_run, tmp_path, state_dir=tmp_path / "state")

@@ -450,11 +450,11 @@ def test_a_version_2_log_is_upgraded_and_a_newer_one_refused(tmp_path) -> None:
     log = DecisionLog(path)
     log.close()
     with sqlite3.connect(path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
         columns = {row[1] for row in connection.execute("PRAGMA table_info(requests)")}
         assert {"actions", "propensities", "slates", "slate_probabilities"} <= columns
-        connection.execute("PRAGMA user_version = 5")
-    with pytest.raises(ValueError, match="schema 5, expected 4"):
+        connection.execute("PRAGMA user_version = 6")
+    with pytest.raises(ValueError, match="schema 6, expected 5"):
         DecisionLog(path)
 
 

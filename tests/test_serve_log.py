@@ -215,7 +215,7 @@ def test_a_version_1_log_is_upgraded_and_its_rewards_numbered(log, tmp_path) -> 
     finally:
         upgraded.close()
     with sqlite3.connect(log.path) as connection:
-        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+        assert connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 5
 
 
 def test_one_writer_per_database(log, tmp_path) -> None:

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -223,12 +222,7 @@ def explained_output(
 
 
 def _numpy_network(policy: Policy) -> NumpyNetwork | None:
-    """:func:`~rec_env.agents.sb3.network.numpy_network`, without importing torch in vain.
-
-    A policy can only be an SB3 one if the SB3 policies' module is loaded.
-    """
-    if "rec_env.agents.sb3.policy" not in sys.modules:
-        return None
+    """:func:`~rec_env.agents.sb3.network.numpy_network` (which imports torch only for SB3)."""
     from rec_env.agents.sb3.network import numpy_network
 
     return numpy_network(policy)

@@ -7,6 +7,8 @@
 * :mod:`~rec_env.agents.sb3.schemas`: the pydantic schemas of ``hyperparams/<algorithm>.yaml``
   (one section per env id: strategy, item and slate worlds);
 * :mod:`~rec_env.agents.sb3.training`: :func:`train_sb3` on the batched vector env of any world.
+* :mod:`~rec_env.agents.sb3.network` and :mod:`~rec_env.agents.sb3.network_policy`: the numpy
+  copy of a policy network, and the torch-free policy a serving process loads from it.
 
 Example::
 
@@ -17,40 +19,46 @@ Example::
     policy = SB3Policy.load("runs/ppo")
     item_policy, _ = train_sb3("maskable_ppo", {"world": "item"}, seed=0)
 
-Importing this package imports torch, Stable-Baselines3 and sb3-contrib.
+Importing this package imports nothing heavy: each name below loads its module, and with it
+torch, Stable-Baselines3 and sb3-contrib, on first access (:pep:`562`), so that the numpy
+modules of the package serve without them.
 """
 
 from __future__ import annotations
 
-from rec_env.agents.sb3.policy import (
-    MODEL_FILE,
-    POLICY_CLASSES,
-    A2CPolicy,
-    DQNPolicy,
-    MaskablePPOPolicy,
-    PPOPolicy,
-    SB3Policy,
-    ScaledFeatures,
-)
-from rec_env.agents.sb3.schemas import (
-    HYPERPARAMETER_SCHEMAS,
-    A2CHyperparams,
-    DQNHyperparams,
-    Hyperparams,
-    PolicyKwargs,
-    PPOHyperparams,
-    hyperparams_file,
-    load_hyperparams,
-    resolve_hyperparams,
-)
-from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES, SlateDecoder, SlatePPOPolicy
-from rec_env.agents.sb3.training import (
-    ExpectedRewards,
-    LearningCurveCallback,
-    check_world,
-    policy_arguments,
-    train_sb3,
-)
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rec_env.agents.sb3.policy import (
+        MODEL_FILE,
+        POLICY_CLASSES,
+        A2CPolicy,
+        DQNPolicy,
+        MaskablePPOPolicy,
+        PPOPolicy,
+        SB3Policy,
+        ScaledFeatures,
+    )
+    from rec_env.agents.sb3.schemas import (
+        HYPERPARAMETER_SCHEMAS,
+        A2CHyperparams,
+        DQNHyperparams,
+        Hyperparams,
+        PolicyKwargs,
+        PPOHyperparams,
+        hyperparams_file,
+        load_hyperparams,
+        resolve_hyperparams,
+    )
+    from rec_env.agents.sb3.slate import SLATE_POLICY_CLASSES, SlateDecoder, SlatePPOPolicy
+    from rec_env.agents.sb3.training import (
+        ExpectedRewards,
+        LearningCurveCallback,
+        check_world,
+        policy_arguments,
+        train_sb3,
+    )
 
 __all__ = [
     "HYPERPARAMETER_SCHEMAS",
@@ -79,3 +87,26 @@ __all__ = [
     "resolve_hyperparams",
     "train_sb3",
 ]
+
+_MODULES = {
+    **dict.fromkeys(("MODEL_FILE", "POLICY_CLASSES", "ScaledFeatures"), "policy"),
+    **dict.fromkeys(("A2CPolicy", "DQNPolicy", "MaskablePPOPolicy", "PPOPolicy"), "policy"),
+    "SB3Policy": "policy",
+    **dict.fromkeys(("HYPERPARAMETER_SCHEMAS", "A2CHyperparams", "DQNHyperparams"), "schemas"),
+    **dict.fromkeys(("Hyperparams", "PolicyKwargs", "PPOHyperparams"), "schemas"),
+    **dict.fromkeys(("hyperparams_file", "load_hyperparams", "resolve_hyperparams"), "schemas"),
+    **dict.fromkeys(("SLATE_POLICY_CLASSES", "SlateDecoder", "SlatePPOPolicy"), "slate"),
+    **dict.fromkeys(("ExpectedRewards", "LearningCurveCallback", "check_world"), "training"),
+    **dict.fromkeys(("policy_arguments", "train_sb3"), "training"),
+}
+"""Public name -> the submodule defining it (loaded on first access)."""
+
+
+def __getattr__(name: str) -> Any:
+    """Load the submodule of ``name`` (and torch) when the name is first used."""
+    module = _MODULES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

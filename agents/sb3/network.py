@@ -6,13 +6,19 @@ the arithmetic of a 16-64-64-16 MLP): the explainer, which pushes millions of co
 the network, and the service, which decides one customer at a time. Both use
 :func:`numpy_network`; nothing else re-implements the forward pass.
 
+A network also travels on its own, as plain arrays (:meth:`NumpyNetwork.to_arrays`, saved as a
+run's ``network.npz``), so that a serving process decides without torch
+(:mod:`~rec_env.agents.sb3.network_policy`).
+
 The input scaling is :mod:`rec_env.scaling`'s, shared with the env wrappers. (Importing this
-module imports numpy only.)
+module imports numpy only, and so does :func:`numpy_network` unless the SB3 policies are
+loaded.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -23,7 +29,14 @@ from rec_env.scaling import InputScaling
 if TYPE_CHECKING:
     from rec_env.agents.base import Policy
 
-__all__ = ["ACTIVATIONS", "DenseLayer", "NumpyNetwork", "numpy_network", "output_difference"]
+__all__ = [
+    "ACTIVATIONS",
+    "NETWORK_FORMAT",
+    "DenseLayer",
+    "NumpyNetwork",
+    "numpy_network",
+    "output_difference",
+]
 
 
 def _relu(values: np.ndarray) -> np.ndarray:
@@ -46,6 +59,9 @@ ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "elu": _elu,
 }
 """In-place numpy activations, by the name of SB3's ``activation_fn``."""
+
+NETWORK_FORMAT = 1
+"""Version of the array layout of :meth:`NumpyNetwork.to_arrays`."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,61 @@ class NumpyNetwork:
             weights *= masks
         return weights / weights.sum(axis=1, keepdims=True)
 
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The network as named plain arrays (no objects: ``np.load`` needs no pickle).
+
+        ``format``, ``scaling.high``, ``scaling.log_mask``, then per layer ``i``
+        ``layers.<i>.weight``, ``layers.<i>.bias`` and ``layers.<i>.activation`` (a string
+        array, empty for none). :meth:`from_arrays` reads them back bit for bit.
+        """
+        arrays = {
+            "format": np.array(NETWORK_FORMAT),
+            "scaling.high": self.scaling.high,
+            "scaling.log_mask": self.scaling.log_mask,
+        }
+        for i, layer in enumerate(self.layers):
+            arrays[f"layers.{i}.weight"] = layer.weight
+            arrays[f"layers.{i}.bias"] = layer.bias
+            arrays[f"layers.{i}.activation"] = np.array(layer.activation or "")
+        return arrays
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> NumpyNetwork:
+        """The network written by :meth:`to_arrays`.
+
+        Raises:
+            ValueError: If an array is missing or of the wrong kind, the layers do not chain, or
+                an activation is unknown (the message names the array).
+        """
+        try:
+            if int(arrays["format"]) != NETWORK_FORMAT:
+                raise ValueError(f"format {int(arrays['format'])}, not {NETWORK_FORMAT}")
+            scaling = InputScaling.from_mask(arrays["scaling.high"], arrays["scaling.log_mask"])
+            n_layers = sum(1 for name in arrays if name.endswith(".weight"))
+            layers = tuple(_layer(arrays, i) for i in range(n_layers))
+        except KeyError as exc:
+            raise ValueError(f"no array {exc.args[0]!r}") from None
+        width = scaling.high.size
+        for i, layer in enumerate(layers):
+            if layer.weight.ndim != 2 or layer.weight.shape[0] != width:
+                raise ValueError(f"layers.{i}.weight does not take {width} inputs")
+            if layer.bias.shape != (layer.weight.shape[1],):
+                raise ValueError(f"layers.{i}.bias does not match its weight")
+            width = layer.weight.shape[1]
+        if not layers or layers[-1].activation is not None:
+            raise ValueError("the network must end with a linear layer")
+        return cls(scaling, layers)
+
+
+def _layer(arrays: Mapping[str, np.ndarray], i: int) -> DenseLayer:
+    """Layer ``i`` of :meth:`NumpyNetwork.from_arrays`."""
+    activation = str(arrays[f"layers.{i}.activation"]) or None
+    if activation is not None and activation not in ACTIVATIONS:
+        raise ValueError(f"layers.{i}.activation {activation!r} is not one of {list(ACTIVATIONS)}")
+    weight = np.ascontiguousarray(arrays[f"layers.{i}.weight"], dtype=np.float32)
+    bias = np.asarray(arrays[f"layers.{i}.bias"], dtype=np.float32)
+    return DenseLayer(weight, bias, activation)
+
 
 def output_difference(network: NumpyNetwork, first: int, second: int) -> NumpyNetwork:
     """``network`` with one output: output ``first`` minus output ``second``.
@@ -131,9 +202,15 @@ def numpy_network(policy: Policy) -> NumpyNetwork | None:
     """The policy's network copied to numpy, or ``None`` if it is not a plain scaled MLP.
 
     PPO, A2C and MaskablePPO give their actor (``pi_features_extractor``, ``policy_net``,
-    ``action_net``: the output is the logits); DQN its Q-network. Any other policy, or a
-    network with another feature extractor or layer type, gives ``None``.
+    ``action_net``: the output is the logits); DQN its Q-network. A policy loaded without torch
+    (:class:`~rec_env.agents.sb3.network_policy.NetworkPolicy`) gives the network it holds. Any
+    other policy, or a network with another feature extractor or layer type, gives ``None``.
     """
+    network = getattr(policy, "network", None)
+    if isinstance(network, NumpyNetwork):
+        return network
+    if "rec_env.agents.sb3.policy" not in sys.modules:
+        return None  # no SB3 policy exists in this process: do not import torch to find none
     from torch import nn
 
     from rec_env.agents.sb3.heads import ProductHead

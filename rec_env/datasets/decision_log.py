@@ -21,8 +21,20 @@ the target's features       contexts, in the target's order: the 16
 ``allowed_<action>``        action masks, one column per action of the target's catalog
 ``slate_<k>``,              slate logs: the product at position ``k`` and its probability
 ``slate_probability_<k>``   given the positions above it
-``reward``                  reward; rows without one (not received yet) are skipped
+``reward``                  reward; rows without one (not received yet, or a window still
+                            open) are skipped
+``requires_activation``,    decisions that needed an activation and never got one were
+``activated_at``            never sent: they are left out (and counted)
+``holdout``                 held-out customers' decisions are the holdout's, not a policy's:
+                            they are left out of the logged data, their rewards kept apart
+``window_seconds``          a decision logged with a window gets its final reward from the
+                            log when the window closes, never ``default_reward`` here
 ==========================  ===============================================================
+
+The last four come with schema 5 of the log; older logs and exports have none of them. In
+apprentice mode (``policy_action``) the served ``action`` and ``propensity`` are the caller's
+baseline: the logged data are the baseline's, and the model is evaluated from them like any
+target policy.
 
 :func:`read_decision_log` reads single decisions (strategy and single-product item worlds) as
 :class:`~rec_env.datasets.logged.LoggedBanditData`; :func:`read_slate_decision_log` reads slate
@@ -32,7 +44,7 @@ messages as :class:`~rec_env.datasets.logged.LoggedSlateData`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -75,12 +87,20 @@ class LoadedDecisionLog(Generic[LoggedData]):
             default reward, their window has not passed).
         n_default_reward: Decisions without a reward whose window has passed, given the
             default reward (:class:`RewardDefault`).
+        n_not_activated: Decisions left out because they needed an activation and have none.
+        holdout_rewards: Rewards of the held-out customers' decisions (left out of ``data``).
+        logged_probabilities: ``(n, A)`` the probabilities the serving model logged for each
+            decision of ``data`` (``prob_<action>``; in apprentice mode the model's, not the
+            served baseline's), NaN where none were logged; None for slate logs.
     """
 
     data: LoggedData
     n_decisions: int
     n_without_reward: int
     n_default_reward: int = 0
+    n_not_activated: int = 0
+    holdout_rewards: np.ndarray = field(default_factory=lambda: np.empty(0))
+    logged_probabilities: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -214,16 +234,34 @@ def _seconds(table: Any, path: Path) -> np.ndarray:
     return micros.to_numpy(zero_copy_only=False).astype(np.float64) / 1e6
 
 
-def _rewarded(
-    path: Path, world: str, default: RewardDefault | None = None
-) -> tuple[Any, int, int, int]:
+def _flags(table: Any, name: str) -> np.ndarray:
+    """A boolean column as a numpy array (False where null or absent)."""
+    if name not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    values = table.column(name).to_numpy(zero_copy_only=False)
+    return np.array([bool(v) if v is not None else False for v in values], dtype=bool)
+
+
+def _given(table: Any, name: str) -> np.ndarray:
+    """True where the column holds a value (False where null, or everywhere if absent)."""
+    if name not in table.column_names:
+        return np.zeros(table.num_rows, dtype=bool)
+    import pyarrow.compute as pc
+
+    return pc.is_valid(table.column(name)).to_numpy(zero_copy_only=False).astype(bool)
+
+
+def _rewarded(path: Path, world: str, default: RewardDefault | None = None) -> tuple[Any, ...]:
     """The log's decisions that have a reward, checked to be of ``world``.
 
-    With ``default``, decisions without a reward whose window has passed get its value.
+    Decisions that needed an activation and have none are left out, and so are held-out
+    customers' (their rewards are returned apart). With ``default``, decisions logged without
+    a window and without a reward whose window has passed get its value.
 
     Returns:
-        The rewarded rows, the number of decisions, the number skipped without a reward, and
-        the number given the default reward.
+        The rewarded rows, the number of decisions, the number skipped without a reward, the
+        number given the default reward, the number left out for want of activation, and the
+        holdout's rewards.
 
     Raises:
         ValueError: If the log is empty, no decision has a reward, or rewarded decisions were
@@ -235,11 +273,14 @@ def _rewarded(
     n_decisions = table.num_rows
     if n_decisions == 0:
         raise ValueError(f"{path}: the decision log holds no decisions")
+    inactive = _flags(table, "requires_activation") & ~_given(table, "activated_at")
+    if inactive.any():  # never sent: not a decision of any policy
+        table = table.filter(~inactive)
     rewards = _floats(_column(table, "reward", path))
     missing = np.isnan(rewards)
-    defaulted = np.zeros(n_decisions, dtype=bool)
+    defaulted = np.zeros(table.num_rows, dtype=bool)
     if default is not None and missing.any():
-        defaulted = missing.copy()
+        defaulted = missing & ~_given(table, "window_seconds")  # the log closes those
         if default.window_seconds is not None:
             created = _seconds(table, path)
             defaulted &= created <= created.max() - default.window_seconds
@@ -247,6 +288,10 @@ def _rewarded(
         column = table.column_names.index("reward")
         table = table.set_column(column, "reward", pa.array(rewards, mask=np.isnan(rewards)))
     rewarded = ~np.isnan(rewards)
+    n_without = int((~rewarded).sum())
+    held = _flags(table, "holdout")
+    holdout_rewards = rewards[rewarded & held]
+    rewarded &= ~held
     if not rewarded.any():
         raise ValueError(f"{path}: none of the {n_decisions} decisions has a reward yet")
     table = table.filter(rewarded)
@@ -261,7 +306,14 @@ def _rewarded(
                 f"{world} world; off-policy evaluation needs decisions of the target's world "
                 "(filter the export on its world column)"
             )
-    return table, n_decisions, int(n_decisions - rewarded.sum()), int(defaulted.sum())
+    return (
+        table,
+        n_decisions,
+        n_without,
+        int(defaulted.sum()),
+        int(inactive.sum()),
+        holdout_rewards,
+    )
 
 
 def _contexts(table: Any, feature_names: Sequence[str], path: Path, world: str) -> np.ndarray:
@@ -362,7 +414,7 @@ def read_decision_log(
     if world == "slate":
         raise ValueError("slate logs are read with read_slate_decision_log")
     path = Path(path)
-    table, n_decisions, n_without_reward, n_default = _rewarded(path, world, default_reward)
+    table, n_decisions, n_without_reward, *counts = _rewarded(path, world, default_reward)
     data = LoggedBanditData(
         contexts=_contexts(table, feature_names, path, world),
         actions=_served_actions(table, action_names, path, world),
@@ -373,7 +425,15 @@ def read_decision_log(
         action_names=tuple(action_names),
         feature_names=tuple(feature_names),
     )
-    return LoadedDecisionLog(data, n_decisions, n_without_reward, n_default)
+    logged = np.column_stack(
+        [
+            _floats(table.column(f"prob_{name}").to_numpy(zero_copy_only=False))
+            if f"prob_{name}" in table.column_names
+            else np.full(table.num_rows, np.nan)
+            for name in action_names
+        ]
+    )
+    return LoadedDecisionLog(data, n_decisions, n_without_reward, *counts, logged)
 
 
 def _slates(
@@ -439,7 +499,7 @@ def read_slate_decision_log(
             the target's product table or is longer than ``slate_size``.
     """
     path = Path(path)
-    table, n_decisions, n_without_reward, n_default = _rewarded(path, "slate", default_reward)
+    table, n_decisions, n_without_reward, *counts = _rewarded(path, "slate", default_reward)
     served = _served_actions(table, actions.names, path, "slate")
     masks = _masks(table, actions.names, path, "slate")
     n, n_offers = table.num_rows, len(actions.offers)
@@ -458,4 +518,4 @@ def read_slate_decision_log(
         product_ids=tuple(product_ids),
         feature_names=tuple(feature_names),
     )
-    return LoadedSlateLog(data, n_decisions, n_without_reward, n_default)
+    return LoadedSlateLog(data, n_decisions, n_without_reward, *counts)

@@ -25,7 +25,15 @@ __all__ = ["FLOAT", "INT", "LogLayout", "ModelLayout", "RequestArrays"]
 FLOAT = np.dtype("<f8")
 INT = np.dtype("<i4")
 _VERSION_3 = ("world", "feature_names", "action_channels", "product_ids", "slate_size")
-_COLUMNAR = ("actions", "propensities", "customer_ids", "slates", "slate_probabilities")
+_COLUMNAR = (
+    "actions",
+    "propensities",
+    "customer_ids",
+    "slates",
+    "slate_probabilities",
+    "holdout",
+    "policy_actions",
+)
 
 
 def _columns(connection: sqlite3.Connection, table: str) -> set[str]:
@@ -114,6 +122,10 @@ class RequestArrays:
             customer_ids)``.
         slates: ``(rows, slate_size)`` product ids (None where empty or not a slate).
         slate_probabilities: ``(rows, slate_size)`` probability of each position (NaN).
+        holdout: ``(rows,)`` held-out customers of columnar requests (schema 5; row requests
+            keep theirs in ``decisions``).
+        policy_actions: ``(rows,)`` the model's own action in apprentice mode, by the row
+            model's action index (-1: none), of columnar requests.
     """
 
     def __init__(
@@ -144,6 +156,8 @@ class RequestArrays:
         self.action_columns = np.zeros((total, widest), dtype=np.intp)
         self.slates = np.full((total, max(layout.slate_size, 1)), None, dtype=object)
         self.slate_probabilities = np.full((total, max(layout.slate_size, 1)), np.nan)
+        self.holdout = np.zeros(total, dtype=bool)
+        self.policy_actions = np.full(total, -1, dtype=np.int64)
         start = 0
         for request in requests:
             self._read(request, start, layout)
@@ -152,7 +166,8 @@ class RequestArrays:
     def _read(self, request: tuple[Any, ...], start: int, layout: LogLayout) -> None:
         """Stack one request's rows from ``start``."""
         (request_id, created, version, updates, n, features, allowed, probabilities,
-         actions, propensities, customer_ids, slates, slate_probabilities) = request  # fmt: skip
+         actions, propensities, customer_ids, slates, slate_probabilities, holdout,
+         policy_actions) = request  # fmt: skip
         model, rows = layout.models[version], slice(start, start + n)
         self.offsets[request_id] = start
         self.created_at[rows], self.model_version[rows] = created, version
@@ -173,6 +188,10 @@ class RequestArrays:
         )
         ids = json.loads(customer_ids) if customer_ids is not None else [None] * n
         served = np.frombuffer(actions, dtype=INT).astype(np.int64)
+        if holdout is not None:
+            self.holdout[rows] = np.frombuffer(holdout, dtype=np.uint8).astype(bool)
+        if policy_actions is not None:
+            self.policy_actions[rows] = np.frombuffer(policy_actions, dtype=INT)
         self.columnar[request_id] = (served, np.frombuffer(propensities, dtype=FLOAT), ids)
         if slates is not None:
             size = len(slates) // (INT.itemsize * n)

@@ -8,7 +8,13 @@ models; empty for a model without them), ``action`` (name), ``action_index``, ``
 (item and slate models log the served action's propensity only), then for logs with slate
 models ``slate_<k>`` (the product id at position ``k``) and ``slate_probability_<k>`` (its
 probability given the positions above it; see :mod:`rec_env.serve.slates`) for ``k = 1 … K``,
-and ``reward`` and ``rewarded_at`` (empty until a reward arrives). A slate decision's
+then the reward contract (schema 5; empty or false for older logs): ``holdout`` (the customer
+was held out: the decision is the holdout's, not the policy's), ``policy_action`` (apprentice
+mode: the action the model would have taken, while ``action`` is the caller's baseline),
+``activated_at`` (when the message was delivered), ``window_seconds`` (the request's attribution
+window), ``requires_activation``, and ``reward``, ``rewarded_at`` and ``reward_defaulted`` (the
+final reward: posted, the sum of a closed window's parts, or the default; empty until then;
+parts of a window still open are not exported). A slate decision's
 ``action`` is its first product on its channel and its ``propensity`` the probability of the
 whole slate. The format follows the file extension: ``.parquet`` or ``.csv``. The export
 streams the log in chunks, so it needs memory for one chunk only.
@@ -35,15 +41,17 @@ __all__ = [
     "iter_decision_tables",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Schema of the decision log that ``recenv serve`` writes (``PRAGMA user_version``).
 
 Version 2 numbers the rewards (``rewards.seq``) and counts the sampler's draws per seed.
 Version 3 adds the item and slate worlds: each model's world, features, action channels and
 products, and columnar requests (:mod:`rec_env.serve.decision_log_schema`). Version 4 marks the
-default rewards recorded when a reward window closed (``rewards.defaulted``)."""
+default rewards recorded when a reward window closed (``rewards.defaulted``). Version 5 adds
+the reward contract: activations, per-request attribution windows, reward parts, late rewards,
+and the holdout flag and apprentice action of each decision."""
 
-READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4)
+READABLE_SCHEMA_VERSIONS = (1, 2, 3, 4, 5)
 """Schemas the export reads: every version's ``decisions`` and ``rewards`` join the same way."""
 
 _GROUP_PAGE = 10_000
@@ -54,7 +62,8 @@ EXPORT_FORMATS: dict[str, str] = {".parquet": "parquet", ".csv": "csv"}
 
 _DECISIONS_OF_REQUESTS = (
     "SELECT d.request_id, d.position, d.event_id, d.customer_id, d.action, d.propensity, "
-    "w.reward, w.received_at FROM decisions AS d LEFT JOIN rewards AS w USING (event_id) "
+    "w.reward, w.received_at, {contract} FROM decisions AS d "
+    "LEFT JOIN rewards AS w USING (event_id) "
     "WHERE d.request_id BETWEEN ? AND ? ORDER BY d.request_id, d.position"
 )
 
@@ -123,21 +132,37 @@ def _request_groups(connection: sqlite3.Connection, chunk_rows: int) -> Iterator
         yield first, after
 
 
+def _has_contract(connection: sqlite3.Connection) -> bool:
+    """True if the log has the tables of the reward contract (schema 5)."""
+    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
+    return {"activations", "request_terms"} <= tables
+
+
+def _present(connection: sqlite3.Connection, table: str, alias: str, names: list[str]) -> str:
+    """``alias.name`` for each column of ``table`` the log has, ``NULL`` for the others."""
+    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+    return ", ".join(f"{alias}.{name}" if name in columns else "NULL" for name in names)
+
+
 def _decisions(
     connection: sqlite3.Connection, first: int, last: int, arrays: RequestArrays
 ) -> list[tuple[Any, ...]]:
     """Every decision of requests ``first`` … ``last``, in order, with its reward.
 
     Rows of ``decisions`` and the columns of columnar requests, as ``(request_id, position,
-    event_id, customer_id, action, propensity, reward, rewarded_at)``.
+    event_id, customer_id, action, propensity, reward, rewarded_at, holdout, policy_action,
+    defaulted)``.
     """
-    decisions = connection.execute(_DECISIONS_OF_REQUESTS, (first, last)).fetchall()
+    decided = _present(connection, "decisions", "d", ["holdout", "policy_action"])
+    defaulted = _present(connection, "rewards", "w", ["defaulted"])
+    query = _DECISIONS_OF_REQUESTS.format(contract=f"{decided}, {defaulted}")
+    decisions = connection.execute(query, (first, last)).fetchall()
     if not arrays.columnar:
         return decisions
     rewards = {
-        (request_id, position): (reward, at)
-        for request_id, position, reward, at in connection.execute(
-            "SELECT request_id, position, reward, received_at FROM rewards "
+        (request_id, position): (reward, at, default)
+        for request_id, position, reward, at, default in connection.execute(
+            f"SELECT request_id, position, reward, received_at, {defaulted} FROM rewards AS w "
             "WHERE request_id BETWEEN ? AND ?",
             (first, last),
         )
@@ -152,13 +177,17 @@ def _decisions(
     for request_id, (actions, propensities, customer_ids) in arrays.columnar.items():
         key, offset = keys[request_id].rsplit(":", 1)
         ids = event_ids(key, int(offset) % POSITIONS, len(actions))
+        rows = slice(arrays.offsets[request_id], arrays.offsets[request_id] + len(actions))
+        held = arrays.holdout[rows].tolist()
+        policy = arrays.policy_actions[rows].tolist()
         for position, (event_id, action, propensity, customer_id) in enumerate(
             zip(ids, actions.tolist(), propensities.tolist(), customer_ids, strict=True)
         ):
-            reward, at = rewards.get((request_id, position), (None, None))
+            reward, at, default = rewards.get((request_id, position), (None, None, None))
             decisions.append(
-                (request_id, position, event_id, customer_id, action, propensity, reward, at)
-            )
+                (request_id, position, event_id, customer_id, action, propensity, reward, at,
+                 held[position], policy[position], default)
+            )  # fmt: skip
     decisions.sort(key=lambda row: (row[0], row[1]))
     return decisions
 
@@ -178,7 +207,10 @@ def _chunk_columns(
         propensities,
         rewards,
         rewarded,
-    ) = [list(column) for column in zip(*decisions, strict=True)] if decisions else [[]] * 8
+        held,
+        policy,
+        defaulted,
+    ) = [list(column) for column in zip(*decisions, strict=True)] if decisions else [[]] * 11
     rows = np.array([arrays.offsets[r] for r in request_ids], dtype=np.intp)
     rows += np.array(in_request, dtype=np.intp)
     action_index = np.array(actions, dtype=np.int64)
@@ -203,9 +235,48 @@ def _chunk_columns(
     for k in range(layout.slate_size):
         columns[f"slate_{k + 1}"] = arrays.slates[rows, k].tolist()
         columns[f"slate_probability_{k + 1}"] = arrays.slate_probabilities[rows, k]
+    columns["holdout"] = [bool(h) for h in held]
+    policy_index = np.array([-1 if p is None else p for p in policy], dtype=np.int64)
+    has_policy = policy_index >= 0
+    policy_union = arrays.action_columns[rows, np.maximum(policy_index, 0)]
+    columns["policy_action"] = [
+        layout.action_names[j] if given else None
+        for j, given in zip(policy_union.tolist(), has_policy.tolist(), strict=True)
+    ]
+    activated, windows, required = _contract_of(connection, first, last)
+    places = list(zip(request_ids, in_request, strict=True))
+    columns["activated_at"] = [activated.get(place, np.nan) for place in places]
+    columns["window_seconds"] = [windows.get(r, (None, False))[0] for r in request_ids]
+    columns["requires_activation"] = [required.get(r, False) for r in request_ids]
     columns["reward"] = rewards
     columns["rewarded_at"] = [np.nan if t is None else t for t in rewarded]
+    columns["reward_defaulted"] = [bool(d) if r is not None else None
+                                   for d, r in zip(defaulted, rewards, strict=True)]  # fmt: skip
     return columns
+
+
+def _contract_of(
+    connection: sqlite3.Connection, first: int, last: int
+) -> tuple[dict[tuple[int, int], float], dict[int, tuple[float | None, bool]], dict[int, bool]]:
+    """Activation times, windows and activation requirements of requests ``first`` … ``last``."""
+    if not _has_contract(connection):
+        return {}, {}, {}
+    activated = {
+        (request_id, position): at
+        for request_id, position, at in connection.execute(
+            "SELECT request_id, position, activated_at FROM activations "
+            "WHERE request_id BETWEEN ? AND ?",
+            (first, last),
+        )
+    }
+    terms = connection.execute(
+        "SELECT request_id, window_seconds, require_activation FROM request_terms "
+        "WHERE request_id BETWEEN ? AND ?",
+        (first, last),
+    ).fetchall()
+    windows = {request_id: (window, bool(require)) for request_id, window, require in terms}
+    required = {request_id: bool(require) for request_id, _, require in terms}
+    return activated, windows, required
 
 
 def iter_decision_tables(db: str | Path, chunk_rows: int = 100_000) -> Iterator[Any]:
@@ -221,7 +292,7 @@ def iter_decision_tables(db: str | Path, chunk_rows: int = 100_000) -> Iterator[
         schema = _schema(layout)
         for first, last in _request_groups(connection, chunk_rows):
             columns = _chunk_columns(connection, first, last, layout)
-            for name in ("created_at", "rewarded_at"):
+            for name in ("created_at", "activated_at", "rewarded_at"):
                 seconds = np.array(columns[name], dtype=np.float64)
                 missing = np.isnan(seconds)
                 micros = np.round(np.where(missing, 0.0, seconds) * 1e6).astype(np.int64)
@@ -253,8 +324,14 @@ def _schema(layout: LogLayout) -> Any:
             for k in range(1, layout.slate_size + 1)
             for field in ((f"slate_{k}", pa.string()), (f"slate_probability_{k}", pa.float64()))
         ),
+        ("holdout", pa.bool_()),
+        ("policy_action", pa.string()),
+        ("activated_at", timestamp),
+        ("window_seconds", pa.float64()),
+        ("requires_activation", pa.bool_()),
         ("reward", pa.float64()),
         ("rewarded_at", timestamp),
+        ("reward_defaulted", pa.bool_()),
     ]
     return pa.schema(fields)
 

@@ -17,21 +17,25 @@ the coarsest gets 422 ``too_costly``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from fastapi.concurrency import run_in_threadpool
 
-from rec_env.agents.explain.items import ExplanationTooCostlyError, ItemExplanation
 from rec_env.serve.routes.inputs import invalid
 from rec_env.serve.routes.item_recommend import excluded_products, item_excluded_actions
 from rec_env.serve.service import DecisionService
+
+if TYPE_CHECKING:  # pragma: no cover - the explainer's module loads on the first explanation
+    from rec_env.agents.explain.items import ItemExplanation
 
 __all__ = ["explain_item", "group_contribution"]
 
 
 async def explain_item(service: DecisionService, body: Any) -> dict[str, Any]:
     """The ``/v1/explain`` response of an item or slate run (``ItemExplainResponse``)."""
+    from rec_env.agents.explain.items import ExplanationTooCostlyError
+
     world = service.world
     customer = world.customers.fill_rows([body.features], service.assume_consent)
     products = excluded_products(world, body.excluded_products, ("body", "excluded_products"))
