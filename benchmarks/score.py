@@ -4,8 +4,10 @@ Trains a small PPO (the network size is the default's: 16-64-64-16), draws ``N``
 the default population and measures, in one process:
 
 * **in process, with rules:** :meth:`rec_env.serve.scoring.Scorer.score` on the ``(N, 16)``
-  array with caps, eligibility, a budget, a no-action share and a 5 % holdout, next to its floor,
-  the policy's probabilities alone (the numpy network, the fastest exact path);
+  array with caps, eligibility, a budget, a no-action share and a 5 % holdout, next to two
+  floors: the policy's probabilities alone in numpy (what the service computes per request), and
+  the compiled network's logits alone (:mod:`rec_env.agents.sb3.mlp_kernel`, which the scorer
+  uses);
 * **end to end, Parquet to Parquet:** reading the customers file, scoring and writing the list
   (what ``recenv score --no-log`` does after start-up), next to its floor, reading and writing
   the same file with pyarrow;
@@ -20,6 +22,7 @@ minute::
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -87,6 +90,12 @@ def main() -> None:
 
         masks = np.ones((n, scorer.table.n_actions), dtype=bool)
         floor = best_of(args.repeats, lambda: scorer.probability_fn(features, masks))
+        network, layers = scorer._compiled or (None, None)
+        compiled = (
+            best_of(args.repeats, lambda: layers(network.scaling(features)))
+            if layers is not None
+            else float("nan")
+        )
         scoring = best_of(args.repeats, lambda: scorer.score(features, ids))
 
         def end_to_end() -> None:
@@ -107,8 +116,11 @@ def main() -> None:
     print(f"{n:,} customers; start-up: imports {imports:.1f} s, run and rules {loading:.1f} s")
     print(f"in process, rules and 5 % holdout: {n / scoring:>12,.0f} customers/s "
           f"({scoring:.2f} s)")  # fmt: skip
-    print(f"  floor, the policy's probabilities alone: {n / floor:>12,.0f}/s; "
+    print(f"  floor, the policy's probabilities alone (numpy): {n / floor:>12,.0f}/s; "
           f"ratio {floor / scoring:.2f}x")  # fmt: skip
+    print(f"  floor, the compiled network's logits alone:    {n / compiled:>12,.0f}/s; "
+          f"ratio {compiled / scoring:.2f}x")  # fmt: skip
+    print(f"  load average {os.getloadavg()[0]:.2f}")
     print(f"end to end, Parquet to Parquet:     {n / e2e:>12,.0f} customers/s ({e2e:.2f} s)")
     print(f"  floor, pyarrow read and write:    {n / io:>12,.0f}/s; ratio {io / e2e:.2f}x")
     print(f"decision log (SQLite):              {n / logging:>12,.0f} decisions/s "

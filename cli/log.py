@@ -23,7 +23,10 @@ def export_command(
     out: Annotated[
         Path, typer.Option(help="Output file: *.parquet or *.csv (the format follows it).")
     ],
-    db: Annotated[Path, typer.Option(help="The SQLite decision log.")] = Path("decisions.db"),
+    db: Annotated[
+        str,
+        typer.Option(help="The decision log: a SQLite file or a postgresql:// URL."),
+    ] = "decisions.db",
     chunk_rows: Annotated[int, typer.Option(help="Decisions read and written at a time.")] = (
         100_000
     ),

@@ -42,11 +42,15 @@ def read_rewards(path: Path) -> tuple[list[str], list[float]]:
     return event_ids, rewards
 
 
-def read_reward_parts(path: Path) -> tuple[list[str], list[float], list[str | None] | None]:
+def read_reward_parts(
+    path: Path, log: Any = None
+) -> tuple[list[str], list[float], list[str | None] | None]:
     """The ``event_id``, ``reward`` and optional ``part_id`` columns of a CSV or Parquet file.
 
     The format follows the extension (``.parquet``, else CSV). An empty ``part_id`` is the
-    event's unnamed part.
+    event's unnamed part. Instead of ``event_id``, a file may give ``customer_id`` and
+    ``decided_at`` (:func:`rec_env.serve.rewards.decision_time`): each row is then the reward of
+    that customer's latest decision at or before that time in ``log``.
 
     Raises:
         ValueError: If the file cannot be read, a column is missing, or a value is empty, not
@@ -57,12 +61,12 @@ def read_reward_parts(path: Path) -> tuple[list[str], list[float], list[str | No
     import pyarrow.compute as pc
 
     table = _read_table(path)
-    missing = [name for name in ("event_id", "reward") if name not in table.column_names]
-    if missing:
+    if "reward" not in table.column_names:
         raise ValueError(
-            f"{path}: no column {', '.join(missing)} (columns: event_id, reward[, part_id])"
+            f"{path}: no column reward (columns: event_id or customer_id and decided_at, "
+            "reward[, part_id])"
         )
-    ids = _event_ids(table, path)
+    ids = _keys(table, path, log, "reward[, part_id]")
     rewards = table.column("reward")
     try:
         rewards = rewards.cast(pa.float64())
@@ -85,6 +89,73 @@ def read_reward_parts(path: Path) -> tuple[list[str], list[float], list[str | No
     return ids, values.tolist(), parts
 
 
+def _keys(table: Any, path: Path, log: Any, other_columns: str) -> list[str]:
+    """The event ids of a file's rows: its ``event_id`` column, or joined by customer and time.
+
+    Raises:
+        ValueError: If neither key is there, or a row matches no decision (naming the row).
+    """
+    columns = table.column_names
+    if "event_id" in columns or log is None:
+        if "event_id" not in columns:
+            raise ValueError(f"{path}: no column event_id (columns: event_id, {other_columns})")
+        return _event_ids(table, path)
+    if "customer_id" not in columns or "decided_at" not in columns:
+        raise ValueError(
+            f"{path}: no column event_id, nor customer_id and decided_at (columns: event_id or "
+            f"customer_id and decided_at, {other_columns})"
+        )
+    from rec_env.serve.rewards import UnmatchedDecisionError, event_ids_by_customer
+
+    customers = _texts(table, "customer_id", path)
+    moments = _times(table, "decided_at", path, decided=True)
+    if any(moment is None for moment in moments):
+        row = next(i for i, moment in enumerate(moments) if moment is None)
+        raise ValueError(f"{path}: row {row + 1}: decided_at is empty")
+    try:
+        return event_ids_by_customer(log, customers, moments)  # type: ignore[arg-type]
+    except UnmatchedDecisionError as exc:
+        raise ValueError(f"{path}: row {exc.index + 1}: {exc}") from None
+
+
+def _texts(table: Any, name: str, path: Path) -> list[str]:
+    """A text column with no empty value."""
+    import pyarrow as pa
+
+    values = table.column(name).cast(pa.string()).to_pylist()
+    for row, value in enumerate(values):
+        if value in (None, ""):
+            raise ValueError(f"{path}: row {row + 1}: {name} is empty")
+    return values
+
+
+def _times(table: Any, name: str, path: Path, decided: bool = False) -> list[float | None]:
+    """A column of Unix seconds or timestamps (UTC if they name no zone); empty: None.
+
+    With ``decided``, a bare date is its whole day (:func:`~rec_env.serve.rewards.
+    decision_time`).
+    """
+    import pyarrow as pa
+
+    from rec_env.serve.rewards import decision_time, parse_as_of
+
+    column = table.column(name)
+    if pa.types.is_timestamp(column.type):
+        column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+        return [None if v is None else v / 1e6 for v in column.to_pylist()]
+    parse = decision_time if decided else parse_as_of
+    times: list[float | None] = []
+    for row, value in enumerate(column.cast(pa.string()).to_pylist()):
+        try:
+            times.append(None if value in (None, "") else parse(value))
+        except ValueError:
+            raise ValueError(
+                f"{path}: row {row + 1}: {name} {value!r} is neither Unix seconds nor an ISO "
+                "8601 timestamp"
+            ) from None
+    return times
+
+
 def _event_ids(table: Any, path: Path) -> list[str]:
     """The ``event_id`` column in lower case.
 
@@ -104,42 +175,31 @@ def _event_ids(table: Any, path: Path) -> list[str]:
     return pc.utf8_lower(ids).to_pylist()
 
 
-def read_activations(path: Path) -> tuple[list[str], list[float | None]]:
+def read_activations(path: Path, log: Any = None) -> tuple[list[str], list[float | None]]:
     """The ``event_id`` and optional ``activated_at`` columns of a CSV or Parquet file.
 
     ``activated_at`` holds Unix seconds or timestamps (UTC if they name no zone); empty: now.
+    Instead of ``event_id``, ``customer_id`` and ``decided_at`` name each customer's latest
+    decision at or before that time in ``log``, as in :func:`read_reward_parts`.
 
     Raises:
-        ValueError: If the file cannot be read, ``event_id`` is missing or empty somewhere, or
+        ValueError: If the file cannot be read, has no key, a key is empty somewhere, or
             ``activated_at`` is not a time.
     """
-    import pyarrow as pa
-
-    from rec_env.serve.rewards import parse_as_of
-
-    table = _read_table(path, string_columns=("event_id", "activated_at"))
-    if "event_id" not in table.column_names:
-        raise ValueError(f"{path}: no column event_id (columns: event_id[, activated_at])")
-    ids = _event_ids(table, path)
+    table = _read_table(
+        path, string_columns=("event_id", "activated_at", "customer_id", "decided_at")
+    )
+    ids = _keys(table, path, log, "activated_at")
     times: list[float | None] = [None] * len(ids)
     if "activated_at" in table.column_names:
-        column = table.column("activated_at")
-        if pa.types.is_timestamp(column.type):
-            column = column.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-            times = [None if v is None else v / 1e6 for v in column.to_pylist()]
-        else:
-            for row, value in enumerate(column.cast(pa.string()).to_pylist()):
-                try:
-                    times[row] = None if value in (None, "") else parse_as_of(value)
-                except ValueError:
-                    raise ValueError(
-                        f"{path}: row {row + 1}: activated_at {value!r} is neither Unix seconds "
-                        "nor an ISO 8601 timestamp"
-                    ) from None
+        times = _times(table, "activated_at", path)
     return ids, times
 
 
-def _read_table(path: Path, string_columns: tuple[str, ...] = ("event_id", "part_id")) -> Any:
+def _read_table(
+    path: Path,
+    string_columns: tuple[str, ...] = ("event_id", "part_id", "customer_id", "decided_at"),
+) -> Any:
     """The file as a ``pyarrow.Table``: Parquet by its extension, else CSV.
 
     Columns named in ``string_columns`` are read from a CSV as text.
@@ -172,7 +232,10 @@ def _open_log(db: Path) -> Any:
 def upload_command(
     path: Annotated[
         Path,
-        typer.Argument(help="CSV or Parquet with columns event_id, reward and optionally part_id."),
+        typer.Argument(
+            help="CSV or Parquet with columns event_id (or customer_id and decided_at), reward "
+            "and optionally part_id."
+        ),
     ],
     db: Annotated[Path, typer.Option(help=_DB_HELP)] = Path("decisions.db"),
 ) -> None:
@@ -189,9 +252,10 @@ def upload_command(
 
     started = time.perf_counter()
     with reporting_bad_input():
-        event_ids, rewards, part_ids = read_reward_parts(path)
         log = _open_log(db)
     try:
+        with reporting_bad_input():
+            event_ids, rewards, part_ids = read_reward_parts(path, log)
         batch = log.record_rewards(event_ids, rewards, part_ids)
     except RewardBatchError as exc:
         fail(f"{path}: row {exc.index + 1}, {exc.field}: {exc.reason}")
@@ -258,8 +322,8 @@ def activate_command(
     path: Annotated[
         Path,
         typer.Argument(
-            help="CSV or Parquet with a column event_id and optionally activated_at (Unix "
-            "seconds or ISO 8601; empty: now)."
+            help="CSV or Parquet with a column event_id (or customer_id and decided_at) and "
+            "optionally activated_at (Unix seconds or ISO 8601; empty: now)."
         ),
     ],
     db: Annotated[Path, typer.Option(help=_DB_HELP)] = Path("decisions.db"),
@@ -274,9 +338,10 @@ def activate_command(
     from rec_env.serve.decision_records import EventBatchError
 
     with reporting_bad_input():
-        event_ids, times = read_activations(path)
         log = _open_log(db)
     try:
+        with reporting_bad_input():
+            event_ids, times = read_activations(path, log)
         batch = log.activate(event_ids, times)
     except EventBatchError as exc:
         fail(f"{path}: row {exc.index + 1}, {exc.field}: {exc.reason}")

@@ -86,7 +86,7 @@ def score_command(
     check_output_file(out, force=force)
     started = time.perf_counter()
     with reporting_bad_input():
-        policy, info = load_run(model)
+        policy, info = load_run(model, lean=True)
         if info.settings.world != "strategy":
             raise ValueError(f"{model}: recenv score decides strategy actions; this run is an "
                              f"{info.settings.world} run")  # fmt: skip

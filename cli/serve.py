@@ -64,7 +64,11 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
     db: Annotated[
-        Path | None, typer.Option(help="SQLite decision log [default: decisions.db].")
+        str | None,
+        typer.Option(
+            help="Decision log: a SQLite file (one server), or a postgresql://user:password@host"
+            "/database URL that several replicas share [default: decisions.db]."
+        ),
     ] = None,
     api_key: Annotated[
         str | None,
@@ -98,7 +102,10 @@ def serve_command(
         typer.Option(help="Snapshot the online state every this many rewards [default: 100]."),
     ] = None,
     explain: Annotated[
-        bool | None, typer.Option(help="Build the SHAP explainer at startup [default: on].")
+        bool | None,
+        typer.Option(
+            help="Explain decisions; the explainer is built on the first request [default: on]."
+        ),
     ] = None,
     n_background: Annotated[
         int | None, typer.Option(help="Background customers of explanations [default: 16].")
@@ -128,6 +135,14 @@ def serve_command(
     ] = None,
     holdout_seed: Annotated[
         int | None, typer.Option(help="Key of the holdout's hash [default: 0].")
+    ] = None,
+    apprentice: Annotated[
+        bool | None,
+        typer.Option(
+            "--apprentice/--live",
+            help="Apprentice mode: every recommend request must give the caller's own choice "
+            "(baseline_action), which is served; the model's is only logged [default: live].",
+        ),
     ] = None,
     reward_min: Annotated[
         float | None,
@@ -170,6 +185,14 @@ def serve_command(
             "(0: only on POST /v1/rewards/close) [default: 60]."
         ),
     ] = None,
+    refresh_seconds: Annotated[
+        float | None,
+        typer.Option(
+            help="PostgreSQL --db: seconds between two catch-ups of an online policy with the "
+            "rewards other replicas recorded (0: only when this replica records one) "
+            "[default: 1]."
+        ),
+    ] = None,
     max_body_bytes: Annotated[
         int | None,
         typer.Option(
@@ -195,7 +218,8 @@ def serve_command(
     rec_env/ItemRecommendation-v0 (a product on a channel) or rec_env/SlateRecommendation-v0 (a
     slate of products). The model file's SHA-256 is checked against run.json, and an item run's
     product table against its actions, before anything starts. Every decision and reward is
-    logged to the SQLite --db; export it with `recenv log export`. Options left out fall back to
+    logged to the --db (SQLite, or PostgreSQL shared by replicas); export it with
+    `recenv log export`. Options left out fall back to
     RECENV_* environment variables, then to the defaults shown. One worker process: the
     decision log and online learning live in it. OpenAPI docs: /docs.
     """
@@ -219,6 +243,7 @@ def serve_command(
         fail(f"--log-level must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
     from pydantic import ValidationError
 
+    from rec_env.datasets.decision_log_backend import describe
     from rec_env.serve import DecisionService, ServeSettings, create_app
     from rec_env.serve.database_lock import DatabaseLock
 
@@ -238,12 +263,14 @@ def serve_command(
         "rules": rules,
         "holdout": holdout,
         "holdout_seed": holdout_seed,
+        "apprentice": apprentice,
         "reward_min": reward_min,
         "reward_max": reward_max,
         "reward_window_days": reward_window_days,
         "default_reward": default_reward,
         "require_activation": require_activation,
         "window_close_interval": window_close_interval,
+        "refresh_seconds": refresh_seconds,
         "max_body_bytes": max_body_bytes,
         "wal_max_bytes": wal_max_bytes,
     }
@@ -269,7 +296,8 @@ def serve_command(
     import uvicorn
 
     typer.echo(
-        f"serving {service.model_version} on http://{host}:{port} (decision log {settings.db})",
+        f"serving {service.model_version} on http://{host}:{port} "
+        f"(decision log {describe(settings.db)})",
         err=True,
     )
     uvicorn.run(

@@ -1,7 +1,8 @@
 """The decision service: a FastAPI app that serves, logs, explains and learns.
 
 Build it with :func:`create_app` (``recenv serve`` runs it with uvicorn). Importing this package
-imports FastAPI, but not torch or shap: the model and the explainer load in the app's lifespan.
+imports FastAPI, but not torch or shap: the model loads in the app's lifespan, the explainer on
+the first request that explains.
 """
 
 from __future__ import annotations

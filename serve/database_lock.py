@@ -7,6 +7,10 @@ the kernel releases it when its process ends in any way, ``kill -9`` included, s
 leaves a stale lock behind. The file holds the holder's process id, for the error message; it
 is never deleted (deleting a lock file lets two processes lock two different files). Readers
 such as ``recenv log export`` do not take the lock.
+
+A PostgreSQL log (``postgresql://`` URL) takes no OS lock: it is made to be shared by several
+``recenv serve`` replicas, whose writers take turns on the database's own advisory lock
+(:mod:`rec_env.datasets.decision_log_backend`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import contextlib
 import errno
 import os
 from pathlib import Path
+
+from rec_env.datasets.decision_log_backend import postgres_url
 
 __all__ = ["DatabaseLock"]
 
@@ -50,7 +56,7 @@ class DatabaseLock:
 
     Args:
         database: The SQLite file (symbolic links are resolved, so every path to one file
-            takes the same lock).
+            takes the same lock); a PostgreSQL URL takes no lock.
 
     Raises:
         ValueError: If another process (or another open decision log of this one) holds the
@@ -58,6 +64,9 @@ class DatabaseLock:
     """
 
     def __init__(self, database: str | Path) -> None:
+        self._fd: int | None = None
+        if postgres_url(database) is not None:
+            return  # shared by design: replicas take turns on the database's advisory lock
         self.database = Path(database)
         self.path = Path(f"{self.database.resolve()}.lock")
         try:
@@ -82,7 +91,7 @@ class DatabaseLock:
         os.ftruncate(fd, 0)
         os.lseek(fd, 0, os.SEEK_SET)
         os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        self._fd: int | None = fd
+        self._fd = fd
 
     def release(self) -> None:
         """Release the lock (closing the file releases it; idempotent)."""

@@ -28,9 +28,18 @@ One writer per database: the log takes an exclusive OS lock on ``<db>.lock``
 (:mod:`rec_env.serve.database_lock`), so a second server on the same file refuses to start
 instead of sharing rewards, online state and the sampler stream with the first. Within the
 process, one connection serves every thread, guarded by a lock; each request or batch is one
-transaction, so a decision or a reward is either fully logged or not at all. Recording a reward
-is one ``INSERT … ON CONFLICT DO NOTHING``, so even writers in several processes (with
-``exclusive=False``) store exactly one reward per event and never fail on the constraint.
+transaction, so a decision or a reward is either fully logged or not at all. The decisions of
+concurrent requests share transactions (group commit, :mod:`rec_env.serve.group_commit`): each
+caller returns once the transaction holding its rows committed, and if it fails, all of its
+callers get the error. Recording a reward is one ``INSERT … ON CONFLICT DO NOTHING``, so even
+writers in several processes (with ``exclusive=False``) store exactly one reward per event and
+never fail on the constraint.
+
+A PostgreSQL log (``path`` a ``postgresql://`` URL, :mod:`rec_env.datasets.decision_log_backend`)
+takes no OS lock: several ``recenv serve`` replicas share it. Their write transactions take
+turns on the database's advisory lock, as SQLite's writers do on its file, so every check and
+insert above keeps its meaning across replicas and rewards are numbered in the order they
+become visible.
 
 ``synchronous=NORMAL`` in WAL mode keeps every committed transaction across a crash of the
 process; only a power loss can lose the last commits. Checkpoints run in a background thread
@@ -43,7 +52,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -52,6 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rec_env.datasets.decision_log_backend import LogConnection, database_errors, postgres_url
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve.database_lock import DatabaseLock
 from rec_env.serve.decision_log_schema import SCHEMA_VERSION, open_decision_log
@@ -72,6 +81,7 @@ from rec_env.serve.decision_records import (
     UnknownEventError,
 )
 from rec_env.serve.event_ids import event_ids, new_request_key
+from rec_env.serve.group_commit import GroupCommit, deferred_commits
 from rec_env.serve.reward_batches import (
     LateRow,
     check_activations,
@@ -126,12 +136,44 @@ _INSERT_REWARD = (
     "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
 )
+_INSERT_STRATEGY_REQUEST = (
+    "INSERT INTO requests (request_id, request_key, position_offset, created_at, "
+    "model_version, policy_updates, n, features, allowed, probabilities) "
+    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_DECISIONS = "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_REQUEST = (
     "INSERT INTO requests (request_id, request_key, position_offset, created_at, model_version, "
     "policy_updates, n, features, allowed, probabilities, actions, propensities, customer_ids, "
     "slates, slate_probabilities, holdout, policy_actions) "
     "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+@dataclass(frozen=True)
+class _RequestWrite:
+    """One request's rows, ready for a transaction that may hold other requests too.
+
+    Args:
+        insert: The ``requests`` insert.
+        request: Its parameters.
+        created_at: When the request was decided.
+        n: Its customers.
+        terms: Its reward contract.
+        decisions: Columns of its ``decisions`` rows after ``request_id, position`` (strategy
+            requests), or None (item and slate requests keep their decisions as columns).
+        seed: The sampler seed that drew its decisions, or None.
+        draws: Uniform numbers it drew.
+    """
+
+    insert: str
+    request: tuple[object, ...]
+    created_at: float
+    n: int
+    terms: RewardTerms
+    decisions: tuple[Sequence[object], ...] | None
+    seed: int | None
+    draws: int
 
 
 @dataclass(frozen=True)
@@ -161,6 +203,8 @@ class DecisionLog:
 
     Args:
         path: Database file; created with its tables if missing (a version-1 log is upgraded).
+            Or a ``postgresql://`` URL: a database shared by replicas (``exclusive`` and the
+            write-ahead log settings do not apply).
         timeout: Seconds to wait for a lock held by another connection.
         checkpoint_interval: Seconds between periodic background checkpoints.
         wal_max_bytes: Bound on the write-ahead log file (it may exceed it by one transaction
@@ -185,10 +229,12 @@ class DecisionLog:
         exclusive: bool = True,
         terms: RewardTerms | None = None,
     ) -> None:
-        self.path = Path(path)
+        url = postgres_url(path)
+        self.path: Path | str = Path(path) if url is None else url
         self.terms = terms if terms is not None else RewardTerms()
         """The reward contract new requests are logged under (the service's settings)."""
         self._lock = threading.Lock()
+        self._group: GroupCommit[_RequestWrite] = GroupCommit(self._transact)
         self._wal = WalBound(self.path, wal_max_bytes, timeout)
         self._writer_lock = DatabaseLock(self.path) if exclusive else None
         try:
@@ -216,11 +262,17 @@ class DecisionLog:
                 return
             self._closed = True
             # with a reader elsewhere SQLite cannot truncate now; it checkpoints on a later open
-            with contextlib.suppress(sqlite3.OperationalError):
-                self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            with contextlib.suppress(*database_errors()):
+                if not self._connection.postgres:
+                    self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._connection.close()
         if self._writer_lock is not None:
             self._writer_lock.release()
+
+    @property
+    def shared(self) -> bool:
+        """True for a PostgreSQL log, which several replicas write at the same time."""
+        return self._connection.postgres
 
     @property
     def closed(self) -> bool:
@@ -289,8 +341,9 @@ class DecisionLog:
         holdout: np.ndarray | None = None,
         policy_actions: np.ndarray | None = None,
         window_seconds: float | None = None,
+        propensities: np.ndarray | None = None,
     ) -> list[str]:
-        """Log the decisions of one request in one transaction.
+        """Log the decisions of one request in one transaction (shared by concurrent requests).
 
         Args:
             model_version: Version of the model that decided.
@@ -309,6 +362,8 @@ class DecisionLog:
                 taken (-1: none) while ``actions`` holds the caller's baseline and
                 ``probabilities`` the model's.
             window_seconds: The request's attribution window (default: :attr:`terms`'s).
+            propensities: ``(n,)`` probability each served action had (default: its entry of
+                ``probabilities``; apprentice mode: the baseline's own).
 
         Returns:
             The ``n`` new event ids.
@@ -316,7 +371,9 @@ class DecisionLog:
         n = features.shape[0]
         request_key, offset = new_request_key()
         ids = event_ids(request_key, offset, n)
-        propensities = probabilities[np.arange(n), actions].tolist()
+        if propensities is None:
+            propensities = probabilities[np.arange(n), actions]
+        served = np.asarray(propensities, dtype=np.float64).tolist()
         terms = self._terms(window_seconds)
         created_at = time.time()
         request = (
@@ -331,39 +388,21 @@ class DecisionLog:
             np.ascontiguousarray(probabilities, dtype=_FLOAT).tobytes(),
         )
         customers = customer_ids if customer_ids is not None else (None,) * n
-        with self._lock:
-            connection = self._connection
-            self._wal.before_write(connection)
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = connection.execute(
-                    "INSERT INTO requests (request_id, request_key, position_offset, created_at, "
-                    "model_version, policy_updates, n, features, allowed, probabilities) "
-                    "VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    request,
-                )
-                request_id = cursor.lastrowid
-                assert request_id is not None
-                rows = zip(
-                    (request_id,) * n,
-                    range(n),
-                    ids,
-                    customers,
-                    actions.tolist(),
-                    propensities,
-                    _optional_column(holdout, n, bool),
-                    _optional_column(policy_actions, n, int),
-                    strict=True,
-                )
-                connection.executemany(
-                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
-                )
-                insert_terms(connection, request_id, created_at, n, terms)
-                _count_draws(connection, sampler_seed, n)
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
+        # every column is checked here: a bad one fails this call, not the group it would join
+        columns = (
+            ids,
+            customers,
+            actions.tolist(),
+            served,
+            _optional_column(holdout, n, bool),
+            _optional_column(policy_actions, n, int),
+        )
+        if any(len(column) != n for column in columns):
+            raise ValueError(f"expected {n} customer ids, actions and propensities")
+        self._write(
+            _RequestWrite(_INSERT_STRATEGY_REQUEST, request, created_at, n, terms, columns,
+                          sampler_seed, n)
+        )  # fmt: skip
         return ids
 
     def log_columnar(
@@ -379,7 +418,7 @@ class DecisionLog:
         policy_actions: np.ndarray | None = None,
         window_seconds: float | None = None,
     ) -> list[str]:
-        """Log the decisions of one call to an item or slate model: one insert, one transaction.
+        """Log the decisions of one call to an item or slate model: one insert, in one transaction.
 
         Args:
             model_version: Version of the model that decided.
@@ -420,20 +459,51 @@ class DecisionLog:
             _optional_bytes(holdout, np.dtype(np.uint8)),
             _optional_bytes(policy_actions, _INT),
         )
+        self._write(
+            _RequestWrite(_INSERT_REQUEST, row, created_at, n, terms, None, sampler_seed,
+                          n * decisions.draws)
+        )  # fmt: skip
+        return ids
+
+    def _write(self, write: _RequestWrite) -> None:
+        """Commit ``write``, grouped with concurrent ones (:mod:`rec_env.serve.group_commit`).
+
+        Inside :func:`~rec_env.serve.group_commit.committed` the write is queued for a commit
+        on the event loop and the caller there waits for it; elsewhere this returns once the
+        transaction holding it committed.
+        """
+        deferred = deferred_commits()
+        if deferred is None:
+            self._group.commit(write)
+        else:
+            deferred.append(self._group.enqueue(write))
+
+    def _transact(self, writes: list[_RequestWrite]) -> None:
+        """Write the requests of ``writes`` in one transaction: all of them, or none."""
         with self._lock:
             connection = self._connection
             self._wal.before_write(connection)
             connection.execute("BEGIN IMMEDIATE")
             try:
-                cursor = connection.execute(_INSERT_REQUEST, row)
-                assert cursor.lastrowid is not None
-                insert_terms(connection, cursor.lastrowid, created_at, n, terms)
-                _count_draws(connection, sampler_seed, n * decisions.draws)
+                draws: dict[int, int] = {}
+                for write in writes:
+                    cursor = connection.execute(write.insert, write.request)
+                    request_id = cursor.lastrowid
+                    assert request_id is not None
+                    if write.decisions is not None:
+                        rows = zip(
+                            (request_id,) * write.n, range(write.n), *write.decisions, strict=True
+                        )
+                        connection.executemany(_INSERT_DECISIONS, rows)
+                    insert_terms(connection, request_id, write.created_at, write.n, write.terms)
+                    if write.seed is not None:
+                        draws[write.seed] = draws.get(write.seed, 0) + write.draws
+                for seed, count in draws.items():  # one count per seed and transaction
+                    _count_draws(connection, seed, count)
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
-        return ids
 
     def sampler_draws(self, seed: int) -> int:
         """Uniform numbers drawn for logged decisions by the sampler seeded with ``seed``."""
@@ -504,11 +574,11 @@ class DecisionLog:
                 return receipt
             # check and insert in one statement: atomic across processes too (fetchall ends
             # the statement, which commits it)
-            inserted = connection.execute(
+            inserted = connection.atomic(
                 "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
                 "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING RETURNING seq",
                 (event_id, *place, reward, now),
-            ).fetchall()
+            )
             if inserted:
                 return RewardReceipt(decision, reward, duplicate=False, seq=inserted[0][0])
             seq, recorded, defaulted = connection.execute(
@@ -752,6 +822,32 @@ class DecisionLog:
             yield from chunk
             after = chunk[-1][0]
 
+    def customer_decisions(
+        self, customer_ids: set[str]
+    ) -> tuple[list[str], list[str], list[float]]:
+        """The decisions of ``customer_ids`` with one row each (strategy models' requests).
+
+        Returns:
+            Their customer ids, event ids and decision times (Unix seconds), in log order.
+            Memory grows with the matches only: the log is read in chunks.
+        """
+        customers: list[str] = []
+        events: list[str] = []
+        times: list[float] = []
+        with self._lock:
+            cursor = self._connection.execute(
+                "SELECT d.customer_id, d.event_id, r.created_at FROM decisions AS d "
+                "JOIN requests AS r ON r.request_id = d.request_id "
+                "WHERE d.customer_id IS NOT NULL ORDER BY d.request_id, d.position"
+            )
+            while rows := cursor.fetchmany(REPLAY_CHUNK):
+                for customer, event, created_at in rows:
+                    if customer in customer_ids:
+                        customers.append(customer)
+                        events.append(event)
+                        times.append(float(created_at))
+        return customers, events, times
+
     def counts(self) -> tuple[int, int]:
         """Numbers of logged decisions and rewards."""
         with self._lock:
@@ -768,12 +864,12 @@ class DecisionLog:
             return self._wal.restart(self._connection)
 
 
-def _count_draws(connection: sqlite3.Connection, seed: int | None, draws: int) -> None:
+def _count_draws(connection: LogConnection, seed: int | None, draws: int) -> None:
     """Add ``draws`` to the uniforms drawn with ``seed`` (in the caller's transaction)."""
     if seed is not None:
         connection.execute(
             "INSERT INTO sampler_draws VALUES (?, ?) "
-            "ON CONFLICT (seed) DO UPDATE SET draws = draws + excluded.draws",
+            "ON CONFLICT (seed) DO UPDATE SET draws = sampler_draws.draws + excluded.draws",
             (str(seed), draws),
         )
 

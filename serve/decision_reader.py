@@ -3,18 +3,19 @@
 A decision lives in a ``decisions`` row (strategy models) or in the columns of its request row
 (item and slate models, :class:`~rec_env.serve.decision_log.ColumnarDecisions`); its features
 are one row of its request's ``features`` blob, as wide as its model's ``feature_names``. The
-reader opens blobs and reads only the bytes asked for.
+reader reads only the bytes asked for of each blob (SQLite's incremental blob I/O, PostgreSQL's
+``substring``).
 """
 
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
+from rec_env.datasets.decision_log_backend import LogConnection
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve.decision_records import FLOAT, INT, LoggedDecision
 from rec_env.serve.event_ids import POSITIONS, event_ids, parse_event_id
@@ -49,7 +50,7 @@ class DecisionReader:
         connection: The decision log's connection.
     """
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: LogConnection) -> None:
         self._connection = connection
         self._widths: dict[str, int] = {}  # features per logged row, by model version
 
@@ -134,29 +135,37 @@ class DecisionReader:
 
     def columns_of(self, request_id: int, position: int) -> tuple[int, float]:
         """Action and propensity of a columnar request's decision (the caller holds the lock)."""
-        connection = self._connection
-        with connection.blobopen("requests", "actions", request_id, readonly=True) as blob:
-            blob.seek(position * INT.itemsize)
-            action = int(np.frombuffer(blob.read(INT.itemsize), dtype=INT)[0])
-        with connection.blobopen("requests", "propensities", request_id, readonly=True) as blob:
-            blob.seek(position * FLOAT.itemsize)
-            propensity = float(np.frombuffer(blob.read(FLOAT.itemsize), dtype=FLOAT)[0])
-        return action, propensity
+        read = self._connection.read_bytes
+        at = position * INT.itemsize
+        action_bytes = read("requests", "actions", "request_id", request_id, at, INT.itemsize)
+        at = position * FLOAT.itemsize
+        size = FLOAT.itemsize
+        propensity_bytes = read("requests", "propensities", "request_id", request_id, at, size)
+        action = int(np.frombuffer(action_bytes, dtype=INT)[0])
+        return action, float(np.frombuffer(propensity_bytes, dtype=FLOAT)[0])
 
     def features_of(self, rows: Sequence[tuple[int, int]], width: int) -> list[np.ndarray]:
         """Features ``(width,)`` of decisions ``(request_id, position)``, reading only their bytes.
 
-        Opens each request's ``features`` blob once, however many of its rows are asked for.
+        Opens each request's ``features`` blob once on SQLite, however many of its rows are
+        asked for; reads one slice per row on PostgreSQL.
         """
         features: list[np.ndarray] = [np.empty(0)] * len(rows)
         by_request: dict[int, list[int]] = {}
         for i, (request_id, _) in enumerate(rows):
             by_request.setdefault(request_id, []).append(i)
         row_bytes = width * FLOAT.itemsize
+        connection = self._connection
         for request_id, indices in by_request.items():
-            with self._connection.blobopen(
-                "requests", "features", request_id, readonly=True
-            ) as blob:
+            if connection.postgres:
+                for i in indices:
+                    data = connection.read_bytes(
+                        "requests", "features", "request_id", request_id,
+                        rows[i][1] * row_bytes, row_bytes,
+                    )  # fmt: skip
+                    features[i] = np.frombuffer(data, dtype=FLOAT)
+                continue
+            with connection.raw.blobopen("requests", "features", request_id, readonly=True) as blob:
                 for i in indices:
                     blob.seek(rows[i][1] * row_bytes)
                     features[i] = np.frombuffer(blob.read(row_bytes), dtype=FLOAT)

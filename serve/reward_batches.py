@@ -10,9 +10,9 @@ sorted in one pass (:func:`sort_items`): items of requests without a window beco
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 
+from rec_env.datasets.decision_log_backend import LogConnection
 from rec_env.serve.decision_records import (
     LateRewardError,
     LoggedDecision,
@@ -53,7 +53,7 @@ _NOT_ACTIVATED = (
 
 
 def requests_of(
-    connection: sqlite3.Connection, event_ids: Sequence[str]
+    connection: LogConnection, event_ids: Sequence[str]
 ) -> dict[str, tuple[int, int, int]]:
     """``request_key -> (request_id, position_offset, n)`` of the requests the ids name."""
     keys = list({event_id[:KEY_LENGTH] for event_id in event_ids})
@@ -71,7 +71,7 @@ def requests_of(
 
 
 def terms_of_requests(
-    connection: sqlite3.Connection, request_ids: Sequence[int]
+    connection: LogConnection, request_ids: Sequence[int]
 ) -> dict[int, StoredTerms]:
     """The terms of the requests (those without terms are left out)."""
     ids = sorted(set(request_ids))
@@ -177,7 +177,7 @@ def sort_items(
 
 
 def check_activations(
-    connection: sqlite3.Connection,
+    connection: LogConnection,
     items: Sequence[tuple[int, Located]],
     errors: list[RewardBatchError],
 ) -> None:
@@ -188,7 +188,7 @@ def check_activations(
 
 
 def recorded_before(
-    connection: sqlite3.Connection,
+    connection: LogConnection,
     items: SortedItems,
     rewards: Sequence[float],
     parts: Sequence[str | None],
@@ -230,7 +230,7 @@ def window_over(terms: StoredTerms, activated: float | None, now: float) -> bool
 
 
 def record_part(
-    connection: sqlite3.Connection,
+    connection: LogConnection,
     decision: LoggedDecision,
     place: Located,
     terms: StoredTerms,
@@ -267,7 +267,7 @@ def record_part(
 
 
 def record_parts(
-    connection: sqlite3.Connection,
+    connection: LogConnection,
     items: SortedItems,
     event_ids: Sequence[str],
     rewards: Sequence[float],

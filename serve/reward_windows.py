@@ -16,12 +16,12 @@ terms keeps the rules of version 4: a posted reward is final at once, and an exp
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
 
+from rec_env.datasets.decision_log_backend import LogConnection
 from rec_env.serve.decision_records import RewardTerms
 from rec_env.serve.event_ids import event_ids
 
@@ -50,7 +50,8 @@ _CLOSE_ROW_REQUEST = (
     "LEFT JOIN (SELECT position, SUM(reward) AS total FROM reward_parts "
     "WHERE request_id = :request GROUP BY position) AS p ON p.position = d.position "
     "WHERE d.request_id = :request AND (:require = 0 OR a.activated_at IS NOT NULL) "
-    "AND MAX(:created, COALESCE(a.activated_at, :created)) + :window < :as_of "
+    "AND CASE WHEN a.activated_at > :created THEN a.activated_at ELSE :created END "
+    "+ :window < :as_of "
     "ORDER BY d.position ON CONFLICT (event_id) DO NOTHING"
 )
 # decisions of row requests without a window logged before :before, given the default
@@ -76,7 +77,7 @@ class StoredTerms(NamedTuple):
 
 
 def insert_terms(
-    connection: sqlite3.Connection, request_id: int, created_at: float, n: int, terms: RewardTerms
+    connection: LogConnection, request_id: int, created_at: float, n: int, terms: RewardTerms
 ) -> None:
     """Record the terms of a new request (nothing for the version-4 defaults)."""
     if terms.stored:
@@ -87,7 +88,7 @@ def insert_terms(
         )
 
 
-def terms_of(connection: sqlite3.Connection, request_id: int) -> StoredTerms | None:
+def terms_of(connection: LogConnection, request_id: int) -> StoredTerms | None:
     """The terms of a request, or None if it has the version-4 defaults."""
     row = connection.execute(
         "SELECT created_at, window_seconds, require_activation FROM request_terms "
@@ -97,7 +98,7 @@ def terms_of(connection: sqlite3.Connection, request_id: int) -> StoredTerms | N
     return None if row is None else StoredTerms(row[0], row[1], bool(row[2]))
 
 
-def activation_time(connection: sqlite3.Connection, request_id: int, position: int) -> float | None:
+def activation_time(connection: LogConnection, request_id: int, position: int) -> float | None:
     """When a decision was activated, or None."""
     row = connection.execute(
         "SELECT activated_at FROM activations WHERE request_id = ? AND position = ?",
@@ -106,7 +107,7 @@ def activation_time(connection: sqlite3.Connection, request_id: int, position: i
     return None if row is None else float(row[0])
 
 
-def activated_positions(connection: sqlite3.Connection, request_id: int) -> dict[int, float]:
+def activated_positions(connection: LogConnection, request_id: int) -> dict[int, float]:
     """``position -> activated_at`` of a request's activated decisions."""
     return dict(
         connection.execute(
@@ -116,7 +117,7 @@ def activated_positions(connection: sqlite3.Connection, request_id: int) -> dict
 
 
 def record_late(
-    connection: sqlite3.Connection,
+    connection: LogConnection,
     rows: Iterable[tuple[str, str, int, int, float, float]],
 ) -> None:
     """Keep late rewards ``(event_id, part_id, request_id, position, reward, received_at)``.
@@ -136,14 +137,12 @@ _DUE = (
 )
 
 
-def any_due(connection: sqlite3.Connection, as_of: float) -> bool:
+def any_due(connection: LogConnection, as_of: float) -> bool:
     """True if some request has a window that may be over at ``as_of``."""
     return connection.execute(f"SELECT 1 {_DUE} LIMIT 1", (as_of,)).fetchone() is not None
 
 
-def close_due(
-    connection: sqlite3.Connection, as_of: float, default_reward: float, now: float
-) -> int:
+def close_due(connection: LogConnection, as_of: float, default_reward: float, now: float) -> int:
     """Close every window over at ``as_of``: the sum of the parts, or the default.
 
     Requests are closed in request order and their decisions in position order, so the final
@@ -187,7 +186,7 @@ def close_due(
 
 
 def _close_columnar(
-    connection: sqlite3.Connection,
+    connection: LogConnection,
     request_id: int,
     created_at: float,
     n: int,
@@ -235,7 +234,7 @@ def _close_columnar(
     connection.executemany(_INSERT_FINAL, rows)
 
 
-def _mark_closed(connection: sqlite3.Connection, request_id: int, n: int, require: bool) -> None:
+def _mark_closed(connection: LogConnection, request_id: int, n: int, require: bool) -> None:
     """Mark a request closed once every decision that can close has its final reward.
 
     With ``require_activation`` that is every activated decision; an activation reopens it.
@@ -258,7 +257,7 @@ def _mark_closed(connection: sqlite3.Connection, request_id: int, n: int, requir
 
 
 def close_unwindowed(
-    connection: sqlite3.Connection, before: float, default_reward: float, now: float
+    connection: LogConnection, before: float, default_reward: float, now: float
 ) -> int:
     """Give the default to decisions without a window, logged (or activated) before ``before``.
 

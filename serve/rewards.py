@@ -34,8 +34,11 @@ if TYPE_CHECKING:
 __all__ = [
     "DAY_SECONDS",
     "BatchOutcome",
+    "UnmatchedDecisionError",
     "WindowCloser",
     "close_windows",
+    "decision_time",
+    "event_ids_by_customer",
     "parse_as_of",
     "service_activate",
     "service_close_due",
@@ -89,6 +92,67 @@ def parse_as_of(text: str | None) -> float:
     if not math.isfinite(seconds):
         raise ValueError(f"--as-of {text!r} is not a finite time")
     return seconds
+
+
+def decision_time(text: str) -> float:
+    """The latest moment a ``decided_at`` value names.
+
+    A bare date (``YYYY-MM-DD``) is its whole day (UTC); anything else is read by
+    :func:`parse_as_of`.
+
+    Raises:
+        ValueError: If ``text`` is not a time.
+    """
+    text = text.strip()
+    if len(text) == 10 and text[4] == "-" and text[7] == "-":
+        return parse_as_of(text) + DAY_SECONDS - 1e-3
+    return parse_as_of(text)
+
+
+class UnmatchedDecisionError(ValueError):
+    """No logged decision of a customer at or before the given time.
+
+    Args:
+        index: The row (0-based).
+        message: What is wrong.
+    """
+
+    def __init__(self, index: int, message: str) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+def event_ids_by_customer(
+    log: DecisionLog, customer_ids: Sequence[str], decided_at: Sequence[float]
+) -> list[str]:
+    """The event id of each customer's latest decision made at or before its ``decided_at``.
+
+    This joins rewards to decisions when the caller kept customer ids and send dates rather
+    than event ids. It covers strategy models' decisions logged with a customer id.
+
+    Raises:
+        UnmatchedDecisionError: Naming the first row without such a decision.
+    """
+    import bisect
+
+    wanted = set(customer_ids)
+    customers, events, times = log.customer_decisions(wanted)
+    by_customer: dict[str, tuple[list[float], list[str]]] = {}
+    for customer, event, moment in sorted(zip(customers, events, times, strict=True),
+                                          key=lambda row: (row[0], row[2])):  # fmt: skip
+        history = by_customer.setdefault(customer, ([], []))
+        history[0].append(moment)
+        history[1].append(event)
+    found: list[str] = []
+    for index, (customer, moment) in enumerate(zip(customer_ids, decided_at, strict=True)):
+        moments, ids = by_customer.get(customer, ([], []))
+        position = bisect.bisect_right(moments, moment)
+        if position == 0:
+            raise UnmatchedDecisionError(
+                index, f"no decision for customer {customer!r} at or before that time"
+            )
+        found.append(ids[position - 1])
+    return found
 
 
 def window_start(window_days: float, as_of: float) -> float:

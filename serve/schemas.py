@@ -461,6 +461,21 @@ class RecommendRequest(_CustomerOrHistory):
         "or the default reward, is what the policy learns.",
         json_schema_extra=_absent_means_none,
     )
+    baseline_action: str | None = Field(
+        None,
+        description="Apprentice mode: the action your existing rule chose for this customer. "
+        "It is what the service returns and logs as served (with baseline_propensity); the "
+        "model's own choice and probabilities are logged beside it, so that recenv ope can "
+        "estimate both. It must be allowed for the customer (consent, rules, excluded_actions).",
+        json_schema_extra=_absent_means_none,
+    )
+    baseline_propensity: float = Field(
+        1.0,
+        gt=0.0,
+        le=1.0,
+        description="The probability your rule chose baseline_action with (1: a deterministic "
+        "rule).",
+    )
 
 
 _ONE_LAYOUT = [{"required": ["customers"]}, {"required": ["columns"]}]
@@ -572,6 +587,19 @@ class BatchRecommendRequest(_BatchFields):  # type: ignore[misc, valid-type]
         "or the default reward, is what the policy learns.",
         json_schema_extra=_absent_means_none,
     )
+    baseline_actions: list[str] | None = Field(
+        None,
+        description="Apprentice mode: per customer, the action your existing rule chose (as "
+        "baseline_action of /v1/recommend): it is returned and logged as served, the model's "
+        "own choice beside it.",
+        json_schema_extra=_absent_means_none,
+    )
+    baseline_propensities: list[float] | None = Field(
+        None,
+        description="Per customer, the probability your rule chose its baseline action with "
+        "(default: 1 each).",
+        json_schema_extra=_absent_means_none,
+    )
 
 
 class Product(BaseModel):
@@ -680,6 +708,11 @@ class RecommendResponse(DecisionResponse):
     holdout: bool = Field(
         False, description="The customer is in the holdout (--holdout): the action is no_action."
     )
+    policy_action: Action | None = Field(
+        None,
+        description="Apprentice mode (baseline_action given): the action the model would have "
+        "taken; the served action is the baseline.",
+    )
 
 
 class BatchRecommendResponse(BatchDecisionResponse):
@@ -714,6 +747,11 @@ class BatchRecommendResponse(BatchDecisionResponse):
     holdout: list[bool] = Field(
         default_factory=list,
         description="Per customer: in the holdout (--holdout), so the action is no_action.",
+    )
+    policy_actions: list[str] | None = Field(
+        None,
+        description="Apprentice mode (baseline_actions given): per customer, the action the "
+        "model would have taken; the served actions are the baselines.",
     )
 
 

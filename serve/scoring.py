@@ -486,7 +486,7 @@ class BatchScorer:
             from rec_env.env import shared_model
             from rec_env.rules import load_rules
 
-            policy, info = load_run(self.run_dir)
+            policy, info = load_run(self.run_dir, lean=True)
             actions = shared_model(info.settings).actions
             rules = None if self.rules is None else load_rules(self.rules, actions)
             exploration = Exploration(epsilon=self.epsilon)

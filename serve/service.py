@@ -44,6 +44,7 @@ from rec_env.serve.metrics import Metrics
 from rec_env.serve.online import OnlineLearner
 from rec_env.serve.service_types import (
     ActionNotAllowedError,
+    BaselineNotAllowedError,
     ColumnarResult,
     Decisions,
     RewardOutcome,
@@ -153,6 +154,7 @@ class DecisionService:
             if self.learner.replay(rewards, self.reward_in_range):
                 self.learner.save()  # the next restart starts from here
         self.window_closer = _reward_contract(self, settings, log)
+        self.follower = _follow_shared_log(self, settings, log)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -180,10 +182,10 @@ class DecisionService:
         return load_service(cls, settings, metrics)
 
     def _warm_up(self) -> None:
-        """Compile numba kernels and import shap now, not in the first requests.
+        """Compile numba kernels now, not in the first requests.
 
-        Runs the policy and the explainer once on a dummy customer; the policy's generator is
-        put back, so warming up draws nothing.
+        Runs the policy (and an explainer, if one is built already) once on a dummy customer;
+        the policy's generator is put back, so warming up draws nothing.
         """
         generator = self.policy.random_.bit_generator
         state = generator.state
@@ -206,6 +208,8 @@ class DecisionService:
         """Stop closing windows, snapshot unsaved online updates and close the decision log."""
         if self.window_closer is not None:
             self.window_closer.stop()
+        if self.follower is not None:
+            self.follower.stop()
         try:
             if self.learner is not None:
                 self.learner.save()
@@ -313,18 +317,48 @@ class DecisionService:
         customer_ids: Sequence[str | None] | None = None,
         *,
         reward_window_days: float | None = None,
+        baseline: np.ndarray | None = None,
+        baseline_propensities: np.ndarray | None = None,
     ) -> Decisions:
         """Decide for ``obs`` ``(n, 16)`` among ``allowed`` ``(n, A)`` and log the decisions.
 
         One call of the policy for the whole batch, exploration, one draw per customer from the
         seeded generator, and one transaction in the decision log. ``reward_window_days`` is the
         request's own attribution window (default: the service's).
+
+        **Apprentice mode** (``baseline`` given): the caller's own choices are served and logged
+        with their propensities (``baseline_propensities``, default 1), the model's draws and
+        probabilities beside them. A held-out customer still gets no_action, so that the
+        holdout stays untouched whoever decides.
+
+        Raises:
+            BaselineNotAllowedError: If a baseline action is not allowed for its customer.
         """
+        n = obs.shape[0]
+        held = self.held_out(customer_ids, n)
+        if baseline is not None:
+            baseline = np.asarray(baseline, dtype=np.intp)
+            served_by_caller = ~held
+            refused = served_by_caller & ~allowed[np.arange(n), baseline]
+            if refused.any():
+                row = int(np.flatnonzero(refused)[0])
+                raise BaselineNotAllowedError(
+                    row,
+                    f"{self.actions.names[baseline[row]]} is not allowed for this customer "
+                    "(consent, business rules or excluded_actions)",
+                )
         with self._lock:
             policy_probabilities = self._probabilities(obs, allowed)
             probabilities = self.exploration.apply(policy_probabilities, allowed)
             actions = self.sampler.sample(probabilities)
             n_updates = self.n_updates
+        propensities = probabilities[np.arange(n), actions]
+        policy_actions = None
+        if baseline is not None:
+            policy_actions = actions
+            actions = np.where(held, actions, baseline)
+            given = np.ones(n) if baseline_propensities is None else baseline_propensities
+            propensities = np.where(held, propensities, np.asarray(given, dtype=np.float64))
         event_ids = self.log.log_decisions(
             self.model_version,
             n_updates,
@@ -334,11 +368,13 @@ class DecisionService:
             actions,
             customer_ids,
             sampler_seed=self.settings.seed,
+            holdout=held if held.any() else None,
+            policy_actions=policy_actions,
             window_seconds=_seconds(reward_window_days),
+            propensities=propensities,
         )
-        self.metrics.add_decisions(obs.shape[0])
-        propensities = probabilities[np.arange(obs.shape[0]), actions]
-        return Decisions(event_ids, actions, propensities, probabilities)
+        self.metrics.add_decisions(n)
+        return Decisions(event_ids, actions, propensities, probabilities, held, policy_actions)
 
     def decide_items(
         self,
@@ -476,6 +512,10 @@ class DecisionService:
             receipt = self._record_reward(event_id, reward, part_id)
             return RewardOutcome(receipt, False, self.n_updates)
         record = functools.partial(self._record_reward, event_id, reward, part_id)
+        if self.log.shared:  # other replicas' rewards come first, in seq order
+            from rec_env.serve.log_follower import record_and_catch_up
+
+            return RewardOutcome(*record_and_catch_up(self, record))
         return RewardOutcome(*self.learner.record_and_learn(record, self.model_version))
 
     def _record_reward(
@@ -520,15 +560,33 @@ def _reward_contract(service: DecisionService, settings: ServeSettings, log: Dec
     return closer
 
 
+def _follow_shared_log(service: DecisionService, settings: ServeSettings, log: DecisionLog) -> Any:
+    """Catch an online policy up with a shared log's rewards every ``refresh_seconds``.
+
+    Returns:
+        The running :class:`~rec_env.serve.log_follower.LogFollower`, or None (an offline
+        policy, a log of this server alone, or an interval of 0).
+    """
+    if service.learner is None or not log.shared or settings.refresh_seconds <= 0:
+        return None
+    from rec_env.serve.log_follower import LogFollower
+
+    follower = LogFollower(service, settings.refresh_seconds)
+    follower.start()
+    return follower
+
+
 def _rules(settings: ServeSettings, world: ServedWorld) -> Any:
     """The compiled business rules of ``settings.rules`` (strategy runs), or None.
 
     Raises:
-        ValueError: For rules or a holdout with an item or slate run, or an invalid rules file
-            (naming it).
+        ValueError: For rules, a holdout or apprentice mode with an item or slate run, or an
+            invalid rules file (naming it).
     """
     if world.kind != "strategy" and settings.holdout > 0:
         raise ValueError(f"--holdout applies to strategy runs; this is an {world.kind} run")
+    if world.kind != "strategy" and settings.apprentice:
+        raise ValueError(f"--apprentice applies to strategy runs; this is an {world.kind} run")
     if settings.rules is None:
         return None
     if world.kind != "strategy":

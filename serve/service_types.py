@@ -11,6 +11,7 @@ from rec_env.serve.decision_log import RewardReceipt
 
 __all__ = [
     "ActionNotAllowedError",
+    "BaselineNotAllowedError",
     "ColumnarResult",
     "Decisions",
     "RewardOutOfRangeError",
@@ -20,6 +21,19 @@ __all__ = [
 
 class ActionNotAllowedError(ValueError):
     """An action name is unknown, or may not be excluded or explained here."""
+
+
+class BaselineNotAllowedError(ValueError):
+    """An apprentice request's baseline action is not allowed for its customer.
+
+    Args:
+        row: The customer's position in the request.
+        message: What is wrong.
+    """
+
+    def __init__(self, row: int, message: str) -> None:
+        super().__init__(message)
+        self.row = row
 
 
 class RewardOutOfRangeError(ValueError):
@@ -47,12 +61,17 @@ class Decisions:
         actions: ``(n,)`` served action indices.
         propensities: ``(n,)`` probability of each served action.
         probabilities: ``(n, A)`` probabilities the actions were drawn from.
+        holdout: ``(n,)`` bool, the customers in the holdout (their action is no_action).
+        policy_actions: ``(n,)`` apprentice mode: the model's own actions, while ``actions``
+            are the caller's baselines; None otherwise.
     """
 
     event_ids: list[str]
     actions: np.ndarray
     propensities: np.ndarray
     probabilities: np.ndarray
+    holdout: np.ndarray
+    policy_actions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,11 @@ class ServeSettings(BaseSettings):
     model_dir: Path = Field(
         description="Run directory written by `recenv train` (run.json + model file)."
     )
-    db: Path = Field(Path("decisions.db"), description="SQLite decision log (WAL mode).")
+    db: Path | str = Field(
+        Path("decisions.db"),
+        description="Decision log: a SQLite file (WAL mode; one server), or a postgresql:// URL "
+        "shared by several replicas.",
+    )
     api_key: SecretStr | None = Field(
         None,
         description="If set, the X-API-Key header must carry it for rewards, /v1/model, /metrics. "
@@ -100,7 +104,9 @@ class ServeSettings(BaseSettings):
         description="Snapshot an online learner's state every this many rewards (at most this "
         "many are replayed from the decision log at a restart).",
     )
-    explain: bool = Field(True, description="Build the SHAP explainer at startup.")
+    explain: bool = Field(
+        True, description="Explain decisions (the SHAP explainer is built on the first request)."
+    )
     n_background: int = Field(
         16, ge=1, le=MAX_BACKGROUND, description="Background customers of SHAP explanations."
     )
@@ -147,6 +153,12 @@ class ServeSettings(BaseSettings):
         "A request without a customer_id is never held out.",
     )
     holdout_seed: int = Field(0, description="Key of the holdout's customer-id hash.")
+    apprentice: bool = Field(
+        False,
+        description="Apprentice mode: every /v1/recommend request must give baseline_action "
+        "(batches: baseline_actions), the caller's own choice, which is served and logged; the "
+        "model's choice and probabilities are logged beside it for recenv ope.",
+    )
     reward_window_days: float | None = Field(
         None,
         gt=0.0,
@@ -176,12 +188,31 @@ class ServeSettings(BaseSettings):
         description="Seconds between two closes of the reward windows that are over, in a "
         "background thread (0: only on POST /v1/rewards/close).",
     )
+    refresh_seconds: float = Field(
+        1.0,
+        ge=0.0,
+        le=86_400.0,
+        description="PostgreSQL log: seconds between two catch-ups of an online policy with the "
+        "final rewards other replicas recorded, in seq order (0: only when this replica records "
+        "a reward).",
+    )
     assume_consent: Annotated[tuple[str, ...], NoDecode] = Field(
         (),
         description="Channels on which a customer's unknown consent (left out of the request) "
         "counts as given, e.g. 'email,push' or 'all'. By default unknown consent is no consent: "
         "nothing is sent on that channel.",
     )
+
+    @field_validator("db", mode="before")
+    @classmethod
+    def _log_location(cls, value: Any) -> Any:
+        """A PostgreSQL URL stays a string (a path would fold its ``//``); anything else a path."""
+        from rec_env.datasets.decision_log_backend import postgres_url
+
+        if isinstance(value, str | Path):
+            url = postgres_url(value)
+            return Path(value) if url is None else url
+        return value
 
     @field_validator("api_key")
     @classmethod

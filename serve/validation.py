@@ -230,6 +230,10 @@ def _description(model: type[BaseModel], field: str) -> str | None:
     return model.model_fields[field].description
 
 
+def _extra(model: type[BaseModel], field: str) -> Any:
+    return model.model_fields[field].json_schema_extra
+
+
 def build_validators(
     action_names: Sequence[str],
     fallback_action: str,
@@ -266,10 +270,16 @@ def build_validators(
         reason=f"one customer, a history of at most {MAX_EVENTS:,} events per list and at most "
         f"{MAX_EXCLUDED} excluded actions",
     )
-    batch_budget = ValueBudget(  # rows or columns, plus ids and excluded actions
-        tokens=(_N_FEATURES + 2) * max_batch + MAX_EXCLUDED + 64,
-        opens=max_batch + 2 * _N_FEATURES + 8,
-        items={"customers": max_batch, "customer_ids": max_batch, "excluded_actions": MAX_EXCLUDED},
+    batch_budget = ValueBudget(  # rows or columns, ids, baselines and excluded actions
+        tokens=(_N_FEATURES + 4) * max_batch + MAX_EXCLUDED + 64,
+        opens=max_batch + 2 * _N_FEATURES + 10,
+        items={
+            "customers": max_batch,
+            "customer_ids": max_batch,
+            "baseline_actions": max_batch,
+            "baseline_propensities": max_batch,
+            "excluded_actions": MAX_EXCLUDED,
+        },
         reason=f"a batch holds at most {max_batch:,} customers",
     )
     layouts = batch_fields(CustomerFeatures, feature_columns_type(max_batch), max_batch)
@@ -278,12 +288,44 @@ def build_validators(
     reward = Field(
         strict=True, ge=reward_min, le=reward_max, description=_description(RewardRequest, "reward")
     )
+    action_name = _action_name(action_names, None)
+    propensity = Annotated[float, Field(gt=0.0, le=1.0)]
+    baselines = {
+        "baseline_actions": (
+            list[action_name] | None,  # type: ignore[valid-type]
+            Field(
+                None,
+                max_length=max_batch,
+                description=_description(BatchRecommendRequest, "baseline_actions"),
+                json_schema_extra=_extra(BatchRecommendRequest, "baseline_actions"),
+            ),
+        ),
+        "baseline_propensities": (
+            list[propensity] | None,  # type: ignore[valid-type]
+            Field(
+                None,
+                max_length=max_batch,
+                description=_description(BatchRecommendRequest, "baseline_propensities"),
+                json_schema_extra=_extra(BatchRecommendRequest, "baseline_propensities"),
+            ),
+        ),
+    }
     batch = _narrowed(
-        BatchRecommendRequest, {**layouts, **excluded(BatchRecommendRequest)}, batch_budget
+        BatchRecommendRequest,
+        {**layouts, **excluded(BatchRecommendRequest), **baselines},
+        batch_budget,
+    )
+    baseline = Field(
+        None,
+        description=_description(RecommendRequest, "baseline_action"),
+        json_schema_extra=_extra(RecommendRequest, "baseline_action"),
     )
     return RequestValidators(
         recommend=_narrowed(
-            RecommendRequest, excluded(RecommendRequest), one_customer, one_history
+            RecommendRequest,
+            {**excluded(RecommendRequest), "baseline_action": (action_name | None, baseline)},
+            one_customer,
+            one_history,
         ),
         batch=BodyValidator.for_batches(batch.model, batch_budget, FEATURES, max_batch),
         explain=_narrowed(

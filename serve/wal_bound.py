@@ -24,6 +24,9 @@ inside ``BEGIN``) keeps any checkpoint from resetting the WAL; a restart that fi
 gives up after :data:`BUSY_MS` and is retried :data:`RETRY_AFTER` seconds later, so writers
 never stall longer. ``recenv log export`` reads in short transactions and does not get in the
 way.
+
+A PostgreSQL log has no such file: its bound and checkpointer do nothing (the server runs its
+own checkpoints).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+
+from rec_env.datasets.decision_log_backend import postgres_url
 
 __all__ = ["BUSY_MS", "POLL_INTERVAL", "RETRY_AFTER", "WalBound", "WalCheckpointer"]
 
@@ -52,7 +58,7 @@ class WalBound:
     """Thresholds and checkpoints that keep ``<database>-wal`` under ``max_bytes``.
 
     Args:
-        database: The SQLite file.
+        database: The SQLite file (a PostgreSQL URL: every method does nothing).
         max_bytes: Bound on the WAL file.
         busy_timeout: The writer connection's busy timeout (seconds), restored after each
             restart.
@@ -61,9 +67,11 @@ class WalBound:
         ValueError: If ``max_bytes`` is not positive.
     """
 
-    def __init__(self, database: Path, max_bytes: int, busy_timeout: float) -> None:
+    def __init__(self, database: str | Path, max_bytes: int, busy_timeout: float) -> None:
         if max_bytes < 1:
             raise ValueError(f"wal_max_bytes must be positive, got {max_bytes}")
+        self.enabled = postgres_url(database) is None
+        """False on PostgreSQL, which has no write-ahead log file to bound."""
         self.wal_path = Path(f"{database}-wal")
         self.max_bytes = max_bytes
         self.background_threshold = max_bytes // 2
@@ -74,24 +82,28 @@ class WalBound:
         self.checkpoint_lock = threading.Lock()
         self._retry_at = 0.0
 
-    def configure(self, connection: sqlite3.Connection) -> None:
+    def configure(self, connection: Any) -> None:
         """Turn SQLite's in-commit checkpoints off and cap the file after a WAL reset."""
+        if not self.enabled:
+            return
         connection.execute("PRAGMA wal_autocheckpoint=0")
         connection.execute(f"PRAGMA journal_size_limit={self.max_bytes // 4}")
 
     def wal_bytes(self) -> int:
         """Size of the WAL file (0 if there is none)."""
+        if not self.enabled:
+            return 0
         try:
             return os.stat(self.wal_path).st_size
         except FileNotFoundError:
             return 0
 
-    def passive(self, connection: sqlite3.Connection) -> None:
+    def passive(self, connection: Any) -> None:
         """Copy WAL frames into the database without blocking anyone."""
         with self.checkpoint_lock, contextlib.suppress(sqlite3.OperationalError):
             connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
-    def restart(self, connection: sqlite3.Connection) -> bool:
+    def restart(self, connection: Any) -> bool:
         """Checkpoint every frame, so that the next write starts the WAL over.
 
         The caller holds the decision log's writer lock, so no writer of this process runs
@@ -101,7 +113,7 @@ class WalBound:
         Returns:
             True if every frame was checkpointed (the next write restarts the WAL).
         """
-        if time.monotonic() < self._retry_at:
+        if not self.enabled or time.monotonic() < self._retry_at:
             return False
         with self.checkpoint_lock:
             connection.execute(f"PRAGMA busy_timeout={BUSY_MS}")
@@ -115,7 +127,7 @@ class WalBound:
             self._retry_at = time.monotonic() + RETRY_AFTER
         return not busy
 
-    def before_write(self, connection: sqlite3.Connection) -> None:
+    def before_write(self, connection: Any) -> None:
         """Restart the WAL if the background thread fell behind (the caller holds the lock)."""
         if self.wal_bytes() >= self.writer_threshold:
             self.restart(connection)
@@ -133,7 +145,7 @@ class WalCheckpointer(threading.Thread):
 
     def __init__(
         self,
-        database: Path,
+        database: str | Path,
         interval: float,
         bound: WalBound,
         restart: Callable[[], object],
@@ -144,6 +156,11 @@ class WalCheckpointer(threading.Thread):
         self.bound = bound
         self._restart = restart
         self._stop_requested = threading.Event()
+
+    def start(self) -> None:
+        """Start checkpointing (nothing to do on PostgreSQL)."""
+        if self.bound.enabled:
+            super().start()
 
     def run(self) -> None:
         """Checkpoint until :meth:`stop`."""
@@ -165,4 +182,5 @@ class WalCheckpointer(threading.Thread):
     def stop(self) -> None:
         """Stop after the current checkpoint."""
         self._stop_requested.set()
-        self.join()
+        if self.is_alive():
+            self.join()

@@ -2,7 +2,8 @@
 
 The log is read in the flat layout of ``recenv log export`` (one row per decision, see
 :mod:`~.decision_log_tables`), from any of its three forms: the SQLite log itself (``.sqlite``,
-``.sqlite3``, ``.db``; read through :func:`~.iter_decision_tables`), or an
+``.sqlite3``, ``.db``; or a ``postgresql://`` URL of a log shared by replicas; read through
+:func:`~.iter_decision_tables`), or an
 export (``.parquet``, ``.csv``). The columns used are:
 
 ==========================  ===============================================================
@@ -161,19 +162,22 @@ def _read_table(path: Path) -> Any:
     """
     import pyarrow as pa
 
-    kind = LOG_FORMATS.get(path.suffix.lower())
+    from rec_env.datasets.decision_log_backend import postgres_url
+
+    url = postgres_url(path)
+    kind = LOG_FORMATS.get(path.suffix.lower()) if url is None else "sqlite"
     if kind is None:
         raise ValueError(
             f"{path}: unknown decision log format {path.suffix or '(no extension)'!r}; "
             f"use one of: {', '.join(LOG_FORMATS)}"
         )
-    if not path.is_file():
+    if url is None and not path.is_file():
         raise ValueError(f"{path}: no such decision log")
     try:
-        if kind == "sqlite":
+        if kind == "sqlite":  # the log itself, in a SQLite file or PostgreSQL
             from rec_env.datasets.decision_log_tables import iter_decision_tables
 
-            tables = list(iter_decision_tables(path))
+            tables = list(iter_decision_tables(path if url is None else url))
             return pa.concat_tables(tables) if tables else pa.table({})
         if kind == "parquet":
             import pyarrow.parquet as pq

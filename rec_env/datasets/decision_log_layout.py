@@ -12,12 +12,12 @@ over those unions.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from rec_env.datasets.decision_log_backend import LogConnection
 from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_NAMES, consent_masks
 
 __all__ = ["FLOAT", "INT", "LogLayout", "ModelLayout", "RequestArrays"]
@@ -36,8 +36,8 @@ _COLUMNAR = (
 )
 
 
-def _columns(connection: sqlite3.Connection, table: str) -> set[str]:
-    return {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+def _columns(connection: LogConnection, table: str) -> set[str]:
+    return connection.columns(table)
 
 
 def _union(names: list[str], new: list[str]) -> np.ndarray:
@@ -78,7 +78,7 @@ class LogLayout:
         slate_size: Largest slate of a slate model (0: none).
     """
 
-    def __init__(self, connection: sqlite3.Connection) -> None:
+    def __init__(self, connection: LogConnection) -> None:
         extra = [c for c in _VERSION_3 if c in _columns(connection, "models")]
         query = ", ".join(["model_version", "action_names", *extra])
         self.action_names: list[str] = []
@@ -128,9 +128,7 @@ class RequestArrays:
             model's action index (-1: none), of columnar requests.
     """
 
-    def __init__(
-        self, connection: sqlite3.Connection, first: int, last: int, layout: LogLayout
-    ) -> None:
+    def __init__(self, connection: LogConnection, first: int, last: int, layout: LogLayout) -> None:
         present = [
             c if c in _columns(connection, "requests") else f"NULL AS {c}" for c in _COLUMNAR
         ]

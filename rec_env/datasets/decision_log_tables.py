@@ -17,12 +17,12 @@ final reward: posted, the sum of a closed window's parts, or the default; empty 
 parts of a window still open are not exported). A slate decision's
 ``action`` is its first product on its channel and its ``propensity`` the probability of the
 whole slate. The format follows the file extension: ``.parquet`` or ``.csv``. The export
-streams the log in chunks, so it needs memory for one chunk only.
+streams the log in chunks, so it needs memory for one chunk only. The log is a SQLite file or
+a ``postgresql://`` URL (:mod:`~.decision_log_backend`), read in the same way.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -30,6 +30,14 @@ from typing import Any
 
 import numpy as np
 
+from rec_env.datasets.decision_log_backend import (
+    LogConnection,
+    connect_postgres,
+    connect_sqlite,
+    database_errors,
+    describe,
+    postgres_url,
+)
 from rec_env.datasets.decision_log_layout import LogLayout, RequestArrays
 from rec_env.datasets.event_ids import POSITIONS, event_ids
 
@@ -83,17 +91,27 @@ def export_format(path: str | Path) -> str:
     return EXPORT_FORMATS[suffix]
 
 
-def _open_read_only(db: str | Path) -> sqlite3.Connection:
-    path = Path(db)
-    if not path.is_file():
+def _open_read_only(db: str | Path) -> LogConnection:
+    """A read-only connection to the log, checked to be a decision log of a readable version.
+
+    Raises:
+        ValueError: If it is missing, cannot be reached, or is not a decision log.
+    """
+    url = postgres_url(db)
+    path = describe(db)
+    if url is None and not Path(db).is_file():
         raise ValueError(f"{path}: no such decision log")
-    connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    if url is None:
+        connection = connect_sqlite(Path(db), 30.0, read_only=True)
+    else:
+        connection = connect_postgres(url, 30.0, read_only=True)
     try:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.DatabaseError as exc:
+        tables = connection.tables()
+        version = _version(connection, tables)
+    except database_errors() as exc:
         connection.close()
-        raise ValueError(f"{path}: not a SQLite database ({exc})") from None
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
+        kind = "a SQLite database" if url is None else "a readable decision log"
+        raise ValueError(f"{path}: not {kind} ({exc})") from None
     if not {"models", "requests", "decisions", "rewards"} <= tables:
         connection.close()
         raise ValueError(f"{path}: not a recenv decision log (tables are missing)")
@@ -103,7 +121,17 @@ def _open_read_only(db: str | Path) -> sqlite3.Connection:
     return connection
 
 
-def _request_groups(connection: sqlite3.Connection, chunk_rows: int) -> Iterator[tuple[int, int]]:
+def _version(connection: LogConnection, tables: set[str]) -> int | None:
+    """The log's schema version (``PRAGMA user_version``, or PostgreSQL's ``log_schema``)."""
+    if not connection.postgres:
+        return int(connection.execute("PRAGMA user_version").fetchone()[0])
+    if "log_schema" not in tables:
+        return None
+    version = connection.execute("SELECT MAX(version) FROM log_schema").fetchone()[0]
+    return None if version is None else int(version)
+
+
+def _request_groups(connection: LogConnection, chunk_rows: int) -> Iterator[tuple[int, int]]:
     """Ranges ``(first, last)`` of request ids holding about ``chunk_rows`` decisions each.
 
     Covers the requests logged when it starts, read a page at a time: no statement stays open
@@ -132,20 +160,19 @@ def _request_groups(connection: sqlite3.Connection, chunk_rows: int) -> Iterator
         yield first, after
 
 
-def _has_contract(connection: sqlite3.Connection) -> bool:
+def _has_contract(connection: LogConnection) -> bool:
     """True if the log has the tables of the reward contract (schema 5)."""
-    tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master")}
-    return {"activations", "request_terms"} <= tables
+    return {"activations", "request_terms"} <= connection.tables()
 
 
-def _present(connection: sqlite3.Connection, table: str, alias: str, names: list[str]) -> str:
+def _present(connection: LogConnection, table: str, alias: str, names: list[str]) -> str:
     """``alias.name`` for each column of ``table`` the log has, ``NULL`` for the others."""
-    columns = {row[1] for row in connection.execute(f"PRAGMA table_info({table})")}
+    columns = connection.columns(table)
     return ", ".join(f"{alias}.{name}" if name in columns else "NULL" for name in names)
 
 
 def _decisions(
-    connection: sqlite3.Connection, first: int, last: int, arrays: RequestArrays
+    connection: LogConnection, first: int, last: int, arrays: RequestArrays
 ) -> list[tuple[Any, ...]]:
     """Every decision of requests ``first`` … ``last``, in order, with its reward.
 
@@ -193,7 +220,7 @@ def _decisions(
 
 
 def _chunk_columns(
-    connection: sqlite3.Connection, first: int, last: int, layout: LogLayout
+    connection: LogConnection, first: int, last: int, layout: LogLayout
 ) -> dict[str, Any]:
     """The export columns of the decisions of requests ``first`` … ``last``."""
     arrays = RequestArrays(connection, first, last, layout)
@@ -256,7 +283,7 @@ def _chunk_columns(
 
 
 def _contract_of(
-    connection: sqlite3.Connection, first: int, last: int
+    connection: LogConnection, first: int, last: int
 ) -> tuple[dict[tuple[int, int], float], dict[int, tuple[float | None, bool]], dict[int, bool]]:
     """Activation times, windows and activation requirements of requests ``first`` … ``last``."""
     if not _has_contract(connection):
@@ -340,7 +367,7 @@ def export_decisions(db: str | Path, out: str | Path, chunk_rows: int = 100_000)
     """Write the decision log joined with rewards to ``out`` (Parquet or CSV by extension).
 
     Args:
-        db: The SQLite decision log.
+        db: The decision log: a SQLite file or a ``postgresql://`` URL.
         out: Output file, ``*.parquet`` or ``*.csv``.
         chunk_rows: Decisions read and written at a time.
 

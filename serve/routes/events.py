@@ -357,7 +357,7 @@ async def close_windows(request: Request, service: ServiceDep) -> dict[str, Any]
     response_model=ActivateResponse,
     summary="Mark a decision as delivered",
     dependencies=[Depends(require_api_key)],
-    openapi_extra=raw_json_body("#/components/schemas/ActivateRequest"),
+    openapi_extra=raw_json_body("#/components/schemas/ActivateRequest", required=False),
     responses={
         **UNAUTHORIZED,
         404: {"model": ErrorResponse, "description": "No decision has this event id."},

@@ -1,13 +1,16 @@
 """``/v1/recommend`` and ``/v1/recommend/batch``: decide, log, and say what was filled in.
 
-The single-customer path runs on the event loop (a policy call and one small transaction take
-well under a millisecond); batches run in a worker thread. Runs of the item and slate worlds
-answer with products (:mod:`rec_env.serve.routes.item_recommend`).
+The single-customer path runs on the event loop (a policy call and one small insert take well
+under a millisecond) and answers once its decision is committed: requests ready on the loop at
+the same time share one commit (:func:`~rec_env.serve.group_commit.committed`). Batches run in
+a worker thread. Runs of the item and slate worlds answer with products
+(:mod:`rec_env.serve.routes.item_recommend`).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -18,6 +21,7 @@ from fastapi.responses import Response
 from rec_env.agents.threads import pinned_threads
 from rec_env.customer import fill_in_columns, fill_in_rows
 from rec_env.serve.dependencies import ServiceDep, SettingsDep, request_validators
+from rec_env.serve.group_commit import committed
 from rec_env.serve.routes.explain import explanation
 from rec_env.serve.routes.inputs import (
     excluded_actions,
@@ -34,6 +38,7 @@ from rec_env.serve.schemas import (
     RecommendResponse,
 )
 from rec_env.serve.service import DecisionService
+from rec_env.serve.service_types import BaselineNotAllowedError
 from rec_env.serve.validation import BodyValidator
 
 __all__ = ["router"]
@@ -70,7 +75,7 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         require_explainer(service)
     if service.world.kind != "strategy":
         customer = service.world.customers.fill_rows([body.features], service.assume_consent)
-        response = recommend_item(service, body, customer)
+        response = await committed(lambda: recommend_item(service, body, customer))
         return Response(json.dumps(response).encode(), media_type="application/json")
     if body.history is not None or body.as_of is not None:  # features built from a history
         customer = await history_customer(service, body)
@@ -78,9 +83,26 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
-    decisions = service.decide(
-        obs, service.allowed_actions(obs, excluded, [body.customer_id]), [body.customer_id]
+    baseline = baseline_indices(
+        service,
+        None if body.baseline_action is None else [body.baseline_action],
+        1,
+        "baseline_action",
     )
+    allowed = service.allowed_actions(obs, excluded, [body.customer_id])
+    try:  # the commit of the decision may be shared with other requests ready now
+        decisions = await committed(
+            lambda: service.decide(
+                obs,
+                allowed,
+                [body.customer_id],
+                reward_window_days=body.reward_window_days,
+                baseline=baseline,
+                baseline_propensities=None if baseline is None else [body.baseline_propensity],
+            )
+        )
+    except BaselineNotAllowedError as exc:
+        raise invalid(("body", "baseline_action"), str(exc), "action_not_allowed") from None
     action = int(decisions.actions[0])
     response: dict[str, Any] = {
         "event_id": decisions.event_ids[0],
@@ -92,13 +114,42 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         ),
         "filled_in": [filled.as_dict() for filled in customer.filled_in],
         "explanation": None,
-        "holdout": bool(service.held_out([body.customer_id], 1)[0]),
+        "holdout": bool(decisions.holdout[0]),
+        "policy_action": (
+            None
+            if decisions.policy_actions is None
+            else service.describe_action(int(decisions.policy_actions[0]))
+        ),
     }
     if body.explain:
         response["explanation"] = await run_in_threadpool(
             explanation, service, obs, action, excluded[None, :], None
         )
     return Response(json.dumps(response).encode(), media_type="application/json")
+
+
+def baseline_indices(
+    service: DecisionService, names: Sequence[str] | None, n: int, field: str
+) -> np.ndarray | None:
+    """``(n,)`` indices of an apprentice request's baseline actions, or None without them.
+
+    Raises:
+        RequestValidationError: 422 if the server requires baselines (``--apprentice``) and
+            there are none, or a batch gives another number of them than customers.
+    """
+    if names is None:
+        if service.settings.apprentice:
+            raise invalid(
+                ("body", field),
+                f"this server runs in apprentice mode (--apprentice): give {field}, the action "
+                "your existing rule chose",
+                "missing",
+            )
+        return None
+    if len(names) != n:
+        message = f"{field} has {len(names)} entries for {n} customers"
+        raise invalid(("body", field), message, "unequal_lengths")
+    return np.array([service.action_index(name) for name in names], dtype=np.intp)
 
 
 def _decide_batch(
@@ -122,10 +173,29 @@ def _batch_response(
     else:
         customers = fill_in_columns(body.columns, body.n_customers, service.assume_consent)
     obs = customers.observations
+    n = obs.shape[0]
     excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
-    decisions = service.decide(
-        obs, service.allowed_actions(obs, excluded, body.customer_ids), body.customer_ids
-    )
+    baseline = baseline_indices(service, body.baseline_actions, n, "baseline_actions")
+    propensities = body.baseline_propensities
+    if propensities is not None and (baseline is None or len(propensities) != n):
+        raise invalid(
+            ("body", "baseline_propensities"),
+            f"baseline_propensities needs baseline_actions and one entry per customer ({n})",
+            "unequal_lengths",
+        )
+    try:
+        decisions = service.decide(
+            obs,
+            service.allowed_actions(obs, excluded, body.customer_ids),
+            body.customer_ids,
+            reward_window_days=body.reward_window_days,
+            baseline=baseline,
+            baseline_propensities=propensities,
+        )
+    except BaselineNotAllowedError as exc:
+        raise invalid(
+            ("body", "baseline_actions", exc.row), str(exc), "action_not_allowed"
+        ) from None
     names = np.array(service.actions.names, dtype=object)
     return {
         "model_version": service.model_version,
@@ -137,7 +207,10 @@ def _batch_response(
         "action_names": list(service.actions.names),
         "probabilities": (decisions.probabilities.tolist() if body.include_probabilities else None),
         "filled_in": [filled.as_dict(counts=True) for filled in customers.filled_in],
-        "holdout": service.held_out(body.customer_ids, len(decisions.event_ids)).tolist(),
+        "holdout": decisions.holdout.tolist(),
+        "policy_actions": (
+            None if decisions.policy_actions is None else names[decisions.policy_actions].tolist()
+        ),
     }
 
 

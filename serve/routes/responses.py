@@ -42,11 +42,11 @@ EXPLANATIONS_DISABLED: dict[int | str, dict[str, Any]] = {
 }
 
 
-def raw_json_body(schema_ref: str) -> dict[str, Any]:
+def raw_json_body(schema_ref: str, required: bool = True) -> dict[str, Any]:
     """OpenAPI of a JSON body read from raw bytes (FastAPI cannot see its model)."""
     return {
         "requestBody": {
-            "required": True,
+            "required": required,
             "content": {"application/json": {"schema": {"$ref": schema_ref}}},
         }
     }

@@ -1,0 +1,86 @@
+"""Rewards and activations joined to decisions by customer id and decision time."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+
+import numpy as np
+from typer.testing import CliRunner
+
+from rec_env.cli.main import app
+from rec_env.features import FEATURE_NAMES
+from rec_env.serve.decision_log import DecisionLog
+from tests.test_reward_contract import CHANNELS, TABLE, A, at
+
+runner = CliRunner()
+MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC).timestamp()
+WEEK = 7 * 86_400.0
+
+
+def weekly_log(path, monkeypatch) -> list[list[str]]:
+    """Two weekly campaigns to customers c0..c2 (Mondays at 09:00); their event ids by week."""
+    log = DecisionLog(path)
+    log.register_model("m-1", "random", "0" * 64, TABLE.names, action_channels=CHANNELS)
+    weeks = []
+    for week in range(2):
+        at(monkeypatch, MONDAY + week * WEEK)
+        weeks.append(log.log_decisions(
+            "m-1", 0, np.zeros((3, len(FEATURE_NAMES))), np.ones((3, A), dtype=bool),
+            np.full((3, A), 1.0 / A), np.zeros(3, dtype=np.intp), ["c0", "c1", "c2"],
+        ))  # fmt: skip
+    log.close()
+    return weeks
+
+
+def rewards_of(path) -> dict[str, float]:
+    with sqlite3.connect(path) as connection:
+        return dict(connection.execute("SELECT event_id, reward FROM rewards").fetchall())
+
+
+def test_upload_joins_by_customer_and_the_decisions_day_or_time(tmp_path, monkeypatch) -> None:
+    db = tmp_path / "decisions.db"
+    weeks = weekly_log(db, monkeypatch)
+    results = tmp_path / "results.csv"
+    # a bare date is its whole day; a timestamp takes the latest decision at or before it
+    results.write_text(
+        "customer_id,decided_at,reward\n"
+        "c0,2026-11-30,5.0\n"
+        "c1,2026-12-07,7.0\n"
+        "c2,2026-12-06T23:00:00,3.0\n"
+    )
+    result = runner.invoke(app, ["rewards", "upload", str(results), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert rewards_of(db) == {weeks[0][0]: 5.0, weeks[1][1]: 7.0, weeks[0][2]: 3.0}
+
+
+def test_an_unmatched_customer_is_one_error_line_and_records_nothing(tmp_path, monkeypatch):
+    db = tmp_path / "decisions.db"
+    weekly_log(db, monkeypatch)
+    for body, message in [
+        ("customer_id,decided_at,reward\nc0,2026-11-30,1\nc9,2026-11-30,1\n",
+         "row 2: no decision for customer 'c9'"),
+        ("customer_id,decided_at,reward\nc0,2026-11-29,1\n",
+         "row 1: no decision for customer 'c0' at or before"),
+        ("customer_id,decided_at,reward\nc0,last week,1\n", "row 1: decided_at 'last week'"),
+        ("customer_id,reward\nc0,1\n", "nor customer_id and decided_at"),
+    ]:  # fmt: skip
+        results = tmp_path / "results.csv"
+        results.write_text(body)
+        result = runner.invoke(app, ["rewards", "upload", str(results), "--db", str(db)])
+        assert result.exit_code == 2, result.output
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and message in lines[0], lines
+    assert rewards_of(db) == {}
+
+
+def test_activation_joins_by_customer_too(tmp_path, monkeypatch) -> None:
+    db = tmp_path / "decisions.db"
+    weeks = weekly_log(db, monkeypatch)
+    sent = tmp_path / "sent.csv"
+    sent.write_text("customer_id,decided_at,activated_at\nc1,2026-12-07,2026-12-07T10:00:00\n")
+    result = runner.invoke(app, ["rewards", "activate", str(sent), "--db", str(db)])
+    assert result.exit_code == 0 and "activated 1 decisions" in result.output, result.output
+    with sqlite3.connect(db) as connection:
+        activated = connection.execute("SELECT event_id, activated_at FROM activations").fetchall()
+    assert activated == [(weeks[1][1], MONDAY + WEEK + 3_600.0)]
