@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from rec_env.agents.base import OnlinePolicy, Policy
 from rec_env.agents.runs import RunInfo, load_run
 from rec_env.agents.sb3.network_policy import NETWORK_ALGORITHMS, NETWORK_FILE, NetworkPolicy
+from rec_env.datasets.decision_log_backend import describe
 from rec_env.serve.decision_log import DecisionLog
 from rec_env.serve.metrics import Metrics
 from rec_env.serve.settings import ServeSettings
@@ -162,7 +163,8 @@ def load_service(
             if restored is not None and restored.log_id != log.log_id:
                 raise ValueError(
                     f"{settings.state_dir}: holds the state learned from another decision "
-                    f"log than {settings.db}; use the --state-dir of that log, or a fresh one"
+                    f"log than {describe(settings.db)}; use the --state-dir of that log, or a "
+                    "fresh one"
                 )
         last_seq = log.last_reward_seq()
         if store is not None and restored is not None and restored.reward_seq > last_seq:

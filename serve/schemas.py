@@ -78,6 +78,7 @@ __all__ = [
     "RewardResponse",
     "ValidationErrorResponse",
     "ValidationProblem",
+    "absent_means_none",
     "batch_fields",
     "batch_size",
     "check_batch_layout",
@@ -245,7 +246,7 @@ def whole_number(**bounds: int) -> Any:
     return Annotated[int, Field(strict=True, **bounds), BeforeValidator(_whole_float_to_int)]
 
 
-def _absent_means_none(schema: dict[str, Any]) -> None:
+def absent_means_none(schema: dict[str, Any]) -> None:
     """Schema of a field that may be left out but not given as ``null``: no default shown."""
     schema.pop("default", None)
 
@@ -413,12 +414,12 @@ class _CustomerOrHistory(_NestedOrFlat):
         f"{MAX_EVENTS:,} events per list) instead of features: the 16 features are built from "
         "it by the simulator's definitions and listed in filled_in. Give either features or "
         "a history, not both.",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
     as_of: HistoryDate | None = Field(  # type: ignore[valid-type]
         None,
         description="With history: its last day (YYYY-MM-DD); default: the latest event's day.",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
 
 
@@ -459,7 +460,7 @@ class RecommendRequest(_CustomerOrHistory):
         description="This request's attribution window in days (default: the server's "
         "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
         "or the default reward, is what the policy learns.",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
     baseline_action: str | None = Field(
         None,
@@ -467,7 +468,7 @@ class RecommendRequest(_CustomerOrHistory):
         "It is what the service returns and logs as served (with baseline_propensity); the "
         "model's own choice and probabilities are logged beside it, so that recenv ope can "
         "estimate both. It must be allowed for the customer (consent, rules, excluded_actions).",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
     baseline_propensity: float = Field(
         1.0,
@@ -498,7 +499,7 @@ def batch_fields(customers: Any, columns: Any, max_batch: int) -> dict[str, tupl
                 min_length=1,
                 max_length=max_batch,
                 description="One object of features per customer; any subset of the features.",
-                json_schema_extra=_absent_means_none,
+                json_schema_extra=absent_means_none,
             ),
         ),
         "columns": (
@@ -506,7 +507,7 @@ def batch_fields(customers: Any, columns: Any, max_batch: int) -> dict[str, tupl
             Field(
                 None,
                 description="One list per feature, all of the same length.",
-                json_schema_extra=_absent_means_none,
+                json_schema_extra=absent_means_none,
             ),
         ),
         "customer_ids": (
@@ -585,20 +586,20 @@ class BatchRecommendRequest(_BatchFields):  # type: ignore[misc, valid-type]
         description="This request's attribution window in days (default: the server's "
         "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
         "or the default reward, is what the policy learns.",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
     baseline_actions: list[str] | None = Field(
         None,
         description="Apprentice mode: per customer, the action your existing rule chose (as "
         "baseline_action of /v1/recommend): it is returned and logged as served, the model's "
         "own choice beside it.",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
     baseline_propensities: list[float] | None = Field(
         None,
         description="Per customer, the probability your rule chose its baseline action with "
         "(default: 1 each).",
-        json_schema_extra=_absent_means_none,
+        json_schema_extra=absent_means_none,
     )
 
 

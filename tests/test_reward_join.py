@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from datetime import UTC, datetime
 
 import numpy as np
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from rec_env.agents.bandits import EpsilonGreedy
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
+from rec_env.serve import ServeSettings, create_app
 from rec_env.serve.decision_log import DecisionLog
-from tests.test_reward_contract import CHANNELS, TABLE, A, at
+from rec_env.serve.schemas import EXAMPLE_FEATURES
+from tests.test_reward_contract import CHANNELS, TABLE, A, at, write_run
 
 runner = CliRunner()
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC).timestamp()
@@ -84,3 +89,34 @@ def test_activation_joins_by_customer_too(tmp_path, monkeypatch) -> None:
     with sqlite3.connect(db) as connection:
         activated = connection.execute("SELECT event_id, activated_at FROM activations").fetchall()
     assert activated == [(weeks[1][1], MONDAY + WEEK + 3_600.0)]
+
+
+def test_the_batch_endpoint_joins_by_customer_and_time(tmp_path) -> None:
+    policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
+                           decay=0.0, min_epsilon=0.0)  # fmt: skip
+    run = write_run(tmp_path / "run", policy)
+    settings = ServeSettings(model_dir=run, db=tmp_path / "d.db", seed=0, explain=False)
+    columns = {name: [value] * 2 for name, value in EXAMPLE_FEATURES.items()}
+    with TestClient(create_app(settings)) as client:
+        reply = client.post(
+            "/v1/recommend/batch", json={"columns": columns, "customer_ids": ["a", "b"]}
+        )
+        events = reply.json()["event_ids"]
+        now = time.time() + 1
+        unmatched = client.post("/v1/rewards/batch", json=[
+            {"customer_id": "a", "decided_at": now, "reward": 1.0},
+            {"customer_id": "zz", "decided_at": now, "reward": 1.0},
+        ])  # fmt: skip
+        assert unmatched.status_code == 404 and "item 1, customer_id" in unmatched.text
+        both = client.post("/v1/rewards/batch", json=[
+            {"event_id": events[0], "customer_id": "a", "decided_at": now, "reward": 1.0}
+        ])  # fmt: skip
+        assert both.status_code == 422 and both.json()["detail"][0]["loc"][:2] == ["body", 0]
+        half = client.post("/v1/rewards/batch", json=[{"customer_id": "a", "reward": 1.0}])
+        assert half.status_code == 422
+        ok = client.post("/v1/rewards/batch", json=[
+            {"customer_id": "b", "decided_at": now, "reward": 2.5},
+            {"event_id": events[0], "reward": 1.5},
+        ])  # fmt: skip
+        assert ok.status_code == 200 and ok.json()["recorded"] == 2, ok.text
+    assert rewards_of(settings.db) == {events[1]: 2.5, events[0]: 1.5}

@@ -14,7 +14,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, ConfigDict, Field, RootModel
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
+from pydantic_core import PydanticCustomError
 
 from rec_env.serve.decision_log import (
     EventBatchError,
@@ -25,13 +26,15 @@ from rec_env.serve.decision_log import (
 from rec_env.serve.dependencies import ServiceDep, request_validators, require_api_key
 from rec_env.serve.limits import ValueBudget
 from rec_env.serve.rewards import (
+    UnmatchedDecisionError,
+    event_ids_by_customer,
     service_activate,
     service_close_windows,
     service_record_rewards,
 )
 from rec_env.serve.routes.inputs import invalid
 from rec_env.serve.routes.responses import INVALID_BODY, UNAUTHORIZED, raw_json_body
-from rec_env.serve.schemas import ErrorResponse, RewardRequest, RewardResponse
+from rec_env.serve.schemas import ErrorResponse, RewardRequest, RewardResponse, absent_means_none
 from rec_env.serve.service import RewardOutOfRangeError
 from rec_env.serve.settings import ServeSettings
 from rec_env.serve.validation import BodyValidator
@@ -52,12 +55,54 @@ _ACTIVATED_AT = Field(
 )
 
 
+def _present_means_given(schema: dict[str, Any]) -> None:
+    """Schema of a field that may be left out but, if present, is not ``null``."""
+    absent_means_none(schema)
+    choices = [c for c in schema.pop("anyOf", []) if c.get("type") != "null"]
+    if len(choices) == 1:
+        schema.update(choices[0])
+    elif choices:
+        schema["anyOf"] = choices
+
+
 class RewardItem(BaseModel):
-    """The reward of one decision, in a batch."""
+    """The reward of one decision, in a batch: by its event id, or by customer and time."""
 
-    model_config = _STRICT
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        allow_inf_nan=False,
+        json_schema_extra={  # event_id alone, or customer_id and decided_at
+            "oneOf": [
+                {
+                    "required": ["event_id"],
+                    "not": {"anyOf": [{"required": ["customer_id"]}, {"required": ["decided_at"]}]},
+                },
+                {"required": ["customer_id", "decided_at"], "not": {"required": ["event_id"]}},
+            ]
+        },
+    )
 
-    event_id: uuid.UUID = Field(description="The decision's event id.")
+    event_id: uuid.UUID | None = Field(
+        None,
+        description="The decision's event id (or give customer_id and decided_at).",
+        json_schema_extra=_present_means_given,
+    )
+    customer_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=_MAX_PART_ID,
+        description="Instead of event_id: the customer whose latest decision at or before "
+        "decided_at gets the reward (decisions logged with a customer_id).",
+        json_schema_extra=_present_means_given,
+    )
+    decided_at: float | None = Field(
+        None,
+        ge=0,
+        le=1e11,
+        description="With customer_id: Unix seconds at or after the decision (e.g. the send).",
+        json_schema_extra=_present_means_given,
+    )
     reward: float = Field(description="Its reward: a finite number within the server's range.")
     part_id: str | None = Field(
         None,
@@ -66,6 +111,23 @@ class RewardItem(BaseModel):
         description="Id of this part of the reward (inside a window, parts add up; the same "
         "part again changes nothing).",
     )
+
+    @model_validator(mode="after")
+    def _one_key(self) -> RewardItem:
+        for name in ("event_id", "customer_id", "decided_at"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise PydanticCustomError(
+                    "null", "{name} may be left out, not null", {"name": name}
+                )
+        by_event = self.event_id is not None
+        by_customer = self.customer_id is not None or self.decided_at is not None
+        if by_event == by_customer or (
+            by_customer and (self.customer_id is None or self.decided_at is None)
+        ):
+            raise PydanticCustomError(
+                "one_key", "give event_id, or customer_id and decided_at (not both)"
+            )
+        return self
 
 
 class ActivateRequest(BaseModel):
@@ -283,6 +345,11 @@ async def reward(event_id: uuid.UUID, request: Request, service: ServiceDep) -> 
 async def reward_batch(request: Request, service: ServiceDep) -> dict[str, Any]:
     """Record the rewards of a JSON list of ``{"event_id", "reward", "part_id"?}``, all or none.
 
+    Instead of ``event_id`` an item may give ``customer_id`` and ``decided_at`` (Unix
+    seconds): the reward of that customer's latest decision at or before that time (a 404
+    names an item that matches none). Event ids are the fast path: a join by customer reads
+    the log's decisions.
+
     Each item is held to the single endpoint's rules, and the batch is one transaction: an
     invalid item is a 422 whose ``loc`` names its index and field, an unknown event a 404, and
     a different reward than the one recorded (or given earlier in the batch), or an event that
@@ -295,6 +362,21 @@ async def reward_batch(request: Request, service: ServiceDep) -> dict[str, Any]:
     batch_validator, _ = _validators(service.settings.reward_min, service.settings.reward_max)
     items = (await batch_validator.parse_async(await request.body())).root
     event_ids = [str(item.event_id) for item in items]
+    by_customer = [i for i, item in enumerate(items) if item.event_id is None]
+    if by_customer:
+        try:
+            found = await run_in_threadpool(
+                event_ids_by_customer,
+                service.log,
+                [items[i].customer_id for i in by_customer],
+                [items[i].decided_at for i in by_customer],
+            )
+        except UnmatchedDecisionError as exc:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"item {by_customer[exc.index]}, customer_id: {exc}"
+            ) from None
+        for i, event_id in zip(by_customer, found, strict=True):
+            event_ids[i] = event_id
     rewards = [item.reward for item in items]
     parts = [item.part_id for item in items]
     part_ids = parts if any(part is not None for part in parts) else None
