@@ -19,6 +19,15 @@ Then, in the same run, a second server serves a PPO run of ``rec_env/ItemRecomme
    layout, 10,000 by default), two connections; ``item batch 16`` sends the 16 strategy
    features only (no item history: the server fills in 36 columns).
 
+And, in the same run, the floor (:func:`serve_rss.floor_server`): a bare FastAPI app under uvicorn
+whose ``POST /v1/recommend`` parses the same body into a pydantic model and answers a small
+constant, driven by the same client:
+
+6. ``floor x4``: the bare app, four connections, measured alternately with ``recommend x4``
+   (``--rounds`` times each; the pair of the median ratio is shown). ``recommend ÷ floor``,
+   the ratio of their throughputs, has the goal ≥ 0.5: deciding and committing a decision
+   costs at most as much as what any FastAPI endpoint costs.
+
 Customers are drawn from the default population (the item world's after a few cycles in
 operation) and their request bodies are encoded before the clock starts. The client is a
 minimal asyncio HTTP/1.1 client: httpx costs about a millisecond of CPU per request, which on a
@@ -35,6 +44,7 @@ Run from the repository root::
     python benchmarks/serve.py --model runs/ppo --item-model runs/item-ppo   # a minute or two
     python benchmarks/serve.py                         # trains small PPO runs first
     python benchmarks/serve.py --model runs/ppo --duration 2 --json serve.json
+    python benchmarks/serve.py --model runs/ppo --floor-only   # recommend x4 and the floor only
 """
 
 from __future__ import annotations
@@ -49,13 +59,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
 import numpy as np
+from serve_rss import floor_server
 
 from rec_env.features import FEATURES
 
@@ -66,6 +77,7 @@ BATCH_CUSTOMERS_PER_S = 50_000
 BATCH_SIZE = 10_000
 ITEM_CPU_RATIO = 1.5
 ITEM_BATCH_CUSTOMERS_PER_S = 100_000
+FLOOR_RATIO = 0.5
 _SERVE = "from rec_env.cli.main import app; app()"
 
 
@@ -290,26 +302,44 @@ def measure(
 
 
 def goals(results: dict[str, Result], concurrency: int) -> list[tuple[str, bool, str]]:
-    """``(goal, passed, measured)`` for every goal."""
-    recommend, loaded = results["recommend"], results[f"recommend x{concurrency}"]
-    explain, batch = results["explain"], results["batch"]
+    """``(goal, passed, measured)`` for every goal whose scenarios were measured."""
+    loaded = results[f"recommend x{concurrency}"]
+    floor = results[f"floor x{concurrency}"]
+    ratio = loaded.requests_per_s / floor.requests_per_s
+    checks = [
+        (f"recommend >= {RECOMMEND_RPS:,} req/s", loaded.requests_per_s >= RECOMMEND_RPS,
+         f"{loaded.requests_per_s:,.0f} req/s"),
+        (f"recommend x{concurrency} >= {FLOOR_RATIO:g} x floor req/s", ratio >= FLOOR_RATIO,
+         f"{ratio:.2f} ({loaded.requests_per_s:,.0f} / {floor.requests_per_s:,.0f} req/s)"),
+    ]  # fmt: skip
+    if "recommend" not in results:  # --floor-only
+        return checks
+    recommend, explain, batch = results["recommend"], results["explain"], results["batch"]
     item, item_batch = results["item rec"], results["item batch"]
-    ratio = item.server_cpu_ms / recommend.server_cpu_ms
+    item_ratio = item.server_cpu_ms / recommend.server_cpu_ms
     return [
         (f"recommend p50 <= {RECOMMEND_P50_MS:g} ms", recommend.p50_ms <= RECOMMEND_P50_MS,
          f"{recommend.p50_ms:.2f} ms"),
-        (f"recommend >= {RECOMMEND_RPS:,} req/s", loaded.requests_per_s >= RECOMMEND_RPS,
-         f"{loaded.requests_per_s:,.0f} req/s"),
+        *checks,
         (f"explain p50 <= {EXPLAIN_P50_MS:g} ms", explain.p50_ms <= EXPLAIN_P50_MS,
          f"{explain.p50_ms:.1f} ms"),
         (f"batch >= {BATCH_CUSTOMERS_PER_S:,} customers/s",
          batch.customers_per_s >= BATCH_CUSTOMERS_PER_S, f"{batch.customers_per_s:,.0f}/s"),
-        (f"item rec srv cpu <= {ITEM_CPU_RATIO:g}x recommend's", ratio <= ITEM_CPU_RATIO,
-         f"{ratio:.2f}x ({item.server_cpu_ms:.2f} / {recommend.server_cpu_ms:.2f} ms)"),
+        (f"item rec srv cpu <= {ITEM_CPU_RATIO:g}x recommend's", item_ratio <= ITEM_CPU_RATIO,
+         f"{item_ratio:.2f}x ({item.server_cpu_ms:.2f} / {recommend.server_cpu_ms:.2f} ms)"),
         (f"item batch >= {ITEM_BATCH_CUSTOMERS_PER_S:,} customers/s",
          item_batch.customers_per_s >= ITEM_BATCH_CUSTOMERS_PER_S,
          f"{item_batch.customers_per_s:,.0f}/s ({item_batch.customers_per_cpu_s:,.0f} per cpu-s)"),
     ]  # fmt: skip
+
+
+def _median_pair(
+    pairs: list[tuple[Result, Result]], ratio: Callable[[Result, Result], float]
+) -> tuple[tuple[Result, Result], list[float]]:
+    """The pair of the median ``ratio`` and every pair's ratio, in order."""
+    ratios = [ratio(*pair) for pair in pairs]
+    middle = sorted(range(len(pairs)), key=lambda k: ratios[k])[len(pairs) // 2]
+    return pairs[middle], ratios
 
 
 def _print(results: dict[str, Result]) -> None:
@@ -341,40 +371,61 @@ def main() -> None:
         "--rounds",
         type=int,
         default=3,
-        help="Times recommend and item rec are measured, alternately (the ratio's median).",
+        help="Times recommend and item rec, and recommend xN and the floor, are measured "
+        "alternately (the ratio's median).",
+    )
+    parser.add_argument(
+        "--floor-only",
+        action="store_true",
+        help="Measure only recommend xN against the floor (no item run, explain or batch).",
     )
     parser.add_argument("--json", type=Path, help="Also write the results here.")
     args = parser.parse_args()
 
     load = os.getloadavg()
-    with tempfile.TemporaryDirectory(prefix="recenv-serve-bench-") as tmp:
+    loaded, floor_name = f"recommend x{args.concurrency}", f"floor x{args.concurrency}"
+    results: dict[str, Result] = {}
+    ratios: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="recenv-serve-bench-") as tmp, ExitStack() as stack:
         model = args.model or train_small_run(Path(tmp))
-        item_model = args.item_model or train_small_run(Path(tmp), "item")
-        customers = draw_customers(BATCH_SIZE)
-        plain, explained = (
-            recommend_bodies(customers[:2000], False),
-            recommend_bodies(customers[:500], True),
+        item_model = (
+            None if args.floor_only else args.item_model or train_small_run(Path(tmp), "item")
         )
-        batches = [batch_body(np.roll(customers, k, axis=0)) for k in range(3)]
-        names, item_customers = draw_item_customers(max(args.item_batch, 2000))
-        item_plain = recommend_bodies(item_customers[:2000], False, names)
-        item_batches = [
-            batch_body(np.roll(item_customers, k, axis=0)[: args.item_batch], names)
-            for k in range(3)
-        ]
-        no_history = [  # the 16 strategy features only: no history in any category
-            batch_body(np.roll(item_customers, k, axis=0)[: args.item_batch, :16], names[:16])
-            for k in range(3)
-        ]
-        with (
-            running_server(model, Path(tmp) / "decisions.db", free_port()) as server,
-            running_server(item_model, Path(tmp) / "items.db", free_port()) as item_server,
-        ):
+        customers = draw_customers(BATCH_SIZE)
+        plain = recommend_bodies(customers[:2000], False)
+        server = stack.enter_context(running_server(model, Path(tmp) / "decisions.db", free_port()))
+        floor = stack.enter_context(floor_server(Path(tmp)))
 
-            def run(scenario: str, target: tuple[str, int], path: str, bodies: list[bytes],
-                    size: int, connections: int) -> Result:  # fmt: skip
-                return measure(target, scenario, path, bodies, size, connections, args.duration)
+        def run(scenario: str, target: tuple[str, int], path: str, bodies: list[bytes],
+                size: int, connections: int) -> Result:  # fmt: skip
+            return measure(target, scenario, path, bodies, size, connections, args.duration)
 
+        floor_pairs = [
+            (
+                run(loaded, server, "/v1/recommend", plain, 1, args.concurrency),
+                run(floor_name, floor, "/v1/recommend", plain, 1, args.concurrency),
+            )
+            for _ in range(args.rounds)
+        ]
+        (results[loaded], results[floor_name]), floor_ratios = _median_pair(
+            floor_pairs, lambda r, f: r.requests_per_s / f.requests_per_s
+        )
+        if item_model is not None:
+            explained = recommend_bodies(customers[:500], True)
+            batches = [batch_body(np.roll(customers, k, axis=0)) for k in range(3)]
+            names, item_customers = draw_item_customers(max(args.item_batch, 2000))
+            item_plain = recommend_bodies(item_customers[:2000], False, names)
+            item_batches = [
+                batch_body(np.roll(item_customers, k, axis=0)[: args.item_batch], names)
+                for k in range(3)
+            ]
+            no_history = [  # the 16 strategy features only: no history in any category
+                batch_body(np.roll(item_customers, k, axis=0)[: args.item_batch, :16], names[:16])
+                for k in range(3)
+            ]
+            item_server = stack.enter_context(
+                running_server(item_model, Path(tmp) / "items.db", free_port())
+            )
             pairs = [
                 (
                     run("recommend", server, "/v1/recommend", plain, 1, 1),
@@ -382,11 +433,10 @@ def main() -> None:
                 )
                 for _ in range(args.rounds)
             ]
-            results = {
-                f"recommend x{args.concurrency}": run(
-                    f"recommend x{args.concurrency}", server, "/v1/recommend", plain, 1,
-                    args.concurrency,
-                ),
+            (results["recommend"], results["item rec"]), ratios = _median_pair(
+                pairs, lambda strategy, item: item.server_cpu_ms / strategy.server_cpu_ms
+            )
+            results |= {
                 "explain": run("explain", server, "/v1/recommend", explained, 1, 1),
                 "batch": run("batch", server, "/v1/recommend/batch", batches, BATCH_SIZE, 2),
                 "item batch": run(
@@ -398,14 +448,16 @@ def main() -> None:
                     args.item_batch, 2,
                 ),
             }  # fmt: skip
-    ratios = [item.server_cpu_ms / strategy.server_cpu_ms for strategy, item in pairs]
-    middle = sorted(range(len(pairs)), key=lambda k: ratios[k])[len(pairs) // 2]
-    results = {"recommend": pairs[middle][0], "item rec": pairs[middle][1], **results}
     print(f"model {model}, item model {item_model}")
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; load average "
           f"{load[0]:.1f} before, {os.getloadavg()[0]:.1f} after")  # fmt: skip
     _print(results)
-    print("item rec / recommend srv cpu by round: " + ", ".join(f"{r:.2f}" for r in ratios))
+    print(
+        f"recommend x{args.concurrency} / floor req/s by round: "
+        + ", ".join(f"{r:.2f}" for r in floor_ratios)
+    )
+    if ratios:
+        print("item rec / recommend srv cpu by round: " + ", ".join(f"{r:.2f}" for r in ratios))
     for goal, passed, measured in goals(results, args.concurrency):
         print(f"{'PASS' if passed else 'FAIL'}  {goal:<40} measured {measured}")
     if args.json:
@@ -416,6 +468,7 @@ def main() -> None:
             for name, r in results.items()
         }  # fmt: skip
         payload["item_cpu_ratios"] = ratios
+        payload["floor_ratios"] = floor_ratios
         payload["load_average"] = [load[0], os.getloadavg()[0]]
         payload["goals"] = [
             {"goal": g, "passed": p, "measured": m} for g, p, m in goals(results, args.concurrency)
