@@ -423,6 +423,17 @@ class _CustomerOrHistory(_NestedOrFlat):
     )
 
 
+_REWARD_WINDOW_DAYS = Field(
+    None,
+    gt=0.0,
+    le=36_500.0,
+    description="This request's attribution window in days (default: the server's "
+    "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
+    "or the default reward, is what the policy learns.",
+    json_schema_extra=absent_means_none,
+)
+
+
 class RecommendRequest(_CustomerOrHistory):
     """Decide the marketing action for one customer.
 
@@ -453,15 +464,7 @@ class RecommendRequest(_CustomerOrHistory):
         description="Actions this customer must not get (names of the served catalog); "
         "no_action cannot be excluded.",
     )
-    reward_window_days: float | None = Field(
-        None,
-        gt=0.0,
-        le=36_500.0,
-        description="This request's attribution window in days (default: the server's "
-        "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
-        "or the default reward, is what the policy learns.",
-        json_schema_extra=absent_means_none,
-    )
+    reward_window_days: float | None = _REWARD_WINDOW_DAYS
     baseline_action: str | None = Field(
         None,
         description="Apprentice mode: the action your existing rule chose for this customer. "
@@ -579,15 +582,7 @@ class BatchRecommendRequest(_BatchFields):  # type: ignore[misc, valid-type]
         description="Return every customer's probabilities (in action_names order); true or "
         "false only.",
     )
-    reward_window_days: float | None = Field(
-        None,
-        gt=0.0,
-        le=36_500.0,
-        description="This request's attribution window in days (default: the server's "
-        "--reward-window-days): rewards posted inside it add up, and when it closes their sum, "
-        "or the default reward, is what the policy learns.",
-        json_schema_extra=absent_means_none,
-    )
+    reward_window_days: float | None = _REWARD_WINDOW_DAYS
     baseline_actions: list[str] | None = Field(
         None,
         description="Apprentice mode: per customer, the action your existing rule chose (as "
