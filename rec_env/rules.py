@@ -376,8 +376,12 @@ class CompiledRules:
         propensity = probabilities[np.arange(n), actions].copy()
         codes = np.zeros(n, dtype=np.uint64)
         first = len(self.names)
-        order = np.argsort(-np.asarray(priority, dtype=np.float64), kind="stable")
         no_action = self.table.no_action
+        # Only messaged customers can use a budget or give way to the no-action share, and none
+        # of the others ever gets a message here: rank those alone (the same relative order).
+        messaged = np.flatnonzero(actions != no_action)
+        rank = np.argsort(-np.asarray(priority, dtype=np.float64)[messaged], kind="stable")
+        order = messaged[rank]
         for _ in range(len(self.rules.budgets) + 1):
             changed = False
             for b, budget in enumerate(self.rules.budgets):

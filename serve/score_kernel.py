@@ -33,6 +33,7 @@ def softmax_explore_draw(
     epsilon: float,
     uniforms: np.ndarray,
     greedy: bool = False,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decide from logits: the served probabilities, the actions and the policy's probability.
 
@@ -42,6 +43,8 @@ def softmax_explore_draw(
         epsilon: ε of the mixing, in [0, 1] (0: serve the policy's probabilities).
         uniforms: ``(n,)`` numbers in [0, 1), one per row.
         greedy: Take the most probable served action instead of drawing.
+        out: Arrays to write the three results into (C-contiguous, of their shapes and
+            dtypes), instead of new ones.
 
     Returns:
         ``q`` ``(n, A)`` float64 served probabilities, ``actions`` ``(n,)`` intp and the
@@ -50,9 +53,12 @@ def softmax_explore_draw(
     n, n_actions = logits.shape
     if n_actions > MAX_ACTIONS:
         raise ValueError(f"at most {MAX_ACTIONS} actions are compiled, got {n_actions}")
-    served = np.empty((n, n_actions), dtype=np.float64)
-    actions = np.empty(n, dtype=np.intp)
-    chosen = np.empty(n, dtype=np.float64)
+    if out is None:
+        served = np.empty((n, n_actions), dtype=np.float64)
+        actions = np.empty(n, dtype=np.intp)
+        chosen = np.empty(n, dtype=np.float64)
+    else:
+        served, actions, chosen = out
     _rows(
         np.ascontiguousarray(logits, dtype=np.float32),
         np.ascontiguousarray(masks, dtype=np.bool_),

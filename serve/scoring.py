@@ -303,7 +303,8 @@ class Scorer:
             rows = slice(start, min(start + CHUNK, n))
             chunk_obs = obs[rows]
             consent = consent_masks(chunk_obs[:, _CONSENT_ROWS], self.table.channel)
-            mask = consent.copy()
+            mask = allowed[rows]  # a view: the masks are built in place
+            mask[:] = consent
             if self.rules is not None:
                 ruled, codes[rows] = self.rules.masks_and_binding(chunk_obs, consent, ids[rows])
                 mask &= ruled
@@ -311,12 +312,13 @@ class Scorer:
             mask[:, no_action] = True
             if self._compiled is not None:  # the same three steps, compiled (score_kernel)
                 network, layers = self._compiled
-                q, chosen, chosen_p[rows] = softmax_explore_draw(
+                softmax_explore_draw(
                     layers(network.scaling(chunk_obs)),
                     mask,
                     self.exploration.epsilon if self.exploration.kind == "epsilon" else 0.0,
                     uniforms[rows],
                     self.greedy,
+                    out=(served[rows], actions[rows], chosen_p[rows]),
                 )
             else:
                 policy_p = self.probability_fn(chunk_obs, mask)
@@ -325,7 +327,7 @@ class Scorer:
                     np.argmax(q, axis=1) if self.greedy else actions_for_uniforms(q, uniforms[rows])
                 )
                 chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
-            allowed[rows], served[rows], actions[rows] = mask, q, chosen
+                served[rows], actions[rows] = q, chosen
         propensities = served[np.arange(n), actions]
         if self.rules is not None and self.rules.batch_only:
             chosen = ~held
