@@ -204,6 +204,9 @@ def _log(db: Path, info: Any, features: np.ndarray, scorer: Any, scored: Any) ->
                 scored.probabilities[rows],
                 scored.actions[rows],
                 customer_ids=scored.customer_ids[rows].tolist(),
+                holdout=scored.holdout[rows],
+                # a budget's second draw, a forced no-action or --greedy: not probabilities[a]
+                propensities=scored.propensities[rows],
             )
     finally:
         log.close()

@@ -149,11 +149,17 @@ def test_cli_score_writes_and_logs_the_list(ppo_run, base, tmp_path) -> None:
     assert table["event_id"].is_unique and table["holdout"].sum() > 20
     assert (table.loc[table["holdout"], "action"] == "no_action").all()
     with sqlite3.connect(db) as connection:
-        logged = connection.execute("SELECT event_id, customer_id, propensity FROM decisions")
-        rows = {e: (c, p) for e, c, p in logged.fetchall()}
+        logged = connection.execute(
+            "SELECT event_id, customer_id, propensity, holdout FROM decisions"
+        )
+        rows = {e: (c, p, bool(h)) for e, c, p, h in logged.fetchall()}
     assert set(rows) == set(table["event_id"])
-    first = table.iloc[0]
-    assert rows[first["event_id"]] == (first["customer_id"], pytest.approx(first["propensity"]))
+    # every decision is logged as written: its propensity (forced no-actions: 1) and holdout
+    listed = table.set_index("event_id")
+    assert [rows[e][0] for e in listed.index] == listed["customer_id"].tolist()
+    np.testing.assert_allclose([rows[e][1] for e in listed.index], listed["propensity"])
+    assert [rows[e][2] for e in listed.index] == listed["holdout"].tolist()
+    assert (listed["propensity"] == 1.0).sum() > listed["holdout"].sum()  # the share forced some
     # --top-k and --no-log, and CSV output.
     csv_out = tmp_path / "top.csv"
     result = runner.invoke(app, [*args[:-4], "--out", str(csv_out), "--no-log", "--top-k", "2"])
