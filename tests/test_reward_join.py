@@ -91,7 +91,7 @@ def test_activation_joins_by_customer_too(tmp_path, monkeypatch) -> None:
     assert activated == [(weeks[1][1], MONDAY + WEEK + 3_600.0)]
 
 
-def test_the_batch_endpoint_joins_by_customer_and_time(tmp_path) -> None:
+def test_the_batch_endpoints_join_by_customer_and_time(tmp_path) -> None:
     policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
                            decay=0.0, min_epsilon=0.0)  # fmt: skip
     run = write_run(tmp_path / "run", policy)
@@ -119,4 +119,13 @@ def test_the_batch_endpoint_joins_by_customer_and_time(tmp_path) -> None:
             {"event_id": events[0], "reward": 1.5},
         ])  # fmt: skip
         assert ok.status_code == 200 and ok.json()["recorded"] == 2, ok.text
+        sent = client.post("/v1/events/activate", json=[
+            {"customer_id": "a", "decided_at": now, "activated_at": 5.0},
+        ])  # fmt: skip
+        assert sent.status_code == 200 and sent.json()["activated"] == 1, sent.text
+        nobody = client.post("/v1/events/activate", json=[{"customer_id": "zz", "decided_at": now}])
+        assert nobody.status_code == 404 and "item 0, customer_id" in nobody.text
     assert rewards_of(settings.db) == {events[1]: 2.5, events[0]: 1.5}
+    with sqlite3.connect(settings.db) as connection:
+        activated = connection.execute("SELECT event_id, activated_at FROM activations").fetchall()
+    assert activated == [(events[0], 5.0)]

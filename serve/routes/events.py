@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
@@ -35,7 +36,7 @@ from rec_env.serve.rewards import (
 from rec_env.serve.routes.inputs import invalid
 from rec_env.serve.routes.responses import INVALID_BODY, UNAUTHORIZED, raw_json_body
 from rec_env.serve.schemas import ErrorResponse, RewardRequest, RewardResponse, absent_means_none
-from rec_env.serve.service import RewardOutOfRangeError
+from rec_env.serve.service import DecisionService, RewardOutOfRangeError
 from rec_env.serve.settings import ServeSettings
 from rec_env.serve.validation import BodyValidator
 
@@ -65,8 +66,8 @@ def _present_means_given(schema: dict[str, Any]) -> None:
         schema["anyOf"] = choices
 
 
-class RewardItem(BaseModel):
-    """The reward of one decision, in a batch: by its event id, or by customer and time."""
+class EventKey(BaseModel):
+    """Which decision an item of a batch is about: its event id, or its customer and time."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -93,7 +94,7 @@ class RewardItem(BaseModel):
         min_length=1,
         max_length=_MAX_PART_ID,
         description="Instead of event_id: the customer whose latest decision at or before "
-        "decided_at gets the reward (decisions logged with a customer_id).",
+        "decided_at is meant (decisions logged with a customer_id).",
         json_schema_extra=_present_means_given,
     )
     decided_at: float | None = Field(
@@ -103,17 +104,9 @@ class RewardItem(BaseModel):
         description="With customer_id: Unix seconds at or after the decision (e.g. the send).",
         json_schema_extra=_present_means_given,
     )
-    reward: float = Field(description="Its reward: a finite number within the server's range.")
-    part_id: str | None = Field(
-        None,
-        min_length=1,
-        max_length=_MAX_PART_ID,
-        description="Id of this part of the reward (inside a window, parts add up; the same "
-        "part again changes nothing).",
-    )
 
     @model_validator(mode="after")
-    def _one_key(self) -> RewardItem:
+    def _one_key(self) -> EventKey:
         for name in ("event_id", "customer_id", "decided_at"):
             if name in self.model_fields_set and getattr(self, name) is None:
                 raise PydanticCustomError(
@@ -128,6 +121,19 @@ class RewardItem(BaseModel):
                 "one_key", "give event_id, or customer_id and decided_at (not both)"
             )
         return self
+
+
+class RewardItem(EventKey):
+    """The reward of one decision, in a batch: by its event id, or by customer and time."""
+
+    reward: float = Field(description="Its reward: a finite number within the server's range.")
+    part_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=_MAX_PART_ID,
+        description="Id of this part of the reward (inside a window, parts add up; the same "
+        "part again changes nothing).",
+    )
 
 
 class ActivateRequest(BaseModel):
@@ -146,12 +152,9 @@ class ActivateResponse(BaseModel):
     duplicate: bool = Field(description="True if it was already activated (that time stands).")
 
 
-class ActivationItem(BaseModel):
-    """One decision to activate, in a batch."""
+class ActivationItem(EventKey):
+    """One decision to activate, in a batch: by its event id, or by customer and time."""
 
-    model_config = _STRICT
-
-    event_id: uuid.UUID = Field(description="The decision's event id.")
     activated_at: float | None = _ACTIVATED_AT
 
 
@@ -361,22 +364,7 @@ async def reward_batch(request: Request, service: ServiceDep) -> dict[str, Any]:
     """
     batch_validator, _ = _validators(service.settings.reward_min, service.settings.reward_max)
     items = (await batch_validator.parse_async(await request.body())).root
-    event_ids = [str(item.event_id) for item in items]
-    by_customer = [i for i, item in enumerate(items) if item.event_id is None]
-    if by_customer:
-        try:
-            found = await run_in_threadpool(
-                event_ids_by_customer,
-                service.log,
-                [items[i].customer_id for i in by_customer],
-                [items[i].decided_at for i in by_customer],
-            )
-        except UnmatchedDecisionError as exc:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND, f"item {by_customer[exc.index]}, customer_id: {exc}"
-            ) from None
-        for i, event_id in zip(by_customer, found, strict=True):
-            event_ids[i] = event_id
+    event_ids = await _event_ids(service, items)
     rewards = [item.reward for item in items]
     parts = [item.part_id for item in items]
     part_ids = parts if any(part is not None for part in parts) else None
@@ -480,18 +468,46 @@ async def activate(event_id: uuid.UUID, request: Request, service: ServiceDep) -
 async def activate_batch(request: Request, service: ServiceDep) -> dict[str, Any]:
     """Activate a JSON list of ``{"event_id", "activated_at"?}``, all or none.
 
+    Instead of ``event_id`` an item may give ``customer_id`` and ``decided_at``, as in
+    ``/v1/rewards/batch``.
+
     An invalid item is a 422 whose ``loc`` names its index and field, an unknown event a 404
     naming the item; then nothing is recorded. A decision already activated keeps its first
     time and counts as a duplicate, so posting a batch twice changes nothing.
     """
     items = (await _ACTIVATE_BATCH.parse_async(await request.body())).root
-    event_ids = [str(item.event_id) for item in items]
+    event_ids = await _event_ids(service, items)
     times = [item.activated_at for item in items]
     try:
         batch = await run_in_threadpool(service_activate, service, event_ids, times)
     except EventBatchError as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return {"activated": batch.activated, "duplicates": batch.duplicates}
+
+
+async def _event_ids(service: DecisionService, items: Sequence[EventKey]) -> list[str]:
+    """The event id of each item: given, or its customer's latest decision at ``decided_at``.
+
+    Raises:
+        HTTPException: 404 naming the first item whose customer has no such decision.
+    """
+    event_ids = [str(item.event_id) for item in items]
+    by_customer = [i for i, item in enumerate(items) if item.event_id is None]
+    if by_customer:
+        try:
+            found = await run_in_threadpool(
+                event_ids_by_customer,
+                service.log,
+                [items[i].customer_id for i in by_customer],
+                [items[i].decided_at for i in by_customer],
+            )
+        except UnmatchedDecisionError as exc:
+            raise HTTPException(
+                status.HTTP_404_NOT_FOUND, f"item {by_customer[exc.index]}, customer_id: {exc}"
+            ) from None
+        for i, event_id in zip(by_customer, found, strict=True):
+            event_ids[i] = event_id
+    return event_ids
 
 
 def body_models(settings: ServeSettings) -> tuple[type[BaseModel], ...]:
