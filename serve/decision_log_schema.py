@@ -109,6 +109,18 @@ CREATE TABLE IF NOT EXISTS rewards (
     defaulted INTEGER
 )"""
 
+_PARTS = """
+CREATE TABLE IF NOT EXISTS {table} (
+    event_id TEXT NOT NULL,
+    part_id TEXT NOT NULL,
+    request_id INTEGER NOT NULL REFERENCES requests (request_id),
+    position INTEGER NOT NULL,
+    reward REAL NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (event_id, part_id)
+) WITHOUT ROWID"""
+"""Parts of rewards inside their windows, and (the same columns) parts that came too late."""
+
 _TABLES = (
     """
 CREATE TABLE IF NOT EXISTS models (
@@ -182,26 +194,8 @@ CREATE TABLE IF NOT EXISTS activations (
     activated_at REAL NOT NULL,
     PRIMARY KEY (request_id, position)
 ) WITHOUT ROWID""",
-    """
-CREATE TABLE IF NOT EXISTS reward_parts (
-    event_id TEXT NOT NULL,
-    part_id TEXT NOT NULL,
-    request_id INTEGER NOT NULL REFERENCES requests (request_id),
-    position INTEGER NOT NULL,
-    reward REAL NOT NULL,
-    received_at REAL NOT NULL,
-    PRIMARY KEY (event_id, part_id)
-) WITHOUT ROWID""",
-    """
-CREATE TABLE IF NOT EXISTS late_rewards (
-    event_id TEXT NOT NULL,
-    part_id TEXT NOT NULL,
-    request_id INTEGER NOT NULL REFERENCES requests (request_id),
-    position INTEGER NOT NULL,
-    reward REAL NOT NULL,
-    received_at REAL NOT NULL,
-    PRIMARY KEY (event_id, part_id)
-) WITHOUT ROWID""",
+    _PARTS.format(table="reward_parts"),
+    _PARTS.format(table="late_rewards"),
     # what a window close reads per request: its parts and its open windows (its final
     # rewards are found by event id: a request's ids share their prefix)
     "CREATE INDEX IF NOT EXISTS reward_parts_by_decision ON reward_parts (request_id, position)",

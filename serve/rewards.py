@@ -122,6 +122,11 @@ class UnmatchedDecisionError(ValueError):
         self.index = index
 
 
+def _utc(seconds: float) -> str:
+    """Unix seconds as an ISO 8601 UTC time, to the second."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def event_ids_by_customer(
     log: DecisionLog, customer_ids: Sequence[str], decided_at: Sequence[float]
 ) -> list[str]:
@@ -148,8 +153,11 @@ def event_ids_by_customer(
         moments, ids = by_customer.get(customer, ([], []))
         position = bisect.bisect_right(moments, moment)
         if position == 0:
+            first = f"; their first is at {_utc(moments[0])}" if moments else ""
             raise UnmatchedDecisionError(
-                index, f"no decision for customer {customer!r} at or before that time"
+                index,
+                f"no decision for customer {customer!r} at or before {_utc(moment)}{first} "
+                "(decisions are timed when they are made)",
             )
         found.append(ids[position - 1])
     return found

@@ -277,17 +277,13 @@ class DecisionService:
             excluded: ``(A,)`` or ``(n, A)`` bool, True for actions the caller excluded. The
                 do-nothing action needs no consent and cannot be excluded, so every row keeps
                 at least one allowed action.
-            customer_ids: The customers' ids, for the rules' suppression list and the holdout
-                (a held-out customer is allowed only to get nothing).
+            customer_ids: The customers' ids, for the rules' suppression list. (The holdout is
+                :meth:`decide`'s: a held-out customer gets nothing whatever is allowed.)
         """
         allowed = consent_masks(self.world.consent(obs), self.actions.channel)
         if self.rules is not None:
             ids = None if customer_ids is None else np.array(customer_ids, dtype=object)
             allowed &= self.rules.masks(obs, ids)
-        held = self.held_out(customer_ids, obs.shape[0])
-        if held.any():
-            allowed[held] = False
-            allowed[held, self.actions.no_action] = True
         if excluded is not None:
             allowed &= ~excluded
         supported = self.policy.supported_actions
@@ -323,8 +319,9 @@ class DecisionService:
         """Decide for ``obs`` ``(n, 16)`` among ``allowed`` ``(n, A)`` and log the decisions.
 
         One call of the policy for the whole batch, exploration, one draw per customer from the
-        seeded generator, and one transaction in the decision log. ``reward_window_days`` is the
-        request's own attribution window (default: the service's).
+        seeded generator, and one transaction in the decision log. Customers in the holdout
+        (``--holdout``, by ``customer_ids``) may get only no_action. ``reward_window_days`` is
+        the request's own attribution window (default: the service's).
 
         **Apprentice mode** (``baseline`` given): the caller's own choices are served and logged
         with their propensities (``baseline_propensities``, default 1), the model's draws and
@@ -336,6 +333,10 @@ class DecisionService:
         """
         n = obs.shape[0]
         held = self.held_out(customer_ids, n)
+        if held.any():  # a held-out customer may get nothing else, and is logged so
+            allowed = allowed.copy()
+            allowed[held] = False
+            allowed[held, self.actions.no_action] = True
         if baseline is not None:
             baseline = np.asarray(baseline, dtype=np.intp)
             served_by_caller = ~held

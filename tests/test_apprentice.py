@@ -13,24 +13,21 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from rec_env.agents.bandits import EpsilonGreedy
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve import DecisionService, ServeSettings, create_app
 from rec_env.serve.rewards import service_close_due, service_record_rewards
 from rec_env.serve.schemas import EXAMPLE_FEATURES
 from rec_env.serve.scoring import holdout_flags
+from tests.served_runs import TABLE, A, uniform_bandit_run
 from tests.test_reward_contract import (
     BUY,
     DAY,
     MARGIN,
     T0,
-    TABLE,
-    A,
     at,
     buyers,
     posted,
-    write_run,
 )
 
 runner = CliRunner()
@@ -39,9 +36,7 @@ NO_EMAIL = {**EXAMPLE_FEATURES, "consent_email": 0}
 
 @pytest.fixture(scope="module")
 def uniform_run(tmp_path_factory) -> Path:
-    policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
-                           decay=0.0, min_epsilon=0.0)  # fmt: skip
-    return write_run(tmp_path_factory.mktemp("runs") / "uniform", policy)
+    return uniform_bandit_run(tmp_path_factory.mktemp("runs") / "uniform")
 
 
 def logged(db: Path) -> list[tuple]:

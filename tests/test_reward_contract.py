@@ -16,10 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from rec_env.agents.bandits import EpsilonGreedy
 from rec_env.agents.baselines import RandomPolicy
-from rec_env.agents.runs import RunInfo, policy_digests, write_run_info
-from rec_env.catalog import ActionTable, load_catalog
 from rec_env.cli.main import app
 from rec_env.datasets.decision_log import read_decision_log
 from rec_env.datasets.decision_log_tables import export_decisions
@@ -44,10 +41,8 @@ from rec_env.serve.rewards import (
     service_record_rewards,
 )
 from rec_env.serve.schemas import EXAMPLE_FEATURES
+from tests.served_runs import CHANNELS, TABLE, A, uniform_bandit_run, write_run
 
-TABLE = ActionTable.from_catalog(load_catalog("strategy"))
-A = TABLE.n_actions
-CHANNELS = [name.rsplit("_", 1)[1] if name != "no_action" else "none" for name in TABLE.names]
 DAY = DAY_SECONDS
 T0 = 1_000 * DAY
 runner = CliRunner()
@@ -252,22 +247,9 @@ def test_a_version_4_log_is_upgraded(log, tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------- the service
-def write_run(directory: Path, policy) -> Path:
-    """A run directory holding ``policy``, as ``recenv train`` would write it."""
-    policy.save(directory)
-    write_run_info(directory, RunInfo(
-        algorithm=policy.algorithm, env_id="rec_env/Recommendation-v0", env={}, feature_names=[],
-        action_names=list(TABLE.names), hyperparameters={}, seed=0, recenv_version="test",
-        **policy_digests(directory, policy),
-    ))  # fmt: skip
-    return directory
-
-
 @pytest.fixture(scope="module")
 def bandit_run(tmp_path_factory) -> Path:
-    policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
-                           decay=0.0, min_epsilon=0.0)  # fmt: skip
-    return write_run(tmp_path_factory.mktemp("runs") / "egreedy", policy)
+    return uniform_bandit_run(tmp_path_factory.mktemp("runs") / "egreedy")
 
 
 def served(client: TestClient, n: int, **fields) -> list[str]:

@@ -10,13 +10,13 @@ import numpy as np
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from rec_env.agents.bandits import EpsilonGreedy
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve import ServeSettings, create_app
 from rec_env.serve.decision_log import DecisionLog
 from rec_env.serve.schemas import EXAMPLE_FEATURES
-from tests.test_reward_contract import CHANNELS, TABLE, A, at, write_run
+from tests.served_runs import CHANNELS, TABLE, A, uniform_bandit_run
+from tests.test_reward_contract import at
 
 runner = CliRunner()
 MONDAY = datetime(2026, 11, 30, 9, 0, tzinfo=UTC).timestamp()
@@ -92,9 +92,7 @@ def test_activation_joins_by_customer_too(tmp_path, monkeypatch) -> None:
 
 
 def test_the_batch_endpoints_join_by_customer_and_time(tmp_path) -> None:
-    policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
-                           decay=0.0, min_epsilon=0.0)  # fmt: skip
-    run = write_run(tmp_path / "run", policy)
+    run = uniform_bandit_run(tmp_path / "run")
     settings = ServeSettings(model_dir=run, db=tmp_path / "d.db", seed=0, explain=False)
     columns = {name: [value] * 2 for name, value in EXAMPLE_FEATURES.items()}
     with TestClient(create_app(settings)) as client:

@@ -20,10 +20,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from rec_env.agents.bandits import EpsilonGreedy
 from rec_env.agents.baselines import RandomPolicy
-from rec_env.agents.runs import RunInfo, policy_digests, write_run_info
-from rec_env.catalog import ActionTable, load_catalog
 from rec_env.cli.main import app
 from rec_env.datasets.decision_log import read_decision_log
 from rec_env.datasets.decision_log_backend import describe, postgres_url
@@ -40,11 +37,9 @@ from rec_env.serve.decision_log import (
 from rec_env.serve.log_follower import catch_up
 from rec_env.serve.rewards import service_close_windows, service_record_rewards
 from rec_env.serve.schemas import EXAMPLE_FEATURES
+from tests.served_runs import CHANNELS, TABLE, A, uniform_bandit_run, write_run
 
 URL_VARIABLE = "RECENV_TEST_POSTGRES_URL"
-TABLE = ActionTable.from_catalog(load_catalog("strategy"))
-A = TABLE.n_actions
-CHANNELS = [name.rsplit("_", 1)[1] if name != "no_action" else "none" for name in TABLE.names]
 DAY = 86_400.0
 runner = CliRunner()
 
@@ -248,21 +243,9 @@ def test_export_and_ope_read_the_postgres_log(log, tmp_path) -> None:
 
 
 # ---------------------------------------------------------------------------- replicas
-def write_run(directory: Path, policy) -> Path:
-    policy.save(directory)
-    write_run_info(directory, RunInfo(
-        algorithm=policy.algorithm, env_id="rec_env/Recommendation-v0", env={}, feature_names=[],
-        action_names=list(TABLE.names), hyperparameters={}, seed=0, recenv_version="test",
-        **policy_digests(directory, policy),
-    ))  # fmt: skip
-    return directory
-
-
 @pytest.fixture(scope="module")
 def bandit_run(tmp_path_factory) -> Path:
-    policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
-                           decay=0.0, min_epsilon=0.0)  # fmt: skip
-    return write_run(tmp_path_factory.mktemp("runs") / "egreedy", policy)
+    return uniform_bandit_run(tmp_path_factory.mktemp("runs") / "egreedy")
 
 
 def replica(url: str, run: Path, seed: int, **settings) -> DecisionService:
