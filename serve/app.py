@@ -26,7 +26,7 @@ from pydantic import BaseModel
 import rec_env
 from rec_env.serve.limits import BodyLimitMiddleware
 from rec_env.serve.metrics import Metrics, MetricsMiddleware
-from rec_env.serve.routes import router
+from rec_env.serve.routes import hot_routes, router
 from rec_env.serve.routes.docs import add_offline_docs
 from rec_env.serve.routes.events import body_models as reward_body_models
 from rec_env.serve.schemas import (
@@ -225,6 +225,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
+    app.router.routes[0:0] = hot_routes()
     add_offline_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -23,6 +23,7 @@ __all__ = [
     "SettingsDep",
     "get_service",
     "get_settings",
+    "loaded_service",
     "request_validators",
     "require_api_key",
 ]
@@ -43,6 +44,15 @@ async def get_settings(request: Request) -> ServeSettings:
 
 async def get_service(request: Request) -> DecisionService:
     """The decision service loaded by the lifespan.
+
+    Raises:
+        HTTPException: 503 if the service is not loaded (outside the lifespan).
+    """
+    return loaded_service(request)
+
+
+def loaded_service(request: Request) -> DecisionService:
+    """:func:`get_service` as a plain function, for the routes that skip dependency injection.
 
     Raises:
         HTTPException: 503 if the service is not loaded (outside the lifespan).

@@ -19,18 +19,20 @@ Two ways in, for the two kinds of callers of :class:`GroupCommit`:
 
 A request handler reaches the second through :func:`committed`: the decision log writes of
 the call it wraps are queued (:func:`deferred_commits`) instead of committed in place, and
-it returns once they are all committed.
+it returns once they are all committed. :func:`deferring` queues them the same way for a
+caller that waits for the commits itself (:mod:`rec_env.serve.decision_batch`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Generic, TypeVar
 
-__all__ = ["GroupCommit", "committed", "deferred_commits"]
+__all__ = ["GroupCommit", "committed", "deferred_commits", "deferring", "ignore_outcome"]
 
 W = TypeVar("W")
 T = TypeVar("T")
@@ -43,6 +45,20 @@ _DEFERRED: ContextVar[list[asyncio.Future[None]] | None] = ContextVar(
 def deferred_commits() -> list[asyncio.Future[None]] | None:
     """The commits the current :func:`committed` call waits for, or None outside one."""
     return _DEFERRED.get()
+
+
+@contextmanager
+def deferring(commits: list[asyncio.Future[None]]) -> Iterator[None]:
+    """Queue the decision log writes made in the block for a commit on the event loop.
+
+    Each write appends to ``commits`` the future of the transaction that will hold it; the
+    caller waits for them (and retrieves their errors).
+    """
+    token = _DEFERRED.set(commits)
+    try:
+        yield
+    finally:
+        _DEFERRED.reset(token)
 
 
 async def committed(call: Callable[[], T]) -> T:
@@ -63,15 +79,13 @@ async def committed(call: Callable[[], T]) -> T:
             its decisions (none of them is then logged).
     """
     futures: list[asyncio.Future[None]] = []
-    token = _DEFERRED.set(futures)
     try:
-        result = call()
+        with deferring(futures):
+            result = call()
     except BaseException:
         for future in futures:  # nobody awaits them now: their outcome is not an error of its own
-            future.add_done_callback(_retrieve)
+            future.add_done_callback(ignore_outcome)
         raise
-    finally:
-        _DEFERRED.reset(token)
     if len(futures) == 1:  # the usual case: one decide, one write
         await futures[0]
     elif futures:
@@ -79,7 +93,7 @@ async def committed(call: Callable[[], T]) -> T:
     return result
 
 
-def _retrieve(future: asyncio.Future[None]) -> None:
+def ignore_outcome(future: asyncio.Future[None]) -> None:
     """Mark the outcome of a commit nobody waits for as seen."""
     if not future.cancelled():
         future.exception()

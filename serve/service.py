@@ -24,6 +24,7 @@ import numpy as np
 from rec_env.agents.base import OnlinePolicy, Policy
 from rec_env.agents.runs import RunInfo
 from rec_env.features import consent_masks
+from rec_env.serve.decision_batch import RequestBatcher
 from rec_env.serve.decision_log import (
     DecisionLog,
     RewardConflictError,
@@ -42,10 +43,12 @@ from rec_env.serve.item_decisions import (
 )
 from rec_env.serve.metrics import Metrics
 from rec_env.serve.online import OnlineLearner
+from rec_env.serve.rewards import DAY_SECONDS
 from rec_env.serve.service_types import (
     ActionNotAllowedError,
     BaselineNotAllowedError,
     ColumnarResult,
+    DecisionRequest,
     Decisions,
     RewardOutcome,
     RewardOutOfRangeError,
@@ -137,6 +140,7 @@ class DecisionService:
             )
         self._n_updates = n_updates  # an offline policy's constant
         self.decider = make_decider(policy, self.world, self.exploration)
+        self._batcher = RequestBatcher(self.decide_requests)
         if self.decider is None:
             self._probabilities = serving_probabilities(
                 policy, self.actions, info.settings.profile, _catalog(info)
@@ -314,7 +318,7 @@ class DecisionService:
         *,
         reward_window_days: float | None = None,
         baseline: np.ndarray | None = None,
-        baseline_propensities: np.ndarray | None = None,
+        baseline_propensities: Sequence[float | None] | np.ndarray | None = None,
     ) -> Decisions:
         """Decide for ``obs`` ``(n, 16)`` among ``allowed`` ``(n, A)`` and log the decisions.
 
@@ -331,50 +335,154 @@ class DecisionService:
         Raises:
             BaselineNotAllowedError: If a baseline action is not allowed for its customer.
         """
+        request = DecisionRequest(
+            obs, None, customer_ids, reward_window_days, baseline, baseline_propensities
+        )
+        (outcome,) = self._decide([request], obs, allowed, customer_ids)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def decide_soon(self, request: DecisionRequest) -> Decisions:
+        """Decide ``request`` with the others ready on the event loop; return once logged.
+
+        The requests queued while the loop runs its ready callbacks are decided together
+        (:meth:`decide_requests`, :mod:`rec_env.serve.decision_batch`) and share one commit.
+
+        Raises:
+            BaselineNotAllowedError: If a baseline action is not allowed for its customer.
+        """
+        return await self._batcher.submit(request)
+
+    def decide_requests(
+        self, requests: Sequence[DecisionRequest]
+    ) -> list[Decisions | BaselineNotAllowedError]:
+        """Decide several requests in one policy call, each logged as its own request.
+
+        The masks (consent, rules, exclusions) are built for all their customers at once,
+        and the actions are drawn in the order of ``requests``, as :meth:`decide` would draw
+        them one request at a time. A request whose baseline is not allowed gets its error
+        (and draws nothing); the others are decided.
+
+        Returns:
+            Per request, its decisions or its :class:`BaselineNotAllowedError`.
+        """
+        if len(requests) == 1:
+            (request,) = requests
+            obs, excluded, ids = request.obs, request.excluded, request.customer_ids
+        else:
+            obs = np.concatenate([r.obs for r in requests])
+            excluded = _stacked_exclusions(requests, self.actions.n_actions)
+            ids = _stacked_ids(requests)
+        allowed = self.allowed_actions(obs, excluded, ids)
+        return self._decide(requests, obs, allowed, ids)
+
+    def _decide(
+        self,
+        requests: Sequence[DecisionRequest],
+        obs: np.ndarray,
+        allowed: np.ndarray,
+        customer_ids: Sequence[str | None] | None,
+    ) -> list[Decisions | BaselineNotAllowedError]:
+        """Decide the customers of ``requests`` (stacked in ``obs``) and log each request."""
         n = obs.shape[0]
         held = self.held_out(customer_ids, n)
         if held.any():  # a held-out customer may get nothing else, and is logged so
             allowed = allowed.copy()
             allowed[held] = False
             allowed[held, self.actions.no_action] = True
-        if baseline is not None:
-            baseline = np.asarray(baseline, dtype=np.intp)
-            served_by_caller = ~held
-            refused = served_by_caller & ~allowed[np.arange(n), baseline]
-            if refused.any():
-                row = int(np.flatnonzero(refused)[0])
-                raise BaselineNotAllowedError(
-                    row,
-                    f"{self.actions.names[baseline[row]]} is not allowed for this customer "
-                    "(consent, business rules or excluded_actions)",
-                )
+        bounds = np.cumsum([0] + [r.obs.shape[0] for r in requests])
+        outcomes: list[Decisions | BaselineNotAllowedError] = []
+        refused: list[int] = []
+        for i, request in enumerate(requests):
+            error = self._refused_baseline(request, held, allowed, bounds[i])
+            if error is not None:
+                refused.append(i)
+            outcomes.append(error)  # type: ignore[arg-type]
+        if len(refused) == len(requests):
+            return outcomes
+        rows: np.ndarray | slice = slice(None)
+        if refused:  # rare: decide only the others, so that the refused draw nothing
+            keep = np.ones(n, dtype=bool)
+            for i in refused:
+                keep[bounds[i] : bounds[i + 1]] = False
+            rows = np.flatnonzero(keep)
         with self._lock:
-            policy_probabilities = self._probabilities(obs, allowed)
-            probabilities = self.exploration.apply(policy_probabilities, allowed)
+            policy_probabilities = self._probabilities(obs[rows], allowed[rows])
+            probabilities = self.exploration.apply(policy_probabilities, allowed[rows])
             actions = self.sampler.sample(probabilities)
             n_updates = self.n_updates
+        start = 0
+        for i, request in enumerate(requests):
+            if outcomes[i] is not None:
+                continue
+            stop = start + request.obs.shape[0]
+            first = int(bounds[i])
+            outcomes[i] = self._log_request(
+                request,
+                n_updates,
+                allowed[first : first + stop - start],
+                probabilities[start:stop],
+                actions[start:stop],
+                held[first : first + stop - start],
+            )
+            start = stop
+        self.metrics.add_decisions(start)
+        return outcomes
+
+    def _refused_baseline(
+        self, request: DecisionRequest, held: np.ndarray, allowed: np.ndarray, first: int
+    ) -> BaselineNotAllowedError | None:
+        """The error of ``request`` if a baseline action is not allowed, else None."""
+        if request.baseline is None:
+            return None
+        n = request.obs.shape[0]
+        baseline = np.asarray(request.baseline, dtype=np.intp)
+        rows = slice(first, first + n)
+        refused = ~held[rows] & ~allowed[rows][np.arange(n), baseline]
+        if not refused.any():
+            return None
+        row = int(np.flatnonzero(refused)[0])
+        return BaselineNotAllowedError(
+            row,
+            f"{self.actions.names[baseline[row]]} is not allowed for this customer "
+            "(consent, business rules or excluded_actions)",
+        )
+
+    def _log_request(
+        self,
+        request: DecisionRequest,
+        n_updates: int,
+        allowed: np.ndarray,
+        probabilities: np.ndarray,
+        actions: np.ndarray,
+        held: np.ndarray,
+    ) -> Decisions:
+        """Log one request's decisions (apprentice mode: serve its baseline instead)."""
+        n = actions.shape[0]
         propensities = probabilities[np.arange(n), actions]
         policy_actions = None
-        if baseline is not None:
+        if request.baseline is not None:
             policy_actions = actions
+            baseline = np.asarray(request.baseline, dtype=np.intp)
             actions = np.where(held, actions, baseline)
-            given = np.ones(n) if baseline_propensities is None else baseline_propensities
-            propensities = np.where(held, propensities, np.asarray(given, dtype=np.float64))
+            given = request.baseline_propensities
+            given = np.ones(n) if given is None else np.asarray(given, dtype=np.float64)
+            propensities = np.where(held, propensities, given)
         event_ids = self.log.log_decisions(
             self.model_version,
             n_updates,
-            obs,
+            request.obs,
             allowed,
             probabilities,
             actions,
-            customer_ids,
+            request.customer_ids,
             sampler_seed=self.settings.seed,
             holdout=held if held.any() else None,
             policy_actions=policy_actions,
-            window_seconds=_seconds(reward_window_days),
+            window_seconds=_seconds(request.reward_window_days),
             propensities=propensities,
         )
-        self.metrics.add_decisions(n)
         return Decisions(event_ids, actions, propensities, probabilities, held, policy_actions)
 
     def decide_items(
@@ -535,10 +643,33 @@ class DecisionService:
         return receipt
 
 
+def _stacked_exclusions(requests: Sequence[DecisionRequest], n_actions: int) -> np.ndarray | None:
+    """``(n, A)`` bool exclusions of the stacked customers of ``requests`` (None: none)."""
+    if all(r.excluded is None for r in requests):
+        return None
+    return np.concatenate(
+        [
+            np.broadcast_to(
+                np.zeros(n_actions, dtype=bool) if r.excluded is None else r.excluded,
+                (r.obs.shape[0], n_actions),
+            )
+            for r in requests
+        ]
+    )
+
+
+def _stacked_ids(requests: Sequence[DecisionRequest]) -> list[str | None] | None:
+    """The stacked customers' ids (None where a request has none; None if none has any)."""
+    if all(r.customer_ids is None for r in requests):
+        return None
+    ids: list[str | None] = []
+    for r in requests:
+        ids.extend(r.customer_ids if r.customer_ids is not None else [None] * r.obs.shape[0])
+    return ids
+
+
 def _seconds(days: float | None) -> float | None:
     """A request's window in seconds (None: the service's)."""
-    from rec_env.serve.rewards import DAY_SECONDS
-
     return None if days is None else days * DAY_SECONDS
 
 
@@ -548,7 +679,7 @@ def _reward_contract(service: DecisionService, settings: ServeSettings, log: Dec
     Returns:
         The running :class:`~rec_env.serve.rewards.WindowCloser`, or None (interval 0).
     """
-    from rec_env.serve.rewards import DAY_SECONDS, WindowCloser
+    from rec_env.serve.rewards import WindowCloser
 
     days = settings.reward_window_days
     log.terms = RewardTerms(

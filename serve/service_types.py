@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,7 @@ __all__ = [
     "ActionNotAllowedError",
     "BaselineNotAllowedError",
     "ColumnarResult",
+    "DecisionRequest",
     "Decisions",
     "RewardOutOfRangeError",
     "RewardOutcome",
@@ -50,6 +52,27 @@ class RewardOutOfRangeError(ValueError):
         self.reward = reward
         self.low = low
         self.high = high
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    """One request's customers and terms, for :meth:`DecisionService.decide_requests`.
+
+    Attributes:
+        obs: ``(n, F)`` features.
+        excluded: ``(A,)`` or ``(n, A)`` bool, the actions the caller excluded (None: none).
+        customer_ids: The customers' ids (for the holdout and the suppression list), or None.
+        reward_window_days: The request's own attribution window (None: the service's).
+        baseline: ``(n,)`` apprentice mode: the caller's own action indices, or None.
+        baseline_propensities: Their propensities (None: 1 each).
+    """
+
+    obs: np.ndarray
+    excluded: np.ndarray | None = None
+    customer_ids: Sequence[str | None] | None = None
+    reward_window_days: float | None = None
+    baseline: np.ndarray | None = None
+    baseline_propensities: Sequence[float | None] | np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from rec_env.catalog import ActionTable, load_catalog
 from rec_env.datasets.decision_log_tables import iter_decision_tables
 from rec_env.features import CHANNELS, FEATURE_INDEX, FEATURE_NAMES, FEATURES
 from rec_env.serve import ServeSettings, create_app
-from rec_env.serve.dependencies import get_service, get_settings
+from rec_env.serve.dependencies import get_settings
 from rec_env.serve.schemas import EXAMPLE_FEATURES
 from rec_env.serve.state import PolicyStateStore
 
@@ -577,9 +577,10 @@ def test_unexpected_errors_are_500_without_a_traceback(lin_run, tmp_path) -> Non
             raise RuntimeError("boom")
 
     app = create_app(ServeSettings(model_dir=lin_run, db=tmp_path / "d.db", explain=False))
-    app.dependency_overrides[get_service] = BrokenService
     with TestClient(app, raise_server_exceptions=False) as client:
+        loaded, app.state.service = app.state.service, BrokenService()
         response = client.post("/v1/recommend", json={"features": customer()})
+        app.state.service = loaded
         assert response.status_code == 500
         assert response.json() == {"detail": "internal server error"}
         assert "boom" not in response.text and "Traceback" not in response.text

@@ -2,25 +2,32 @@
 
 The single-customer path runs on the event loop (a policy call and one small insert take well
 under a millisecond) and answers once its decision is committed: requests ready on the loop at
-the same time share one commit (:func:`~rec_env.serve.group_commit.committed`). Batches run in
-a worker thread. Runs of the item and slate worlds answer with products
+the same time are decided in one policy call and share one commit
+(:meth:`~rec_env.serve.service.DecisionService.decide_soon`). It is served by a plain
+Starlette route (:func:`~rec_env.serve.routes.hot_routes`). Batches run in a worker thread.
+Runs of the item and slate worlds answer with products
 (:mod:`rec_env.serve.routes.item_recommend`).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from rec_env.agents.threads import pinned_threads
 from rec_env.customer import fill_in_columns, fill_in_rows
-from rec_env.serve.dependencies import ServiceDep, SettingsDep, request_validators
+from rec_env.serve.dependencies import (
+    ServiceDep,
+    SettingsDep,
+    loaded_service,
+    request_validators,
+)
 from rec_env.serve.group_commit import committed
 from rec_env.serve.routes.explain import explanation
 from rec_env.serve.routes.inputs import (
@@ -38,7 +45,7 @@ from rec_env.serve.schemas import (
     RecommendResponse,
 )
 from rec_env.serve.service import DecisionService
-from rec_env.serve.service_types import BaselineNotAllowedError
+from rec_env.serve.service_types import BaselineNotAllowedError, DecisionRequest
 from rec_env.serve.validation import BodyValidator
 
 __all__ = ["router"]
@@ -53,7 +60,7 @@ router = APIRouter(tags=["decisions"])
     openapi_extra=raw_json_body("#/components/schemas/RecommendRequest"),
     responses={**INVALID_BODY, **EXPLANATIONS_DISABLED},
 )
-async def recommend(request: Request, service: ServiceDep) -> Response:
+async def recommend(request: Request) -> Response:
     """Sample the action for one customer from the policy's probabilities with exploration.
 
     Only actions on channels the customer consented to (and not in ``excluded_actions``) can be
@@ -66,9 +73,10 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     probability; post the observed reward to ``/v1/events/{event_id}/reward``.
 
     The body is validated by pydantic straight from its bytes and the response is serialised
-    once, by ``json.dumps``: this is the hot path of the service. ``explain`` takes only
+    once, by orjson: this is the hot path of the service. ``explain`` takes only
     ``true`` or ``false``; ``excluded_actions`` only names of the served catalog.
     """
+    service = loaded_service(request)
     validator = request_validators(request).recommend
     body: RecommendRequest = await validator.parse_async(await request.body())
     if body.explain:  # item and slate runs accept false only (their /v1/explain explains)
@@ -76,31 +84,31 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
     if service.world.kind != "strategy":
         customer = service.world.customers.fill_rows([body.features], service.assume_consent)
         response = await committed(lambda: recommend_item(service, body, customer))
-        return Response(json.dumps(response).encode(), media_type="application/json")
+        return _json(response)
     if body.history is not None or body.as_of is not None:  # features built from a history
         customer = await history_customer(service, body)
     else:
         customer = fill_in_rows([body.features], service.assume_consent)
     obs = customer.observations
-    excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
+    excluded = None  # most requests exclude nothing: no mask to build and stack
+    if body.excluded_actions:
+        excluded = excluded_actions(service, body.excluded_actions, ("body", "excluded_actions"))
     baseline = baseline_indices(
         service,
         None if body.baseline_action is None else [body.baseline_action],
         1,
         "baseline_action",
     )
-    allowed = service.allowed_actions(obs, excluded, [body.customer_id])
-    try:  # the commit of the decision may be shared with other requests ready now
-        decisions = await committed(
-            lambda: service.decide(
-                obs,
-                allowed,
-                [body.customer_id],
-                reward_window_days=body.reward_window_days,
-                baseline=baseline,
-                baseline_propensities=None if baseline is None else [body.baseline_propensity],
-            )
-        )
+    decision_request = DecisionRequest(
+        obs,
+        excluded,
+        [body.customer_id],
+        body.reward_window_days,
+        baseline,
+        None if baseline is None else [body.baseline_propensity],
+    )
+    try:  # decided with the requests ready now, in one policy call and one commit
+        decisions = await service.decide_soon(decision_request)
     except BaselineNotAllowedError as exc:
         raise invalid(("body", "baseline_action"), str(exc), "action_not_allowed") from None
     action = int(decisions.actions[0])
@@ -122,10 +130,18 @@ async def recommend(request: Request, service: ServiceDep) -> Response:
         ),
     }
     if body.explain:
+        none = np.zeros(service.actions.n_actions, dtype=bool)
         response["explanation"] = await run_in_threadpool(
-            explanation, service, obs, action, excluded[None, :], None
+            explanation, service, obs, action, (none if excluded is None else excluded)[None], None
         )
-    return Response(json.dumps(response).encode(), media_type="application/json")
+    return _json(response)
+
+
+def _json(response: dict[str, Any]) -> Response:
+    """``response`` serialised by orjson (a tenth of ``json.dumps``' time on its floats)."""
+    return Response(
+        orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
+    )
 
 
 def baseline_indices(
