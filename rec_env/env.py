@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, SupportsFloat
 
@@ -14,11 +14,12 @@ from gymnasium import spaces
 from rec_env.autoreset import check_customers
 from rec_env.dynamics import CustomerModel, CustomerPool, RewardMode
 from rec_env.features import FEATURE_NAMES, OBS_HIGH, OBS_LOW
-from rec_env.render import render_rgb, render_text
+from rec_env.render import IMAGE_RENDER_MODES, CustomerRenderer, render_text
 from rec_env.settings import EnvSettings
 
 __all__ = [
     "RENDER_MODES",
+    "SINGLE_RENDER_MODES",
     "RecommendationEnv",
     "build_model",
     "check_render_mode",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 RENDER_MODES: tuple[str, ...] = ("ansi", "rgb_array")
+"""Render modes of every env, the vector envs included."""
+SINGLE_RENDER_MODES: tuple[str, ...] = ("human", *RENDER_MODES)
+"""Render modes of the single-customer envs: a window shows one customer."""
 _INFO_KEYS = ("profit", "revenue", "purchased", "delivered", "opened", "unsubscribed", "churned")
 _STEP_FIELDS = ("reward", "terminated", *_INFO_KEYS)
 
@@ -117,11 +121,11 @@ def model_spaces(model: Any) -> tuple[spaces.Box, spaces.Space]:
     return observation, spaces.Discrete(model.actions.n_actions)
 
 
-def check_render_mode(render_mode: str | None) -> None:
-    """Raise ``ValueError`` unless ``render_mode`` is ``None`` or one of :data:`RENDER_MODES`."""
-    if render_mode is not None and render_mode not in RENDER_MODES:
+def check_render_mode(render_mode: str | None, modes: Sequence[str] = RENDER_MODES) -> None:
+    """Raise ``ValueError`` unless ``render_mode`` is ``None`` or one of ``modes``."""
+    if render_mode is not None and render_mode not in modes:
         raise ValueError(
-            f"render_mode must be None or one of {', '.join(RENDER_MODES)}, got {render_mode!r}"
+            f"render_mode must be None or one of {', '.join(modes)}, got {render_mode!r}"
         )
 
 
@@ -234,10 +238,16 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     ## Rendering
 
     ``render_mode="ansi"``: one line with the cycle, the segment, the last action, its reward and
-    outcome, and every feature. ``"rgb_array"``: a small ``(H, W, 3)`` uint8 picture
-    (:mod:`rec_env.render`): a bar per feature (consent flags green or red), a block per action
-    (the last one yellow, masked ones dark), lamps for delivered / opened / purchased /
-    unsubscribed / churned and a bar for the reward.
+    outcome, and every feature. ``"rgb_array"``: a ``(450, 800, 3)`` uint8 picture of the
+    customer's year (:mod:`rec_env.render.figure`, drawn with matplotlib): the observed state
+    (RFM, engagement and fatigue, channel response, discount habit, a chip per channel
+    subscription), the messages of the last 13 weeks coloured by offer with their outcomes
+    (opened, purchase and revenue, unsubscribe, churn), and the profit so far. ``"human"``: the
+    same picture in a matplotlib window at ``metadata["render_fps"]``, drawn on every ``reset``
+    and ``step`` (``render()`` returns ``None``); without a display it warns once and shows
+    nothing. Record episodes with ``gymnasium.wrappers.RecordVideo``. ``env.renderer`` (``None``
+    for the other modes) keeps the customer's cycles; ``env.renderer.title = "PPO"`` names the
+    policy in the picture's header.
 
     ## Arguments
 
@@ -249,7 +259,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     | `catalog`     | `"strategy"` | action catalog name or YAML path |
     | `horizon`     | `52`         | cycles before truncation (`DEFAULT_HORIZON`) |
     | `cycle_days`  | `7`          | days per cycle |
-    | `render_mode` | `None`       | `None`, `"ansi"` or `"rgb_array"` |
+    | `render_mode` | `None`       | `None`, `"human"`, `"ansi"` or `"rgb_array"` |
     | `customers`   | `None`       | twins of your own customers (`fit_twins`) to start from |
 
     Keyword arguments override the fields of ``settings``; ``env.settings`` holds the result.
@@ -266,7 +276,10 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
     * v0: Initial version.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": list(RENDER_MODES), "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": list(SINGLE_RENDER_MODES),
+        "render_fps": 4,
+    }
 
     def __init__(
         self,
@@ -280,7 +293,7 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         render_mode: str | None = None,
         customers: Any = None,
     ) -> None:
-        check_render_mode(render_mode)
+        check_render_mode(render_mode, SINGLE_RENDER_MODES)
         self.settings = resolve_settings(
             settings,
             profile=profile,
@@ -303,6 +316,11 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         self.customers = check_customers(customers, self.model)
         self._t = 0
         self._last_outcome: dict[str, float] | None = None
+        self.renderer: CustomerRenderer | None = (
+            CustomerRenderer(self.model.actions, self.horizon, self.metadata["render_fps"])
+            if render_mode in IMAGE_RENDER_MODES
+            else None
+        )
 
     @property
     def segment(self) -> str:
@@ -327,6 +345,10 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
             self._set_customer(customer)
         self._t = 0
         self._last_outcome = None
+        if self.renderer is not None:
+            self.renderer.reset()
+            if self.render_mode == "human":
+                self.render()
         return self._obs(), {"segment": self.segment}
 
     def _set_customer(self, customer: Any) -> None:
@@ -364,6 +386,10 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         values = outcome.customer(0, _STEP_FIELDS)
         self._t += 1
         self._last_outcome = values
+        if self.renderer is not None:
+            self.renderer.record(int(action), values)
+            if self.render_mode == "human":
+                self.render()
         info = {key: values[key] for key in _INFO_KEYS}
         obs = outcome.observation[0]
         return obs, values["reward"], values["terminated"] > 0.5, self._t >= self.horizon, info
@@ -380,13 +406,21 @@ class RecommendationEnv(gym.Env[np.ndarray, np.int64]):
         return self.model.expected_rewards(self._batch)[0]
 
     def render(self) -> str | np.ndarray | None:
-        """The current customer and the last cycle as text or a picture (see Rendering)."""
-        if self.render_mode is None:
-            return None
-        action = None if self._last_outcome is None else int(self._action[0])
+        """The current customer and the last cycles as text or a picture (see Rendering)."""
         features = self._batch.features[:, 0]
         if self.render_mode == "ansi":
+            action = None if self._last_outcome is None else int(self._action[0])
             return render_text(
                 features, self._t, self.segment, self.action_names, action, self._last_outcome
             )
-        return render_rgb(features, self.action_masks(), action, self._last_outcome)
+        if self.renderer is None:
+            return None
+        if self.render_mode == "human":
+            self.renderer.show(features, self.segment, self._t)
+            return None
+        return self.renderer.frame(features, self.segment, self._t)
+
+    def close(self) -> None:
+        """Close the ``"human"`` window, if one is open."""
+        if self.renderer is not None:
+            self.renderer.close()

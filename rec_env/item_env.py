@@ -14,8 +14,9 @@ import numpy as np
 from gymnasium import spaces
 
 from rec_env.dynamics import CustomerPool
-from rec_env.features import CHANNELS, CONSENT_FEATURES, FEATURE_INDEX
+from rec_env.features import CHANNELS
 from rec_env.item_dynamics import ItemModel
+from rec_env.render import IMAGE_RENDER_MODES, ActionGlyph, CustomerRenderer
 from rec_env.settings import EnvSettings
 
 __all__ = [
@@ -27,7 +28,6 @@ __all__ = [
     "product_embeddings",
 ]
 
-_CONSENT_ROWS = [FEATURE_INDEX[name] for name in CONSENT_FEATURES]
 ITEM_INFO_KEYS = (
     "profit",
     "revenue",
@@ -182,7 +182,10 @@ class SlateModel(ItemModel):
 class _ItemEnvBase(gym.Env[np.ndarray, Any]):
     """What the item and slate envs share: settings, customers, observation, rendering."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["human", "ansi", "rgb_array"],
+        "render_fps": 4,
+    }
     world: ClassVar[str] = "item"
 
     def __init__(
@@ -191,12 +194,9 @@ class _ItemEnvBase(gym.Env[np.ndarray, Any]):
         render_mode: str | None = None,
         **overrides: Any,
     ) -> None:
-        from rec_env.env import resolve_settings, shared_model
+        from rec_env.env import check_render_mode, resolve_settings, shared_model
 
-        if render_mode not in (None, "ansi", "rgb_array"):
-            raise ValueError(
-                f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata["render_modes"])
         overrides.setdefault("world", self.world)
         self.settings = resolve_settings(settings, **overrides)
         if self.settings.world != self.world:
@@ -215,6 +215,11 @@ class _ItemEnvBase(gym.Env[np.ndarray, Any]):
         self._pool: CustomerPool | None = None
         self._t = 0
         self._last: dict[str, float] | None = None
+        self.renderer: CustomerRenderer | None = (
+            CustomerRenderer(self.model.actions, self.horizon, self.metadata["render_fps"])
+            if render_mode in IMAGE_RENDER_MODES
+            else None
+        )
 
     @property
     def segment(self) -> str:
@@ -233,12 +238,20 @@ class _ItemEnvBase(gym.Env[np.ndarray, Any]):
         self.model.draw_customers(self._batch, self._rows, self._pool)
         self._t = 0
         self._last = None
+        if self.renderer is not None:
+            self.renderer.reset()
+            if self.render_mode == "human":
+                self.render()
         return self._obs(), {"segment": self.segment}
 
     def _finish(self, outcome: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
         values = outcome.customer(0, ("reward", "terminated", *ITEM_INFO_KEYS))
         self._t += 1
         self._last = values
+        if self.renderer is not None:
+            self.renderer.record_message(*self._message(), values)
+            if self.render_mode == "human":
+                self.render()
         info = {key: values[key] for key in ITEM_INFO_KEYS}
         obs = outcome.observation[0]
         return obs, values["reward"], values["terminated"] > 0.5, self._t >= self.horizon, info
@@ -250,25 +263,26 @@ class _ItemEnvBase(gym.Env[np.ndarray, Any]):
         """``(n_products,)``: the customer's true expected profit of each product shown alone."""
         return self.model.utilities(self._batch)[0]
 
-    def _render_action(self) -> tuple[np.ndarray, int | None]:
-        """Masks to draw and the last action (the item env draws its actions)."""
-        consent = self._batch.features[_CONSENT_ROWS, 0] > 0.5
-        return np.concatenate([[True], consent]), None
+    def _message(self) -> tuple[str, ActionGlyph]:
+        """The last step's message as the picture names and draws it."""
+        raise NotImplementedError
 
     def render(self) -> str | np.ndarray | None:
-        """The customer and the last cycle as text (``"ansi"``) or a picture (``"rgb_array"``).
+        """The customer and the last cycles as text (``"ansi"``) or a picture.
 
-        Text: the cycle, the segment, the last outcome and every feature. Picture: the strategy
-        env's picture of the 16 strategy features and the outcome.
+        Text: the cycle, the segment, the last outcome and every feature. Picture
+        (``"rgb_array"``, or ``"human"`` in a window): the strategy env's picture
+        (:mod:`rec_env.render.figure`) of the 16 strategy features, the messages of the last
+        weeks with their products, and the profit so far.
         """
+        if self.renderer is not None:
+            features = self._batch.features[:16, 0]
+            if self.render_mode == "human":
+                self.renderer.show(features, self.segment, self._t)
+                return None
+            return self.renderer.frame(features, self.segment, self._t)
         if self.render_mode is None:
             return None
-        if self.render_mode == "rgb_array":
-            from rec_env.render import render_rgb
-
-            masks, action = self._render_action()
-            last = None if self._last is None else self._last
-            return render_rgb(self._batch.features[:16, 0], masks, action, last)
         last = "last: none"
         if self._last is not None:
             happened = [k for k in ("delivered", "opened", "clicked", "purchased") if self._last[k]]
@@ -278,6 +292,11 @@ class _ItemEnvBase(gym.Env[np.ndarray, Any]):
             for name, value in zip(self.feature_names, self._batch.features[:, 0], strict=True)
         )
         return f"cycle {self._t} [{self.segment}] {last} | {cells}"
+
+    def close(self) -> None:
+        """Close the ``"human"`` window, if one is open."""
+        if self.renderer is not None:
+            self.renderer.close()
 
 
 class ItemRecommendationEnv(_ItemEnvBase):
@@ -378,7 +397,8 @@ class ItemRecommendationEnv(_ItemEnvBase):
 
     ``settings`` or its fields as keywords: ``profile``, ``reward_mode``, ``catalog`` (channel
     costs), ``products`` (product table name or path), ``offers`` (e.g. ``(0.0, 0.15)``),
-    ``choice_model``, ``horizon``, ``cycle_days``; ``render_mode`` ``None`` or ``"ansi"``.
+    ``choice_model``, ``horizon``, ``cycle_days``; ``render_mode`` ``None``, ``"human"``,
+    ``"ansi"`` or ``"rgb_array"`` (the strategy env's picture, with products in the calendar).
 
     ## Version History
 
@@ -412,8 +432,9 @@ class ItemRecommendationEnv(_ItemEnvBase):
         """``(n_actions,)`` bool: consent, stock and no repeat of the last message."""
         return self.model.action_masks(self._batch)[0]
 
-    def _render_action(self) -> tuple[np.ndarray, int | None]:
-        return self.action_masks(), None if self._last is None else int(self._action[0])
+    def _message(self) -> tuple[str, ActionGlyph]:
+        action = int(self._action[0])
+        return self.action_names[action], self.renderer.glyphs[action]  # type: ignore[union-attr]
 
     def expected_rewards(self) -> np.ndarray:
         """True expected immediate reward of every action for the current customer."""
@@ -471,6 +492,15 @@ class SlateRecommendationEnv(_ItemEnvBase):
         super().__init__(settings, render_mode, **overrides)
         model: SlateModel = self.model  # type: ignore[assignment]
         self.action_space = spaces.Box(-1.0, 1.0, (model.action_dim,), dtype=np.float32)
+        self._shown: tuple[np.ndarray, int] = (np.full(0, -1), len(CHANNELS))
+
+    def _message(self) -> tuple[str, ActionGlyph]:
+        slate, channel = self._shown
+        products = [self.model.products.ids[p] for p in slate if p >= 0]
+        if channel >= len(CHANNELS) or not products:
+            return "no_action", ActionGlyph("none", "none", "")
+        name = f"{CHANNELS[channel]}: {', '.join(products)}"
+        return name, ActionGlyph(CHANNELS[channel], "product", products[0])
 
     def step(
         self, action: np.ndarray
@@ -479,6 +509,7 @@ class SlateRecommendationEnv(_ItemEnvBase):
         model: SlateModel = self.model  # type: ignore[assignment]
         slates, channels, discounts = model.decode(self._batch, np.asarray(action)[None, :])
         outcome = model.step_slates(self._batch, slates, channels, discounts, self.np_random)
+        self._shown = (slates[0], int(channels[0]))
         obs, reward, terminated, truncated, info = self._finish(outcome)
         info["slate"] = slates[0].copy()
         info["channel"] = "none" if channels[0] >= len(CHANNELS) else CHANNELS[channels[0]]

@@ -247,7 +247,7 @@ def test_render_ansi_shows_last_action_and_reward() -> None:
 
 def test_render_rgb_array_is_a_picture_that_follows_the_customer() -> None:
     env = gym.make(ENV_ID, render_mode="rgb_array")
-    assert env.metadata["render_modes"] == ["ansi", "rgb_array"]
+    assert env.metadata["render_modes"] == ["human", "ansi", "rgb_array"]
     env.reset(seed=0)
     first = env.render()
     assert first.ndim == 3 and first.shape[2] == 3 and first.dtype == np.uint8
@@ -257,7 +257,7 @@ def test_render_rgb_array_is_a_picture_that_follows_the_customer() -> None:
     assert second.shape == first.shape and not np.array_equal(first, second)
     assert RecommendationEnv().render() is None
     with pytest.raises(ValueError, match="render_mode"):
-        RecommendationEnv(render_mode="human")
+        RecommendationEnv(render_mode="rgb_array_list")
 
 
 def test_expected_rewards_shape_and_no_action_has_no_cost() -> None:

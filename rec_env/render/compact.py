@@ -1,6 +1,9 @@
-"""Pictures and text of one customer: what the env's ``render()`` returns.
+"""Small pictures and one-line texts of a customer, with numpy alone.
 
-:func:`render_rgb` draws a small ``(H, W, 3)`` uint8 picture with numpy alone (no matplotlib):
+The vector envs draw one :func:`render_rgb` picture per customer (a batch of 1,024 cannot afford a
+matplotlib figure each); the single-customer envs draw :func:`rec_env.render.figure.draw_customer`.
+
+:func:`render_rgb` draws a small ``(H, W, 3)`` uint8 picture:
 
 * top: one bar per observed feature, scaled to [0, 1] (:func:`rec_env.wrappers.scale_features`);
   blue for the profile, purple for the CRM flags, orange for the contact state, and the three
