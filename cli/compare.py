@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -22,9 +22,17 @@ from rec_env.cli._env_option import (
     twin_fields,
 )
 from rec_env.cli._errors import MAX_CUSTOMERS, check_count, fail, reporting_bad_input
-from rec_env.cli._outputs import FORCE_INTO_HELP, check_output_directory, staged_directory
+from rec_env.cli._outputs import (
+    FORCE_INTO_HELP,
+    check_output_directory,
+    check_output_file,
+    staged_directory,
+)
 from rec_env.cli.reporting import evaluation_table
 from rec_env.dynamics import REWARD_MODES
+
+if TYPE_CHECKING:
+    from rec_env.settings import EnvSettings
 
 __all__ = ["DEFAULT_ENTRIES", "compare_command"]
 
@@ -64,6 +72,13 @@ def compare_command(
         "comparison"
     ),
     force: Annotated[bool, typer.Option("--force", help=FORCE_INTO_HELP)] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write a self-contained HTML report here (as recenv report): headline, "
+            "table, figures, the runs' action mix over the lifetime and explanations."
+        ),
+    ] = None,
 ) -> None:
     """Evaluate agents on the same customers and write comparison.csv/.json and PNG plots.
 
@@ -82,6 +97,10 @@ def compare_command(
     chosen = list(entries or BASELINES_BY_WORLD[settings.world])
     _check_runs(chosen, env)
     check_output_directory(out, force=force)
+    if html is not None:
+        from rec_env.cli.report import HTML_SUFFIXES
+
+        check_output_file(html, force=force, suffixes=HTML_SUFFIXES, option="--html")
     console = Console(stderr=True)
     with reporting_bad_input():
         results, contenders = compare(
@@ -100,3 +119,37 @@ def compare_command(
     )
     for path in paths:
         typer.echo(f"wrote {path}")
+    if html is not None:
+        _write_report(html, results, contenders, chosen, settings, customers, seed, console)
+
+
+def _write_report(
+    html: Path,
+    results: list[Any],
+    contenders: list[Any],
+    entries: list[str],
+    settings: EnvSettings,
+    customers: int,
+    seed: int,
+    console: Console,
+) -> None:
+    """``--html``: the report of this comparison, with the run directories' provenance."""
+    from rec_env.agents.report import ReportContent, add_comparison
+    from rec_env.agents.runs import read_run_info
+    from rec_env.cli.report import write_html_report
+
+    runs = [entry for entry in entries if Path(entry).is_dir()]
+    content = ReportContent(cohort={"customers": customers, "seed": seed})
+    for run in runs:
+        content.add_run_record(run, read_run_info(run))
+    add_comparison(
+        content,
+        results,
+        contenders,
+        settings,
+        runs=runs,
+        seed=seed,
+        progress=lambda message: console.print(f"{message} …"),
+    )
+    size = write_html_report(content, html, command="recenv compare")
+    typer.echo(f"wrote {html} ({size / 1024:,.0f} KB)")

@@ -338,29 +338,25 @@ def print_filled_in(
 
 
 def save_waterfall(
-    values: ShapleyValues, x: np.ndarray | None, names: list[str], title: str, path: Path
+    values: ShapleyValues,
+    x: np.ndarray | None,
+    names: list[str],
+    title: str,
+    path: Path,
+    axis_label: str = "explained value",
 ) -> None:
     """Save the waterfall plot of one customer's Shapley values to ``path`` (staged).
 
     ``x`` holds the players' values; None when they are groups (``names`` say it all).
     """
-    import matplotlib
+    from rec_env.agents.evaluation.style import save_png
+    from rec_env.agents.explain.plots import waterfall_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
-
-    explanation = shap.Explanation(
-        values=np.asarray(values.values, dtype=np.float64),
-        base_values=float(values.base_value),
-        data=None if x is None else np.asarray(x, dtype=np.float64),
-        feature_names=names,
+    fig = waterfall_figure(
+        values.values, values.base_value, names, x, axis_label=axis_label, title=title
     )
-    shap.plots.waterfall(explanation, max_display=12, show=False)
-    plt.title(title)
     with staged_file(path) as staged:
-        plt.savefig(staged, dpi=120, bbox_inches="tight")
-    plt.close("all")
+        save_png(fig, staged)
 
 
 def _output_paths(customer: Path, summary: bool, out: Path | None, force: bool) -> list[Path]:
@@ -390,12 +386,6 @@ def _print_one(
     path: Path,
     filled_in: Sequence[FilledFeature] = (),
 ) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
-
     data = explainer.as_dict(explanation, 0, top=top)
     obs = np.asarray(explanation.data[0], dtype=np.float32)[None, :]
     masks = explainer.table.consent_masks(obs)
@@ -429,11 +419,23 @@ def _print_one(
             escape(plain_words(item["feature"], item["value"], item["contribution"], output))
         )
     console.print(table)
-    shap.plots.waterfall(explanation[0], max_display=12, show=False)
-    plt.title(f"{customer_id}: {output}")
+    from rec_env.agents.evaluation.style import save_png
+    from rec_env.agents.explain.plots import output_axis, waterfall_figure
+
+    name = explainer.action_names[action]
+    axis_label, _, scale, value_format = output_axis(data["kind"], name)
+    fig = waterfall_figure(
+        explanation.values[0],
+        explanation.base_values[0],
+        list(explainer.feature_names),
+        explanation.data[0],
+        axis_label=axis_label,
+        scale=scale,
+        value_format=value_format,
+        title=f"Why customer {customer_id} gets {name}",
+    )
     with staged_file(path) as staged:
-        plt.savefig(staged, dpi=120, bbox_inches="tight")
-    plt.close("all")
+        save_png(fig, staged)
     console.print(f"Waterfall plot: {path}")
 
 
@@ -446,11 +448,8 @@ def _write_summary(
 ) -> None:
     import csv
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import shap
+    from rec_env.agents.evaluation.style import save_png
+    from rec_env.agents.explain.plots import action_summary_figure
 
     with staged_file(path) as staged, staged.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
@@ -470,10 +469,17 @@ def _write_summary(
                     *(f"{v:.9g}" for v in explanation.values[i]),
                 ]
             )
-    shap.plots.beeswarm(explanation, max_display=16, show=False)
+    fig = action_summary_figure(
+        explanation.values,
+        explanation.data,
+        explanation.actions,
+        explainer.action_names,
+        explainer.feature_names,
+        kind=explainer.kind,
+        title=f"Why the policy chooses each action: {len(ids):,} customers, one panel per action",
+    )
     with staged_file(beeswarm) as staged:
-        plt.savefig(staged, dpi=120, bbox_inches="tight")
-    plt.close("all")
+        save_png(fig, staged)
     mean_abs = np.abs(np.asarray(explanation.values)).mean(axis=0)
     order = np.argsort(-mean_abs)[:5]
     typer.echo(f"Explained {len(ids):,} customers.")

@@ -19,6 +19,7 @@ from rec_env.cli.log import log_app
 from rec_env.cli.offline import offline_app
 from rec_env.cli.ope import ope_command
 from rec_env.cli.profiles import profiles_app
+from rec_env.cli.report import report_command
 from rec_env.cli.rewards import rewards_app
 from rec_env.cli.score import score_command
 from rec_env.cli.serve import serve_command
@@ -45,6 +46,7 @@ app.command("simulate")(simulate)
 app.command("train")(train_command)
 app.command("eval")(eval_command)
 app.command("compare")(compare_command)
+app.command("report")(report_command)
 app.command("serve")(serve_command)
 app.add_typer(log_app, name="log")
 app.command("explain")(explain_command)

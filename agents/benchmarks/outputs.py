@@ -8,21 +8,24 @@
   with paired bootstrap 95 % CIs;
 * ``hillstrom_R_replay.csv``: the training replay of every policy: rounds logged and kept, and
   mean reward per kept round;
-* ``hillstrom_R_replay.png``: the replay learning curves, cumulative reward and running mean
-  reward against kept rounds.
+* ``hillstrom_R_replay.png``: the replay learning curves, total reward and reward per customer
+  so far against the customers replayed.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rec_env.agents.benchmarks.hillstrom import LEARNED_POLICIES, HillstromBenchmark
 
-__all__ = ["plot_replay_curves", "write_hillstrom_outputs"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["REWARD_WORDS", "plot_replay_curves", "replay_figure", "write_hillstrom_outputs"]
 
 
 def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
@@ -33,42 +36,69 @@ def _write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     return path
 
 
-def plot_replay_curves(bench: HillstromBenchmark, path: str | Path) -> Path:
-    """Replay learning curves of the training half as a PNG (matplotlib, Agg).
+REWARD_WORDS: dict[str, tuple[str, str]] = {
+    "visit": ("site visits", "visits"),
+    "conversion": ("purchases", "purchases"),
+    "spend": ("spend (USD)", "USD spent"),
+    "profit": ("profit (USD)", "USD profit"),
+}
+"""Hillstrom reward → (what it counts, its unit per customer) in words."""
 
-    Left: cumulative reward against kept rounds. Right: mean reward per kept round so far
-    (from round 200 on, where it has settled enough to read). Learned bandits are solid lines,
-    the constant and random references dashed.
+
+def replay_figure(bench: HillstromBenchmark) -> Figure:
+    """The replay learning curves of the training half (house style), legends on both panels.
+
+    Left: the total reward collected against the customers replayed, that is, the logged
+    customers whose randomly chosen e-mail matched the policy's choice (Li et al. 2011). Right:
+    the reward per replayed customer so far, from the 200th on, where it has settled enough to
+    read. Learned policies are solid lines, the constant and random references dashed.
     """
-    import matplotlib
+    from rec_env.agents.evaluation.style import figure, policy_colors
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    counted, unit = REWARD_WORDS.get(bench.reward, (bench.reward, bench.reward))
+    colors = policy_colors(r.policy for r in bench.replays)
+    with figure(nrows=1, ncols=2, figsize=(11, 4.4)) as fig:
+        total, running = fig.axes
+        for result in bench.replays:
+            if result.n_kept == 0:
+                continue
+            rounds = np.arange(1, result.n_kept + 1)
+            cumulative = result.cumulative_reward
+            style = "-" if result.policy in LEARNED_POLICIES else "--"
+            color = colors[result.policy]
+            label = f"{result.policy} ({result.mean_reward:.3g} {unit} per customer)"
+            total.plot(rounds, cumulative, style, color=color, linewidth=1.5, label=label)
+            start = min(200, result.n_kept) - 1
+            running.plot(
+                rounds[start:],
+                (cumulative / rounds)[start:],
+                style,
+                color=color,
+                linewidth=1.5,
+                label=result.policy,
+            )
+        replayed = "customers replayed (their logged e-mail matched the policy's choice)"
+        total.set(xlabel=replayed, ylabel=f"total {counted} collected")
+        total.set_title("What each policy collects while learning")
+        running.set(xlabel=replayed, ylabel=f"{unit} per customer so far")
+        running.set_title("Average so far (from the 200th customer)")
+        total.legend(loc="upper left")
+        running.legend(loc="lower right")
+        fig.suptitle(
+            f"Learning from the Hillstrom e-mail campaign: {bench.n_train:,} customers "
+            f"(training half), reward {counted}, seed {bench.seed}",
+            x=0.01,
+            ha="left",
+        )
+        fig.tight_layout()
+    return fig
 
-    fig, (total, running) = plt.subplots(1, 2, figsize=(11, 4.2))
-    for result in bench.replays:
-        if result.n_kept == 0:
-            continue
-        rounds = np.arange(1, result.n_kept + 1)
-        cumulative = result.cumulative_reward
-        style = "-" if result.policy in LEARNED_POLICIES else "--"
-        label = f"{result.policy} ({result.mean_reward:.4g}/round)"
-        total.plot(rounds, cumulative, style, linewidth=1.4, label=label)
-        start = min(200, result.n_kept) - 1
-        running.plot(rounds[start:], (cumulative / rounds)[start:], style, linewidth=1.4)
-    total.set(xlabel="replayed (kept) rounds", ylabel=f"cumulative {bench.reward}")
-    running.set(xlabel="replayed (kept) rounds", ylabel=f"mean {bench.reward} per round")
-    total.legend(fontsize=8)
-    fig.suptitle(
-        f"Hillstrom replay (Li et al. 2011) on the training half: {bench.n_train:,} customers, "
-        f"reward {bench.reward}, seed {bench.seed}",
-        fontsize=10,
-    )
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+
+def plot_replay_curves(bench: HillstromBenchmark, path: str | Path) -> Path:
+    """Write :func:`replay_figure` as a PNG."""
+    from rec_env.agents.evaluation.style import save_png
+
+    return save_png(replay_figure(bench), path)
 
 
 def write_hillstrom_outputs(bench: HillstromBenchmark, out: str | Path) -> list[Path]:
