@@ -12,6 +12,7 @@ from rec_env.cli.ab import ab_app
 from rec_env.cli.bench import bench_app
 from rec_env.cli.compare import compare_command
 from rec_env.cli.evaluate import eval_command
+from rec_env.cli.examples import examples_app
 from rec_env.cli.explain import explain_command
 from rec_env.cli.features import features_command, history_command
 from rec_env.cli.forecast import forecast_command, twins_command
@@ -57,6 +58,7 @@ app.add_typer(offline_app, name="offline")
 app.command("features")(features_command)
 app.command("score")(score_command)
 app.add_typer(rewards_app, name="rewards")
+app.add_typer(examples_app, name="examples")
 profiles_app.command("history")(history_command)
 profiles_app.command("forecast")(forecast_command)
 profiles_app.command("twins")(twins_command)

@@ -268,7 +268,8 @@ def test_help_lists_every_command_and_group() -> None:
 
 
 def test_readme_names_run_directories_as_train_writes_them() -> None:
-    text = README.read_text(encoding="utf-8")
+    pages = (README, *sorted((README.parent / "docs").rglob("*.md")))  # the README and the docs
+    text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
     algorithms = "|".join(TRAINABLE)
     wrong = re.findall(rf"runs/(?:{algorithms})\b(?!-seed)", text)
     assert wrong == [], wrong

@@ -90,7 +90,7 @@ _PPO_KEYS = (
 
 
 def recommended_ppo_settings() -> dict:
-    """The plain-SB3 recipe: the zoo file ``rec_env/zoo/ppo.yml`` (the README shows the same)."""
+    """The plain-SB3 recipe: the zoo file ``rec_env/zoo/ppo.yml`` (the docs show the same)."""
     from rec_env.zoo import load_hyperparams
 
     return load_hyperparams("ppo")[ENV_ID]
@@ -99,7 +99,7 @@ def recommended_ppo_settings() -> dict:
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_torch_thread")
 def test_plain_sb3_ppo_with_the_recommended_settings_beats_no_action() -> None:
-    """README "Training with your own RL code": its settings, a short budget, a seeded cohort."""
+    """Docs "Training with your own RL code": its settings, a short budget, a seeded cohort."""
     from stable_baselines3 import PPO
     from stable_baselines3.common.env_util import make_vec_env
     from stable_baselines3.common.vec_env import VecNormalize
@@ -130,9 +130,10 @@ def test_plain_sb3_ppo_with_the_recommended_settings_beats_no_action() -> None:
     assert trained > baseline + 0.1, (trained, baseline)
 
 
-def test_readme_snippet_uses_the_recommended_settings() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("## Training with your own RL code", 1)[1].split("\n## ", 1)[0]
+def test_docs_snippet_uses_the_recommended_settings() -> None:
+    training = Path(__file__).parents[1] / "docs" / "guide" / "training.md"
+    page = training.read_text(encoding="utf-8")
+    section = page.split("## Training with your own RL code", 1)[1].split("\n## ", 1)[0]
     snippet = section.split("```python", 1)[1].split("```", 1)[0]
     params = recommended_ppo_settings()
     for key in (*_PPO_KEYS, "n_envs"):
