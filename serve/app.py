@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 import rec_env
+from rec_env.serve.dashboard import close_summary_store
 from rec_env.serve.limits import BodyLimitMiddleware
 from rec_env.serve.metrics import Metrics, MetricsMiddleware
 from rec_env.serve.routes import hot_routes, router
@@ -205,6 +206,7 @@ def create_app(
             yield
         finally:
             app.state.service = None
+            close_summary_store(app.state)
             await run_in_threadpool(loaded.close)
 
     app = FastAPI(

@@ -6,9 +6,11 @@
 * :mod:`~rec_env.serve.routes.events`: ``/v1/events/{event_id}/reward`` closes the loop;
 * :mod:`~rec_env.serve.routes.model`, :mod:`~rec_env.serve.routes.health` and
   :mod:`~rec_env.serve.routes.metrics`: ``/v1/model``, ``/health`` and ``/metrics``;
+* :mod:`~rec_env.serve.routes.dashboard`: ``/dashboard`` (``/`` redirects to it) and its data
+  API ``/v1/dashboard/...``;
 * :mod:`~rec_env.serve.routes.docs`: ``/docs`` and ``/redoc`` from local assets.
 
-:data:`router` includes the first six, in that order. Every JSON body is read as bytes and
+:data:`router` includes all but the last, in that order. Every JSON body is read as bytes and
 validated by the app's :class:`~rec_env.serve.validation.RequestValidators`; its schema is
 referenced from OpenAPI by component name (``#/components/schemas/<Model>``).
 
@@ -23,12 +25,12 @@ from fastapi import APIRouter
 from starlette.routing import BaseRoute, Match, Route
 from starlette.types import Scope
 
-from rec_env.serve.routes import events, explain, health, metrics, model, recommend
+from rec_env.serve.routes import dashboard, events, explain, health, metrics, model, recommend
 
 __all__ = ["hot_routes", "router"]
 
 router = APIRouter()
-for _resource in (recommend, explain, events, model, health, metrics):
+for _resource in (recommend, explain, events, model, health, metrics, dashboard):
     router.include_router(_resource.router)
 
 
