@@ -85,10 +85,10 @@ from rec_env.serve.group_commit import GroupCommit, deferred_commits
 from rec_env.serve.reward_batches import (
     LateRow,
     check_activations,
+    insert_final,
     locate_items,
     record_part,
     record_parts,
-    recorded_before,
     requests_of,
     sort_items,
     terms_of_requests,
@@ -132,10 +132,6 @@ REPLAY_CHUNK = 10_000
 _FLOAT = FLOAT
 _INT = INT
 
-_INSERT_REWARD = (
-    "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
-    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
-)
 _INSERT_STRATEGY_REQUEST = (
     "INSERT INTO requests (request_id, request_key, position_offset, created_at, "
     "model_version, policy_updates, n, features, allowed, probabilities) "
@@ -640,19 +636,14 @@ class DecisionLog:
                 check_activations(connection, items.to_activate, items.errors)
                 rows = items.rows
                 last = connection.execute("SELECT COALESCE(MAX(seq), 0) FROM rewards").fetchone()[0]
-                before = connection.total_changes
-                connection.executemany(_INSERT_REWARD, rows)
-                inserted = connection.total_changes - before
                 late: list[int] = []
                 late_rows: list[LateRow] = []
-                skipped: list[int] = []
-                if inserted < len(rows):  # some events had a reward already
-                    skipped = recorded_before(
-                        connection, items, rewards, parts, last, late, late_rows
-                    )
+                inserted, skipped = insert_final(
+                    connection, items, rewards, parts, last, late, late_rows
+                )
                 late_direct = len(late)
                 pending, part_duplicates = record_parts(
-                    connection, items, event_ids, rewards, parts, terms, now, late, late_rows
+                    connection, items, event_ids, rewards, parts, now, late, late_rows
                 )
                 errors = items.errors
                 if errors:

@@ -73,9 +73,11 @@ On PostgreSQL (:mod:`rec_env.datasets.decision_log_backend`) the same tables are
 collation of text, so event id ranges compare as in SQLite; their ``REFERENCES`` are left out,
 as SQLite leaves them unenforced. ``requests.request_id`` is an
 identity column. ``rewards.seq`` is set by a trigger to one more than the largest, as SQLite
-numbers an ``INTEGER PRIMARY KEY``: writers hold the log's advisory lock, so seqs have no gaps
-and become visible in order, which is what lets every replica replay them in order. A
-PostgreSQL log starts at version 5; there is nothing older to upgrade.
+numbers an ``INTEGER PRIMARY KEY``, unless the insert gives it (a batch of rewards numbers its
+rows from the largest itself, :func:`rec_env.serve.reward_batches.insert_final`): writers hold
+the log's advisory lock, so seqs have no gaps and become visible in order, which is what lets
+every replica replay them in order. A PostgreSQL log starts at version 5; there is nothing
+older to upgrade.
 """
 
 from __future__ import annotations
@@ -246,11 +248,12 @@ _POSTGRES_KEYS = {
 }
 _POSTGRES_EXTRA = (
     "CREATE TABLE IF NOT EXISTS log_schema (version BIGINT NOT NULL)",
-    # seq as SQLite numbers a rowid: one more than the largest (writers take turns)
+    # seq as SQLite numbers a rowid: one more than the largest (writers take turns); a batch
+    # that numbers its rows itself under the same lock skips the per-row call
     "CREATE OR REPLACE FUNCTION recenv_reward_seq() RETURNS trigger LANGUAGE plpgsql AS $$ "
     "BEGIN NEW.seq := (SELECT COALESCE(MAX(seq), 0) + 1 FROM rewards); RETURN NEW; END $$",
     "CREATE OR REPLACE TRIGGER rewards_seq BEFORE INSERT ON rewards "
-    "FOR EACH ROW EXECUTE FUNCTION recenv_reward_seq()",
+    "FOR EACH ROW WHEN (NEW.seq IS NULL) EXECUTE FUNCTION recenv_reward_seq()",
 )
 
 

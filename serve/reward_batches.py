@@ -6,11 +6,17 @@ lower case, so a batch is checked against one lookup per request (:func:`request
 sorted in one pass (:func:`sort_items`): items of requests without a window become rows of
 ``rewards`` (final at once, as in schema 4), items of requests with a window become parts
 (:func:`record_parts`).
+
+Nothing here costs a statement per item, which on PostgreSQL is a network round trip each: a
+batch's activations, parts and final rewards are staged in a temporary table
+(:meth:`~rec_env.datasets.decision_log_backend.LogConnection.stage`, one ``COPY`` on
+PostgreSQL) and checked with one join; the final rewards go in with one ``INSERT … SELECT``
+(:func:`insert_final`). ``benchmarks/rewards.py`` measures it against a bare ``COPY``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from rec_env.datasets.decision_log_backend import LogConnection
 from rec_env.serve.decision_records import (
@@ -21,13 +27,14 @@ from rec_env.serve.decision_records import (
     RewardReceipt,
 )
 from rec_env.serve.event_ids import KEY_LENGTH, POSITIONS
-from rec_env.serve.reward_windows import StoredTerms, activation_time, record_late
+from rec_env.serve.reward_windows import StoredTerms, record_late
 
 __all__ = [
     "LateRow",
     "Located",
     "SortedItems",
     "check_activations",
+    "insert_final",
     "locate_items",
     "record_part",
     "record_parts",
@@ -44,9 +51,86 @@ LateRow = tuple[str, str, int, int, float, float]
 RewardRow = tuple[str, int, int, float, float]
 """A row of ``rewards`` without ``defaulted``: event, request, position, reward, time."""
 
+_INSERT_REWARD = (
+    "INSERT INTO rewards (event_id, request_id, position, reward, received_at) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
+)
+_FINALS = "reward_batch"
+"""PostgreSQL: the temporary table a batch's final rewards are staged in."""
+_FINAL_COLUMNS = (
+    ("seq", "int8"),
+    ("event_id", "text"),
+    ("request_id", "int8"),
+    ("position", "int8"),
+    ("reward", "float8"),
+    ("received_at", "float8"),
+)
+_UNSTAGE_RECORDED = (
+    f"DELETE FROM {_FINALS} AS b USING rewards AS r WHERE r.event_id = b.event_id "
+    "RETURNING b.event_id, b.request_id, b.position, b.reward, b.received_at, r.seq, r.reward, "
+    "r.defaulted"
+)
+# numbered here, not by the trigger (which skips a row given its seq): the writers' lock is
+# held, so no other writer inserts between reading the last seq and these statements
+_INSERT_STAGED = (
+    "INSERT INTO rewards (seq, event_id, request_id, position, reward, received_at) "
+    f"SELECT seq, event_id, request_id, position, reward, received_at FROM {_FINALS}"
+)
+_INSERT_RENUMBERED = (
+    "INSERT INTO rewards (seq, event_id, request_id, position, reward, received_at) "
+    "SELECT ? + row_number() OVER (ORDER BY seq), event_id, request_id, position, reward, "
+    f"received_at FROM {_FINALS}"
+)
+_TO_ACTIVATE = "reward_activation_batch"
+"""The temporary table of a batch's items whose decision needs an activation."""
+_TO_ACTIVATE_COLUMNS = (("item", "int8"), ("request_id", "int8"), ("position", "int8"))
+_NOT_ACTIVATED = (
+    f"SELECT k.item FROM {_TO_ACTIVATE} AS k LEFT JOIN activations AS a "
+    "ON a.request_id = k.request_id AND a.position = k.position WHERE a.request_id IS NULL"
+)
+_PARTS = "reward_part_batch"
+"""The temporary table of a batch's parts (the first item of each)."""
+_PART_STAGE_COLUMNS = (
+    ("item", "int8"),
+    ("event_id", "text"),
+    ("part_id", "text"),
+    ("request_id", "int8"),
+    ("position", "int8"),
+    ("reward", "float8"),
+)
+# window_over in SQL: the window starts at the activation if later than the decision
+_OVER = (
+    "CASE WHEN a.activated_at > t.created_at THEN a.activated_at ELSE t.created_at END "
+    "+ t.window_seconds <= ?"
+)
+# the parts that cannot just be recorded: late (the window closed or is over) or recorded before
+_SETTLED_PARTS = (
+    f"SELECT k.item, k.event_id, k.part_id, k.request_id, k.position, r.seq IS NOT NULL OR "
+    f"{_OVER}, p.reward FROM {_PARTS} AS k "
+    "JOIN request_terms AS t ON t.request_id = k.request_id "
+    "LEFT JOIN rewards AS r ON r.event_id = k.event_id "
+    "LEFT JOIN activations AS a ON a.request_id = k.request_id AND a.position = k.position "
+    "LEFT JOIN reward_parts AS p ON p.event_id = k.event_id AND p.part_id = k.part_id "
+    f"WHERE r.seq IS NOT NULL OR p.reward IS NOT NULL OR {_OVER}"
+)
+_INSERT_PARTS = (
+    "INSERT INTO reward_parts (event_id, part_id, request_id, position, reward, received_at) "
+    f"SELECT event_id, part_id, request_id, position, reward, ? FROM {_PARTS} "
+    "ORDER BY event_id, part_id"
+)
+_PART_COLUMNS = (
+    ("event_id", "text"),
+    ("part_id", "text"),
+    ("request_id", "int8"),
+    ("position", "int8"),
+    ("reward", "float8"),
+    ("received_at", "float8"),
+)
+
 _KEYS_PER_QUERY = 500
 """Keys looked up per query."""
-_NOT_ACTIVATED = (
+_HEX_DIGITS = "0123456789abcdef"
+_NOT_ACTIVATED_MESSAGE = (
     "the decision is not activated: this service learns only from delivered decisions "
     "(require_activation); activate it first"
 )
@@ -92,15 +176,10 @@ def _locate(event_id: str, requests: dict[str, tuple[int, int, int]]) -> Located
     """Where a decision is, or None if no decision has this (canonical) id."""
     request = requests.get(event_id[:KEY_LENGTH])
     suffix = event_id[KEY_LENGTH:]
-    if request is None or len(suffix) != 8:
+    # canonical: 8 lower-case hex digits (no sign, prefix, "_" nor upper case, which int takes)
+    if request is None or len(suffix) != 8 or suffix.strip(_HEX_DIGITS):
         return None
-    try:
-        code = int(suffix, 16)
-    except ValueError:
-        return None
-    if f"{code:08x}" != suffix:  # canonical: no sign, prefix, "_" nor upper case
-        return None
-    position = (code - request[1]) % POSITIONS
+    position = (int(suffix, 16) - request[1]) % POSITIONS
     return (request[0], position) if position < request[2] else None
 
 
@@ -157,23 +236,28 @@ def sort_items(
         if place is None:
             errors.append(_unknown(i, event_id))
             continue
-        stored = terms.get(place[0])
-        if stored is not None:
-            if stored.require_activation:
-                items.to_activate.append((i, place))
-            if stored.window_seconds is not None:
-                items.windowed.append((i, place))
-                continue
+        if terms:
+            stored = terms.get(place[0])
+            if stored is not None:
+                if stored.require_activation:
+                    items.to_activate.append((i, place))
+                if stored.window_seconds is not None:
+                    items.windowed.append((i, place))
+                    continue
         earlier = first.setdefault(event_id, i)
         if earlier == i:
-            rows.append((event_id, place[0], place[1], rewards[i], now))
+            rows.append((event_id, *place, rewards[i], now))
         elif rewards[earlier] != rewards[i]:
             message = f"event {event_id} already has a different reward ({rewards[earlier]!r})"
             errors.append(RewardBatchError(i, "reward", "conflict", message))
         else:
             items.duplicates += 1
-    rows.sort()
+    rows.sort(key=_event_id)  # the event ids of rows differ: the same order as the rows'
     return items
+
+
+def _event_id(row: RewardRow) -> str:
+    return row[0]
 
 
 def check_activations(
@@ -182,14 +266,63 @@ def check_activations(
     errors: list[RewardBatchError],
 ) -> None:
     """Append an error for each item whose decision needs an activation and has none."""
-    for i, place in items:
-        if activation_time(connection, *place) is None:
-            errors.append(RewardBatchError(i, "event_id", "not_activated", _NOT_ACTIVATED))
+    if not items:
+        return
+    connection.stage(_TO_ACTIVATE, _TO_ACTIVATE_COLUMNS, ((i, *place) for i, place in items))
+    for (i,) in connection.execute(_NOT_ACTIVATED):
+        errors.append(RewardBatchError(i, "event_id", "not_activated", _NOT_ACTIVATED_MESSAGE))
+
+
+def insert_final(
+    connection: LogConnection,
+    items: SortedItems,
+    rewards: Sequence[float],
+    parts: Sequence[str | None],
+    last: int,
+    late: list[int],
+    late_rows: list[LateRow],
+) -> tuple[int, list[int]]:
+    """Insert the batch's final rewards (``items.rows``) whose event has none yet.
+
+    They are numbered ``last + 1``, ``last + 2``, … in event id order (``last``: the largest
+    seq, read in the same transaction). The rows of events that had a reward before the batch
+    are sorted by :func:`recorded_before`. On SQLite an ``executemany``. On PostgreSQL the
+    numbered rows are copied into a temporary table (one ``COPY``), those whose event has a
+    reward are taken out of it (one join, which finds them), and the rest go in with one
+    ``INSERT … SELECT``: a per-row statement and trigger call would cost several times more.
+
+    Returns:
+        The rewards inserted, and the indices of the items whose row was not.
+    """
+    rows = items.rows
+    if not connection.postgres:
+        before = connection.total_changes
+        connection.executemany(_INSERT_REWARD, rows)
+        inserted = connection.total_changes - before
+        if inserted == len(rows):
+            return inserted, []
+        found = (
+            (row, *connection.execute(
+                "SELECT seq, reward, defaulted FROM rewards WHERE event_id = ?", (row[0],)
+            ).fetchone())
+            for row in rows
+        )  # fmt: skip
+        return inserted, recorded_before(items, found, rewards, parts, last, late, late_rows)
+    if not rows:
+        return 0, []
+    numbered = ((seq, *row) for seq, row in enumerate(rows, last + 1))
+    connection.stage(_FINALS, _FINAL_COLUMNS, numbered)
+    found = [(row[:5], *row[5:]) for row in connection.execute(_UNSTAGE_RECORDED)]
+    if not found:
+        return connection.execute(_INSERT_STAGED).rowcount, []
+    # the rows left have gaps in their seqs: number them again, in the same order
+    inserted = connection.execute(_INSERT_RENUMBERED, (last,)).rowcount
+    return inserted, recorded_before(items, found, rewards, parts, last, late, late_rows)
 
 
 def recorded_before(
-    connection: LogConnection,
     items: SortedItems,
+    found: Iterable[tuple[RewardRow, int, float, int | None]],
     rewards: Sequence[float],
     parts: Sequence[str | None],
     last: int,
@@ -201,14 +334,21 @@ def recorded_before(
     Appends the late events' first items to ``late`` and ``late_rows``, and the conflicts to
     ``items.errors``.
 
+    Args:
+        items: The batch.
+        found: ``(row, seq, reward, defaulted)``: rows of ``items.rows`` (in any order) and
+            their event's stored reward (numbered above ``last``: inserted now).
+        rewards: The batch's rewards.
+        parts: The batch's part ids.
+        last: The largest seq before the batch.
+        late: The indices of late items.
+        late_rows: The rows of ``late_rewards`` to insert.
+
     Returns:
         The indices of the items whose row was not inserted (the late ones included).
     """
     skipped = []
-    for event_id, request_id, position, _, now in items.rows:
-        seq, recorded, defaulted = connection.execute(
-            "SELECT seq, reward, defaulted FROM rewards WHERE event_id = ?", (event_id,)
-        ).fetchone()
+    for (event_id, request_id, position, _, now), seq, recorded, defaulted in found:
         if seq > last:
             continue  # inserted now
         i = items.first[event_id]
@@ -272,47 +412,62 @@ def record_parts(
     event_ids: Sequence[str],
     rewards: Sequence[float],
     parts: Sequence[str | None],
-    terms: dict[int, StoredTerms],
     now: float,
     late: list[int],
     late_rows: list[LateRow],
 ) -> tuple[int, int]:
     """Record the parts of a batch's windowed items.
 
-    Appends the late items to ``late`` and ``late_rows`` and the conflicts to ``items.errors``.
+    The first item of each part is staged, and one join finds those that are late (their
+    event's window closed or is over, :func:`window_over`) or were recorded before (a
+    duplicate, or a conflict if the reward differs); the others are inserted with one ``INSERT
+    … SELECT``. A later item of the same part is a duplicate of the first if its reward is the
+    same, else a conflict. Appends the late items to ``late`` and ``late_rows`` and the
+    conflicts to ``items.errors``.
 
     Returns:
         The parts recorded and the duplicates.
     """
     first: dict[tuple[str, str], int] = {}
-    rows = []
-    duplicates = 0
+    staged: list[tuple[int, str, str, int, int, float]] = []
+    later: list[int] = []
     for i, place in items.windowed:
-        event_id, part_id = event_ids[i], parts[i] or ""
-        earlier = first.setdefault((event_id, part_id), i)
-        recorded: tuple[float] | None = (rewards[earlier],) if earlier != i else None
-        if earlier == i:
-            final = connection.execute(
-                "SELECT 1 FROM rewards WHERE event_id = ?", (event_id,)
-            ).fetchone()
-            activated = activation_time(connection, *place)
-            if final is not None or window_over(terms[place[0]], activated, now):
-                late.append(i)
-                late_rows.append((event_id, part_id, *place, rewards[i], now))
-                continue
-            recorded = connection.execute(
-                "SELECT reward FROM reward_parts WHERE event_id = ? AND part_id = ?",
-                (event_id, part_id),
-            ).fetchone()
-        if recorded is None:
-            rows.append((event_id, part_id, *place, rewards[i], now))
-        elif recorded[0] == rewards[i]:
+        key = (event_ids[i], parts[i] or "")
+        if first.setdefault(key, i) == i:
+            staged.append((i, *key, *place, rewards[i]))
+        else:
+            later.append(i)
+    if not staged:
+        return 0, 0
+    duplicates = 0
+    connection.stage(_PARTS, _PART_STAGE_COLUMNS, staged)
+    settled = connection.execute(_SETTLED_PARTS, (now, now)).fetchall()
+    for i, event_id, part_id, request_id, position, over, recorded in settled:
+        if over:
+            late.append(i)
+            late_rows.append((event_id, part_id, request_id, position, rewards[i], now))
+        elif recorded == rewards[i]:
             duplicates += 1
         else:
-            message = (
-                f"event {event_id} part {part_id!r} already has a different reward "
-                f"({recorded[0]!r})"
-            )
-            items.errors.append(RewardBatchError(i, "reward", "conflict", message))
-    connection.executemany("INSERT INTO reward_parts VALUES (?, ?, ?, ?, ?, ?)", rows)
+            items.errors.append(_part_conflict(i, event_id, part_id, recorded))
+    for i in later:
+        event_id, part_id = event_ids[i], parts[i] or ""
+        earlier = rewards[first[event_id, part_id]]
+        if earlier == rewards[i]:
+            duplicates += 1
+        else:
+            items.errors.append(_part_conflict(i, event_id, part_id, earlier))
+    if items.errors:  # the batch is refused
+        return 0, duplicates
+    if not settled:
+        connection.execute(_INSERT_PARTS, (now,))
+        return len(staged), duplicates
+    left = {row[0] for row in settled}
+    rows = sorted((*item[1:], now) for item in staged if item[0] not in left)
+    connection.insert_rows("reward_parts", _PART_COLUMNS, rows)
     return len(rows), duplicates
+
+
+def _part_conflict(i: int, event_id: str, part_id: str, recorded: float) -> RewardBatchError:
+    message = f"event {event_id} part {part_id!r} already has a different reward ({recorded!r})"
+    return RewardBatchError(i, "reward", "conflict", message)

@@ -23,7 +23,12 @@ from typer.testing import CliRunner
 from rec_env.agents.baselines import RandomPolicy
 from rec_env.cli.main import app
 from rec_env.datasets.decision_log import read_decision_log
-from rec_env.datasets.decision_log_backend import describe, postgres_url
+from rec_env.datasets.decision_log_backend import (
+    connect_postgres,
+    connect_sqlite,
+    describe,
+    postgres_url,
+)
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve import DecisionService, ServeSettings
 from rec_env.serve.database_lock import DatabaseLock
@@ -138,6 +143,32 @@ def test_an_unreachable_server_is_a_clear_error() -> None:
         DecisionLog("postgresql://recenv:secret@127.0.0.1:1/x", timeout=1.0)
 
 
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_staged_batch_holds_exactly_its_rows(backend, tmp_path, request) -> None:
+    if backend == "sqlite":
+        connection = connect_sqlite(tmp_path / "stage.db", timeout=1.0)
+    else:
+        connection = connect_postgres(request.getfixturevalue("url"), timeout=5.0)
+    columns = (("name", "text"), ("k", "int8"), ("x", "float8"))
+    rows = [("a\tb", 1, 0.1), ("c\\d", -(2**40), float("inf")), ("é", 3, 1e-300)]
+    try:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.stage("staged", columns, [("old", 0, 0.0)])
+        connection.stage("staged", columns, rows)  # replaces the rows
+        assert connection.execute("SELECT * FROM staged ORDER BY k").fetchall() == sorted(
+            rows, key=lambda row: row[1]
+        )
+        connection.execute("CREATE TABLE appended (name TEXT, k BIGINT, x DOUBLE PRECISION)")
+        connection.insert_rows("appended", columns, rows)
+        connection.insert_rows("appended", columns, rows[:1])
+        assert connection.execute("SELECT COUNT(*) FROM appended").fetchone()[0] == 4
+        connection.execute("COMMIT")
+        left = 0 if backend == "postgresql" else 3  # PostgreSQL's is emptied at commit
+        assert connection.execute("SELECT COUNT(*) FROM staged").fetchone()[0] == left
+    finally:
+        connection.close()
+
+
 def test_decisions_and_rewards_round_trip(log) -> None:
     rows = write(log, 5, seed=3)
     columnar = write_columnar(log, 4)
@@ -165,6 +196,120 @@ def test_batch_rewards_are_all_or_nothing_and_numbered_in_order(log) -> None:
     assert log.counts()[1] == 2
     replayed = [(seq, d.event_id) for seq, d, _ in log.rewards_after(0, "m-1")]
     assert replayed == sorted([(1, min(events[0], events[2])), (2, max(events[0], events[2]))])
+
+
+def test_a_batch_numbers_only_its_new_rewards_gaplessly_after_the_others(log) -> None:
+    old = write(log, 3)
+    log.record_reward(old[0], 1.0)
+    log.record_reward(old[1], 2.0)
+    assert log.close_windows(time.time() + 2 * DAY, DAY) == 1  # old[2]: the default, seq 3
+    events = write(log, 40, seed=1)  # ids of one request: in position order
+    log.record_reward(events[6], 6.0)  # seq 4
+    picked = [events[7], old[0], events[5], old[2], old[1], events[6], events[7]]
+    batch = log.record_rewards(picked, [7.0, 1.0, 5.0, 3.0, 2.0, 6.0, 7.0])
+    assert (batch.recorded, batch.duplicates, batch.late, batch.first_seq) == (2, 4, [3], 5)
+    assert batch.recorded_sum == 12.0
+    rows = sql(log.path, "SELECT seq, event_id FROM rewards WHERE seq > 4 ORDER BY seq")
+    assert rows == [(5, events[5]), (6, events[7])]  # no gap for events[6], recorded before
+    assert sql(log.path, "SELECT event_id, reward FROM late_rewards") == [(old[2], 3.0)]
+    with pytest.raises(RewardBatchError, match="item 2") as error:
+        log.record_rewards([events[8], events[9], old[0]], [8.0, 9.0, 4.0])
+    assert error.value.field == "reward"
+    assert log.counts()[1] == 6  # nothing of the refused batch
+    assert log.record_rewards([events[8]], [8.0]).first_seq == 7  # staging left nothing
+    assert log.record_reward(events[9], 9.0).seq == 8  # the trigger numbers single rewards
+    assert [s for s, _, _ in log.rewards_after(0, "m-1")] == list(range(1, 9))
+
+
+def test_batches_of_two_writers_become_visible_in_seq_order(url) -> None:
+    log = DecisionLog(url)
+    log.register_model("m-1", "random", "0" * 64, TABLE.names, action_channels=CHANNELS)
+    events = write(log, 1_200)
+    other = DecisionLog(url)
+    seen: list[list[int]] = []
+    done = threading.Event()
+
+    def post(writer: DecisionLog, share: list[str]) -> None:
+        for start in range(0, len(share), 100):
+            chunk = share[start : start + 100]
+            writer.record_rewards(chunk, [1.0] * len(chunk))
+
+    def watch() -> None:
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as reader:
+            while not done.is_set():
+                rows = reader.execute("SELECT seq FROM rewards ORDER BY seq").fetchall()
+                seen.append([s for (s,) in rows])
+
+    threads = [
+        threading.Thread(target=post, args=(log, events[0::2])),
+        threading.Thread(target=post, args=(other, events[1::2])),
+    ]
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    watcher.join()
+    other.close()
+    seen.append([s for (s,) in sql(url, "SELECT seq FROM rewards ORDER BY seq")])
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in seen)  # never a hole
+    assert len(seen[-1]) == 1_200 and len({len(seqs) for seqs in seen}) > 2
+    log.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_batch_of_parts_sorts_new_duplicate_late_and_conflicting_items(
+    backend, tmp_path, request, monkeypatch
+) -> None:
+    from rec_env.serve import decision_log as decision_log_module
+
+    now = [1_000 * DAY]
+    monkeypatch.setattr(decision_log_module, "time", type("T", (), {"time": lambda: now[0]}))
+    db = tmp_path / "parts.db" if backend == "sqlite" else request.getfixturevalue("url")
+    log = DecisionLog(db)
+    log.register_model("m-1", "random", "0" * 64, TABLE.names, action_channels=CHANNELS)
+    events = write(log, 6, window_seconds=7 * DAY)
+    short = write(log, 2, seed=1, window_seconds=DAY)
+    log.record_reward(events[0], 1.0, "x")
+    now[0] += 2 * DAY  # short's windows are over, not yet closed
+    picked = [events[0], events[0], events[1], short[0], events[1], short[0]]
+    batch = log.record_rewards(
+        picked, [1.0, 2.0, 3.0, 4.0, 3.0, 4.0], ["x", "y", None, "x", None, "x"]
+    )
+    assert (batch.recorded, batch.pending, batch.duplicates, batch.late) == (2, 2, 3, [3])
+    parts = "SELECT event_id, part_id, reward FROM reward_parts ORDER BY event_id, part_id"
+    stored = sorted([(events[0], "x", 1.0), (events[0], "y", 2.0), (events[1], "", 3.0)])
+    late = [(short[0], "x", 4.0)]
+    for items, index in [
+        ([(events[2], 1.0, "a"), (events[0], 9.0, "x")], 1),  # recorded before
+        ([(events[2], 1.0, "a"), (events[2], 2.0, "a")], 1),  # earlier in the batch
+        ([(short[1], 1.0, "z"), (short[0], 5.0, "x"), (short[0], 4.0, "x")], 2),  # late
+    ]:
+        with pytest.raises(RewardBatchError) as error:
+            log.record_rewards(*map(list, zip(*items, strict=True)))
+        assert (error.value.index, error.value.kind) == (index, "conflict")
+    assert sql_of(db, parts) == stored  # the refused batches left nothing
+    assert log.close_windows(now[0] + 30 * DAY) == 8  # closed early: its clock says so
+    batch = log.record_rewards([events[3], events[4]], [1.0, 2.0], ["q", None])
+    assert (batch.recorded, batch.late) == (0, [0, 1])  # final: late though not over
+    log.close()
+    late += [(events[3], "q", 1.0), (events[4], "", 2.0)]
+    late_parts = "SELECT event_id, part_id, reward FROM late_rewards ORDER BY event_id, part_id"
+    assert sql_of(db, late_parts) == sorted(late)
+
+
+def sql_of(db: Path | str, statement: str) -> list[tuple]:
+    """Rows of a query on a SQLite file or a PostgreSQL URL."""
+    if isinstance(db, str):
+        return sql(db, statement)
+    import sqlite3
+
+    with sqlite3.connect(db) as connection:
+        return connection.execute(statement).fetchall()
 
 
 def test_windows_parts_activation_and_late_rewards(log, monkeypatch) -> None:

@@ -29,6 +29,7 @@ from typing import Any
 
 __all__ = [
     "DATABASE_ERRORS",
+    "STAGED_TYPES",
     "WRITER_LOCK_KEY",
     "LogConnection",
     "connect_postgres",
@@ -40,6 +41,15 @@ __all__ = [
 
 WRITER_LOCK_KEY = 0x7265_6365_6E76
 """The advisory lock (``pg_advisory_xact_lock``) every write transaction holds: ``"recenv"``."""
+
+STAGED_TYPES = {
+    "int8": ("INTEGER", "BIGINT"),
+    "float8": ("REAL", "DOUBLE PRECISION"),
+    "text": ("TEXT", 'TEXT COLLATE "C"'),
+}
+"""Column types of :meth:`LogConnection.stage` and :meth:`LogConnection.insert_rows`: the
+PostgreSQL type a ``COPY`` writes, and the column's type in SQLite and in PostgreSQL (where text
+compares byte by byte, as in SQLite)."""
 
 DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.Error,)
 """Errors of the SQLite backend (:func:`database_errors` adds psycopg's once it is loaded)."""
@@ -176,6 +186,59 @@ class LogConnection:
             changed = max(cursor.rowcount, 0)
         self.total_changes += changed
         return changed
+
+    def insert_rows(
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Append ``rows`` to ``table``: one binary ``COPY`` on PostgreSQL.
+
+        ``COPY`` streams the rows in one statement, with none of the per-row parsing, binding
+        and acknowledging of an ``executemany`` (what SQLite, in process, runs). The rows must
+        not conflict with a key: there is no ``ON CONFLICT`` clause.
+
+        Args:
+            table: The table.
+            columns: ``(name, type)`` of the columns the rows fill, the type one of
+                :data:`STAGED_TYPES` (the binary format is written without asking the server).
+            rows: The rows, one value per column.
+        """
+        names = ", ".join(name for name, _ in columns)
+        if not self.postgres:
+            marks = ", ".join("?" * len(columns))
+            self.raw.executemany(f"INSERT INTO {table} ({names}) VALUES ({marks})", rows)
+            self.total_changes = self.raw.total_changes
+            return
+        statement = f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)"
+        with self.raw.cursor() as cursor:
+            with cursor.copy(statement) as copy:
+                copy.set_types([kind for _, kind in columns])
+                for row in rows:
+                    copy.write_row(row)
+            self.total_changes += max(cursor.rowcount, 0)
+
+    def stage(
+        self, table: str, columns: Sequence[tuple[str, str]], rows: Iterable[Sequence[Any]]
+    ) -> None:
+        """Make the temporary table ``table`` of this connection hold ``rows``, and only them.
+
+        A batch staged in a table is checked or inserted with a few set-based statements
+        (joins, ``INSERT … SELECT``) instead of one statement per row, which on PostgreSQL is a
+        round trip each. The table is created on first use, private to the connection (on
+        PostgreSQL emptied at every commit), and filled by :meth:`insert_rows`.
+
+        Args:
+            table: The temporary table's name.
+            columns: ``(name, type)`` of its columns, the type one of :data:`STAGED_TYPES`.
+            rows: The rows, one value per column.
+        """
+        dialect = 1 if self.postgres else 0
+        ddl = ", ".join(f"{name} {STAGED_TYPES[kind][dialect]}" for name, kind in columns)
+        end = " ON COMMIT DELETE ROWS" if self.postgres else ""
+        self.raw.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {table} ({ddl}){end}")
+        # SQLite keeps the last batch's rows; PostgreSQL's table is empty unless staged twice
+        # in one transaction
+        self.raw.execute(f"DELETE FROM {table}")
+        self.insert_rows(table, columns, rows)
 
     def read_bytes(
         self, table: str, column: str, key: str, row: int, start: int, size: int
