@@ -32,7 +32,7 @@ import json
 import math
 import shutil
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -870,13 +870,11 @@ def write_report(results: dict[str, Any], directory: Path) -> list[Path]:
     return paths + _plots(results, directory)
 
 
-def _plots(results: dict[str, Any], directory: Path) -> list[Path]:
-    """``policy_value.png`` (and ``qini.png`` for two actions) of the learned policies."""
+def saved_curves(
+    results: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """The policy-value and Qini curves of saved ``results`` (``results.json``), by policy."""
     from rec_env.agents.evaluation.targeting import PolicyValueCurve
-    from rec_env.agents.evaluation.uplift_plots import (
-        plot_policy_value_curves,
-        plot_uplift_curves,
-    )
 
     curves, qini = {}, {}
     for entry in results["policies"]:
@@ -896,6 +894,17 @@ def _plots(results: dict[str, Any], directory: Path) -> list[Path]:
         if "qini_curve" in targeting:
             q = targeting["qini_curve"]
             qini[entry["name"]] = (np.asarray(q["n_targeted"]), np.asarray(q["value"]))
+    return curves, qini
+
+
+def _plots(results: dict[str, Any], directory: Path) -> list[Path]:
+    """``policy_value.png`` (and ``qini.png`` for two actions) of the learned policies."""
+    from rec_env.agents.evaluation.uplift_plots import (
+        plot_policy_value_curves,
+        plot_uplift_curves,
+    )
+
+    curves, qini = saved_curves(results)
     paths = []
     if curves:
         constants = [e for e in results["policies"] if e["kind"] == "constant"]

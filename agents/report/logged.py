@@ -128,27 +128,10 @@ def logged_headline(results: Mapping[str, Any]) -> str:
 
 
 def _offline_curves(results: Mapping[str, Any]) -> list[str]:
-    from rec_env.agents.evaluation.targeting import PolicyValueCurve
     from rec_env.agents.evaluation.uplift_plots import policy_value_figure, uplift_figure
+    from rec_env.agents.offline.pipeline import saved_curves
 
-    curves, qini = {}, {}
-    for entry in results["policies"]:
-        targeting = entry.get("targeting", {})
-        if "policy_value_curve" in targeting:
-            c = targeting["policy_value_curve"]
-            shares = np.asarray(c["shares"], dtype=np.float64)
-            curves[entry["name"]] = PolicyValueCurve(
-                shares,
-                (shares * results["n_test"]).astype(np.int64),
-                np.asarray(c["value"], dtype=np.float64),
-                np.asarray(c["ci_low"], dtype=np.float64),
-                np.asarray(c["ci_high"], dtype=np.float64),
-                c["estimator"],
-                results["n_test"],
-            )
-        if "qini_curve" in targeting:
-            q = targeting["qini_curve"]
-            qini[entry["name"]] = (np.asarray(q["n_targeted"]), np.asarray(q["value"]))
+    curves, qini = saved_curves(results)
     out = []
     reward = results["reward"]
     if curves:
