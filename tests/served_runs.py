@@ -29,3 +29,22 @@ def uniform_bandit_run(directory: Path) -> Path:
     policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=1.0,
                            decay=0.0, min_epsilon=0.0)  # fmt: skip
     return write_run(directory, policy)
+
+
+def learned_linucb_run(directory: Path) -> Path:
+    """A LinUCB run that learned for a few weeks of 300 customers, with a training curve."""
+    from rec_env.agents.registry import make_bandit
+    from rec_env.agents.runs import write_curve
+    from rec_env.rollout import run_cohort
+    from rec_env.settings import EnvSettings
+
+    model = EnvSettings().build_model()
+    bandit = make_bandit("linucb", model, 0)
+    run_cohort(model, bandit, 300, horizon=4, seed=0, learn=True)
+    run = write_run(directory, bandit)
+    rows = [
+        {"timesteps": float(t), "profit_per_customer": p, "profit_ci95": 0.4}
+        for t, p in ((0, 4.0), (600, 4.5), (1200, 5.0))
+    ]
+    write_curve(run, rows)
+    return run

@@ -18,16 +18,12 @@ import numpy as np
 import pytest
 from browser import artifacts_dir, browser, chromium_executable, visit
 from serve_process import running_server
-from served_runs import write_run
+from served_runs import learned_linucb_run
 from typer.testing import CliRunner
 
 from rec_env.agents.explain import population_background
-from rec_env.agents.registry import make_bandit
-from rec_env.agents.runs import write_curve
 from rec_env.cli.main import app
 from rec_env.features import FEATURE_NAMES
-from rec_env.rollout import run_cohort
-from rec_env.settings import EnvSettings
 
 KEY = "browser-test-key"
 CHARTS = ("decisions", "rewards", "off-policy", "holdout", "action-mix", "propensities",
@@ -41,15 +37,7 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def linucb_run(tmp_path_factory) -> Path:
-    """A LinUCB run that learned for a few weeks, with a training curve."""
-    model = EnvSettings().build_model()
-    bandit = make_bandit("linucb", model, 0)
-    run_cohort(model, bandit, 300, horizon=4, seed=0, learn=True)
-    directory = write_run(tmp_path_factory.mktemp("runs") / "linucb-seed0", bandit)
-    curve = [{"timesteps": float(t), "profit_per_customer": p, "profit_ci95": 0.4}
-             for t, p in ((0, 4.0), (600, 4.5), (1200, 5.0))]  # fmt: skip
-    write_curve(directory, curve)
-    return directory
+    return learned_linucb_run(tmp_path_factory.mktemp("runs") / "linucb-seed0")
 
 
 def test_the_report_renders_offline(chromium, linucb_run, tmp_path) -> None:

@@ -10,18 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from cli_checks import assert_bad_input
-from served_runs import write_run
+from served_runs import learned_linucb_run
 from typer.testing import CliRunner
 
 import rec_env
 from rec_env.agents.baselines import FixedActionPolicy
 from rec_env.agents.evaluation.evaluate import KPI, Evaluation
-from rec_env.agents.registry import make_bandit
 from rec_env.agents.report import headline
 from rec_env.agents.report.lifetime import lifetime_mix
-from rec_env.agents.runs import read_run_info, write_curve
+from rec_env.agents.runs import read_run_info
 from rec_env.cli.main import app
-from rec_env.rollout import run_cohort
 from rec_env.settings import EnvSettings
 
 runner = CliRunner()
@@ -32,17 +30,7 @@ EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", re.IGNOR
 
 @pytest.fixture(scope="module")
 def linucb_run(tmp_path_factory) -> Path:
-    """A LinUCB run that learned for a few weeks, with a training curve."""
-    model = EnvSettings().build_model()
-    bandit = make_bandit("linucb", model, 0)
-    run_cohort(model, bandit, 300, horizon=4, seed=0, learn=True)
-    directory = write_run(tmp_path_factory.mktemp("runs") / "linucb-seed0", bandit)
-    rows = [
-        {"timesteps": float(t), "profit_per_customer": p, "profit_ci95": 0.4}
-        for t, p in ((0, 4.0), (600, 4.5), (1200, 5.0))
-    ]
-    write_curve(directory, rows)
-    return directory
+    return learned_linucb_run(tmp_path_factory.mktemp("runs") / "linucb-seed0")
 
 
 def evaluation(policy: str, profit: float, messages: float, ci: float = 0.2) -> Evaluation:
