@@ -42,14 +42,19 @@ min_no_action_share: 0.1
 """
 
 
-def best_of(repeats: int, function) -> float:
-    """The fastest of ``repeats`` timed calls (seconds)."""
-    times = []
+def best_of_each(repeats: int, *functions) -> list[float]:
+    """The fastest of ``repeats`` timed calls of each function, taken in turns (seconds).
+
+    Taking turns exposes every function to the same load on a shared machine, so that their
+    ratios hold even when the machine's speed drifts.
+    """
+    best = [float("inf")] * len(functions)
     for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - started)
-    return min(times)
+        for i, function in enumerate(functions):
+            started = time.perf_counter()
+            function()
+            best[i] = min(best[i], time.perf_counter() - started)
+    return best
 
 
 def main() -> None:
@@ -89,14 +94,14 @@ def main() -> None:
         pq.write_table(pa.table(columns), path)
 
         masks = np.ones((n, scorer.table.n_actions), dtype=bool)
-        floor = best_of(args.repeats, lambda: scorer.probability_fn(features, masks))
         network, layers = scorer._compiled or (None, None)
-        compiled = (
-            best_of(args.repeats, lambda: layers(network.scaling(features)))
-            if layers is not None
-            else float("nan")
+        scoring, floor, compiled = best_of_each(
+            args.repeats,
+            lambda: scorer.score(features, ids),
+            lambda: scorer.probability_fn(features, masks),
+            (lambda: layers(network.scaling(features))) if layers is not None else lambda: None,
         )
-        scoring = best_of(args.repeats, lambda: scorer.score(features, ids))
+        compiled = compiled if layers is not None else float("nan")
 
         def end_to_end() -> None:
             read_ids, read_features = read_customers(path)
@@ -106,8 +111,7 @@ def main() -> None:
         def io_floor() -> None:
             pq.write_table(pq.read_table(path), root / "copy.parquet")
 
-        e2e = best_of(args.repeats, end_to_end)
-        io = best_of(args.repeats, io_floor)
+        e2e, io = best_of_each(args.repeats, end_to_end, io_floor)
         scored = scorer.score(features, ids)
         started = time.perf_counter()
         _log(root / "decisions.db", info, features, scorer, scored)

@@ -50,6 +50,7 @@ from rec_env.errors import ConfigError
 from rec_env.features import CHANNELS, FEATURE_INDEX, FEATURE_NAMES
 
 __all__ = [
+    "CONDITION_OPS",
     "BatchAllocation",
     "Budget",
     "BusinessRules",
@@ -57,6 +58,7 @@ __all__ = [
     "CompiledRules",
     "Condition",
     "Eligibility",
+    "MaskProgram",
     "compile_rules",
     "load_rules",
 ]
@@ -69,6 +71,10 @@ _OPS = {
     "==": np.equal,
     "!=": np.not_equal,
 }
+CONDITION_OPS = tuple(_OPS)
+_TABLE_BITS = 16
+"""Rule codes below ``2**_TABLE_BITS`` are described by a lookup table."""
+"""A condition's operators, in the order of :attr:`MaskProgram.condition_op`'s codes."""
 _OFFERS = ("discount", "free_shipping", "recommendation")
 
 
@@ -160,13 +166,18 @@ class Cap(_Selects):
             chosen &= np.array(table.offers) == "discount"
         return chosen
 
+    @property
+    def condition(self) -> Condition:
+        """The customers the cap stops, as a condition on one feature."""
+        if self.max_messages is not None:
+            return Condition(feature="contacts_last_30d", op=">=", value=self.max_messages)
+        if self.max_discounts is not None:
+            return Condition(feature="discounts_last_90d", op=">=", value=self.max_discounts)
+        return Condition(feature="days_since_contact", op="<", value=self.min_days_between or 0)
+
     def blocked(self, obs: np.ndarray) -> np.ndarray:
         """``(n,)`` bool: customers the cap stops from getting the selected messages."""
-        if self.max_messages is not None:
-            return obs[:, FEATURE_INDEX["contacts_last_30d"]] >= self.max_messages
-        if self.max_discounts is not None:
-            return obs[:, FEATURE_INDEX["discounts_last_90d"]] >= self.max_discounts
-        return obs[:, FEATURE_INDEX["days_since_contact"]] < float(self.min_days_between or 0)
+        return self.condition.holds(obs)
 
 
 class Condition(_Strict):
@@ -274,14 +285,34 @@ class CompiledRules:
         rows = [cap.blocked(obs) for cap in self.rules.caps]
         rows += [rule.blocked(obs) for rule in self.rules.eligibility]
         if self.rules.suppression is not None:
-            if customer_ids is None or not self.suppressed:
-                rows.append(np.zeros(obs.shape[0], dtype=bool))
-            else:
-                ids = np.asarray(customer_ids).astype(str)
-                rows.append(np.isin(ids, list(self.suppressed)))
+            rows.append(self.suppressed_rows(customer_ids, obs.shape[0]))
         if not rows:
             return np.zeros((0, obs.shape[0]), dtype=bool)
         return np.stack(rows)
+
+    def suppressed_rows(self, customer_ids: np.ndarray | None, n: int) -> np.ndarray:
+        """``(n,)`` bool: the customers on the suppression list (nobody without ids)."""
+        if customer_ids is None or not self.suppressed:
+            return np.zeros(n, dtype=bool)
+        return np.isin(np.asarray(customer_ids).astype(str), list(self.suppressed))
+
+    def program(self) -> MaskProgram:
+        """The mask rules as flat arrays, for a compiled kernel (:class:`MaskProgram`)."""
+        conditions = [(r, cap.condition) for r, cap in enumerate(self.rules.caps)] + [
+            (len(self.rules.caps) + r, condition)
+            for r, rule in enumerate(self.rules.eligibility)
+            for condition in rule.when
+        ]
+        return MaskProgram(
+            selections=np.ascontiguousarray(self.selections, dtype=np.bool_),
+            condition_rule=np.array([r for r, _ in conditions], dtype=np.int64),
+            condition_feature=np.array(
+                [FEATURE_INDEX[c.feature] for _, c in conditions], dtype=np.int64
+            ),
+            condition_op=np.array([CONDITION_OPS.index(c.op) for _, c in conditions], np.int64),
+            condition_value=np.array([c.value for _, c in conditions], dtype=np.float64),
+            suppression=len(self.names) - 1 if self.rules.suppression is not None else -1,
+        )
 
     def masks(self, obs: np.ndarray, customer_ids: np.ndarray | None = None) -> np.ndarray:
         """``(n, n_actions)`` bool: the actions the caps, eligibility and suppression allow.
@@ -330,13 +361,22 @@ class CompiledRules:
 
     def describe(self, codes: np.ndarray) -> np.ndarray:
         """``(n,)`` object array of ``;``-joined labels of the bits set in ``codes``."""
-        labels = self.labels
-        unique, inverse = np.unique(np.asarray(codes, dtype=np.uint64), return_inverse=True)
-        texts = np.array(
-            [";".join(t for b, t in enumerate(labels) if int(code) >> b & 1) for code in unique],
-            dtype=object,
-        )
+        codes = np.asarray(codes, dtype=np.uint64).reshape(-1)
+        if codes.size == 0 or int(codes.max()) < 1 << _TABLE_BITS:
+            # a text for every code that occurs, looked up: no sort of a million codes
+            seen = np.zeros(1 << _TABLE_BITS, dtype=bool)
+            seen[codes] = True
+            texts = np.empty(seen.size, dtype=object)
+            for code in np.flatnonzero(seen).tolist():
+                texts[code] = self._text(code)
+            return texts[codes]
+        unique, inverse = np.unique(codes, return_inverse=True)
+        texts = np.array([self._text(int(code)) for code in unique], dtype=object)
         return texts[inverse.reshape(-1)]
+
+    def _text(self, code: int) -> str:
+        """The ``;``-joined labels of the bits set in ``code``."""
+        return ";".join(label for b, label in enumerate(self.labels) if code >> b & 1)
 
     def allocate(
         self,
@@ -345,15 +385,17 @@ class CompiledRules:
         allowed: np.ndarray,
         priority: np.ndarray,
         choose: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+        *,
+        batch: np.ndarray | None = None,
     ) -> BatchAllocation:
         """Apply the budgets and the no-action share to a batch's chosen actions.
 
-        Each budget keeps its selected messages for the customers of highest ``priority``, up
-        to its limit; the others choose again (``choose``, default the most probable) from
-        their probabilities over the actions still allowed, that budget's messages removed.
-        Budgets are applied in the file's order, repeatedly until none is exceeded. Then, if
-        fewer than ``min_no_action_share`` of the batch get nothing, the messages of lowest
-        priority become ``no_action``.
+        Each budget keeps its selected messages for the customers of highest ``priority`` (the
+        earlier customer first among equals), up to its limit; the others choose again
+        (``choose``, default the most probable) from their probabilities over the actions still
+        allowed, that budget's messages removed. Budgets are applied in the file's order,
+        repeatedly until none is exceeded. Then, if fewer than ``min_no_action_share`` of the
+        batch get nothing, the messages of lowest priority become ``no_action``.
 
         Args:
             actions: ``(n,)`` chosen actions (already within ``allowed``).
@@ -362,59 +404,137 @@ class CompiledRules:
             priority: ``(n,)`` who keeps a budgeted message first (higher first).
             choose: ``choose(probabilities, rows)`` draws one action per row of ``(k,
                 n_actions)`` probabilities (rows sum to 1) for the customers ``rows`` (indices
-                into this batch); batch scoring draws from each customer's own hash.
+                into the batch, in priority order); batch scoring draws from each customer's
+                own hash.
+            batch: Indices of the rows of the arrays that form the batch (default: all), so
+                that a caller need not copy them.
 
         Returns:
-            The actions, the probability each was chosen with (1 for a forced ``no_action``),
-            and per customer the codes of the batch rules that changed the decision (bits after
-            the mask rules', see :attr:`labels`).
+            Per customer of the batch: the action, the probability it was chosen with (1 for a
+            forced ``no_action``), and the codes of the batch rules that changed the decision
+            (bits after the mask rules', see :attr:`labels`).
         """
-        actions = np.array(actions, dtype=np.intp)
-        allowed = np.array(allowed, dtype=bool)
+        rows = np.arange(len(actions)) if batch is None else np.asarray(batch, dtype=np.intp)
+        actions = np.asarray(actions)[rows].astype(np.intp, copy=False)  # a copy: indexed
         probabilities = np.asarray(probabilities, dtype=np.float64)
-        n = actions.shape[0]
-        propensity = probabilities[np.arange(n), actions].copy()
-        codes = np.zeros(n, dtype=np.uint64)
+        priority = np.asarray(priority, dtype=np.float64)[rows]
+        propensity = _at(probabilities, rows, actions)
+        codes = np.zeros(rows.size, dtype=np.uint64)
         first = len(self.names)
         no_action = self.table.no_action
-        # Only messaged customers can use a budget or give way to the no-action share, and none
-        # of the others ever gets a message here: rank those alone (the same relative order).
-        messaged = np.flatnonzero(actions != no_action)
-        rank = np.argsort(-np.asarray(priority, dtype=np.float64)[messaged], kind="stable")
-        order = messaged[rank]
+        selections = [budget.selected(self.table) for budget in self.rules.budgets]
+        removed = np.zeros(rows.size, dtype=np.uint64)  # bit b: budget b's messages removed
         for _ in range(len(self.rules.budgets) + 1):
             changed = False
             for b, budget in enumerate(self.rules.budgets):
-                selected = budget.selected(self.table)
-                using = order[selected[actions[order]]]
+                using = np.flatnonzero(selections[b][actions])
                 if budget.max_messages is not None:
-                    over = using[budget.max_messages :]
+                    over = _beyond_top(using, priority, budget.max_messages)
                 else:
+                    using = _ranked(using, priority)
                     spent = np.cumsum(self.table.cost[actions[using]])
                     over = using[spent > float(budget.max_cost or 0.0) + 1e-12]
                 if over.size == 0:
                     continue
                 changed = True
-                allowed[np.ix_(over, np.flatnonzero(selected))] = False
-                left = np.where(allowed[over], probabilities[over], 0.0)
-                left[:, no_action] += left.sum(axis=1) == 0  # nothing left: do nothing
-                left /= left.sum(axis=1, keepdims=True)
+                removed[over] |= np.uint64(1 << b)
+                still = np.array(np.asarray(allowed)[rows[over]], dtype=bool)
+                for other, selected in enumerate(selections):
+                    lost = (removed[over] >> np.uint64(other)) & np.uint64(1) > 0
+                    still &= ~(lost[:, None] & selected)
+                left = np.where(still, probabilities[rows[over]], 0.0)
+                total = left.sum(axis=1)
+                nothing = total == 0
+                left[:, no_action] += nothing  # nothing left: do nothing
+                total[nothing] = 1.0  # the sum of that row now
+                left /= total[:, None]
                 again = np.argmax(left, axis=1) if choose is None else choose(left, over)
                 actions[over] = again
-                propensity[over] = left[np.arange(over.size), again]
+                propensity[over] = _at(left, np.arange(over.size), again)
                 codes[over] |= np.uint64(1 << (first + b))
             if not changed:
                 break
         share = self.rules.min_no_action_share
         if share > 0:
-            lowest_first = order[::-1]
-            messaged = lowest_first[actions[lowest_first] != no_action]
-            needed = int(np.ceil(share * n)) - int(np.sum(actions == no_action))
-            forced = messaged[: max(needed, 0)]
+            needed = int(np.ceil(share * rows.size)) - int(np.sum(actions == no_action))
+            forced = _lowest(np.flatnonzero(actions != no_action), priority, needed)
             actions[forced] = no_action
             propensity[forced] = 1.0
             codes[forced] |= np.uint64(1 << (first + len(self.rules.budgets)))
         return BatchAllocation(actions, propensity, codes)
+
+
+def _at(matrix: np.ndarray, rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """``matrix[rows, columns]``, through the flat array when it is contiguous (faster)."""
+    if not matrix.flags.c_contiguous:
+        return matrix[rows, columns]
+    return matrix.reshape(-1)[rows * matrix.shape[1] + columns]
+
+
+def _ranked(rows: np.ndarray, priority: np.ndarray) -> np.ndarray:
+    """``rows`` (ascending) from the highest ``priority`` down, the earlier row first on ties."""
+    return rows[np.argsort(-priority[rows], kind="stable")]
+
+
+def _beyond_top(rows: np.ndarray, priority: np.ndarray, k: int) -> np.ndarray:
+    """The ``rows`` after the first ``k`` of :func:`_ranked`, in its order, without ranking all.
+
+    A selection (``np.partition``) finds the ``k``-th highest priority; only the rows below it
+    are ranked. Rows tied with it keep their places by index, as in the stable ranking.
+    """
+    values = priority[rows]
+    if rows.size <= k:
+        return rows[:0]
+    if k == 0 or np.isnan(values).any():
+        return _ranked(rows, priority)[k:]
+    threshold = np.partition(values, rows.size - k)[rows.size - k]
+    kept = values > threshold
+    ties = np.flatnonzero(values == threshold)
+    kept[ties[: k - int(kept.sum())]] = True
+    return _ranked(rows[~kept], priority)
+
+
+def _lowest(rows: np.ndarray, priority: np.ndarray, k: int) -> np.ndarray:
+    """The last ``k`` ``rows`` of :func:`_ranked` (in no particular order), without ranking all."""
+    values = priority[rows]
+    if k <= 0:
+        return rows[:0]
+    if rows.size <= k:
+        return rows
+    if np.isnan(values).any():
+        return _ranked(rows, priority)[rows.size - k :]
+    threshold = np.partition(values, k - 1)[k - 1]
+    chosen = values < threshold
+    ties = np.flatnonzero(values == threshold)
+    # among equals the later row ranks lower, so it gives way first
+    chosen[ties[ties.size - (k - int(chosen.sum())) :]] = True
+    return rows[chosen]
+
+
+@dataclass(frozen=True)
+class MaskProgram:
+    """The mask rules of :class:`CompiledRules` as arrays (:meth:`CompiledRules.program`).
+
+    Rule ``r`` blocks a customer when every condition ``c`` with ``condition_rule[c] == r``
+    holds (``feature condition_op value``, the operator a code into :data:`CONDITION_OPS`), or,
+    for the suppression rule, when the customer is suppressed; it then removes
+    ``selections[r]``. :meth:`CompiledRules.masks` is the definition; a test ties the two.
+
+    Attributes:
+        selections: ``(n_rules, n_actions)`` bool.
+        condition_rule: ``(n_conditions,)`` the rule of each condition.
+        condition_feature: ``(n_conditions,)`` feature index.
+        condition_op: ``(n_conditions,)`` operator code.
+        condition_value: ``(n_conditions,)`` float64.
+        suppression: Row of the suppression rule, or -1.
+    """
+
+    selections: np.ndarray
+    condition_rule: np.ndarray
+    condition_feature: np.ndarray
+    condition_op: np.ndarray
+    condition_value: np.ndarray
+    suppression: int
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from rec_env.features import CONSENT_FEATURES, FEATURE_NAMES, OBS_HIGH, OBS_LOW,
 from rec_env.rules import CompiledRules
 from rec_env.serve.exploration import Exploration, actions_for_uniforms
 from rec_env.serve.fast_policy import ProbabilityFunction, serving_probabilities
-from rec_env.serve.score_kernel import MAX_ACTIONS, keyed_hashes, softmax_explore_draw
+from rec_env.serve.score_kernel import MAX_ACTIONS, draw_actions, keyed_hashes, score_rows
 
 __all__ = [
     "BatchScorer",
@@ -253,6 +253,9 @@ class Scorer:
         self.seed = int(seed)
         self.greedy = bool(greedy)
         self._compiled = _compiled(self.probability_fn, self.exploration, table.n_actions)
+        self._fused = (
+            None if self._compiled is None else _kernel_arrays(self._compiled, table, rules)
+        )
 
     @classmethod
     def for_run(cls, policy: Policy, info: Any, **options: Any) -> Scorer:
@@ -279,66 +282,42 @@ class Scorer:
             ValueError: On a wrong shape or a feature outside its bounds (naming the row and
                 the feature).
         """
-        obs = np.asarray(features, dtype=np.float64) if checked else check_features(features)
+        fused = self._fused is not None
+        obs = np.ascontiguousarray(features, dtype=np.float64)
+        if not (checked or fused) or obs.ndim != 2 or obs.shape[1] != len(FEATURE_NAMES):
+            obs = check_features(obs)  # the fused kernel checks the values as it reads them
         ids = np.asarray(customer_ids)
         n = obs.shape[0]
         if ids.shape != (n,):
             raise ValueError(f"expected {n} customer ids, got shape {ids.shape}")
-        no_action = self.table.no_action
         # Each customer's draws come from keyed hashes of their id, so a customer's decision
         # does not depend on which batch, partition or order they are scored in: one for the
         # holdout, one for the action, one for a budget's second draw.
         hashes = id_hashes(ids, [self.holdout_seed, self.seed * 2, self.seed * 2 + 1])
         held = _held(hashes[0], self.holdout) if self.holdout > 0 else np.zeros(n, dtype=bool)
-        uniforms = _uniforms(hashes[1])
         n_actions = self.table.n_actions
         allowed = np.empty((n, n_actions), dtype=bool)
         served = np.empty((n, n_actions))
         chosen_p = np.empty(n)
         actions = np.empty(n, dtype=np.intp)
+        propensities = np.empty(n)
         codes = np.zeros(n, dtype=np.uint64)
-        # Chunks keep the network's intermediate arrays in cache; the draws are one uniform per
-        # customer in batch order either way.
-        for start in range(0, n, CHUNK):
-            rows = slice(start, min(start + CHUNK, n))
-            chunk_obs = obs[rows]
-            consent = consent_masks(chunk_obs[:, _CONSENT_ROWS], self.table.channel)
-            mask = allowed[rows]  # a view: the masks are built in place
-            mask[:] = consent
-            if self.rules is not None:
-                ruled, codes[rows] = self.rules.masks_and_binding(chunk_obs, consent, ids[rows])
-                mask &= ruled
-            mask[held[rows]] = False
-            mask[:, no_action] = True
-            if self._compiled is not None:  # the same three steps, compiled (score_kernel)
-                network, layers = self._compiled
-                softmax_explore_draw(
-                    layers(network.scaling(chunk_obs)),
-                    mask,
-                    self.exploration.epsilon if self.exploration.kind == "epsilon" else 0.0,
-                    uniforms[rows],
-                    self.greedy,
-                    out=(served[rows], actions[rows], chosen_p[rows]),
-                )
-            else:
-                policy_p = self.probability_fn(chunk_obs, mask)
-                q = self.exploration.apply(policy_p, mask)
-                chosen = (
-                    np.argmax(q, axis=1) if self.greedy else actions_for_uniforms(q, uniforms[rows])
-                )
-                chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
-                served[rows], actions[rows] = q, chosen
-        propensities = served[np.arange(n), actions]
+        out = (allowed, served, actions, chosen_p, propensities, codes)
+        if fused:
+            bad = self._decide_fused(obs, ids, held, _uniforms(hashes[1]), out)
+            if bad < n and not checked:
+                check_features(obs)  # names the first bad row
+        else:
+            self._decide(obs, ids, held, _uniforms(hashes[1]), out)
         if self.rules is not None and self.rules.batch_only:
-            chosen = ~held
-            rows = np.flatnonzero(chosen)
-            again = _uniforms(hashes[2, rows])
+            rows = np.flatnonzero(~held)
             allocation = self.rules.allocate(
-                actions[rows],
-                served[rows],
-                allowed[rows],
-                priority=chosen_p[rows],
-                choose=None if self.greedy else _chooser(again),
+                actions,
+                served,
+                allowed,
+                priority=chosen_p,
+                choose=None if self.greedy else _chooser(_uniforms(hashes[2, rows])),
+                batch=rows,
             )
             actions[rows] = allocation.actions
             propensities[rows] = allocation.propensities
@@ -353,13 +332,85 @@ class Scorer:
         reasons[held] = "holdout"
         return ScoredBatch(
             customer_ids=ids,
-            actions=actions.astype(np.intp),
-            propensities=np.asarray(propensities, dtype=np.float64),
+            actions=actions,
+            propensities=propensities,
             probabilities=served,
             holdout=held,
             rules=reasons,
             action_names=tuple(self.table.names),
         )
+
+    def _decide_fused(
+        self,
+        obs: np.ndarray,
+        ids: np.ndarray,
+        held: np.ndarray,
+        uniforms: np.ndarray,
+        out: tuple[np.ndarray, ...],
+    ) -> int:
+        """Masks, policy and draw, compiled (:func:`score_rows`), chunk by chunk into ``out``.
+
+        Returns:
+            The first row with a feature out of bounds, or ``n``.
+        """
+        assert self._fused is not None and self._compiled is not None
+        scaling, consent, program = self._fused
+        layers = self._compiled[1]
+        if self.rules is not None and program[-1][0] >= 0:
+            suppressed = self.rules.suppressed_rows(ids, obs.shape[0])
+        else:
+            suppressed = np.zeros(obs.shape[0], dtype=bool)
+        epsilon = self.exploration.epsilon if self.exploration.kind == "epsilon" else 0.0
+        n = obs.shape[0]
+        first_bad = n
+        # Chunks keep each step's intermediate arrays in cache for the next.
+        for start in range(0, n, CHUNK):
+            rows = slice(start, min(start + CHUNK, n))
+            chunk = obs[rows]
+            bad = score_rows(
+                chunk,
+                scaling,
+                layers,
+                consent,
+                (*program, suppressed[rows]),
+                held[rows],
+                (epsilon, uniforms[rows], self.greedy, self.table.no_action),
+                tuple(array[rows] for array in out),
+            )
+            if bad < chunk.shape[0]:
+                first_bad = min(first_bad, start + bad)
+        return first_bad
+
+    def _decide(
+        self,
+        obs: np.ndarray,
+        ids: np.ndarray,
+        held: np.ndarray,
+        uniforms: np.ndarray,
+        out: tuple[np.ndarray, ...],
+    ) -> None:
+        """Masks, policy and draw in numpy, with the three definitions, into ``out``."""
+        allowed, served, actions, chosen_p, propensities, codes = out
+        no_action = self.table.no_action
+        for start in range(0, obs.shape[0], CHUNK):
+            rows = slice(start, min(start + CHUNK, obs.shape[0]))
+            chunk_obs = obs[rows]
+            consent = consent_masks(chunk_obs[:, _CONSENT_ROWS], self.table.channel)
+            mask = allowed[rows]  # a view: the masks are built in place
+            mask[:] = consent
+            if self.rules is not None:
+                ruled, codes[rows] = self.rules.masks_and_binding(chunk_obs, consent, ids[rows])
+                mask &= ruled
+            mask[held[rows]] = False
+            mask[:, no_action] = True
+            policy_p = self.probability_fn(chunk_obs, mask)
+            q = self.exploration.apply(policy_p, mask)
+            chosen = (
+                np.argmax(q, axis=1) if self.greedy else actions_for_uniforms(q, uniforms[rows])
+            )
+            chosen_p[rows] = policy_p[np.arange(chosen.size), chosen]
+            served[rows], actions[rows] = q, chosen
+            propensities[rows] = q[np.arange(chosen.size), chosen]
 
 
 def _compiled(
@@ -378,10 +429,51 @@ def _compiled(
         or getattr(probability_fn, "__name__", "") != "probabilities"
         or exploration.kind == "temperature"
         or n_actions > MAX_ACTIONS
+        or network.n_features != len(FEATURE_NAMES)
     ):
         return None
     layers = compile_network(network)
     return None if layers is None else (network, layers)
+
+
+def _kernel_arrays(
+    compiled: tuple[Any, Any], table: ActionTable, rules: CompiledRules | None
+) -> tuple[tuple[np.ndarray, ...], ...]:
+    """The fixed arguments of :func:`score_rows`: scaling, consent, mask rules."""
+    network = compiled[0]
+    scaling = network.scaling
+    log_column = np.full(scaling.log_mask.size, -1, dtype=np.int64)
+    log_column[scaling.log_mask] = np.arange(int(scaling.log_mask.sum()))
+    low, high = OBS_LOW.astype(np.float64), OBS_HIGH.astype(np.float64)
+    if rules is None:
+        program: tuple[np.ndarray, ...] = (
+            np.zeros((0, table.n_actions), dtype=bool),
+            *(np.zeros(0, dtype=np.int64) for _ in range(3)),
+            np.zeros(0),
+            np.array([-1]),
+        )
+    else:
+        compiled_rules = rules.program()
+        program = (
+            compiled_rules.selections,
+            compiled_rules.condition_rule,
+            compiled_rules.condition_feature,
+            compiled_rules.condition_op,
+            compiled_rules.condition_value,
+            np.array([compiled_rules.suppression]),
+        )
+    return (
+        (
+            np.flatnonzero(scaling.log_mask),
+            log_column,
+            scaling.linear,
+            scaling.logarithmic,
+            low,
+            high,
+        ),
+        (np.array(_CONSENT_ROWS, dtype=np.int64), table.channel.astype(np.int64)),
+        program,
+    )
 
 
 def _uniforms(hashes: np.ndarray) -> np.ndarray:
@@ -393,7 +485,7 @@ def _chooser(uniforms: np.ndarray) -> Any:
     """The budget allocation's draw: the rows it re-decides use their customers' uniforms."""
 
     def choose(probabilities: np.ndarray, rows: np.ndarray) -> np.ndarray:
-        return actions_for_uniforms(probabilities, uniforms[rows])
+        return draw_actions(probabilities, uniforms[rows])  # actions_for_uniforms, compiled
 
     return choose
 

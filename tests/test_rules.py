@@ -129,6 +129,33 @@ def test_budgets_keep_messages_for_the_highest_priority_and_choose_again() -> No
     assert again == rec and result.propensities[3] == pytest.approx(0.3 / 0.4)
 
 
+def test_budgets_and_the_share_break_priority_ties_by_order() -> None:
+    """Ranking by priority is stable: among equals the earlier customer keeps the message."""
+    rules = compiled(
+        budgets=[{"name": "d", "offers": ["discount"], "max_messages": 3}], min_no_action_share=0.5
+    )
+    d15 = TABLE.names.index("discount_15_email")
+    rec = TABLE.names.index("recommendation_email")
+    probabilities = np.zeros((10, TABLE.n_actions))
+    probabilities[:, d15], probabilities[:, rec] = 0.6, 0.4
+    actions = np.full(10, d15)
+    allowed = np.ones((10, TABLE.n_actions), dtype=bool)
+    priority = np.full(10, 0.5)
+    priority[7] = 0.9
+    result = rules.allocate(actions, probabilities, allowed, priority)
+    assert np.flatnonzero(result.actions == d15).tolist() == [0, 1, 7]
+    # half the batch gets nothing: the lowest priority, the latest customers first
+    assert np.flatnonzero(result.actions == TABLE.no_action).tolist() == [4, 5, 6, 8, 9]
+    assert np.flatnonzero(result.actions == rec).tolist() == [2, 3]
+    # ``batch`` picks rows without copying them: the same as allocating the rows alone
+    batch = np.array([1, 3, 4, 7, 9])
+    part = rules.allocate(actions, probabilities, allowed, priority, batch=batch)
+    alone = rules.allocate(actions[batch], probabilities[batch], allowed[batch], priority[batch])
+    assert np.array_equal(part.actions, alone.actions) and np.array_equal(part.codes, alone.codes)
+    assert np.array_equal(part.propensities, alone.propensities)
+    assert part.actions.tolist() != result.actions[batch].tolist()  # a smaller batch
+
+
 def test_a_budget_in_cost_stops_at_its_limit() -> None:
     rules = compiled(budgets=[{"name": "sms", "channels": ["sms"], "max_cost": 0.1}])
     sms = TABLE.names.index("discount_10_sms")  # $0.04 each

@@ -291,10 +291,23 @@ def test_the_compiled_path_decides_as_the_numpy_definitions(ppo_run, base, greed
     """The network kernel and the softmax, ε-mixing and draw kernel are the same arithmetic."""
     ids, features = base
     policy, info = load_run(ppo_run)
+    # Every kind of mask rule and every operator, so that the compiled rule program is checked
+    # against CompiledRules.masks and binding (batch rules are the same code on both paths).
+    when = [
+        {"feature": "last_purchase_days", "op": "<=", "value": 40},
+        {"feature": "frequency", "op": "!=", "value": 0},
+        {"feature": "consent_sms", "op": "==", "value": 1},
+    ]
     rules = compile_rules(
-        BusinessRules.model_validate({"caps": [{"max_messages": 1}]}),
+        BusinessRules.model_validate(
+            {"caps": [{"max_messages": 1}, {"min_days_between": 10, "channels": ["sms"]}],
+             "eligibility": [{"name": "e", "offers": ["discount"], "when": when},
+                             {"name": "f", "channels": ["push"],
+                              "when": [{"feature": "recency", "op": ">", "value": 30}]}],
+             "suppression": {"customer_ids": ["c00001", "c00010"]}}
+        ),
         info.settings.build_model().actions,
-    )
+    )  # fmt: skip
     fast = Scorer.for_run(policy, info, rules=rules, holdout=0.1, seed=3, greedy=greedy)
     assert fast._compiled is not None  # a PPO network of SB3's default shape compiles
     network = fast.probability_fn.__self__
@@ -314,6 +327,17 @@ def test_the_compiled_path_decides_as_the_numpy_definitions(ppo_run, base, greed
     np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=0, atol=1e-7)
     np.testing.assert_allclose(a.propensities, b.propensities, rtol=0, atol=1e-7)
     assert np.array_equal(a.rules, b.rules) and np.array_equal(a.holdout, b.holdout)
+    labels = set(";".join(a.rules.tolist()).split(";"))
+    assert {"cap:max_messages=1", "eligibility:e", "eligibility:f", "suppression"} <= labels
+    assert np.array_equal(a.probabilities > 0, b.probabilities > 0)  # the same masks (ε > 0)
+    free = np.flatnonzero(~a.holdout & ((a.probabilities > 0).sum(axis=1) > 1))
+    assert free.size > 100 and free.size < len(ids) - 100  # both kinds of customer were scored
+    # The compiled pass checks the features as it reads them, naming the first bad row.
+    bad = features.copy()
+    bad[[4, 9], FEATURE_INDEX["recency"]] = [np.nan, -1.0]
+    with pytest.raises(ValueError, match="row 5: recency: missing"):
+        fast.score(bad, ids)
+    assert fast.score(bad[:4], ids[:4]).n == 4
     layers = fast._compiled[1]
     scaled = network.scaling(features)
     np.testing.assert_allclose(layers(scaled), network.outputs(features), rtol=0, atol=1e-6)
