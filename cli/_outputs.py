@@ -1,6 +1,6 @@
 """``--out`` paths: checked before any work starts, written under a temporary name, never clobbered.
 
-The rules every command with an output follows (README, "Command line"):
+The rules every command with an output follows (``docs/reference/cli.md``):
 
 * the directory that will hold the output must exist and be writable; this is tested by
   creating and removing a file there before the command starts its (possibly long) work;

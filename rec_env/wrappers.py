@@ -9,7 +9,8 @@ with public pieces of the env only:
 * :class:`ExpectedReward` replaces the sampled reward by its expectation ``E[r | s, a]``
   (``expected_rewards()[action]``), for training: same expected return, none of the noise.
 
-README "Training with your own RL code" gives the settings measured to work with them.
+The docs' "Training with your own RL code" (``docs/guide/training.md``) gives the settings
+measured to work with them.
 """
 
 from __future__ import annotations

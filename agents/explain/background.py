@@ -25,7 +25,8 @@ __all__ = [
 ]
 
 DEFAULT_BACKGROUND_SIZE = 16
-"""Background customers per explanation. The cost grows linearly with it (see the README)."""
+"""Background customers per explanation; the cost grows linearly with it (see the docs'
+benchmarks, ``docs/benchmarks/performance.md``)."""
 
 OPERATING_CYCLES = 12
 """Longest time in operation of a background customer, in cycles (each serves 1 to 12)."""

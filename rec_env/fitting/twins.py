@@ -30,7 +30,7 @@ visits shows no engagement from them, so twins built from orders alone start no 
 engagement the population's visit rate holds (:func:`stationary_engagement`; 0.5 in the fitted
 populations). These approximate a constant-rate process by the simulator's engagement-driven
 one: how far the twins' simulated forecast lands from the model's own is measured in
-``benchmarks/cdnow_holdout.py`` (the ``recenv twins`` row) and the README.
+``benchmarks/cdnow_holdout.py`` (the ``recenv twins`` row) and ``docs/benchmarks/cdnow.md``.
 
 Every draw comes from the seeded generator passed in; the fit itself has no randomness.
 """
