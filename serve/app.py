@@ -22,12 +22,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.types import Receive, Scope, Send
 
 import rec_env
 from rec_env.serve.dashboard import close_summary_store
 from rec_env.serve.limits import BodyLimitMiddleware
 from rec_env.serve.metrics import Metrics, MetricsMiddleware
-from rec_env.serve.routes import hot_routes, router
+from rec_env.serve.routes import RecommendLane, router
 from rec_env.serve.routes.docs import add_offline_docs
 from rec_env.serve.routes.events import body_models as reward_body_models
 from rec_env.serve.schemas import (
@@ -44,7 +45,7 @@ from rec_env.serve.validation import (
     build_validators,
 )
 
-__all__ = ["create_app"]
+__all__ = ["DecisionApp", "create_app"]
 
 logger = logging.getLogger("rec_env.serve")
 
@@ -177,6 +178,25 @@ def _validators(service: DecisionService, settings: ServeSettings) -> RequestVal
     )
 
 
+class DecisionApp(FastAPI):
+    """The service's FastAPI app: ``POST /v1/recommend`` goes straight to its lane.
+
+    Every other request, and a recommend request to an app mounted under a prefix, goes
+    through FastAPI as usual (:class:`~rec_env.serve.routes.RecommendLane`).
+    """
+
+    lane: RecommendLane | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Serve the lane's requests on it, the others as FastAPI does."""
+        lane = self.lane
+        if lane is not None and lane.matches(scope):
+            scope["app"] = self
+            await lane(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: ServeSettings | None = None, service: DecisionService | None = None
 ) -> FastAPI:
@@ -189,8 +209,8 @@ def create_app(
             lifespan loads it from ``settings``. The app closes it on shutdown.
 
     Returns:
-        The FastAPI app. Its ``state`` holds ``settings``, ``metrics`` and, while running,
-        ``service`` and ``validators``.
+        The app (a :class:`DecisionApp`). Its ``state`` holds ``settings``, ``metrics`` and,
+        while running, ``service`` and ``validators``.
     """
     settings = settings if settings is not None else ServeSettings()  # type: ignore[call-arg]
     metrics = service.metrics if service is not None else Metrics()
@@ -209,7 +229,7 @@ def create_app(
             close_summary_store(app.state)
             await run_in_threadpool(loaded.close)
 
-    app = FastAPI(
+    app = DecisionApp(
         title="recenv decision service",
         version=rec_env.__version__,
         description=_description(settings),
@@ -227,7 +247,7 @@ def create_app(
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.include_router(router)
-    app.router.routes[0:0] = hot_routes()
+    app.lane = RecommendLane(app.exception_handlers, metrics, settings.max_body_bytes)
     add_offline_docs(app)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app

@@ -9,7 +9,7 @@ whatever the catalog size. ``recenv log export`` flattens the log into one row p
 :mod:`rec_env.datasets.decision_log_tables`). The tables are described in
 :mod:`rec_env.serve.decision_log_schema`.
 
-Event ids (:mod:`rec_env.serve.event_ids`) are version-4 UUIDs that encode the request and the
+Event ids (:mod:`rec_env.serve.event_ids`) are time-ordered UUIDs that encode the request and the
 position, so a reward finds its decision by two primary-key lookups. Rewards are numbered
 (``seq``) in the order they are recorded, so a learner can replay every reward after the last
 one its snapshot had learned (:meth:`DecisionLog.rewards_after`). A batch of rewards

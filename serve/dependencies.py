@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import APIKeyHeader
+from starlette.datastructures import State
 
 from rec_env.serve.service import DecisionService
 from rec_env.serve.settings import ServeSettings
@@ -26,6 +27,8 @@ __all__ = [
     "loaded_service",
     "request_validators",
     "require_api_key",
+    "service_of",
+    "validators_of",
 ]
 
 API_KEY_HEADER = "X-API-Key"
@@ -57,7 +60,16 @@ def loaded_service(request: Request) -> DecisionService:
     Raises:
         HTTPException: 503 if the service is not loaded (outside the lifespan).
     """
-    service = getattr(request.app.state, "service", None)
+    return service_of(request.app.state)
+
+
+def service_of(state: State) -> DecisionService:
+    """The service an app's ``state`` holds (:func:`loaded_service` without a request).
+
+    Raises:
+        HTTPException: 503 if the service is not loaded (outside the lifespan).
+    """
+    service = getattr(state, "service", None)
     if service is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded")
     return service
@@ -72,7 +84,16 @@ def request_validators(request: Request) -> RequestValidators:
     Raises:
         HTTPException: 503 if the service is not loaded.
     """
-    validators = getattr(request.app.state, "validators", None)
+    return validators_of(request.app.state)
+
+
+def validators_of(state: State) -> RequestValidators:
+    """The validators an app's ``state`` holds (:func:`request_validators` without a request).
+
+    Raises:
+        HTTPException: 503 if the service is not loaded.
+    """
+    validators = getattr(state, "validators", None)
     if validators is None:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "the model is not loaded")
     return validators

@@ -92,7 +92,7 @@ def test_recommend_serves_an_allowed_action_with_its_propensity(ppo) -> None:
     response = ppo.post("/v1/recommend", json={"features": customer(), "customer_id": "c-1"})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert uuid.UUID(body["event_id"]).version == 4
+    assert uuid.UUID(body["event_id"]).version == 7
     assert body["model_version"].startswith("ppo-")
     action = body["action"]
     assert TABLE.names[action["index"]] == action["name"]
@@ -584,6 +584,40 @@ def test_unexpected_errors_are_500_without_a_traceback(lin_run, tmp_path) -> Non
         assert response.status_code == 500
         assert response.json() == {"detail": "internal server error"}
         assert "boom" not in response.text and "Traceback" not in response.text
+
+
+def test_the_recommend_lane_answers_as_the_documented_route(lin_run, tmp_path) -> None:
+    """``POST /v1/recommend`` skips FastAPI's routing, not its limits, metrics or errors."""
+    from fastapi import FastAPI
+
+    app = create_app(ServeSettings(model_dir=lin_run, db=tmp_path / "d.db", explain=False,
+                                   max_body_bytes=2048))  # fmt: skip
+    outer = FastAPI()
+    outer.mount("/api", app)  # under a prefix: FastAPI's route serves it
+    body = {"features": customer(), "customer_id": "c-9"}
+    with TestClient(app) as client, TestClient(outer) as mounted:
+        lane, routed = (
+            client.post("/v1/recommend", json=body),
+            mounted.post("/api/v1/recommend", json=body),
+        )
+        assert lane.status_code == routed.status_code == 200
+        assert lane.headers["content-type"] == routed.headers["content-type"]
+        assert lane.json().keys() == routed.json().keys()
+        assert int(lane.headers["content-length"]) == len(lane.content)
+        for answer in (client.post("/v1/recommend", json={"recency": -1}),
+                       mounted.post("/api/v1/recommend", json={"recency": -1})):  # fmt: skip
+            assert answer.status_code == 422 and "recency" in answer.json()["detail"][0]["loc"]
+        big = client.post("/v1/recommend", content=b" " * 4096, headers=JSON)
+        assert big.status_code == 413 and "max-body-bytes" in big.json()["detail"]
+        metrics = client.get("/metrics").text
+        served = [line for line in metrics.splitlines() if 'path="/v1/recommend"' in line]
+        assert any('status="200"' in line and line.endswith(" 2") for line in served), (
+            served
+        )  # both ways
+        assert any('status="422"' in line for line in served), served
+        assert any('status="413"' in line for line in served), served
+    outside = TestClient(app).post("/v1/recommend", json=body)  # outside its lifespan
+    assert outside.status_code == 503 and outside.json() == {"detail": "the model is not loaded"}
 
 
 def test_openapi_schema_is_complete(lin) -> None:

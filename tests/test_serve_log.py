@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from rec_env.serve.decision_log import (
     RewardConflictError,
     UnknownEventError,
 )
-from rec_env.serve.event_ids import event_ids
+from rec_env.serve.event_ids import event_ids, new_request_key
 from rec_env.serve.exploration import MIN_PROBABILITY, Exploration, sample_actions
 from rec_env.serve.settings import ServeSettings
 
@@ -70,8 +71,21 @@ def write(log: DecisionLog, batch: dict, customer_ids=None, updates: int = 0) ->
 
 
 # ---------------------------------------------------------------------------- event ids
-def test_event_ids_are_version_4_uuids_that_share_their_request_prefix() -> None:
-    key = str(uuid.uuid4())[:28]
+def test_new_request_keys_are_time_ordered_version_7_uuids() -> None:
+    before = time.time_ns() // 1_000_000
+    keys = [new_request_key() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    assert len({key for key, _ in keys}) == len(keys)
+    assert {offset >> 32 for _, offset in keys} == {0}  # offsets are 32-bit
+    millis = [uuid.UUID(event_ids(key, offset, 1)[0]).int >> 80 for key, offset in keys]
+    assert millis == sorted(millis) and before <= millis[0] and millis[-1] <= after
+    for key, offset in keys[:50]:
+        parsed = uuid.UUID(event_ids(key, offset, 1)[0])
+        assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+
+
+def test_event_ids_of_a_version_4_key_share_their_request_prefix() -> None:
+    key = str(uuid.uuid4())[:28]  # as older logs hold
     ids = event_ids(key, (1 << 32) - 3, 5000)  # the position code wraps around
     assert len(set(ids)) == len(ids)
     assert ids[2].endswith("ffffffff") and ids[3].endswith("00000000")

@@ -1,7 +1,7 @@
 """Event ids of logged decisions: how an id names its request and its position.
 
-An event id is a version-4 UUID whose first 28 characters are the request's random key and
-whose last 8 hex digits are ``(offset + position) mod 2^32``, with a random ``offset`` per
+An event id is a UUID (version 7, time-ordered; version 4 in older logs) whose first 28
+characters are the request's key and whose last 8 hex digits are ``(offset + position) mod 2^32``, with a random ``offset`` per
 request (drawn by the service, :mod:`rec_env.serve.event_ids`). The service writes these ids and
 the export (:mod:`~.decision_log_tables`) spells them for decisions stored as columns.
 """
@@ -13,7 +13,7 @@ import numpy as np
 __all__ = ["KEY_LENGTH", "POSITIONS", "event_ids", "parse_event_id"]
 
 KEY_LENGTH = 28
-"""Characters of the request key: the first 28 of a UUID4, hyphens included."""
+"""Characters of the request key: the first 28 of the UUID, hyphens included."""
 POSITIONS = 1 << 32
 """Positions are encoded modulo this (8 hex digits)."""
 

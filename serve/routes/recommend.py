@@ -19,15 +19,11 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from starlette.datastructures import State
 
 from rec_env.agents.threads import pinned_threads
 from rec_env.customer import fill_in_columns, fill_in_rows
-from rec_env.serve.dependencies import (
-    ServiceDep,
-    SettingsDep,
-    loaded_service,
-    request_validators,
-)
+from rec_env.serve.dependencies import ServiceDep, SettingsDep, service_of, validators_of
 from rec_env.serve.group_commit import committed
 from rec_env.serve.routes.explain import explanation
 from rec_env.serve.routes.inputs import (
@@ -48,7 +44,7 @@ from rec_env.serve.service import DecisionService
 from rec_env.serve.service_types import BaselineNotAllowedError, DecisionRequest
 from rec_env.serve.validation import BodyValidator
 
-__all__ = ["router"]
+__all__ = ["json_content", "recommend_raw", "router"]
 
 router = APIRouter(tags=["decisions"])
 
@@ -76,15 +72,24 @@ async def recommend(request: Request) -> Response:
     once, by orjson: this is the hot path of the service. ``explain`` takes only
     ``true`` or ``false``; ``excluded_actions`` only names of the served catalog.
     """
-    service = loaded_service(request)
-    validator = request_validators(request).recommend
-    body: RecommendRequest = await validator.parse_async(await request.body())
+    return _json(await recommend_raw(request.app.state, await request.body()))
+
+
+async def recommend_raw(state: State, raw: bytes) -> dict[str, Any]:
+    """The response of :func:`recommend` to the body ``raw``, for the app whose state it is.
+
+    Raises:
+        RequestValidationError: 422 for an invalid body or a baseline action not allowed.
+        HTTPException: 503 before the model is loaded, 400 if explanations are off.
+    """
+    service = service_of(state)
+    validator = validators_of(state).recommend
+    body: RecommendRequest = await validator.parse_async(raw)
     if body.explain:  # item and slate runs accept false only (their /v1/explain explains)
         require_explainer(service)
     if service.world.kind != "strategy":
         customer = service.world.customers.fill_rows([body.features], service.assume_consent)
-        response = await committed(lambda: recommend_item(service, body, customer))
-        return _json(response)
+        return await committed(lambda: recommend_item(service, body, customer))
     if body.history is not None or body.as_of is not None:  # features built from a history
         customer = await history_customer(service, body)
     else:
@@ -134,14 +139,17 @@ async def recommend(request: Request) -> Response:
         response["explanation"] = await run_in_threadpool(
             explanation, service, obs, action, (none if excluded is None else excluded)[None], None
         )
-    return _json(response)
+    return response
 
 
 def _json(response: dict[str, Any]) -> Response:
+    """``response`` as a JSON response (:func:`json_content`)."""
+    return Response(json_content(response), media_type="application/json")
+
+
+def json_content(response: dict[str, Any]) -> bytes:
     """``response`` serialised by orjson (a tenth of ``json.dumps``' time on its floats)."""
-    return Response(
-        orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json"
-    )
+    return orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def baseline_indices(
@@ -250,7 +258,7 @@ async def recommend_batch(
     parsed: a longer list gets 422 at once.
     """
     raw = await request.body()
-    validator = request_validators(request).batch
+    validator = validators_of(request.app.state).batch
     if service.world.kind == "strategy":
         return await run_in_threadpool(_decide_batch, service, validator, settings.max_batch, raw)
     # serialised once, by json.dumps (the documented model is the world's: see the app's schema)
