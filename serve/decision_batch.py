@@ -1,11 +1,14 @@
-"""Decide the single-customer requests ready on the event loop together.
+"""Decide the single-customer requests that reach the event loop together.
 
 A policy call, exploration, the draw and the consent and rule masks cost about as much for
-four customers as for one, so ``/v1/recommend`` requests that are ready on the event loop at
-the same time are decided in one call of :meth:`DecisionService.decide_requests`. Nothing
-waits for company: the batch is what was queued before the loop got to the callback that
-decides it (:meth:`asyncio.AbstractEventLoop.call_soon`), as for the group commit that logs
-it (:mod:`rec_env.serve.group_commit`).
+four customers as for one, so ``/v1/recommend`` requests that reach the event loop close
+together are decided in one call of :meth:`DecisionService.decide_requests`. The first request
+of a batch lets the loop poll its sockets :data:`POLLS` more times before the batch is
+decided: a request whose bytes arrive meanwhile (it takes two turns of the loop to be read
+and parsed) joins. Nothing waits on a clock: on an idle loop the polls take a few
+microseconds, and a lone request is decided at once after them. With four busy connections,
+batches hold 3.6 requests on average against 1.9 without the polls, and the server's CPU per
+request falls by a quarter (``benchmarks/serve.py``).
 
 Each request keeps its own row in the decision log (its own request key, window and
 customer ids) and its own outcome: a request whose baseline is refused gets its error, the
@@ -23,24 +26,34 @@ from typing import TypeVar
 
 from rec_env.serve.group_commit import deferring, ignore_outcome
 
-__all__ = ["RequestBatcher"]
+__all__ = ["POLLS", "RequestBatcher"]
+
+POLLS = 4
+"""Turns of the event loop (each polls the sockets) a batch stays open after its first request."""
 
 R = TypeVar("R")
 T = TypeVar("T")
 
 
 class RequestBatcher:
-    """Queue requests on the running event loop and decide each loop turn's in one call.
+    """Queue requests on the running event loop and decide those that arrive together in one call.
 
     Args:
         decide: Decides a batch of requests in order and logs them (inside a
             :func:`~rec_env.serve.group_commit.deferring` block, so their writes share one
             commit). It returns one outcome per request: its result, or the exception that
             request alone gets. An exception it raises goes to every request of the batch.
+        polls: Turns of the loop a batch stays open after its first request (0: only the
+            requests already ready on the loop join it).
     """
 
-    def __init__(self, decide: Callable[[Sequence[R]], list[T | BaseException]]) -> None:
+    def __init__(
+        self, decide: Callable[[Sequence[R]], list[T | BaseException]], polls: int = POLLS
+    ) -> None:
+        if polls < 0:
+            raise ValueError(f"polls must be at least 0, got {polls}")
         self._decide = decide
+        self._polls = polls
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[R, asyncio.Future[T]]]] = {}
         self.batches = 0
         """Batches decided (for tests and benchmarks)."""
@@ -56,9 +69,16 @@ class RequestBatcher:
         pending = self._pending.get(loop)
         if pending is None:
             pending = self._pending[loop] = []
-            loop.call_soon(self._flush, loop)
+            loop.call_soon(self._poll, loop, self._polls)
         pending.append((request, future))
         return await future
+
+    def _poll(self, loop: asyncio.AbstractEventLoop, polls: int) -> None:
+        """Let the loop poll ``polls`` more times, then decide (a callback on the loop)."""
+        if polls > 0:
+            loop.call_soon(self._poll, loop, polls - 1)
+        else:
+            self._flush(loop)
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
         """Decide the requests queued on ``loop`` (a callback on the loop)."""

@@ -1,4 +1,4 @@
-"""Single-customer requests ready on the event loop together are decided in one policy call.
+"""Single-customer requests that reach the event loop together are decided in one policy call.
 
 Each keeps its own request row, event id and outcome: batching changes how many times the
 policy is called, not what is drawn or logged. Requests are sent concurrently through
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ import pytest
 from rec_env.agents.explain import population_background
 from rec_env.features import FEATURE_NAMES
 from rec_env.serve import DecisionService, ServeSettings, create_app
+from rec_env.serve.decision_batch import POLLS, RequestBatcher
 from rec_env.serve.schemas import EXAMPLE_FEATURES
 from tests.served_runs import uniform_bandit_run
 
@@ -115,8 +117,8 @@ def test_a_refused_baseline_fails_its_request_alone(uniform_run, tmp_path) -> No
     assert draws == N - 1
 
 
-def test_the_plain_route_is_documented_and_counted(uniform_run, tmp_path) -> None:
-    """The hot path skips FastAPI's routing, not its documentation or the metrics."""
+def test_the_recommend_lane_is_documented_and_counted(uniform_run, tmp_path) -> None:
+    """The lane skips FastAPI's routing, not its documentation or the metrics."""
     config = ServeSettings(model_dir=uniform_run, db=tmp_path / "d.db", seed=0, explain=False)
     from fastapi.testclient import TestClient
 
@@ -126,3 +128,85 @@ def test_the_plain_route_is_documented_and_counted(uniform_run, tmp_path) -> Non
         assert "post" in client.get("/openapi.json").json()["paths"]["/v1/recommend"]
         metrics = client.get("/metrics").text
     assert 'path="/v1/recommend"' in metrics and 'status="200"' in metrics
+
+
+# ------------------------------------------------------------------ RequestBatcher alone
+def recording(calls: list[list[int]]):
+    """A ``decide`` that records its batches and refuses request 13 alone."""
+
+    def decide(requests: Sequence[int]) -> list[int | BaseException]:
+        calls.append(list(requests))
+        return [ValueError("unlucky") if r == 13 else 10 * r for r in requests]
+
+    return decide
+
+
+async def after(batcher: RequestBatcher, request: int, turns: int) -> int:
+    """Submit ``request`` after ``turns`` turns of the event loop."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    return await batcher.submit(request)
+
+
+def test_requests_that_arrive_within_the_polls_share_one_call() -> None:
+    calls: list[list[int]] = []
+    batcher = RequestBatcher(recording(calls), polls=4)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(
+            after(batcher, 1, 0), after(batcher, 2, 1), after(batcher, 3, 4),
+            after(batcher, 4, 5), after(batcher, 5, 30),
+        )  # fmt: skip
+
+    assert asyncio.run(main()) == [10, 20, 30, 40, 50]
+    assert calls == [[1, 2, 3], [4], [5]]  # the first batch closed in turn 5
+    assert batcher.batches == 3
+
+
+def test_without_polls_only_the_requests_ready_together_share_a_call() -> None:
+    calls: list[list[int]] = []
+    batcher = RequestBatcher(recording(calls), polls=0)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(
+            after(batcher, 1, 0), after(batcher, 2, 0), after(batcher, 3, 1)
+        )
+
+    assert asyncio.run(main()) == [10, 20, 30]
+    assert calls == [[1, 2], [3]]
+
+
+def test_a_request_refused_alone_does_not_fail_its_batch() -> None:
+    calls: list[list[int]] = []
+    batcher = RequestBatcher(recording(calls))
+
+    async def main() -> list[object]:
+        requests = (after(batcher, r, 0) for r in (12, 13, 14))
+        return await asyncio.gather(*requests, return_exceptions=True)
+
+    first, refused, last = asyncio.run(main())
+    assert (first, last) == (120, 140) and isinstance(refused, ValueError)
+    assert calls == [[12, 13, 14]]
+
+
+def test_an_error_of_the_whole_batch_reaches_every_request() -> None:
+    def broken(requests: Sequence[int]) -> list[int | BaseException]:
+        raise RuntimeError("the policy failed")
+
+    batcher = RequestBatcher(broken)
+
+    async def main() -> list[object]:
+        requests = (after(batcher, r, 0) for r in range(3))
+        return await asyncio.gather(*requests, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, RuntimeError) for o in outcomes), outcomes
+
+
+def test_a_lone_request_on_an_idle_loop_is_decided() -> None:
+    calls: list[list[int]] = []
+    batcher = RequestBatcher(recording(calls))
+    assert asyncio.run(batcher.submit(7)) == 70 and calls == [[7]]
+    assert POLLS >= 1
+    with pytest.raises(ValueError, match="polls"):
+        RequestBatcher(recording(calls), polls=-1)
