@@ -31,14 +31,15 @@ def free_port() -> int:
 
 @contextmanager
 def running_server(
-    run: Path, directory: Path, *options: str, api_key: str | None = None
+    run: Path, directory: Path, *options: str, api_key: str | None = None, db: str | None = None
 ) -> Iterator[Server]:
     """Start ``recenv serve --model run`` (log and db in ``directory``), wait for /health, and
-    kill it on exit. The API key goes through ``RECENV_API_KEY``, never argv."""
+    kill it on exit. The API key goes through ``RECENV_API_KEY``, never argv; ``db`` replaces
+    the SQLite file (a PostgreSQL URL, for replicas)."""
     port = free_port()
     command = [
         sys.executable, "-c", "from rec_env.cli.main import app; app()", "serve",
-        "--model", str(run), "--port", str(port), "--db", str(directory / "decisions.db"),
+        "--model", str(run), "--port", str(port), "--db", db or str(directory / "decisions.db"),
         "--log-level", "warning", *options,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "RECENV_API_KEY"}

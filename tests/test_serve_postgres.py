@@ -464,3 +464,56 @@ def test_a_replica_that_follows_and_records_learns_each_reward_once(url, bandit_
     finally:
         busy.close()
         other.close()
+
+
+def test_two_serve_processes_share_the_log_and_learn_alike(url, tmp_path) -> None:
+    """Two real ``recenv serve`` replicas (uvicorn processes) on one PostgreSQL log.
+
+    Decisions go to both, each reward to the replica that did not make the decision; both
+    then hold the same policy, which is no longer the one they started from.
+    """
+    import httpx
+
+    from rec_env.agents.bandits import EpsilonGreedy
+    from tests.serve_process import running_server
+
+    policy = EpsilonGreedy(n_actions=A, action_names=TABLE.names, random_state=0, epsilon=0.3,
+                           decay=0.0, min_epsilon=0.0)  # fmt: skip
+    run = write_run(tmp_path / "run", policy)
+    consenting = {**EXAMPLE_FEATURES, **{f"consent_{c}": 1 for c in ("email", "sms", "push")}}
+    body = {"features": consenting}
+    options = ("--refresh-seconds", "0.1", "--no-explain", "--window-close-interval", "0")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    with (
+        running_server(run, tmp_path / "a", *options, "--seed", "1", db=url) as first,
+        running_server(run, tmp_path / "b", *options, "--seed", "2", db=url) as second,
+        httpx.Client(timeout=30) as client,
+    ):
+        replicas = (first.url, second.url)
+        before = client.post(f"{first.url}/v1/recommend", json=body).json()["probabilities"]
+        decided = []
+        for k in range(40):
+            answer = client.post(f"{replicas[k % 2]}/v1/recommend", json=body)
+            assert answer.status_code == 200, answer.text
+            decided.append(answer.json())
+        for k, decision in enumerate(decided):  # the other replica records the reward
+            reward = TABLE.names.index(decision["action"]["name"]) / A
+            posted = client.post(
+                f"{replicas[(k + 1) % 2]}/v1/events/{decision['event_id']}/reward",
+                json={"reward": reward},
+            )
+            assert posted.status_code == 200, posted.text
+        deadline = time.monotonic() + 60
+        while any(client.get(f"{r}/v1/model").json()["n_updates"] < 40 for r in replicas):
+            assert time.monotonic() < deadline, "a replica never learned every reward"
+            time.sleep(0.1)
+        assert [client.get(f"{r}/v1/model").json()["n_updates"] for r in replicas] == [40, 40]
+        learned = [
+            client.post(f"{r}/v1/recommend", json=body).json()["probabilities"] for r in replicas
+        ]
+    assert learned[0] == learned[1]  # the same state, learned in the same order
+    assert learned[0] != before
+    rewards = sql(url, "SELECT count(*), count(DISTINCT event_id) FROM rewards")
+    decisions = sql(url, "SELECT count(*) FROM decisions")
+    assert rewards == [(40, 40)] and decisions == [(43,)]
