@@ -7,8 +7,8 @@ of a batch lets the loop poll its sockets :data:`POLLS` more times before the ba
 decided: a request whose bytes arrive meanwhile (it takes two turns of the loop to be read
 and parsed) joins. Nothing waits on a clock: on an idle loop the polls take a few
 microseconds, and a lone request is decided at once after them. With four busy connections,
-batches hold 3.6 requests on average against 1.9 without the polls, and the server's CPU per
-request falls by a quarter (``benchmarks/serve.py``).
+batches hold 3.4 requests on average against 1.9 without the polls, and the server's CPU per
+request falls by a third (``benchmarks/serve.py``).
 
 Each request keeps its own row in the decision log (its own request key, window and
 customer ids) and its own outcome: a request whose baseline is refused gets its error, the

@@ -344,9 +344,9 @@ class DecisionService:
         return outcome
 
     async def decide_soon(self, request: DecisionRequest) -> Decisions:
-        """Decide ``request`` with the others ready on the event loop; return once logged.
+        """Decide ``request`` with the others that reach the event loop with it; return once logged.
 
-        The requests queued while the loop runs its ready callbacks are decided together
+        The requests queued within a few polls of the loop are decided together
         (:meth:`decide_requests`, :mod:`rec_env.serve.decision_batch`) and share one commit.
 
         Raises:

@@ -1,10 +1,11 @@
 """``/v1/recommend`` and ``/v1/recommend/batch``: decide, log, and say what was filled in.
 
 The single-customer path runs on the event loop (a policy call and one small insert take well
-under a millisecond) and answers once its decision is committed: requests ready on the loop at
-the same time are decided in one policy call and share one commit
-(:meth:`~rec_env.serve.service.DecisionService.decide_soon`). It is served by a plain
-Starlette route (:func:`~rec_env.serve.routes.hot_routes`). Batches run in a worker thread.
+under a millisecond) and answers once its decision is committed: requests that reach the loop
+together are decided in one policy call and share one commit
+(:meth:`~rec_env.serve.service.DecisionService.decide_soon`). The app serves it on its own
+ASGI lane (:class:`~rec_env.serve.routes.RecommendLane`), by :func:`recommend_raw`; the FastAPI
+route documents it. Batches run in a worker thread.
 Runs of the item and slate worlds answer with products
 (:mod:`rec_env.serve.routes.item_recommend`).
 """
