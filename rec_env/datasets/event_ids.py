@@ -1,8 +1,9 @@
 """Event ids of logged decisions: how an id names its request and its position.
 
 An event id is a UUID (version 7, time-ordered; version 4 in older logs) whose first 28
-characters are the request's key and whose last 8 hex digits are ``(offset + position) mod 2^32``, with a random ``offset`` per
-request (drawn by the service, :mod:`rec_env.serve.event_ids`). The service writes these ids and
+characters are the request's key and whose last 8 hex digits are ``(offset + position) mod
+2^32``, with a random ``offset`` per request (drawn by the service,
+:mod:`rec_env.serve.event_ids`). The service writes these ids and
 the export (:mod:`~.decision_log_tables`) spells them for decisions stored as columns.
 """
 
