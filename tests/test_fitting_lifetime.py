@@ -231,7 +231,7 @@ def test_to_dict_round_trip_through_json(pareto_fit: LifetimeFit) -> None:
         ({"frequency": [1.5, 0.0]}, "frequency"),
         ({"recency": [10.0, 1.0]}, "recency"),
         ({"recency": [50.0, 0.0]}, "recency"),
-        ({"T": [30.0, 0.0]}, "T"),
+        ({"T": [0.0, 20.0]}, "T must be positive for customers with repeat purchases"),
         ({"T": [30.0]}, "differ in length"),
         ({"covariates": [[1.0], [1.0]]}, "constant"),
         ({"covariates": [1.0, np.nan]}, "covariates"),
@@ -245,6 +245,22 @@ def test_bad_inputs_are_named(kwargs: dict, match: str) -> None:
     options = {k: v for k, v in kwargs.items() if k not in args}
     with pytest.raises(ValueError, match=match):
         fit_lifetime_model(args["frequency"], args["recency"], args["T"], **options)
+
+
+@pytest.mark.parametrize("model", ["pareto_nbd", "bg_nbd"])
+def test_customers_first_seen_in_the_last_period_keep_the_prior(model: str) -> None:
+    """T = 0 (a first purchase in the week of the cut-off) adds nothing to the likelihood."""
+    x, t_x, big_t, z, _ = simulate(model, 1500, seed=5)
+    new = 4
+    fit = fit_lifetime_model(x, t_x, big_t, z, model=model, covariate_names=("z",))
+    with_new = fit_lifetime_model(
+        np.r_[x, np.zeros(new)], np.r_[t_x, np.zeros(new)], np.r_[big_t, np.zeros(new)],
+        np.r_[z, np.linspace(-1.0, 1.0, new)], model=model, covariate_names=("z",),
+    )  # fmt: skip
+    for name, value in fit.params.items():
+        assert with_new.params[name] == pytest.approx(value, rel=1e-3), name
+    np.testing.assert_allclose(with_new.p_alive()[-new:], 1.0)
+    assert np.all(with_new.expected_purchases(52.0)[-new:] > 0)
 
 
 def test_spend_model_recovers_its_parameters() -> None:

@@ -836,8 +836,10 @@ def _check_summary(
         )
     if np.any(x != np.round(x)):
         raise ValueError("frequency must hold whole numbers")
-    if np.any(big_t <= 0):
-        raise ValueError("T must be positive")
+    if np.any((big_t == 0) & (x > 0)):
+        # T = 0: first bought in the last period, so no repeat could be seen yet (the customer
+        # adds nothing to the likelihood and keeps the prior)
+        raise ValueError("T must be positive for customers with repeat purchases")
     if np.any(t_x > big_t):
         raise ValueError("recency must not exceed T")
     if np.any((x == 0) & (t_x != 0)):
