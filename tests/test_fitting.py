@@ -272,6 +272,22 @@ def test_custom_columns_and_date_format(tmp_path: Path) -> None:
     assert str(np.datetime64(int(log.day[0]), "D")) == "2024-01-03"
 
 
+def test_the_order_log_of_recenv_features_is_a_purchase_log(tmp_path: Path) -> None:
+    """Its ``time`` column (dates or date-times) stands for ``date``; the rest is ignored."""
+    path = tmp_path / "orders.csv"
+    path.write_text(
+        "customer_id,time,amount,discount,order_id\n"
+        "a,2024-01-03 10:15:00,12.5,0,o1\nb,2024-01-05,20,1,o2\n",
+        encoding="utf-8",
+    )
+    log = read_purchase_log(path)
+    assert log.customer.tolist() == ["a", "b"] and log.amount.tolist() == [12.5, 20.0]
+    assert [str(np.datetime64(int(d), "D")) for d in log.day] == ["2024-01-03", "2024-01-05"]
+    path.write_text("customer_id,time,date,amount\na,2024-01-03,bad,1\n", encoding="utf-8")
+    with pytest.raises(PurchaseLogError, match="column 'date'"):  # a date column wins
+        read_purchase_log(path)
+
+
 # ---------------------------------------------------------------------- CLI
 def test_cli_fit_with_custom_columns(synthetic, tmp_path: Path) -> None:
     path, end = synthetic

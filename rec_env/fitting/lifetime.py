@@ -679,9 +679,11 @@ def _total_log_likelihood(
     weights: np.ndarray,
 ) -> float:
     params, g_purchase, g_dropout = _unpack(model, theta, z.shape[1])
-    alpha, first, second = _scales(model, params, g_purchase, g_dropout, z)
-    alive, dead = _log_parts(model, params["r"], alpha, first, second, x, t_x, big_t)
-    value = float(weights @ np.logaddexp(alive, dead))
+    # the optimiser tries parameters where hyp2f1 overflows: their likelihood is -inf, unsaid
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        alpha, first, second = _scales(model, params, g_purchase, g_dropout, z)
+        alive, dead = _log_parts(model, params["r"], alpha, first, second, x, t_x, big_t)
+        value = float(weights @ np.logaddexp(alive, dead))
     return value if math.isfinite(value) else -math.inf
 
 

@@ -42,7 +42,8 @@ class LogFormat:
 
     Attributes:
         customer_column: Column holding the customer id (any text).
-        date_column: Column holding the transaction date.
+        date_column: Column holding the transaction date. A file without a ``date`` column
+            but with ``time`` (the order log of ``recenv features``) is read from ``time``.
         amount_column: Column holding the amount paid (non-negative).
         date_format: ``strftime`` format of the dates, e.g. ``"%Y%m%d"``; ``None`` accepts ISO
             8601 dates and date-times (``2024-03-01``, ``2024-03-01 12:30:00``).
@@ -152,6 +153,8 @@ def read_purchase_log(path: str | Path, log_format: LogFormat | str = "csv") -> 
     table, lines = table[~blank], lines[~blank]
     columns = [str(c).strip() for c in table.columns]
     table.columns = columns
+    if fmt.date_column == "date" and "date" not in columns and "time" in columns:
+        fmt = replace(fmt, date_column="time")  # the order log of `recenv features`, as it is
     wanted = (fmt.customer_column, fmt.date_column, fmt.amount_column)
     missing = [c for c in wanted if c not in columns]
     if missing:
