@@ -262,3 +262,21 @@ def test_an_existing_report_needs_force(tmp_path) -> None:
     assert_bad_input(runner.invoke(app, ["report", *inputs, "--out", str(out)]), "--force")
     result = runner.invoke(app, ["report", *inputs, "--out", str(out), "--force"])
     assert result.exit_code == 0 and out.read_text() != "old"
+
+
+def test_a_column_and_its_intervals_share_their_decimals() -> None:
+    from rec_env.agents.report.logged import bench_section
+
+    values = [
+        {"policy": "a", "estimator": "dr", "value": "1.2", "ci_low": "0.8952", "ci_high": "1.504",
+         "effective_sample_size": "", "unsupported_mass": "", "n": ""},
+        {"policy": "b", "estimator": "dr", "value": "12345.678", "ci_low": "0.06859",
+         "ci_high": "20000", "effective_sample_size": "", "unsupported_mass": "", "n": ""},
+    ]  # fmt: skip
+    gains = [{"policy": "a", "baseline": "b", "estimator": "dr", "value": "-0.0604",
+              "ci_low": "-0.221", "ci_high": "0.0719"}]  # fmt: skip
+    html = "".join(bench_section("bench", "spend", {"values": values[:1], "gains": gains}))
+    assert "1.20" in html and "[0.90, 1.50]" in html and "1.504" not in html
+    assert "-0.060" in html and "[-0.221, 0.072]" in html
+    wide = "".join(bench_section("bench", "spend", {"values": values, "gains": []}))
+    assert "12,346" in wide and "[0, 20,000]" in wide  # one scale for the column: the largest's

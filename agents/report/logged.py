@@ -8,7 +8,8 @@ policy's), the largest weight, and the share of the policy's choices the log har
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +56,25 @@ def _number(value: Any, digits: int = 3) -> str:
     return "n/a" if not np.isfinite(value) else f"{value:.{digits}g}"
 
 
+def _fixed(values: Iterable[Any], significant: int = 3) -> Callable[[Any], str]:
+    """A formatter with one number of decimals for a group of numbers (a column and its CIs).
+
+    The largest of them gets ``significant`` digits and the others as many decimals, so that
+    a column reads ``1.20 [0.90, 1.50]``, not ``1.2 [0.8952, 1.504]``.
+    """
+    finite = [abs(float(v)) for v in values if v not in (None, "") and np.isfinite(float(v))]
+    largest = max(finite, default=0.0)
+    exponent = math.floor(math.log10(largest)) if largest > 0 else 0
+    decimals = min(max(significant - 1 - exponent, 0), 6)
+
+    def fmt(value: Any) -> str:
+        if value is None or value == "" or not np.isfinite(float(value)):
+            return "n/a"
+        return f"{float(value):,.{decimals}f}"
+
+    return fmt
+
+
 def _diagnosis(estimate: Mapping[str, Any]) -> str:
     words = []
     n = float(estimate.get("n") or 0)
@@ -70,6 +90,7 @@ def _diagnosis(estimate: Mapping[str, Any]) -> str:
 def estimator_rows(estimates: Sequence[Mapping[str, Any]]) -> list[list[str]]:
     """One row per estimate: value, CI, effective sample size, largest weight, diagnosis."""
     rows = []
+    fmt = _fixed(e[k] for e in estimates for k in ("value", "ci_low", "ci_high"))
     for e in estimates:
         n = float(e.get("n") or 0)
         ess = e.get("effective_sample_size")
@@ -77,8 +98,8 @@ def estimator_rows(estimates: Sequence[Mapping[str, Any]]) -> list[list[str]]:
         rows.append(
             [
                 str(e["estimator"]).upper(),
-                _number(e["value"], 4),
-                f"[{_number(e['ci_low'], 4)}, {_number(e['ci_high'], 4)}]",
+                fmt(e["value"]),
+                f"[{fmt(e['ci_low'])}, {fmt(e['ci_high'])}]",
                 f"{_number(ess, 4)}{share}",
                 _number(e.get("max_weight")),
                 _diagnosis(e),
@@ -161,6 +182,10 @@ def _offline_curves(results: Mapping[str, Any]) -> list[str]:
 def offline_section(source: str, results: Mapping[str, Any]) -> list[str]:
     """An offline run: the policies by DR value, each estimator with its diagnostics, curves."""
     rows = []
+    fmt = _fixed(
+        [_dr(e)[k] for e in results["policies"] for k in ("value", "ci_low", "ci_high")]
+        + [e["true_value"] for e in results["policies"] if "true_value" in e]
+    )
     for entry in results["policies"]:
         dr = _dr(entry)
         uplift = entry.get("targeting", {}).get("uplift_at_30")
@@ -168,11 +193,11 @@ def offline_section(source: str, results: Mapping[str, Any]) -> list[str]:
             [
                 entry["name"],
                 entry["kind"],
-                _number(dr["value"], 4),
-                f"[{_number(dr['ci_low'], 4)}, {_number(dr['ci_high'], 4)}]",
+                fmt(dr["value"]),
+                f"[{fmt(dr['ci_low'])}, {fmt(dr['ci_high'])}]",
                 _diagnosis(dr),
                 "" if uplift is None else _number(uplift, 3),
-                "" if "true_value" not in entry else _number(entry["true_value"], 4),
+                "" if "true_value" not in entry else fmt(entry["true_value"]),
             ]
         )
     headers = [
@@ -222,14 +247,14 @@ def bench_section(
 ) -> list[str]:
     """A Hillstrom benchmark: value of each policy on the held-out half, and the gains."""
     rows = []
-    for row in tables["values"]:
-        if row.get("estimator") != "dr":
-            continue
+    dr_rows = [row for row in tables["values"] if row.get("estimator") == "dr"]
+    fmt = _fixed(row[k] for row in dr_rows for k in ("value", "ci_low", "ci_high"))
+    for row in dr_rows:
         rows.append(
             [
                 row["policy"],
-                _number(row["value"], 4),
-                f"[{_number(row['ci_low'], 4)}, {_number(row['ci_high'], 4)}]",
+                fmt(row["value"]),
+                f"[{fmt(row['ci_low'])}, {fmt(row['ci_high'])}]",
                 _diagnosis(row),
             ]
         )
@@ -241,20 +266,21 @@ def bench_section(
             caption="Learned on one half of the customers, valued on the other half.",
         ),
     ]
+    dr_gains = [g for g in tables["gains"] if g.get("estimator") == "dr"]
+    gain_fmt = _fixed(g[k] for g in dr_gains for k in ("value", "ci_low", "ci_high"))
     gains = [
         [
             g["policy"],
             g["baseline"],
-            _number(g["value"], 3),
-            f"[{_number(g['ci_low'], 3)}, {_number(g['ci_high'], 3)}]",
+            gain_fmt(g["value"]),
+            f"[{gain_fmt(g['ci_low'])}, {gain_fmt(g['ci_high'])}]",
             "clear gain"
             if float(g["ci_low"]) > 0
             else "clear loss"
             if float(g["ci_high"]) < 0
             else "no clear difference",
         ]
-        for g in tables["gains"]
-        if g.get("estimator") == "dr"
+        for g in dr_gains
     ]
     if gains:
         body.append(
@@ -292,15 +318,17 @@ def ab_section(source: str, payload: Mapping[str, Any]) -> list[str]:
         body.append(
             table(["arm", "policy", "customers", "profit per customer"], arms, text_columns=2)
         )
-        lifts = [
-            [
-                _LIFT_WORDS.get(metric, metric),
-                _number(lift["difference"], 3),
-                f"[{_number(lift['ci_low'], 3)}, {_number(lift['ci_high'], 3)}]",
-                _number(lift["p_value"], 2),
-            ]
-            for metric, lift in payload["lift"].items()
-        ]
+        lifts = []
+        for metric, lift in payload["lift"].items():
+            fmt = _fixed(lift[k] for k in ("difference", "ci_low", "ci_high"))
+            lifts.append(
+                [
+                    _LIFT_WORDS.get(metric, metric),
+                    fmt(lift["difference"]),
+                    f"[{fmt(lift['ci_low'])}, {fmt(lift['ci_high'])}]",
+                    _number(lift["p_value"], 2),
+                ]
+            )
         body.append(table(["lift of B over A", "difference", "95 % CI", "p-value"], lifts))
         return body
     arms = [
@@ -325,11 +353,14 @@ def ab_section(source: str, payload: Mapping[str, Any]) -> list[str]:
                 "note",
             )
         )
+    fmt = _fixed(
+        c["metric"][k] for c in payload["comparisons"] for k in ("difference", "ci_low", "ci_high")
+    )
     lifts = [
         [
             c["arm"],
-            _number(c["metric"]["difference"], 3),
-            f"[{_number(c['metric']['ci_low'], 3)}, {_number(c['metric']['ci_high'], 3)}]",
+            fmt(c["metric"]["difference"]),
+            f"[{fmt(c['metric']['ci_low'])}, {fmt(c['metric']['ci_high'])}]",
             _number(c["metric"]["p_value"], 2),
         ]
         for c in payload["comparisons"]

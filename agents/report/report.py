@@ -33,7 +33,8 @@ def _subtitle(content: ReportContent) -> str:
             f"{len(content.evaluations)} policies on {first.n_customers:,} simulated customers "
             f"of the {first.settings.profile} population ({first.settings.world} world)"
         )
-    return f"Results of {len(content.sources)} input(s)"
+    names = ", ".join(str(source) for source in content.sources)
+    return f"Results read from {names}"
 
 
 def _footer(content: ReportContent, command: str, version: str, generated: str) -> str:
