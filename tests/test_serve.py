@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import anyio
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -616,6 +617,20 @@ def test_the_recommend_lane_answers_as_the_documented_route(lin_run, tmp_path) -
         )  # both ways
         assert any('status="422"' in line for line in served), served
         assert any('status="413"' in line for line in served), served
+    with TestClient(app):  # a body sent in chunks, without a length, is counted: 413 unread
+        sent: list[dict] = []
+        chunks = iter([{"type": "http.request", "body": b" " * 1500, "more_body": True}] * 3)
+
+        async def receive() -> dict:
+            return next(chunks)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/v1/recommend", "query_string": b"",
+                 "headers": [(b"transfer-encoding", b"chunked")]}  # fmt: skip
+        anyio.run(app, scope, receive, send)
+        assert sent[0]["status"] == 413 and b"max-body-bytes" in sent[1]["body"]
     outside = TestClient(app).post("/v1/recommend", json=body)  # outside its lifespan
     assert outside.status_code == 503 and outside.json() == {"detail": "the model is not loaded"}
 

@@ -89,8 +89,9 @@ class RecommendLane:
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Run the route on the body; an exception gets its handler's response."""
+        raw = await _body(receive)  # past the limit this raises to BodyLimitMiddleware: 413
         try:
-            payload = await recommend.recommend_raw(scope["app"].state, await _body(receive))
+            payload = await recommend.recommend_raw(scope["app"].state, raw)
             content = recommend.json_content(payload)
         except Exception as exc:
             request = Request(scope, receive, send)
