@@ -12,7 +12,11 @@ const KEY_STORAGE = "recenv-api-key";
 const REFRESH_MS = 30000;
 const COLORS = { bar: "#2563eb", muted: "#94a3b8", accent: "#d97706", good: "#059669" };
 
-const usd = (v) => (v === null || v === undefined ? "–" : (v < 0 ? "−$" : "$") + Math.abs(v).toFixed(2));
+const usd = (v) =>
+  v === null || v === undefined
+    ? "–"
+    : (v < 0 ? "−$" : "$") +
+      Math.abs(v).toLocaleString("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const pct = (v) => (v === null || v === undefined ? "–" : (100 * v).toFixed(1) + " %");
 const count = (v) => (v === null || v === undefined ? "–" : Math.round(v).toLocaleString("en-US"));
 const compact = (v) => {
