@@ -517,3 +517,28 @@ def test_two_serve_processes_share_the_log_and_learn_alike(url, tmp_path) -> Non
     rewards = sql(url, "SELECT count(*), count(DISTINCT event_id) FROM rewards")
     decisions = sql(url, "SELECT count(*) FROM decisions")
     assert rewards == [(40, 40)] and decisions == [(43,)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_closing_windows_numbers_the_new_finals_gaplessly_in_decision_order(
+    backend, tmp_path, request
+) -> None:
+    """A close skips decisions rewarded already and numbers the others after the last seq."""
+    db = request.getfixturevalue("url") if backend == "postgres" else tmp_path / "d.db"
+    log = DecisionLog(db)
+    try:
+        log.register_model("m-1", "random", "0" * 64, TABLE.names, action_channels=CHANNELS)
+        plain, windowed, later = write(log, 50), write(log, 30, window_seconds=0.2), write(log, 20)
+        log.record_reward(plain[3], 1.0)
+        log.record_reward(later[5], 2.0)
+        time.sleep(0.3)
+        assert log.close_windows(time.time()) == 30  # the windowed request's own window
+        assert log.close_windows(time.time() + 10, window_seconds=1.0) == 68  # the rest
+        rows = sql_of(db, "SELECT seq, event_id FROM rewards ORDER BY seq")
+        assert [seq for seq, _ in rows] == list(range(1, 101))
+        order = {event: i for i, event in enumerate(plain + windowed + later)}
+        closed = [order[event] for _, event in rows[2:]]
+        assert closed[:30] == sorted(order[e] for e in windowed)
+        assert closed[30:] == sorted(closed[30:]) and len(set(closed)) == 98
+    finally:
+        log.close()
