@@ -24,7 +24,13 @@ from starlette.datastructures import State
 
 from rec_env.agents.threads import pinned_threads
 from rec_env.customer import fill_in_columns, fill_in_rows
-from rec_env.serve.dependencies import ServiceDep, SettingsDep, service_of, validators_of
+from rec_env.serve.dependencies import (
+    ServiceDep,
+    SettingsDep,
+    request_validators,
+    service_of,
+    validators_of,
+)
 from rec_env.serve.group_commit import committed
 from rec_env.serve.routes.explain import explanation
 from rec_env.serve.routes.inputs import (
@@ -259,7 +265,7 @@ async def recommend_batch(
     parsed: a longer list gets 422 at once.
     """
     raw = await request.body()
-    validator = validators_of(request.app.state).batch
+    validator = request_validators(request).batch
     if service.world.kind == "strategy":
         return await run_in_threadpool(_decide_batch, service, validator, settings.max_batch, raw)
     # serialised once, by json.dumps (the documented model is the world's: see the app's schema)
